@@ -1,0 +1,50 @@
+# multisite: one command each for a new user: `make demo`, `make test`.
+SHELL := /bin/bash
+DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: deps apt npm build test test-unit test-integration demo bench clean
+
+deps: apt npm
+
+# apt-get update once, and install only when a package is missing (idempotent, fast when done).
+apt:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $$missing; \
+	fi
+
+# npm ci only when package-lock.json changed since the last install.
+npm: node_modules/.installed
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: npm
+	npx tsc -p tsconfig.json
+
+test: deps build
+	npx tsc -p tsconfig.test.json
+	npx vitest run
+
+test-unit: npm
+	npx vitest run test/unit
+
+test-integration: deps build
+	npx vitest run test/integration
+
+demo: deps build
+	node dist/cli/main.js demo
+
+# Every bench/*.ts prints a table and writes bench/results/<name>.json; `make bench-NAME` runs one.
+bench: deps build
+	@for f in bench/*.ts; do echo "== $$f"; npx tsx $$f || exit 1; done
+
+bench-%: deps build
+	npx tsx bench/$*.ts
+
+clean:
+	rm -rf dist bench/results

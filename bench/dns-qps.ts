@@ -1,0 +1,153 @@
+/**
+ * dnsperf (10 s runs) through PowerDNS against (a) the bind backend serving a zone file, (b) our
+ * backend serving the same file, (c) a balanced name from our backend; caches at their defaults
+ * and off; then our backend alone over 1 and 6 unix connections. Prints a table, writes JSON.
+ * Then client-dependent names (topology, closest) asked with ECS from 1000 client networks, against
+ * PowerDNS LUA records doing the same job (view+ifportup, pickclosest) in the same run, and the
+ * backend's own lookup latency for those names.
+ *   npx tsx bench/dns-qps.ts [--seconds 10] [--quick] [--only cached|uncached|alone|ecs]
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startPdns, type Pdns } from '../src/lab/pdns.js';
+import { waitFor } from '../src/lab/ports.js';
+import { startProcess } from '../src/lab/processes.js';
+import { report } from './lib/table.js';
+import { backendAlone } from './lib/backend-alone.js';
+import { backendLookupLatency, luaRecords, OURS_YAML, subnets, writeEcsQueries } from './lib/ecs-compare.js';
+
+const exec = promisify(execFile);
+const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 10;
+const quick = process.argv.includes('--quick');
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const dir = mkdtempSync(join(tmpdir(), 'ms-bench-dns-'));
+const HOSTS = 1000;
+/** The port LUA ifportup checks (a listener the bench opens on the sites' addresses is not possible: they are documentation addresses; ifportup then answers all, as it does when every check fails). */
+const UP_PORT = 80;
+
+function writeZone(): string {
+  const lines = ['$ORIGIN bench.example.', '$TTL 300', '@ SOA ns1 hostmaster 1 3600 600 86400 60', '@ NS ns1', 'ns1 A 192.0.2.53', '@ MX 10 mail', 'mail A 192.0.2.25', ...luaRecords(UP_PORT)];
+  for (let i = 0; i < HOSTS; i++) lines.push(`host${i} A 10.${(i >> 8) & 255}.${i & 255}.1`, `host${i} TXT "host number ${i}"`);
+  const file = join(dir, 'bench.example.zone');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+function writeQueries(name: string, lines: string[]): string {
+  const file = join(dir, name);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+async function dnsperf(pdns: Pdns, queries: string, binary = false): Promise<{ qps: number; avgMs: number; lost: number }> {
+  const { stdout } = await exec('dnsperf', ['-s', pdns.host, '-p', String(pdns.port), '-d', queries, '-l', String(seconds), '-c', '4', '-Q', '1000000', '-q', '200', ...(binary ? ['-B'] : [])], { maxBuffer: 1 << 24 });
+  const num = (re: RegExp) => Number(re.exec(stdout)?.[1] ?? NaN);
+  return { qps: num(/Queries per second:\s+([\d.]+)/), avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000, lost: num(/Queries lost:\s+(\d+)/) };
+}
+
+const CACHES_OFF = { 'cache-ttl': 0, 'query-cache-ttl': 0, 'negquery-cache-ttl': 0 };
+
+async function main(): Promise<void> {
+  const zone = writeZone();
+  const mixed = writeQueries('mixed.txt', Array.from({ length: 5000 }, (_, i) => (i % 10 === 9 ? `nx${i}.bench.example A` : `host${(i * 7919) % HOSTS}.bench.example ${i % 3 === 0 ? 'TXT' : 'A'}`)));
+  const balanced = writeQueries('balanced.txt', ['www.bench.example A']);
+  const config = join(dir, 'multisite.yaml');
+  writeFileSync(config, `site: a
+sites: [{ name: a }, { name: b }]
+backend: { socket: ${dir}/backend.sock, control: ${dir}/control.sock, state-file: ${dir}/state.json, log-level: warn }
+zones: [{ name: bench.example, file: ${zone} }]
+balanced:
+  - name: www.bench.example
+    addresses: { a: [192.0.2.10, 192.0.2.11], b: [198.51.100.10] }
+${OURS_YAML}
+probes: { networks: [127.0.0.0/8] }
+`);
+  const backend = startProcess(process.execPath, ['dist/cli/main.js', 'backend', '--config', config]);
+  await waitFor('backend socket', () => new Promise((r) => createConnection(`${dir}/backend.sock`).once('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).once('error', () => r(false))));
+  const rows: Record<string, string | number>[] = [];
+  const run = async (label: string, backendKind: 'bind' | 'remote', caches: 'default' | 'off', queries: string, threads = 3) => {
+    const pdns = await startPdns({
+      host: '127.0.0.9',
+      backend: backendKind === 'bind' ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] } : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
+      settings: { ...(caches === 'off' ? CACHES_OFF : {}), 'distributor-threads': threads, loglevel: 3 },
+      probeName: 'bench.example.',
+    });
+    try {
+      const r = await dnsperf(pdns, queries);
+      rows.push({ run: label, caches, 'distributor-threads': threads, qps: Math.round(r.qps), 'avg ms': +r.avgMs.toFixed(3), lost: r.lost });
+      process.stdout.write(`${label} caches=${caches} threads=${threads}: ${Math.round(r.qps)} qps\n`);
+    } finally {
+      await pdns.stop();
+    }
+  };
+  try {
+    const cacheModes = (['default', 'off'] as const).filter((c) => !only || (only === 'cached' && c === 'default') || (only === 'uncached' && c === 'off'));
+    for (const caches of cacheModes) {
+      await run('(a) bind backend, zone file', 'bind', caches, mixed);
+      const threadCounts = caches === 'off' && !quick ? [3, 6, 12] : [3];
+      for (const t of threadCounts) await run('(b) multisite backend, same zone', 'remote', caches, mixed, t);
+      for (const t of threadCounts) await run('(c) multisite balanced name', 'remote', caches, balanced, t);
+    }
+    const bindQps = (caches: string) => Number(rows.find((r) => r.caches === caches && String(r.run).startsWith('(a)'))?.qps);
+    for (const r of rows) r['× bind'] = +(Number(r.qps) / bindQps(String(r.caches))).toFixed(2);
+    const ecsRows: Record<string, string | number>[] = [];
+    let latency: Record<string, string | number>[] = [];
+    if (!only || only === 'ecs') {
+      // Client-dependent names: ECS from 1000 networks, caches at their defaults (these answers are not packet-cached).
+      const nets = subnets(1000);
+      const ecsRun = async (label: string, backendKind: 'bind' | 'remote', qname: string) => {
+        const file = writeEcsQueries(join(dir, `ecs-${qname}.bin`), [qname], nets, 20_000);
+        const pdns = await startPdns({
+          host: '127.0.0.9',
+          backend: backendKind === 'bind' ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] } : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
+          settings: { 'edns-subnet-processing': 'yes', 'enable-lua-records': 'yes', 'distributor-threads': 3, loglevel: 3 },
+          probeName: 'bench.example.',
+        });
+        try {
+          const r = await dnsperf(pdns, file, true);
+          ecsRows.push({ run: label, name: qname, networks: nets.length, qps: Math.round(r.qps), 'avg ms': +r.avgMs.toFixed(3), lost: r.lost });
+          process.stdout.write(`${label} ${qname}: ${Math.round(r.qps)} qps\n`);
+        } finally {
+          await pdns.stop();
+        }
+      };
+      await ecsRun('LUA view+ifportup (bind backend)', 'bind', 'topo.bench.example');
+      await ecsRun('multisite topology', 'remote', 'topo.bench.example');
+      await ecsRun('LUA pickclosest (bind backend)', 'bind', 'near.bench.example');
+      await ecsRun('multisite closest', 'remote', 'near.bench.example');
+      for (const r of ecsRows) {
+        const lua = ecsRows.find((x) => x.name === r.name && String(x.run).startsWith('LUA'));
+        r['× LUA'] = +(Number(r.qps) / Number(lua?.qps)).toFixed(2);
+      }
+      latency = backendLookupLatency(config, nets);
+    }
+    const alone: Record<string, string | number>[] = [];
+    if (!only || only === 'alone') {
+      // The same load against a do-nothing Node server: the ceiling on this machine, same run.
+      const echo = startProcess(process.execPath, ['bench/lib/echo-server.mjs', `${dir}/echo.sock`]);
+      await waitFor('echo server', () => echo.output().includes('ready'));
+      for (const conns of [1, 6]) {
+        const ours = await backendAlone(`${dir}/backend.sock`, conns, Math.min(seconds, 5));
+        const ceiling = await backendAlone(`${dir}/echo.sock`, conns, Math.min(seconds, 5));
+        alone.push({ connections: conns, 'lookups/s': ours.perSecond, 'p50 µs': ours.p50us, 'p99 µs': ours.p99us, 'echo server/s': ceiling.perSecond, 'echo p99 µs': ceiling.p99us, '× echo': +(ours.perSecond / ceiling.perSecond).toFixed(2) });
+      }
+      await echo.stop();
+    }
+    if (rows.length > 0) report('dns-qps', rows, { seconds, backendAlone: alone });
+    if (alone.length > 0) report('dns-backend-alone', alone);
+    if (ecsRows.length > 0) report('dns-ecs', ecsRows, { seconds, backendLookupLatency: latency });
+    if (latency.length > 0) report('dns-ecs-backend-latency', latency);
+  } finally {
+    await backend.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

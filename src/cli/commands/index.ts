@@ -1,0 +1,67 @@
+/** The sub-commands. Each module exports `run(args): Promise<exit code>` and is imported on use. */
+export interface CommandModule {
+  run(args: string[]): Promise<number>;
+}
+export interface CommandEntry {
+  summary: string;
+  usage: string;
+  load(): Promise<CommandModule>;
+}
+
+export const commands: Record<string, CommandEntry> = {
+  backend: {
+    summary: 'run the PowerDNS remote backend (unix socket and HTTP connectors)',
+    usage: '--config FILE [--socket PATH]',
+    load: () => import('./backend.js'),
+  },
+  'check-config': {
+    summary: 'validate a config file without starting anything',
+    usage: 'FILE',
+    load: () => import('./check-config.js'),
+  },
+  site: {
+    summary: 'drain or undrain a site in every answer, or show site states (via the backend control socket)',
+    usage: 'drain|undrain|status [SITE] [--config FILE | --control PATH]',
+    load: () => import('./site.js'),
+  },
+  agent: {
+    summary: 'run the HAProxy agent-check service, or drain/undrain a web server in it',
+    usage: '--config FILE | drain|undrain SERVER [--config FILE | --control PATH] | status [--config FILE | --control PATH] [--json]',
+    load: () => import('./agent.js'),
+  },
+  demo: {
+    summary: 'start a two-site cluster on loopback and show failover',
+    usage: '[--keep]',
+    load: () => import('./demo.js'),
+  },
+  migrate: {
+    summary: 'install (or --uninstall) replication in a database: change table, conflict log, capture triggers',
+    usage: '--db URL --site NAME --tables t1,t2 [--password-file F] [--uninstall] | --config FILE [--uninstall]',
+    load: () => import('./migrate.js'),
+  },
+  replicate: {
+    summary: "run this site's replicator (multi-master, per-column conflicts, exactly-once apply)",
+    usage: '--config FILE [--once]',
+    load: () => import('./replicate.js'),
+  },
+  'haproxy-config': {
+    summary: "print the HAProxy configuration of a site's load balancer (partitions: forwarding, backups, agent checks)",
+    usage: '--config FILE [--site NAME] [--out FILE]',
+    load: () => import('./haproxy-config.js'),
+  },
+  partition: {
+    summary: 'partition ownership: failback P to its configured active site, status, migrate (owner-wins epoch trigger)',
+    usage: 'failback P --config FILE | status --config FILE [--json] | migrate --config FILE [--uninstall]',
+    load: () => import('./partition.js'),
+  },
+  explain: {
+    summary: 'show what a balanced name answers for a client and why (site states, load, response time, probes, policy steps)',
+    usage: 'NAME [--client IP[/BITS]] [--config FILE | --control PATH] [--json]',
+    load: () => import('./explain.js'),
+  },
+  status: {
+    summary: 'show cluster state: every site (state, since, why, last heartbeat), replication lag per peer, recent conflicts',
+    usage: '--config FILE [--json]',
+    load: () => import('./status.js'),
+  },
+};

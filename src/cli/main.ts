@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { commands } from './commands/index.js';
+import { UsageError } from './args.js';
+
+/** `multisite <command> [options]`: each command lives in its own file and is loaded on demand. */
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    process.stderr.write(`multisite: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const mod = await entry.load();
+    return await mod.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`multisite ${name}: ${err.message}\nusage: multisite ${name} ${entry.usage}\n`);
+      return 2;
+    }
+    process.stderr.write(`multisite ${name}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+function usage(): string {
+  const rows = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(15)} ${c.summary}`);
+  return `usage: multisite <command> [options]\n\ncommands:\n${rows.join('\n')}\n`;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`multisite: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,76 @@
+import type { z } from 'zod';
+import { checkPartitions } from './partitions-schema.js';
+import { checkPolicies } from './policy-checks.js';
+import type { Config } from './schema.js';
+
+type Ctx = z.RefinementCtx;
+
+/** Checks that span keys: names that must refer to configured sites and zones. */
+export function crossCheck(cfg: Config, ctx: Ctx): void {
+  const sites = new Set<string>();
+  cfg.sites.forEach((s, i) => {
+    if (sites.has(s.name)) issue(ctx, ['sites', i, 'name'], `site '${s.name}' is listed twice`);
+    sites.add(s.name);
+  });
+  if (!sites.has(cfg.site)) issue(ctx, ['site'], `'${cfg.site}' is not one of sites: ${[...sites].join(', ')}`);
+
+  const zones = new Set<string>();
+  cfg.zones.forEach((zn, i) => {
+    if (zones.has(zn.name)) issue(ctx, ['zones', i, 'name'], `zone '${zn.name}' is listed twice`);
+    zones.add(zn.name);
+  });
+
+  const names = new Set<string>();
+  cfg.balanced.forEach((b, i) => {
+    if (names.has(b.name)) issue(ctx, ['balanced', i, 'name'], `'${b.name}' is balanced twice`);
+    names.add(b.name);
+    if (!zoneOf(b.name, zones)) issue(ctx, ['balanced', i, 'name'], `'${b.name}' is in none of the zones`);
+    for (const site of Object.keys(b.addresses)) {
+      if (!sites.has(site)) issue(ctx, ['balanced', i, 'addresses', site], `unknown site '${site}'`);
+    }
+    b.order?.forEach((site, j) => {
+      if (!sites.has(site)) issue(ctx, ['balanced', i, 'order', j], `unknown site '${site}'`);
+    });
+  });
+  checkPartitions(cfg, ctx);
+  checkPeersAndCoordinator(cfg, ctx);
+  checkPolicies(cfg, ctx);
+}
+
+/** peers: every peer site must be reachable and verifiable; both endpoints need backend.metrics. */
+function checkPeersAndCoordinator(cfg: Config, ctx: Ctx): void {
+  if (cfg.peers) {
+    if (!cfg.backend.metrics) issue(ctx, ['peers'], 'peers need backend.metrics: it serves /status, which peers probe to verify this site');
+    cfg.sites.forEach((s, i) => {
+      const own = s.name === cfg.site;
+      const listen = cfg.peers!.listen;
+      if (own && s.heartbeat.length > 0 && !s.heartbeat.some((h) => h.host === listen.host && h.port === listen.port)) {
+        issue(ctx, ['peers', 'listen'], `${listen.host}:${listen.port} is not one of site '${s.name}' heartbeat addresses`);
+      }
+      if (own) return;
+      if (s.heartbeat.length === 0) issue(ctx, ['sites', i], `peer site '${s.name}' needs heartbeat: [ADDRESS:PORT, ...] (its backends' peers.listen)`);
+      if (s['status-url'].length === 0 && s['lb-address'].length === 0) {
+        issue(ctx, ['sites', i], `peer site '${s.name}' needs status-url or lb-address, to verify it before declaring it down`);
+      }
+    });
+  }
+  if (cfg.coordinator) {
+    if (!cfg.backend.metrics) issue(ctx, ['coordinator'], 'the coordinator needs backend.metrics: its endpoint is served there');
+    if (!cfg.coordinator['load-balancers'] && !cfg.health) issue(ctx, ['coordinator'], 'give coordinator.load-balancers (or health.load-balancers)');
+    if (!cfg.coordinator.servers && !cfg.agent) issue(ctx, ['coordinator'], 'give coordinator.servers (or agent.servers)');
+  }
+}
+
+/** The zone (longest suffix) a name belongs to, or undefined. */
+export function zoneOf(name: string, zones: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  for (const z of zones) {
+    const inside = name === z || z === '.' || name.endsWith(`.${z}`);
+    if (inside && (best === undefined || z.length > best.length)) best = z;
+  }
+  return best;
+}
+
+function issue(ctx: Ctx, path: (string | number)[], message: string): void {
+  ctx.addIssue({ code: 'custom', path, message });
+}

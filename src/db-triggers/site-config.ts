@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, ConfigErrors, keyPath, resolvePath, type LoadedConfig } from '../config/index.js';
+import { openDb, type Db, type OpenOptions } from '../db/index.js';
+import type { ReplicationConfig, ReplicationSiteDb } from '../config/replication-schema.js';
+import { ownerWinsPolicy } from '../partitions/owner-wins.js';
+import type { Policy } from './types.js';
+
+/** The replication section of a loaded config, checked against `sites` (errors name file:line:col). */
+export function replicationOf(loaded: LoadedConfig): ReplicationConfig {
+  const { config } = loaded;
+  const r = config.replication;
+  const err = (path: (string | number)[], msg: string) => {
+    const { line, column } = loaded.locate(path);
+    return new ConfigError(loaded.file, line, column, keyPath(path), msg);
+  };
+  if (!r) throw new ConfigErrors([err(['replication'], 'no replication section in the config')]);
+  const names = config.sites.map((s) => s.name);
+  const errors: ConfigError[] = [];
+  for (const n of names) if (!r.sites[n]) errors.push(err(['replication', 'sites'], `no database for site '${n}'`));
+  for (const n of Object.keys(r.sites)) if (!names.includes(n)) errors.push(err(['replication', 'sites', n], `unknown site '${n}'`));
+  (r.priority ?? []).forEach((n, i) => {
+    if (!names.includes(n)) errors.push(err(['replication', 'priority', i], `unknown site '${n}'`));
+  });
+  if (errors.length) throw new ConfigErrors(errors);
+  return r;
+}
+
+export function policyOf(loaded: LoadedConfig, r: ReplicationConfig): Policy {
+  const base: Policy = r.policy === 'site-priority' ? { kind: 'site-priority', order: r.priority ?? loaded.config.sites.map((s) => s.name) } : { kind: 'latest' };
+  // Partitioned tables (partitions.tables): owner-wins by ownership epoch; other rows keep `base`.
+  const partitions = loaded.config.partitions;
+  if (partitions && Object.keys(partitions.tables).length > 0) return ownerWinsPolicy({ partitions, fallback: base });
+  return base;
+}
+
+/** The password of a site's database, from its file or environment variable (never logged). */
+export function passwordOf(loaded: Pick<LoadedConfig, 'dir'>, s: ReplicationSiteDb): string | undefined {
+  if (s['password-file']) return readFileSync(resolvePath(loaded, s['password-file']), 'utf8').replace(/\r?\n$/, '');
+  if (s['password-env']) {
+    const v = process.env[s['password-env']];
+    if (v === undefined) throw new Error(`environment variable ${s['password-env']} is not set`);
+    return v;
+  }
+  return undefined;
+}
+
+export async function openSiteDb(loaded: LoadedConfig, site: string, opts: OpenOptions = {}): Promise<Db> {
+  const r = replicationOf(loaded);
+  const s = r.sites[site]!;
+  const password = passwordOf(loaded, s);
+  const url = s.db.startsWith('pglite:') && !s.db.startsWith('pglite:memory') && !s.db.startsWith('pglite:///')
+    ? `pglite:${resolvePath(loaded, s.db.slice('pglite:'.length))}`
+    : s.db;
+  return openDb(url, { ...opts, ...(password !== undefined ? { password } : {}) });
+}

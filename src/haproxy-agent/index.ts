@@ -1,0 +1,144 @@
+import type { Server } from 'node:http';
+import type { Registry } from 'prom-client';
+import { resolvePath, type LoadedConfig } from '../config/index.js';
+import type { AgentConfig } from '../config/agent-schema.js';
+import { createLogger, type Logger } from '../log.js';
+import { createRegistry, serveMetrics } from '../metrics.js';
+import { DrainStore } from '../pdns-backend/drain-store.js';
+import { readKey } from '../site-health/peers/index.js';
+import { AgentControl, type AgentRequest, type AgentResponse } from './control.js';
+import { LoadSender } from './load-sender.js';
+import { AgentMetrics } from './metrics.js';
+import { checksFromConfig, ServerHealth, type ServerChecks } from './server-health.js';
+import { AgentService } from './service.js';
+import { realTimers, type Timers } from './timers.js';
+
+export { formatReply, loadToWeight, sanitizeReason, type ReplyState } from './reply.js';
+export { agentRequest, type AgentRequest, type AgentResponse } from './control.js';
+export { ServerHealth, type ServerChecks, type CheckKind } from './server-health.js';
+export { CheckRunner, type CheckState, type RunnerOptions } from './runner.js';
+export type { Timers } from './timers.js';
+
+export interface AgentOptions {
+  logger?: Logger;
+  registry?: Registry;
+  timers?: Timers;
+  /** Replace the checks built from the config (tests). */
+  checks?: (name: string) => ServerChecks;
+}
+
+export interface RunningAgent {
+  servers: Map<string, ServerHealth>;
+  service: AgentService;
+  /** Where HAProxy connects (the actual port when the config says port 0). */
+  address: { host: string; port: number };
+  control: string;
+  execute(req: AgentRequest): AgentResponse;
+  stop(): Promise<void>;
+}
+
+/** A status line per server, for `multisite agent status`. */
+export interface ServerStatus {
+  server: string;
+  reply: string;
+  drained: boolean;
+  checks: Record<string, { up: boolean | undefined; reason: string; lastOk: boolean | undefined; lastMs: number | undefined; value?: number }>;
+}
+
+/** Starts the checks, the agent service, the control socket and metrics of `loaded.config.agent`. */
+export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}): Promise<RunningAgent> {
+  const cfg: AgentConfig | undefined = loaded.config.agent;
+  if (!cfg) throw new Error(`${loaded.file}: no agent: section`);
+  const logger = opts.logger ?? createLogger('agent', cfg['log-level']);
+  const registry = opts.registry ?? createRegistry('multisite_agent_');
+  const metrics = new AgentMetrics(registry);
+  const timers = opts.timers ?? realTimers;
+  const drains = new DrainStore(resolvePath(loaded, cfg['state-file']));
+
+  const servers = new Map<string, ServerHealth>();
+  for (const s of cfg.servers) {
+    const checks = opts.checks ? opts.checks(s.name) : checksFromConfig(s, cfg['database-server']);
+    servers.set(
+      s.name,
+      new ServerHealth(s.name, checks, timers, cfg['ready-window-ms'], {
+        onCheck: (server, kind, state) => metrics.check(server, kind, state),
+        onReply: (server, reply, previous) => logger.info({ server, reply: reply.trimEnd(), previous: previous.trimEnd() }, 'agent reply changed'),
+      }),
+    );
+  }
+  for (const name of drains.read()) {
+    const h = servers.get(name);
+    if (h) h.setDrained(true);
+    else logger.warn({ server: name }, 'state file drains a server that is no longer configured; ignored');
+  }
+
+  const execute = (req: AgentRequest): AgentResponse => {
+    if (req.cmd === 'status') return { ok: true, servers: [...servers.values()].map(statusOf) };
+    if (req.cmd === 'drain' || req.cmd === 'undrain') {
+      const h = servers.get(req.server);
+      if (!h) return { ok: false, error: `unknown server '${req.server}' (known: ${[...servers.keys()].join(', ')})` };
+      const changed = h.setDrained(req.cmd === 'drain');
+      if (changed) {
+        drains.write([...servers.values()].filter((x) => x.drained).map((x) => x.name));
+        logger.info({ server: req.server, cmd: req.cmd }, `server ${req.cmd}ed by operator`);
+      }
+      return { ok: true, server: req.server, drained: h.drained, changed, reply: h.replyText.trimEnd() };
+    }
+    return { ok: false, error: `unknown command '${(req as { cmd?: unknown }).cmd}' (status, drain, undrain)` };
+  };
+
+  const service = new AgentService(servers, {
+    host: cfg.listen.host,
+    port: cfg.listen.port,
+    clientTimeoutMs: cfg['client-timeout-ms'],
+    maxLineBytes: cfg['max-line-bytes'],
+    maxConnections: cfg['max-connections'],
+  }, metrics, logger);
+  metrics.watchConnections(() => service.connections, registry);
+  const controlPath = resolvePath(loaded, cfg.control);
+  const control = new AgentControl(controlPath, execute);
+  let metricsServer: Server | undefined;
+  const lr = cfg['load-report'];
+  const loadSender = lr
+    ? new LoadSender(servers, { site: loaded.config.site, node: `${cfg.listen.host}:${cfg.listen.port}`, key: readKey(loaded, 'agent.load-report', lr), to: lr.to, periodMs: lr['period-ms'], timers })
+    : undefined;
+  const stopAll = async () => {
+    loadSender?.stop();
+    for (const h of servers.values()) h.stop();
+    await Promise.allSettled([service.stop(), control.stop()]);
+    if (metricsServer) await new Promise((r) => metricsServer!.close(r));
+  };
+  try {
+    // Checks first: the first results are usually in before HAProxy's first agent connection.
+    for (const h of servers.values()) h.start();
+    await service.start();
+    await control.start();
+    if (cfg.metrics) metricsServer = await serveMetrics(registry, cfg.metrics.host, cfg.metrics.port);
+    loadSender?.start();
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  logger.info({ listen: service.address, servers: [...servers.keys()], control: controlPath }, 'agent ready');
+  return {
+    servers,
+    service,
+    address: service.address,
+    control: controlPath,
+    execute,
+    async stop() {
+      await stopAll();
+      logger.info('agent stopped');
+      logger.flush();
+    },
+  };
+}
+
+function statusOf(h: ServerHealth): ServerStatus {
+  const checks: ServerStatus['checks'] = {};
+  for (const [kind, r] of h.runners) {
+    const s = r.state;
+    checks[kind] = { up: s.up, reason: s.reason, lastOk: s.last?.ok, lastMs: s.lastDurationMs, ...(s.value !== undefined ? { value: s.value } : {}) };
+  }
+  return { server: h.name, reply: h.replyText.trimEnd(), drained: h.drained, checks };
+}

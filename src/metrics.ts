@@ -1,0 +1,41 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per daemon, served at /metrics; /healthz says the process is alive. */
+export function createRegistry(prefix: string): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix });
+  return registry;
+}
+
+/** An extra handler on the metrics server (e.g. /status, the coordinator): returns false if the path is not its. */
+export type Route = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+export async function serveMetrics(registry: Registry, host: string, port: number, routes: Route[] = []): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (routes.some((route) => route(req, res))) return;
+    if (req.url === '/metrics') {
+      registry.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(body);
+        },
+        (err: Error) => {
+          res.writeHead(500);
+          res.end(err.message);
+        },
+      );
+    } else if (req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

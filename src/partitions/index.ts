@@ -1,0 +1,229 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { resolvePath, type LoadedConfig } from '../config/index.js';
+import type { Db } from '../db/index.js';
+import { openSiteDb } from '../db-triggers/site-config.js';
+import { replicationStatus } from '../db-triggers/status.js';
+import { RuntimeClient } from '../haproxy/index.js';
+import { partitionBackend, remoteServer } from '../haproxy-config/generate.js';
+import { realTimers, type Timers } from '../haproxy-agent/timers.js';
+import type { Logger } from '../log.js';
+import type { Route } from '../metrics.js';
+import type { BalancedName } from '../pdns-backend/balanced.js';
+import type { SiteStateTable } from '../site-health/state-table.js';
+import { PartitionManager, sign, verify, type ManagerEffects } from './manager.js';
+import { writeOwnership } from './owner-wins.js';
+import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
+
+export { PartitionManager, sign, verify, type ManagerEffects, type ManagerOptions, type TransferEvent } from './manager.js';
+export { evaluate, failback, newer, rulesOf, initialOwnership, epochStamp, type Ownership, type PartitionRule, type SiteView, type Change } from './ownership.js';
+export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from './owner-wins.js';
+
+export const MAC_HEADER = 'x-multisite-mac';
+
+export interface RunningPartitions {
+  manager?: PartitionManager;
+  routes: Route[];
+  stop(): Promise<void>;
+}
+
+export interface PartitionDeps {
+  table: SiteStateTable;
+  /** The backend's compiled balanced names (a partition's dns-name is one of them). */
+  balanced: BalancedName[];
+  /** Flushes names from PowerDNS's caches. */
+  flush?(names: string[]): void;
+  logger: Logger;
+  timers?: Timers;
+}
+
+/** Starts the partition manager in the backend when `partitions:` is configured. */
+export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps): Promise<RunningPartitions> {
+  const { config } = loaded;
+  const p = config.partitions;
+  if (!p) return { routes: [], stop: async () => {} };
+  const me = config.site;
+  const siteOrder = config.sites.map((s) => s.name);
+  const rules = rulesOf(p, siteOrder);
+  const key = sharedKey(loaded);
+  const lb = p['load-balancers'][me]!;
+  const haproxy = new RuntimeClient(resolvePath(loaded, lb['stats-socket']), { timeoutMs: 1000 });
+  const remotes = siteOrder.filter((s) => s !== me && p['load-balancers'][s]);
+  const peerBases = config.sites.filter((s) => s.name !== me).map((s) => ({ site: s.name, urls: s['status-url'].map((u) => new URL(u).origin) }));
+  const dbs = new Map<string, Promise<Db>>();
+  const db = (site: string) => {
+    let d = dbs.get(site);
+    if (!d) {
+      d = openSiteDb(loaded, site, { applicationName: 'multisite-partitions', max: 1 });
+      d.catch(() => dbs.delete(site));
+      dbs.set(site, d);
+    }
+    return d;
+  };
+  const withDb = config.replication?.sites[me] !== undefined && Object.keys(p.tables).length > 0;
+
+  const effects: ManagerEffects = {
+    async haproxy(o) {
+      for (const r of remotes) await haproxy.setServerState(partitionBackend(o.partition), remoteServer(r), r === o.active && o.active !== me ? 'ready' : 'maint');
+    },
+    dns(o) {
+      const rule = rules.find((r) => r.partition === o.partition)!;
+      const part = p.list.find((x) => x.name === o.partition)!;
+      const dnsName = part['dns-name']?.toLowerCase().replace(/\.?$/, '.');
+      const b = deps.balanced.find((x) => x.name === dnsName);
+      if (!b) return;
+      b.preference = preferenceFor(o.active, rule, siteOrder).filter((s) => b.a.has(s) || b.aaaa.has(s));
+      // Answers are cached per state version: a new version makes every balanced name recompute.
+      deps.table.version++;
+      deps.flush?.([b.name]);
+    },
+    db: withDb ? async (o) => writeOwnership(await db(me), o) : undefined,
+    async announce(records) {
+      if (!key) return;
+      const body = JSON.stringify({ site: me, partitions: records });
+      await Promise.allSettled(peerBases.flatMap((peer) => peer.urls.map((u) => post(`${u}/partitions`, body, key))));
+    },
+    async pull() {
+      if (!key) return [];
+      const out: Ownership[][] = [];
+      for (const peer of peerBases) {
+        for (const u of peer.urls) {
+          const recs = await fetchSigned(`${u}/partitions`, key).catch(() => undefined);
+          if (recs) out.push(recs);
+        }
+      }
+      return out;
+    },
+    async lagMs(site) {
+      if (!config.replication) return 0;
+      const local = await db(site);
+      const peers = await Promise.all(siteOrder.filter((s) => s !== site).map(async (s) => ({ name: s, db: await db(s).catch(() => null) })));
+      const st = await replicationStatus(local, peers, {});
+      const lags = st.peers.map((x) => x.lagSeconds);
+      return lags.some((l) => l === null) ? undefined : Math.max(0, ...lags.map((l) => (l ?? 0) * 1000));
+    },
+  };
+  const manager = new PartitionManager({
+    site: me,
+    rules,
+    auto: { holdDownMs: p['hold-down-ms'], maxLagMs: p['max-lag-ms'] },
+    table: deps.table,
+    effects,
+    timers: deps.timers ?? realTimers,
+    wallNow: Date.now,
+    logger: deps.logger,
+    reconcileMs: 1000,
+    stateFile: resolvePath(loaded, p['state-file']),
+  });
+  // The DNS order follows the recorded ownership from the start (it may differ from the config after a restart).
+  for (const o of manager.records()) effects.dns(o);
+  await manager.start();
+  deps.logger.info({ site: me, partitions: manager.records().map((o) => `${o.partition}@${o.active}#${o.epoch}`) }, 'partitions started');
+  return {
+    manager,
+    routes: [partitionsRoute(manager, me, key)],
+    async stop() {
+      await manager.stop();
+      await Promise.allSettled([...dbs.values()].map(async (d) => (await d).close()));
+    },
+  };
+}
+
+/** The partition's DNS order: its active site, then the rest of its takeover order, then other sites. */
+export function preferenceFor(active: string, rule: PartitionRule, siteOrder: readonly string[]): string[] {
+  const order = [active, ...rule.order.filter((s) => s !== active)];
+  return [...order, ...siteOrder.filter((s) => !order.includes(s))];
+}
+
+/**
+ * GET /partitions: this site's records (signed). POST /partitions: a peer's announcement.
+ * POST /partitions/failback: `multisite partition failback P` (signed with the peers key; without
+ * one, accepted from loopback only).
+ */
+export function partitionsRoute(manager: PartitionManager, site: string, key: Buffer | undefined): Route {
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname !== '/partitions' && url.pathname !== '/partitions/failback') return false;
+    if (req.method === 'GET' && url.pathname === '/partitions') {
+      const body = JSON.stringify({ site, partitions: manager.records(), history: manager.history.slice(-20).map((e) => e.change.after) });
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+      if (key) headers[MAC_HEADER] = sign(key, body);
+      res.writeHead(200, headers);
+      res.end(body);
+      return true;
+    }
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'GET, POST' });
+      res.end();
+      return true;
+    }
+    void readBody(req, 64 * 1024).then(
+      async (body) => {
+        const mac = req.headers[MAC_HEADER];
+        const trusted = key ? verify(key, body, typeof mac === 'string' ? mac : undefined) : url.pathname === '/partitions/failback' && isLoopback(req.socket.remoteAddress);
+        if (!trusted) return reply(res, 403, { error: 'not signed with the shared key' });
+        const msg = JSON.parse(body) as { site?: string; partitions?: Ownership[]; partition?: string; time?: number };
+        if (url.pathname === '/partitions') {
+          if (!Array.isArray(msg.partitions)) return reply(res, 400, { error: 'partitions: expected a list' });
+          const adopted = await manager.merge(msg.partitions, msg.site ?? '?');
+          return reply(res, 200, { adopted });
+        }
+        if (typeof msg.time !== 'number' || Math.abs(Date.now() - msg.time) > 60_000) return reply(res, 400, { error: 'time: missing or more than 60 s off' });
+        const r = await manager.failback(String(msg.partition));
+        return reply(res, r.ok ? 200 : 409, r);
+      },
+      (err: Error) => reply(res, 400, { error: err.message }),
+    ).catch((err: Error) => reply(res, 500, { error: err.message }));
+    return true;
+  };
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(`${JSON.stringify(body)}\n`);
+}
+
+function isLoopback(a: string | undefined): boolean {
+  return !!a && (a.startsWith('127.') || a === '::1' || a.startsWith('::ffff:127.'));
+}
+
+function readBody(req: IncomingMessage, max: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) {
+        reject(new Error(`body over ${max} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export async function post(url: string, body: string, key: Buffer | undefined, timeoutMs = 1000): Promise<{ status: number; body: string }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (key) headers[MAC_HEADER] = sign(key, body);
+  const r = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(timeoutMs) });
+  return { status: r.status, body: await r.text() };
+}
+
+async function fetchSigned(url: string, key: Buffer): Promise<Ownership[] | undefined> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+  const body = await r.text();
+  if (r.status !== 200 || !verify(key, body, r.headers.get(MAC_HEADER) ?? undefined)) return undefined;
+  const v = JSON.parse(body) as { partitions?: Ownership[] };
+  return Array.isArray(v.partitions) ? v.partitions : undefined;
+}
+
+/** The peers' shared key (peers.key-file or peers.key-env) signs ownership messages; undefined without peers. */
+export function sharedKey(loaded: LoadedConfig): Buffer | undefined {
+  const p = loaded.config.peers;
+  if (!p) return undefined;
+  const text = p['key-file'] ? readFileSync(resolvePath(loaded, p['key-file']), 'utf8') : p['key-env'] ? process.env[p['key-env']] : undefined;
+  if (!text?.trim()) throw new Error('peers: the shared key is missing or empty (key-file or key-env)');
+  return Buffer.from(text.trim(), 'utf8');
+}

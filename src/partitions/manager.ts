@@ -1,0 +1,227 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Timers } from '../haproxy-agent/timers.js';
+import type { Logger } from '../log.js';
+import type { SiteStateTable } from '../site-health/state-table.js';
+import { evaluate, failback, initialOwnership, newer, type AutoFailback, type Change, type Ownership, type PartitionRule, type SiteView } from './ownership.js';
+
+/**
+ * Runs the ownership rules at one site: evaluates them on every site-state change (and on a
+ * timer, for auto failback's hold-down), applies a change where it acts (HAProxy Runtime API,
+ * the partition's DNS name, the local database's epoch table), announces it to the peers, and
+ * adopts newer records peers announce or serve. Effects are injected: unit tests run it in
+ * virtual time with fakes, the backend with the real ones (./index.ts).
+ */
+
+export interface ManagerEffects {
+  /** Sets this site's load balancers for one partition now active at `active`. */
+  haproxy(o: Ownership): Promise<void>;
+  /** Reorders the partition's DNS name (active site first) and flushes it from PowerDNS. */
+  dns(o: Ownership): void;
+  /** Writes the ownership into this site's database (the epoch the capture stamps). */
+  db?(o: Ownership): Promise<void>;
+  /** Sends this site's records to every peer. */
+  announce(records: Ownership[]): Promise<void>;
+  /** Reads a peer's records (recovery: announcements missed while down). */
+  pull?(): Promise<Ownership[][]>;
+  /** The replication lag of a site's replica (ms); undefined: unknown (auto failback waits). */
+  lagMs(site: string): Promise<number | undefined>;
+}
+
+export interface ManagerOptions {
+  site: string;
+  rules: PartitionRule[];
+  auto: AutoFailback;
+  table: SiteStateTable;
+  effects: ManagerEffects;
+  timers: Timers;
+  /** Wall-clock ms (epochs' `since`). */
+  wallNow(): number;
+  logger: Logger;
+  /** Re-apply HAProxy states, pull peers, re-evaluate hold-downs this often. */
+  reconcileMs: number;
+  stateFile?: string;
+}
+
+export interface TransferEvent {
+  change: Change;
+  /** Monotonic ms when applied here. */
+  at: number;
+}
+
+export class PartitionManager {
+  private owned: Map<string, Ownership>;
+  private readonly rules: Map<string, PartitionRule>;
+  private readonly lags = new Map<string, number | undefined>();
+  private timer: unknown;
+  private stopped = true;
+  /** Every change applied here, for tests, metrics and `multisite status`. */
+  readonly history: TransferEvent[] = [];
+  private readonly listeners: ((e: TransferEvent) => void)[] = [];
+  private chain: Promise<void> = Promise.resolve();
+  private readonly onTableChange = () => this.evaluateNow();
+
+  constructor(private readonly o: ManagerOptions) {
+    this.rules = new Map(o.rules.map((r) => [r.partition, r]));
+    this.owned = initialOwnership(o.rules, o.wallNow());
+    for (const rec of this.readState()) if (this.rules.has(rec.partition) && newer(this.owned.get(rec.partition), rec, this.rules.get(rec.partition)!)) this.owned.set(rec.partition, rec);
+  }
+
+  records(): Ownership[] {
+    return [...this.owned.values()].map((o) => ({ ...o }));
+  }
+
+  get(partition: string): Ownership | undefined {
+    const o = this.owned.get(partition);
+    return o && { ...o };
+  }
+
+  onChange(fn: (e: TransferEvent) => void): void {
+    this.listeners.push(fn);
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.o.table.on('change', this.onTableChange);
+    await this.applyAll();
+    this.evaluateNow();
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.o.table.off('change', this.onTableChange);
+    this.o.timers.clearTimeout(this.timer);
+    await this.chain.catch(() => undefined);
+  }
+
+  /** Operator failback; announced like any change. */
+  async failback(partition: string): Promise<{ ok: true; record: Ownership; changed: boolean } | { ok: false; error: string }> {
+    const rule = this.rules.get(partition);
+    const cur = this.owned.get(partition);
+    if (!rule || !cur) return { ok: false, error: `unknown partition '${partition}' (partitions: ${[...this.rules.keys()].join(', ')})` };
+    const r = failback(rule, cur, this.view(), this.o.wallNow());
+    if (!r.ok) return r;
+    if (!r.change) return { ok: true, record: { ...cur }, changed: false };
+    await this.commit([r.change], true);
+    return { ok: true, record: { ...r.change.after }, changed: true };
+  }
+
+  /** Records a peer announced or served: newer ones are adopted and applied here. */
+  async merge(records: Ownership[], from: string): Promise<number> {
+    const changes: Change[] = [];
+    for (const rec of records) {
+      const rule = this.rules.get(rec.partition);
+      if (!rule || !rule.order.includes(rec.active) || !Number.isSafeInteger(rec.epoch) || rec.epoch < 1) continue;
+      const cur = this.owned.get(rec.partition);
+      if (newer(cur, rec, rule)) changes.push({ before: cur!, after: { ...rec, home: rule.home, reason: `${rec.reason} (announced by ${from})` } });
+    }
+    if (changes.length) await this.commit(changes, false);
+    return changes.length;
+  }
+
+  /** Re-applies every partition's state (HAProxy restarted, a socket came back). */
+  async applyAll(): Promise<void> {
+    for (const o of this.owned.values()) await this.applyOne(o, false);
+  }
+
+  private view(): SiteView {
+    const t = this.o.table;
+    return {
+      usable: (s) => t.isUsable(s),
+      // The table and wallNow share one clock (Date.now in the backend, a virtual one in tests).
+      usableSince: (s) => {
+        const st = t.get(s);
+        return st?.usable ? st.since : undefined;
+      },
+      lagMs: (s) => this.lags.get(s),
+    };
+  }
+
+  private evaluateNow(): void {
+    if (this.stopped) return;
+    const changes = evaluate([...this.rules.values()], this.owned, this.view(), this.o.wallNow(), this.o.auto);
+    if (changes.length) void this.commit(changes, true);
+  }
+
+  /** Serialised: each batch of changes is recorded, applied and announced in order. */
+  private commit(changes: Change[], announce: boolean): Promise<void> {
+    for (const c of changes) this.owned.set(c.after.partition, c.after);
+    this.writeState();
+    const at = this.o.timers.now();
+    for (const c of changes) {
+      const e = { change: c, at };
+      this.history.push(e);
+      this.o.logger.warn({ partition: c.after.partition, from: c.before?.active, to: c.after.active, epoch: c.after.epoch, reason: c.after.reason }, `partition ${c.after.partition} is now active at ${c.after.active}`);
+      for (const l of this.listeners) l(e);
+    }
+    this.chain = this.chain.then(async () => {
+      for (const c of changes) await this.applyOne(c.after, true);
+      if (announce) await this.o.effects.announce(this.records()).catch((err: Error) => this.o.logger.warn({ err: err.message }, 'announcing partition ownership failed; peers pull it later'));
+    });
+    return this.chain;
+  }
+
+  private async applyOne(o: Ownership, changed: boolean): Promise<void> {
+    if (changed) this.o.effects.dns(o);
+    await this.o.effects.haproxy(o).catch((err: Error) => this.o.logger.warn({ partition: o.partition, err: err.message }, 'setting the load balancer for a partition failed; retried at the next reconcile'));
+    if (changed && this.o.effects.db) await this.o.effects.db(o).catch((err: Error) => this.o.logger.warn({ partition: o.partition, err: err.message }, 'writing the ownership epoch to the database failed; retried at the next reconcile'));
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = this.o.timers.setTimeout(() => {
+      void this.reconcile().finally(() => this.schedule());
+    }, this.o.reconcileMs);
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopped) return;
+    // Lags only matter for a partition waiting on auto failback.
+    const waiting = [...this.rules.values()].filter((r) => r.failback === 'auto' && this.owned.get(r.partition)?.active !== r.home);
+    for (const home of new Set(waiting.map((r) => r.home))) this.lags.set(home, await this.o.effects.lagMs(home).catch(() => undefined));
+    if (this.o.effects.pull) {
+      const all = await this.o.effects.pull().catch(() => [] as Ownership[][]);
+      for (const recs of all) await this.merge(recs, 'a peer');
+    }
+    await this.chain;
+    for (const o of this.owned.values()) {
+      await this.o.effects.haproxy(o).catch(() => undefined);
+      if (this.o.effects.db) await this.o.effects.db(o).catch(() => undefined);
+    }
+    this.evaluateNow();
+  }
+
+  private readState(): Ownership[] {
+    if (!this.o.stateFile) return [];
+    try {
+      const v = JSON.parse(readFileSync(this.o.stateFile, 'utf8')) as { partitions?: Ownership[] };
+      return Array.isArray(v.partitions) ? v.partitions : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private writeState(): void {
+    if (!this.o.stateFile) return;
+    try {
+      mkdirSync(dirname(this.o.stateFile), { recursive: true });
+      const tmp = `${this.o.stateFile}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify({ site: this.o.site, partitions: this.records() }, null, 2)}\n`);
+      renameSync(tmp, this.o.stateFile);
+    } catch (err) {
+      this.o.logger.warn({ file: this.o.stateFile, err: (err as Error).message }, 'cannot save partition ownership');
+    }
+  }
+}
+
+/** Signed bodies between sites' backends (and from the CLI): HMAC-SHA256 over the JSON text. */
+export function sign(key: Buffer, body: string): string {
+  return createHmac('sha256', key).update(body).digest('hex');
+}
+
+export function verify(key: Buffer, body: string, mac: string | undefined): boolean {
+  if (!mac || !/^[0-9a-f]{64}$/.test(mac)) return false;
+  return timingSafeEqual(Buffer.from(sign(key, body), 'hex'), Buffer.from(mac, 'hex'));
+}

@@ -1,0 +1,106 @@
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { controlSocketRequest } from '../control-socket.js';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import type { Logger } from '../log.js';
+import type { SiteStateTable } from '../site-health/state-table.js';
+
+export type ControlRequest = { cmd: 'status' } | { cmd: 'drain' | 'undrain'; site: string } | { cmd: 'explain'; name: string; client?: string };
+export type ControlResponse = { ok: true; [k: string]: unknown } | { ok: false; error: string };
+
+export interface ControlDeps {
+  table: SiteStateTable;
+  /** Persists drains; called after each change. */
+  saveDrains(drained: string[]): void;
+  logger: Logger;
+  /** `multisite explain NAME --client IP`: the answer and why (undefined: not a balanced name). */
+  explain?(name: string, client?: string): object | undefined;
+}
+
+/** The backend's local control socket (mode 0600): one JSON request per line, one JSON reply. */
+export class ControlServer {
+  private server?: Server;
+
+  constructor(
+    readonly path: string,
+    private readonly deps: ControlDeps,
+  ) {}
+
+  async start(): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true });
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* none */
+    }
+    const server = createServer((s) => this.serve(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => resolve());
+    });
+    chmodSync(this.path, 0o600);
+    this.server = server;
+  }
+
+  private serve(socket: Socket): void {
+    socket.setEncoding('utf8');
+    socket.setTimeout(5000, () => socket.destroy());
+    let buf = '';
+    socket.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > 4096) return void socket.end(`${JSON.stringify({ ok: false, error: 'request too long' })}\n`);
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        socket.write(`${JSON.stringify(this.execute(line))}\n`);
+      }
+    });
+    socket.on('error', () => socket.destroy());
+  }
+
+  execute(line: string): ControlResponse {
+    let req: ControlRequest;
+    try {
+      req = JSON.parse(line) as ControlRequest;
+    } catch {
+      return { ok: false, error: 'malformed JSON' };
+    }
+    const { table } = this.deps;
+    try {
+      if (req.cmd === 'status') return { ok: true, sites: table.snapshot() };
+      if (req.cmd === 'drain' || req.cmd === 'undrain') {
+        const changed = table.setDrained(req.site, req.cmd === 'drain');
+        if (changed) {
+          this.deps.saveDrains(table.drainedSites());
+          this.deps.logger.info({ site: req.site, cmd: req.cmd }, `site ${req.cmd}ed by operator`);
+        }
+        return { ok: true, site: req.site, drained: req.cmd === 'drain', changed };
+      }
+      if (req.cmd === 'explain' && this.deps.explain) {
+        if (typeof req.name !== 'string' || (req.client !== undefined && typeof req.client !== 'string')) return { ok: false, error: 'explain needs "name" (and optional "client") strings' };
+        const e = this.deps.explain(req.name, req.client);
+        return e ? { ok: true, explain: e } : { ok: false, error: `'${req.name}' is not a balanced name` };
+      }
+      return { ok: false, error: `unknown command '${(req as { cmd?: unknown }).cmd}' (status, drain, undrain, explain)` };
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** Sends one request to a running backend's control socket. */
+export function controlRequest(path: string, req: ControlRequest, timeoutMs = 3000): Promise<ControlResponse> {
+  return controlSocketRequest<ControlResponse>(path, req, 'backend', timeoutMs);
+}

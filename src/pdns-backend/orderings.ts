@@ -1,0 +1,246 @@
+import { EventEmitter } from 'node:events';
+import { MetricsTable } from '../site-health/metrics-table.js';
+import type { SiteStateTable } from '../site-health/state-table.js';
+import { decide, type BalancedName, type Decision } from './balanced.js';
+import { parseClient, probeKey, type ClientNet } from './client.js';
+import { smoothSchedule, type PolicyInputs } from './policies.js';
+
+/** A decision made by another site's backend (`decided-by`), kept for the name's TTL. */
+export interface RemoteDecision {
+  sites: string[];
+  scope: number;
+  /** Clock ms after which it is no longer used. */
+  until: number;
+}
+
+export interface OrderingsOptions {
+  clock?: () => number;
+  /** Client-dependent decisions kept per name (per real-remote), then the oldest are dropped. */
+  maxClientEntries?: number;
+  /** closest: called (at most once per network and version) when no site has probed a client network. */
+  onUnprobed?(client: ClientNet, key: string): void;
+  /** decided-by: called when a decision for (name, client key) should be fetched from the deciding site. */
+  onRemoteMiss?(name: BalancedName, client: ClientNet | undefined, key: string): void;
+}
+
+/** What an answer is built from: the decision, and the ECS scope to return with it. */
+export interface ClientDecision {
+  decision: Decision;
+  scope: number;
+}
+
+/**
+ * The live order of every balanced name, answered from memory. Client-independent names
+ * (`none`, `metrics`) have one decision per `version`; load-based ones keep their order until
+ * figures move a site by more than the hysteresis margin, so noise neither changes an answer nor
+ * flushes a cache. `version` bumps whenever any cached answer may have changed: the site table,
+ * an order of a load-based name, a probe result, a decision from another site.
+ * Emits 'changed' with the names whose cacheable (scopeMask 0) answer changed: exactly those
+ * are flushed from PowerDNS.
+ */
+export class Orderings extends EventEmitter<{ changed: [string[]] }> {
+  version = 0;
+  /** Names whose cacheable answer the latest recompute changed. */
+  lastChanged: string[] = [];
+  private readonly clock: () => number;
+  private readonly shared = new Map<string, { decision: Decision; key: string; since: number }>();
+  private readonly perQuery = new Map<string, { version: number; decisions: Decision[]; counter: number }>();
+  private readonly clientCache = new Map<string, { version: number; map: Map<string, ClientDecision> }>();
+  private readonly remote = new Map<string, Map<string, RemoteDecision>>();
+  private readonly unprobedAsked = new Set<string>();
+  private readonly usable: (s: string) => boolean;
+  private readonly maxClientEntries: number;
+  private lastTableVersion: number;
+
+  constructor(
+    readonly names: readonly BalancedName[],
+    readonly table: SiteStateTable,
+    readonly metrics: MetricsTable = new MetricsTable(table.sites),
+    private readonly opts: OrderingsOptions = {},
+  ) {
+    super();
+    this.clock = opts.clock ?? Date.now;
+    this.maxClientEntries = opts.maxClientEntries ?? 10_000;
+    this.usable = (s) => table.isUsable(s);
+    this.lastTableVersion = table.version;
+    for (const b of names) {
+      if (b.dependence === 'none' || b.dependence === 'metrics') {
+        const d = this.decideShared(b, undefined, true);
+        // No change yet: hold (hysteresis) counts from the first change.
+        this.shared.set(b.name, { decision: d, key: keyOf(d), since: -Infinity });
+      }
+      if (b.decidedBy) this.remote.set(b.name, new Map());
+    }
+    table.on('change', () => this.recompute('sites'));
+    this.metrics.on('change', (c) => this.recompute(c.kind));
+  }
+
+  /** The decision for a client-independent name (dependence none or metrics). */
+  sharedDecision(b: BalancedName): Decision {
+    this.sync();
+    return this.shared.get(b.name)?.decision ?? decide(b, this.usable);
+  }
+
+  /**
+   * The decision for a client (per-query and client-dependent names). `realRemote` is PowerDNS's
+   * real-remote ("192.0.2.0/24"). Per-query names advance their counter.
+   */
+  forClient(b: BalancedName, realRemote: string): ClientDecision {
+    this.sync();
+    if (b.dependence === 'per-query') return this.nextPerQuery(b, realRemote);
+    let c = this.clientCache.get(b.name);
+    if (!c || c.version !== this.version) {
+      c = { version: this.version, map: new Map() };
+      this.clientCache.set(b.name, c);
+    }
+    let hit = c.map.get(realRemote);
+    if (hit === undefined) {
+      hit = this.decideClient(b, realRemote);
+      if (c.map.size >= this.maxClientEntries) c.map.delete(c.map.keys().next().value!);
+      c.map.set(realRemote, hit);
+    }
+    return hit;
+  }
+
+  /** A full decision with its trace (explain, debug log); no caches touched, no counters moved. */
+  explain(b: BalancedName, realRemote?: string): { decision: Decision; scope: number; trace: string[]; remote?: RemoteDecision } {
+    const trace: string[] = [];
+    const client = realRemote ? parseClient(realRemote) : undefined;
+    if (realRemote && !client) trace.push(`client ${realRemote} is not an address; deciding without it`);
+    const remote = b.decidedBy ? this.remoteFor(b, client) : undefined;
+    if (b.decidedBy) trace.push(remote ? `decided by site ${b.decidedBy}: [${remote.sites.join(', ')}] (valid ${remote.until - this.clock()} ms more)` : `decided-by ${b.decidedBy}: no fresh answer from it; our own decision stands`);
+    const shared = this.shared.get(b.name);
+    const inputs = this.inputs(b, client, trace);
+    if (b.dependence === 'metrics' && shared) {
+      inputs.previous = shared.decision.sites;
+      inputs.previousSince = shared.since;
+    }
+    if (b.dependence === 'per-query') inputs.counter = this.perQuery.get(b.name)?.counter ?? 0;
+    const decision = decide(b, this.usable, inputs);
+    if (remote) return { decision: { kind: 'sites', sites: remote.sites }, scope: remote.scope, trace, remote };
+    if (b.dependence === 'metrics' && shared) trace.push(`served now: [${shared.decision.sites.join(', ')}]${Number.isFinite(shared.since) ? ` since ${shared.since}` : ' since start'}`);
+    return { decision, scope: decision.scope ?? 0, trace };
+  }
+
+  /** Stores a decision from the deciding site (decided-by) and makes answers use it. */
+  setRemote(name: string, key: string, d: RemoteDecision): void {
+    const m = this.remote.get(name);
+    if (!m) return;
+    const prev = m.get(key);
+    m.set(key, d);
+    if (m.size > this.maxClientEntries) m.delete(m.keys().next().value!);
+    if (prev && prev.sites.join() === d.sites.join() && prev.scope === d.scope) return;
+    this.recompute('remote');
+  }
+
+  /** Re-decides every shared name; names whose answer changed are emitted for flushing. */
+  recompute(_why: string): void {
+    this.lastTableVersion = this.table.version;
+    this.version++;
+    this.unprobedAsked.clear();
+    const changed: string[] = [];
+    const now = this.clock();
+    for (const b of this.names) {
+      const cur = this.shared.get(b.name);
+      if (!cur) continue;
+      const d = this.decideShared(b, cur, false);
+      const key = keyOf(d);
+      if (key !== cur.key) {
+        this.shared.set(b.name, { decision: d, key, since: now });
+        changed.push(b.name);
+      }
+    }
+    this.lastChanged = changed;
+    if (changed.length > 0) this.emit('changed', changed);
+  }
+
+  /** The table may be changed by code that did not go through 'change' listeners yet (same tick). */
+  private sync(): void {
+    if (this.table.version !== this.lastTableVersion) this.recompute('sites');
+  }
+
+  private decideShared(b: BalancedName, cur: { decision: Decision; since: number } | undefined, first: boolean): Decision {
+    const remote = b.decidedBy ? this.remoteFor(b, undefined) : undefined;
+    if (remote) {
+      const sites = remote.sites.filter(this.usable);
+      if (sites.length > 0) return { kind: 'sites', sites };
+    }
+    const inputs = this.inputs(b, undefined);
+    if (b.dependence === 'metrics' && cur && !first) {
+      inputs.previous = cur.decision.sites;
+      inputs.previousSince = cur.since;
+    }
+    return decide(b, this.usable, inputs);
+  }
+
+  private decideClient(b: BalancedName, realRemote: string): ClientDecision {
+    const client = parseClient(realRemote);
+    const remote = b.decidedBy ? this.remoteFor(b, client) : undefined;
+    if (remote) {
+      const sites = remote.sites.filter(this.usable);
+      if (sites.length > 0) return { decision: { kind: 'sites', sites }, scope: remote.scope };
+    }
+    const d = decide(b, this.usable, this.inputs(b, client));
+    if (d.kind === 'sites' && d.unprobed && client && this.opts.onUnprobed) {
+      const key = probeKey(client);
+      if (!this.unprobedAsked.has(key)) {
+        this.unprobedAsked.add(key);
+        this.opts.onUnprobed(client, key);
+      }
+    }
+    return { decision: d, scope: d.scope || perQueryScope(realRemote) };
+  }
+
+  private nextPerQuery(b: BalancedName, realRemote: string): ClientDecision {
+    let p = this.perQuery.get(b.name);
+    if (!p || p.version !== this.version) {
+      const base = decide(b, this.usable);
+      const usable = base.kind === 'sites' ? base.sites : [];
+      let decisions: Decision[];
+      if (usable.length === 0) decisions = [base];
+      else if (b.policy === 'ratio') {
+        const schedule = smoothSchedule(usable, b.weights);
+        const byFirst = new Map(usable.map((s) => [s, { kind: 'sites', sites: [s, ...usable.filter((x) => x !== s)] } as Decision]));
+        decisions = schedule.map((s) => byFirst.get(s)!);
+      } else decisions = usable.map((_, k) => ({ kind: 'sites', sites: [...usable.slice(k), ...usable.slice(0, k)] }) as Decision);
+      p = { version: this.version, decisions, counter: p?.counter ?? 0 };
+      this.perQuery.set(b.name, p);
+    }
+    const decision = p.decisions[p.counter % p.decisions.length]!;
+    p.counter = (p.counter + 1) % 0x3fffffff;
+    return { decision, scope: decision.kind === 'sites' ? perQueryScope(realRemote) : 0 };
+  }
+
+  private inputs(b: BalancedName, client: ClientNet | undefined, trace?: string[]): PolicyInputs {
+    const m = this.metrics;
+    const inputs: PolicyInputs = { now: this.clock(), figures: (s) => m.figures(s) };
+    if (client) {
+      inputs.client = client;
+      if (b.policy === 'closest') {
+        const key = probeKey(client);
+        inputs.probe = (s) => m.probe(s, key);
+      }
+    }
+    if (trace) inputs.trace = trace;
+    return inputs;
+  }
+
+  private remoteFor(b: BalancedName, client: ClientNet | undefined): RemoteDecision | undefined {
+    const key = b.dependence === 'client' && client ? probeKey(client) : '';
+    const hit = this.remote.get(b.name)?.get(key);
+    if (hit && hit.until > this.clock()) return hit;
+    this.opts.onRemoteMiss?.(b, client, key);
+    return undefined;
+  }
+}
+
+function keyOf(d: Decision): string {
+  return `${d.kind}:${d.kind === 'fallback' ? d.fallback : ''}:${d.sites.join(',')}`;
+}
+
+/** Per-query answers carry the client's source prefix length as scope, so PowerDNS does not cache them. */
+function perQueryScope(realRemote: string): number {
+  const slash = realRemote.lastIndexOf('/');
+  const bits = slash < 0 ? 32 : Number(realRemote.slice(slash + 1));
+  return Number.isInteger(bits) && bits > 0 ? bits : 32;
+}

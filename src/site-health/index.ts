@@ -1,0 +1,46 @@
+import type { Registry } from 'prom-client';
+import { resolvePath, type LoadedConfig } from '../config/index.js';
+import { RuntimeClient } from '../haproxy/index.js';
+import { realTimers, type Timers } from '../haproxy-agent/timers.js';
+import type { Logger } from '../log.js';
+import { PoolWatcher } from './haproxy-pool.js';
+import { startPeers, type Peers, type SummaryHooks } from './peers/index.js';
+import type { SiteStateTable } from './state-table.js';
+
+export { SiteStateTable, UnknownSiteError, type SiteState, type StateChange } from './state-table.js';
+export { PoolWatcher, poolVerdict, type LoadBalancerView } from './haproxy-pool.js';
+
+export interface HealthSources {
+  stop(): Promise<void>;
+  /** HTTP routes of the sources (GET /status for peers' probes), mounted on the metrics server. */
+  routes?: Peers['routes'];
+}
+
+/** The health source name of the local pool in the site-state table. */
+export const POOL_SOURCE = 'pool';
+
+/**
+ * Starts every source that feeds the site-state table (the local HAProxy pools, later peer
+ * heartbeats). Called by the backend after the table exists and before it serves.
+ * With `health:` configured, the local site is up while its pool has `min-servers` usable servers
+ * on at least one of its load balancers (read through the Runtime API every `interval-ms`).
+ */
+export async function startHealthSources(loaded: LoadedConfig, table: SiteStateTable, logger: Logger, registry: Registry, timers: Timers = realTimers, hooks?: SummaryHooks): Promise<HealthSources> {
+  const peers = await startPeers(loaded, table, logger, registry, timers, hooks);
+  const health = loaded.config.health;
+  if (!health) return peers;
+  const site = loaded.config.site;
+  const watcher = new PoolWatcher({
+    backend: health.backend,
+    clients: health['load-balancers'].map((p) => new RuntimeClient(resolvePath(loaded, p), { timeoutMs: health['timeout-ms'] })),
+    intervalMs: health['interval-ms'],
+    minServers: health['min-servers'],
+    timers,
+    logger,
+    registry,
+    onChange: (up, reason) => table.setHealth(site, POOL_SOURCE, up, reason),
+  });
+  watcher.start();
+  logger.info({ site, backend: health.backend, loadBalancers: health['load-balancers'], intervalMs: health['interval-ms'] }, 'watching the local pool');
+  return { routes: peers.routes, stop: async () => (watcher.stop(), peers.stop()) };
+}

@@ -1,0 +1,73 @@
+import { EventEmitter } from 'node:events';
+import type { ProbeFigures, SiteFigures } from '../pdns-backend/policies.js';
+
+export type { ProbeFigures, SiteFigures } from '../pdns-backend/policies.js';
+
+export interface MetricsChange {
+  /** figures: a site's load/response time; probe: a probe result for a client network. */
+  kind: 'figures' | 'probe';
+  site: string;
+  /** For probes: the network ("192.0.2.0/24"). */
+  key?: string;
+}
+
+/**
+ * Per-site figures the policies read besides usability: each site's aggregate load and response
+ * time (ours from our agents' load reports, the peers' from their heartbeats) and probe results
+ * from each site to client networks. Plain maps read on the lookup path; writers emit 'change'
+ * and the orderings decide whether an order (and a cache) changes — with hysteresis, so noise
+ * in the figures does not flush.
+ */
+export class MetricsTable extends EventEmitter<{ change: [MetricsChange] }> {
+  private readonly siteFigures = new Map<string, SiteFigures & { at: number }>();
+  private readonly probes = new Map<string, Map<string, ProbeFigures>>();
+
+  constructor(
+    readonly sites: readonly string[],
+    private readonly clock: () => number = Date.now,
+    private readonly maxProbeEntries = 100_000,
+  ) {
+    super();
+    for (const s of sites) this.probes.set(s, new Map());
+  }
+
+  figures(site: string): SiteFigures | undefined {
+    return this.siteFigures.get(site);
+  }
+
+  figuresAge(site: string): number | undefined {
+    const f = this.siteFigures.get(site);
+    return f ? this.clock() - f.at : undefined;
+  }
+
+  setFigures(site: string, f: SiteFigures): void {
+    if (!this.probes.has(site)) return;
+    const prev = this.siteFigures.get(site);
+    const next = { ...f, at: this.clock() };
+    this.siteFigures.set(site, next);
+    if (prev && prev.load === f.load && prev.responseMs === f.responseMs && prev.connections === f.connections) return;
+    this.emit('change', { kind: 'figures', site });
+  }
+
+  clearFigures(site: string): void {
+    if (this.siteFigures.delete(site)) this.emit('change', { kind: 'figures', site });
+  }
+
+  probe(site: string, key: string): ProbeFigures | undefined {
+    return this.probes.get(site)?.get(key);
+  }
+
+  setProbe(site: string, key: string, p: ProbeFigures): void {
+    const m = this.probes.get(site);
+    if (!m) return;
+    m.delete(key);
+    m.set(key, p);
+    if (m.size > this.maxProbeEntries) m.delete(m.keys().next().value!);
+    this.emit('change', { kind: 'probe', site, key });
+  }
+
+  /** Every probe result of one site (for sharing with peers and `explain`). */
+  probesOf(site: string): [string, ProbeFigures][] {
+    return [...(this.probes.get(site) ?? [])];
+  }
+}

@@ -1,0 +1,458 @@
+import { execFile, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDb, type Db } from '../../../src/db/index.js';
+import { migrate, MigrationError, uninstall } from '../../../src/db-triggers/migrate.js';
+import { Replicator } from '../../../src/db-triggers/replicator.js';
+import { replicationStatus } from '../../../src/db-triggers/status.js';
+import { createDatabases, dbUrl, dropDatabases, waitFor } from '../support/pg.js';
+import { createCluster, digest, type Cluster } from './harness.js';
+
+const run = promisify(execFile);
+
+const SCHEMA = `
+CREATE TABLE parent (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE item (
+  region text, id bigint, parent_id int REFERENCES parent(id),
+  label text, email text UNIQUE, price numeric(30,10), doc jsonb, blob bytea, at timestamptz,
+  tags text[], nums int[], n int,
+  PRIMARY KEY (region, id)
+);
+`;
+const TABLES = ['parent', 'item'];
+
+async function rows(db: Db, sql: string): Promise<unknown[]> {
+  return (await db.query(sql)).rows;
+}
+
+describe('replication between two sites on PostgreSQL', () => {
+  let c: Cluster;
+  let A: Db;
+  let B: Db;
+  beforeAll(async () => {
+    c = await createCluster('rep', ['a', 'b'], SCHEMA, TABLES);
+    A = c.site('a').db;
+    B = c.site('b').db;
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+
+  it('replicates every type exactly, composite keys and foreign keys included', async () => {
+    await A.query(`INSERT INTO parent VALUES (1, 'p1')`);
+    await A.query(
+      `INSERT INTO item VALUES ('eu', 9007199254740993, 1, 'first', 'x@example.com', 12345678901234567890.1234567891,
+        '{"a": [1, 2.50, {"b": null}], "big": 123456789012345678901234567890}', '\\x00ff10', '2024-02-29 12:34:56.789012+05:30',
+        '{"a b", "c,d", NULL}', '{1,2,3}', NULL)`,
+    );
+    await A.query(`UPDATE item SET n = 7, label = NULL WHERE region = 'eu'`);
+    await c.syncAll();
+    const [da, db] = await c.digests(TABLES);
+    expect(db).toBe(da);
+    expect(db).toContain('12345678901234567890.1234567891');
+    expect(db).toContain('9007199254740993');
+    expect(db).toContain('123456789012345678901234567890');
+    expect(db).toContain('\\x00ff10');
+    // no echo: B applied without capturing, so B's queue stays empty
+    expect(await rows(B, `SELECT count(*)::int AS n FROM multisite.change`)).toEqual([{ n: 0 }]);
+  });
+
+  it('keeps foreign keys enforced in the apply session (no session_replication_role)', async () => {
+    await A.query(`INSERT INTO parent VALUES (2, 'p2')`);
+    await A.query(`INSERT INTO item (region, id, parent_id) VALUES ('us', 1, 2)`);
+    await A.query(`UPDATE parent SET name = 'p2b' WHERE id = 2`);
+    await A.query(`DELETE FROM item WHERE region = 'us'`);
+    await A.query(`DELETE FROM parent WHERE id = 2`);
+    await c.syncAll();
+    expect(await rows(B, `SELECT id FROM parent ORDER BY id`)).toEqual([{ id: 1 }]);
+    // a change whose parent is missing at B cannot apply: it goes to the conflict log, replication goes on
+    await B.query(`DELETE FROM parent WHERE id = 1`).catch(() => undefined); // refused: item references it
+    await A.query(`INSERT INTO parent VALUES (3, 'p3')`);
+    await c.syncAll();
+    expect(await rows(B, `SELECT id FROM parent ORDER BY id`)).toEqual([{ id: 1 }, { id: 3 }]);
+  });
+
+  it('same row, different columns at both sites: merged, no conflict', async () => {
+    await A.query(`INSERT INTO item (region, id, label, n) VALUES ('m', 1, 'orig', 0)`);
+    await c.syncAll();
+    await A.query(`UPDATE item SET label = 'from-a' WHERE region = 'm'`);
+    await B.query(`UPDATE item SET n = 42 WHERE region = 'm'`);
+    const before = await rows(A, `SELECT count(*)::int AS n FROM multisite.conflict`);
+    await c.syncAll();
+    expect(await rows(A, `SELECT label, n FROM item WHERE region = 'm'`)).toEqual([{ label: 'from-a', n: 42 }]);
+    expect(await rows(B, `SELECT label, n FROM item WHERE region = 'm'`)).toEqual([{ label: 'from-a', n: 42 }]);
+    expect(await rows(A, `SELECT count(*)::int AS n FROM multisite.conflict`)).toEqual(before);
+  });
+
+  it('same column at both sites: same winner everywhere, the loser logged with both versions and dropped from its queue', async () => {
+    await A.query(`INSERT INTO item (region, id, label) VALUES ('c', 1, 'orig')`);
+    await c.syncAll();
+    await A.query(`UPDATE item SET label = 'a-wins?' WHERE region = 'c'`);
+    await B.query(`UPDATE item SET label = 'b-wins?' WHERE region = 'c'`); // later stamp
+    // b's replicator applies first: a's older change loses at b; then a applies b's change
+    await c.site('b').rep.syncAll();
+    await c.site('a').rep.syncAll();
+    await c.syncAll();
+    const [da, db] = await c.digests(TABLES);
+    expect(da).toBe(db);
+    expect(await rows(A, `SELECT label FROM item WHERE region = 'c'`)).toEqual([{ label: 'b-wins?' }]);
+    for (const site of [A, B]) {
+      const log = await rows(site, `SELECT kind, columns, winner_site, loser_site, winner->>'label' AS w, loser->>'label' AS l FROM multisite.conflict WHERE pk->>'region' = 'c'`);
+      expect(log).toContainEqual({ kind: 'update-update', columns: ['label'], winner_site: 'b', loser_site: 'a', w: 'b-wins?', l: 'a-wins?' });
+    }
+  });
+
+  it('delete vs update: the delete wins at both sites, the update is logged', async () => {
+    await A.query(`INSERT INTO item (region, id, label) VALUES ('d', 1, 'orig')`);
+    await c.syncAll();
+    await A.query(`UPDATE item SET label = 'upd' WHERE region = 'd'`);
+    await B.query(`DELETE FROM item WHERE region = 'd'`);
+    await c.syncAll();
+    expect(await rows(A, `SELECT * FROM item WHERE region = 'd'`)).toEqual([]);
+    expect(await rows(B, `SELECT * FROM item WHERE region = 'd'`)).toEqual([]);
+    const kinds = [
+      ...(await rows(A, `SELECT kind FROM multisite.conflict WHERE pk->>'region' = 'd'`)),
+      ...(await rows(B, `SELECT kind FROM multisite.conflict WHERE pk->>'region' = 'd'`)),
+    ];
+    expect(kinds.length).toBeGreaterThan(0);
+  });
+
+  it('delete vs delete: both gone, nothing stops', async () => {
+    await A.query(`INSERT INTO item (region, id) VALUES ('dd', 1)`);
+    await c.syncAll();
+    await A.query(`DELETE FROM item WHERE region = 'dd'`);
+    await B.query(`DELETE FROM item WHERE region = 'dd'`);
+    await c.syncAll();
+    expect(await rows(A, `SELECT * FROM item WHERE region = 'dd'`)).toEqual([]);
+    expect(await rows(B, `SELECT * FROM item WHERE region = 'dd'`)).toEqual([]);
+  });
+
+  it('insert vs insert with the same key: one version everywhere, logged', async () => {
+    await A.query(`INSERT INTO item (region, id, label) VALUES ('ii', 1, 'from-a')`);
+    await B.query(`INSERT INTO item (region, id, label) VALUES ('ii', 1, 'from-b')`);
+    await c.syncAll();
+    const [da, db] = await c.digests(TABLES);
+    expect(da).toBe(db);
+    expect(await rows(A, `SELECT label FROM item WHERE region = 'ii'`)).toEqual([{ label: 'from-b' }]);
+    expect(await rows(A, `SELECT kind, loser->>'label' AS l FROM multisite.conflict WHERE pk->>'region' = 'ii'`)).toEqual([
+      { kind: 'insert-insert', l: 'from-a' },
+    ]);
+  });
+
+  it('a clash on a secondary unique key: logged, replication continues, both sites keep the row written last', async () => {
+    await A.query(`INSERT INTO item (region, id, email) VALUES ('u', 1, 'same@example.com')`);
+    await B.query(`INSERT INTO item (region, id, email) VALUES ('u', 2, 'same@example.com')`); // written later: keeps the key
+    await A.query(`INSERT INTO item (region, id, label) VALUES ('u', 3, 'after the clash')`);
+    await c.syncAll();
+    expect(await rows(B, `SELECT label FROM item WHERE region = 'u' AND id = 3`)).toEqual([{ label: 'after the clash' }]);
+    const logs: unknown[] = [];
+    for (const site of [A, B]) {
+      expect(await rows(site, `SELECT id::int FROM item WHERE region = 'u' AND email IS NOT NULL`)).toEqual([{ id: 2 }]);
+      logs.push(...(await rows(site, `SELECT kind, columns, winner->>'id' AS w, loser->>'id' AS l FROM multisite.conflict WHERE kind = 'unique-clash'`)));
+    }
+    // logged where it was found (the losing insert then left its queue, so the other site never saw it)
+    expect(logs).toContainEqual({ kind: 'unique-clash', columns: ['email'], w: '2', l: '1' });
+    const [da, db] = await c.digests(TABLES);
+    expect(db).toBe(da);
+    // clean up for the next tests
+    await A.query(`DELETE FROM item WHERE region = 'u'`);
+    await c.syncAll();
+  });
+
+  it('a row that cannot apply at all goes to the conflict log as apply-error; the rest applies', async () => {
+    await B.exec(`ALTER TABLE item ADD CONSTRAINT label_not_poison CHECK (label IS DISTINCT FROM 'poison')`);
+    try {
+      await A.query(`INSERT INTO item (region, id, label) VALUES ('e', 1, 'poison'), ('e', 2, 'fine')`);
+      await c.syncAll();
+      expect(await rows(B, `SELECT id::int FROM item WHERE region = 'e'`)).toEqual([{ id: 2 }]);
+      const errs = await rows(B, `SELECT kind, reason FROM multisite.conflict WHERE pk->>'region' = 'e'`);
+      expect(errs).toHaveLength(1);
+      expect(errs[0]).toMatchObject({ kind: 'apply-error' });
+      expect((errs[0] as { reason: string }).reason).toMatch(/23514.*label_not_poison/);
+    } finally {
+      await B.exec(`ALTER TABLE item DROP CONSTRAINT label_not_poison`);
+    }
+  });
+
+  it('never skips a change whose transaction commits after a later one was read (no gaps)', async () => {
+    // t1 takes the first change id, t2 a later one and commits first; the replicator runs between
+    const t1 = await openDb(c.site('a').url, { max: 1 });
+    try {
+      await t1.transaction(async (tx) => {
+        await tx.query(`INSERT INTO item (region, id, label) VALUES ('gap', 1, 'slow')`);
+        await A.query(`INSERT INTO item (region, id, label) VALUES ('gap', 2, 'fast')`);
+        await c.site('b').rep.syncAll(); // reads id 2 while id 1 is uncommitted
+        expect(await rows(B, `SELECT id::int FROM item WHERE region = 'gap'`)).toEqual([{ id: 2 }]);
+      });
+    } finally {
+      await t1.close();
+    }
+    await c.site('b').rep.syncAll();
+    expect(await rows(B, `SELECT id::int FROM item WHERE region = 'gap' ORDER BY id`)).toEqual([{ id: 1 }, { id: 2 }]);
+  });
+
+  it('trims changes every peer acknowledged', async () => {
+    await A.query(`INSERT INTO item (region, id) SELECT 'trim', g FROM generate_series(1, 50) g`);
+    await c.syncAll();
+    await c.site('b').rep.syncAll(); // acknowledges
+    await c.site('a').rep.trim();
+    expect(await rows(A, `SELECT count(*)::int AS n FROM multisite.change`)).toEqual([{ n: 0 }]);
+  });
+
+  it('wakes on NOTIFY: a running replicator applies within a fraction of a second', async () => {
+    const rb = c.site('b').rep;
+    await rb.start();
+    try {
+      const t0 = Date.now();
+      await A.query(`INSERT INTO item (region, id, label) VALUES ('live', 1, 'now')`);
+      await waitFor('the row at b', async () => (await rows(B, `SELECT 1 FROM item WHERE region = 'live'`)).length === 1, 10_000, 5);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      const st = await replicationStatus(B, [{ name: 'a', db: A }]);
+      expect(st.peers[0]).toMatchObject({ peer: 'a', pending: 0, lagSeconds: 0, stale: false });
+      expect(st.recentConflicts.length).toBeGreaterThan(0);
+    } finally {
+      await rb.stop();
+    }
+  });
+
+  it('LISTEN reconnects after its connection is killed, and wakes the replicator', async () => {
+    const wakes: string[] = [];
+    const peer = await openDb(c.site('a').url, { applicationName: 'ms-listen-test' });
+    try {
+      const stop = await peer.listen('multisite_change', (p) => wakes.push(p));
+      await A.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ms-listen-test' AND query LIKE 'LISTEN%'`);
+      await waitFor('the reconnect wake-up', () => wakes.length > 0, 10_000);
+      wakes.length = 0;
+      await A.query(`INSERT INTO parent VALUES (77, 'after reconnect')`);
+      await waitFor('a notification on the new connection', () => wakes.length > 0, 10_000);
+      await stop();
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('a PRIMARY KEY change is a delete of the old key and an insert of the new one', async () => {
+    await A.query(`INSERT INTO item (region, id, label) VALUES ('pk', 1, 'moved')`);
+    await c.syncAll();
+    await A.query(`UPDATE item SET id = 2 WHERE region = 'pk'`);
+    await c.syncAll();
+    expect(await rows(B, `SELECT id::int, label FROM item WHERE region = 'pk'`)).toEqual([{ id: 2, label: 'moved' }]);
+  });
+});
+
+describe('batches', () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await createCluster('batch', ['a', 'b'], `CREATE TABLE t (id int PRIMARY KEY, v text);`, ['t'], { batchSize: 700 });
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+  it('reads every change exactly once: many small transactions, then one larger than a batch (ids past 999 and 9999)', async () => {
+    const A = c.site('a').db;
+    let next = 0;
+    await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= 1200) return;
+          await A.query(`INSERT INTO t VALUES ($1::int, 'single')`, [i]);
+        }
+      }),
+    );
+    await A.query(`INSERT INTO t SELECT g, 'bulk' FROM generate_series(1200, 11200) g`);
+    await c.syncAll();
+    const B = c.site('b').db;
+    expect(await rows(B, `SELECT count(*)::int AS n FROM t`)).toEqual([{ n: 11201 }]);
+    expect(await rows(B, `SELECT changes::int AS n FROM multisite.watermark WHERE peer = 'a'`)).toEqual([{ n: 11201 }]);
+  });
+});
+
+describe('three sites', () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await createCluster('rep3', ['a', 'b', 'c'], `CREATE TABLE kv (k int PRIMARY KEY, v text, w int);`, ['kv']);
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+  it('converges with writes everywhere', async () => {
+    for (const s of c.sites) {
+      await s.db.query(`INSERT INTO kv SELECT g, '${s.name}', 0 FROM generate_series(1, 20) g ON CONFLICT DO NOTHING`);
+    }
+    await c.syncAll();
+    await c.site('a').db.query(`UPDATE kv SET v = 'a2' WHERE k <= 10`);
+    await c.site('b').db.query(`UPDATE kv SET w = 1 WHERE k <= 15`);
+    await c.site('c').db.query(`DELETE FROM kv WHERE k > 18`);
+    await c.syncAll();
+    const d = await c.digests(['kv']);
+    expect(d[1]).toBe(d[0]);
+    expect(d[2]).toBe(d[0]);
+    expect(await rows(c.site('c').db, `SELECT count(*)::int AS n FROM kv`)).toEqual([{ n: 18 }]);
+  });
+
+  it('resolves a secondary-unique clash the same way whatever order the sites sync in', async () => {
+    for (const s of c.sites) await s.db.exec(`ALTER TABLE kv ADD COLUMN u text UNIQUE`);
+    await c.site('a').db.query(`INSERT INTO kv (k, v, u) VALUES (100, 'from a', 'key')`);
+    await c.site('b').db.query(`INSERT INTO kv (k, v, u) VALUES (200, 'from b', 'key')`); // later: keeps the key
+    // c first takes a's row, then meets b's
+    await c.site('c').rep.syncPeer({ name: 'a', db: c.site('a').db });
+    await c.site('c').rep.syncPeer({ name: 'b', db: c.site('b').db });
+    await c.syncAll();
+    const d = await c.digests(['kv']);
+    expect(d[1]).toBe(d[0]);
+    expect(d[2]).toBe(d[0]);
+    expect(await rows(c.site('c').db, `SELECT k FROM kv WHERE u = 'key'`)).toEqual([{ k: 200 }]);
+  });
+});
+
+describe('migrate', () => {
+  const created: string[] = [];
+  afterAll(async () => {
+    await dropDatabases(created);
+  });
+
+  it('is idempotent, refuses a table without a primary key, and uninstalls cleanly', async () => {
+    const [name] = await createDatabases('mig', 1);
+    created.push(name!);
+    const db = await openDb(dbUrl(name!));
+    try {
+      await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE nokey (v text);`);
+      await migrate(db, { site: 'a', tables: ['t'] });
+      await migrate(db, { site: 'a', tables: ['public.t'] });
+      const trig = await db.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`);
+      expect(trig.rows).toEqual([{ tgname: 'multisite_capture' }, { tgname: 'multisite_notify' }]);
+      await expect(migrate(db, { site: 'a', tables: ['nokey'] })).rejects.toThrow(MigrationError);
+      await expect(migrate(db, { site: 'a', tables: ['nokey'] })).rejects.toThrow(/public\.nokey has no primary key/);
+      await db.query(`INSERT INTO t VALUES (1, 'x')`);
+      expect((await db.query(`SELECT count(*)::int AS n FROM multisite.change`)).rows).toEqual([{ n: 1 }]);
+      await uninstall(db);
+      expect((await db.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'multisite'`)).rows).toEqual([{ n: 0 }]);
+      await db.query(`INSERT INTO t VALUES (2, 'y')`); // no trigger left behind
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('works through the CLI: migrate, replicate --once, status', async () => {
+    const names = await createDatabases('cli', 2);
+    created.push(...names);
+    const dir = mkdtempSync(join(tmpdir(), 'ms-rep-'));
+    for (const n of names) {
+      const db = await openDb(dbUrl(n));
+      await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text)`);
+      await db.close();
+    }
+    const cfg = (site: string) => {
+      const f = join(dir, `${site}.yaml`);
+      writeFileSync(
+        f,
+        `site: ${site}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [t]\n  sites:\n    a: { db: "${dbUrl(names[0]!)}" }\n    b: { db: "${dbUrl(names[1]!)}" }\n`,
+      );
+      return f;
+    };
+    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: process.cwd() });
+    const m = await cli('migrate', '--config', cfg('a'));
+    expect(m.stdout).toMatch(/replication installed for site a: public\.t \(id\)/);
+    await cli('migrate', '--db', dbUrl(names[1]!), '--site', 'b', '--tables', 't');
+    const bad = await cli('migrate', '--db', dbUrl(names[1]!), '--site', 'b', '--tables', 'nope').catch((e: { code: number; stderr: string }) => e);
+    expect((bad as { code: number }).code).toBe(1);
+    const a = await openDb(dbUrl(names[0]!));
+    const b = await openDb(dbUrl(names[1]!));
+    try {
+      await a.query(`INSERT INTO t VALUES (1, 'via cli')`);
+      await cli('replicate', '--config', cfg('b'), '--once');
+      expect((await b.query(`SELECT v FROM t`)).rows).toEqual([{ v: 'via cli' }]);
+      const st = await cli('status', '--config', cfg('b'));
+      expect(st.stdout).toMatch(/replication \(site b/);
+      expect(st.stdout).toMatch(/^\s+a\s+0\s+0\.00s\s+1\s+0/m);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('the replicate daemon', () => {
+  const created: string[] = [];
+  afterAll(async () => {
+    await dropDatabases(created);
+  });
+
+  it('serves metrics, applies on NOTIFY and stops cleanly on SIGTERM', async () => {
+    const names = await createDatabases('daemon', 2);
+    created.push(...names);
+    for (const [i, n] of names.entries()) {
+      const db = await openDb(dbUrl(n));
+      await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text)`);
+      await migrate(db, { site: i === 0 ? 'a' : 'b', tables: ['t'] });
+      await db.close();
+    }
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'ms-daemon-'));
+    const cfg = join(dir, 'b.yaml');
+    writeFileSync(
+      cfg,
+      `site: b\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [t]\n  metrics: 127.0.0.1:${port}\n  sites:\n    a: { db: "${dbUrl(names[0]!)}" }\n    b: { db: "${dbUrl(names[1]!)}" }\n`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const a = await openDb(dbUrl(names[0]!));
+    const b = await openDb(dbUrl(names[1]!));
+    try {
+      await waitFor('the replicator to start', () => log.includes('replicator starting'), 20_000);
+      await a.query(`INSERT INTO t VALUES (1, 'pushed')`);
+      await waitFor('the row at b', async () => (await b.query(`SELECT 1 FROM t`)).rowCount === 1, 10_000, 5);
+      const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(body).toMatch(/multisite_replication_lag_seconds\{peer="a"\} 0/);
+      expect(body).toMatch(/multisite_replication_changes_total\{peer="a"\} 1/);
+      expect(body).toMatch(/multisite_replication_conflicts_total/);
+      expect(body).not.toMatch(/password/i);
+      const code = new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
+      child.kill('SIGTERM');
+      expect(await code).toBe(0);
+      expect(log).toMatch(/replicator stopped/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('PGlite behind the same interface', () => {
+  it('replicates between two embedded databases', async () => {
+    const a = await openDb('pglite:memory');
+    const b = await openDb('pglite:memory');
+    try {
+      for (const [db, site] of [[a, 'a'], [b, 'b']] as const) {
+        await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, n numeric)`);
+        await migrate(db, { site, tables: ['t'] });
+      }
+      const ra = new Replicator({ site: 'a', local: a, peers: [{ name: 'b', db: b }] });
+      const rb = new Replicator({ site: 'b', local: b, peers: [{ name: 'a', db: a }] });
+      await a.query(`INSERT INTO t VALUES (1, 'lite', 1.5)`);
+      await b.query(`INSERT INTO t VALUES (2, 'also', 2)`);
+      await a.query(`UPDATE t SET v = 'x' WHERE id = 1`);
+      await rb.syncAll();
+      await ra.syncAll();
+      expect(await digest(a, ['t'])).toBe(await digest(b, ['t']));
+      expect((await b.query(`SELECT v FROM t WHERE id = 1`)).rows).toEqual([{ v: 'x' }]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { loadConfig } from '../../../src/config/index.js';
+import { start, type RunningBackend } from '../../../src/pdns-backend/index.js';
+import { freePort } from './ports.js';
+import { startPdns, type Pdns } from './pdns.js';
+
+export interface SiteUnderTest {
+  dir: string;
+  configFile: string;
+  socket: string;
+  control: string;
+  backend: RunningBackend;
+  pdns: Pdns;
+  stop(): Promise<void>;
+}
+
+export interface SiteOptions {
+  host: string;
+  /** The YAML config, with {{DIR}}, {{API_URL}} placeholders filled in. */
+  config: string;
+  connector?: 'unix' | 'http';
+  pdnsSettings?: Record<string, string | number>;
+}
+
+/**
+ * One site's DNS: our backend (in this process) and a real pdns_server using it. Everything is
+ * in a temporary directory removed on stop.
+ */
+export async function startSite(opts: SiteOptions): Promise<SiteUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'ms-site-'));
+  const apiPort = await freePort(opts.host);
+  const apiKey = `key-${apiPort}`;
+  writeFileSync(join(dir, 'api-key'), `${apiKey}\n`);
+  const httpPort = await freePort(opts.host);
+  const configText = opts.config
+    .replaceAll('{{DIR}}', dir)
+    .replaceAll('{{API_URL}}', `http://${opts.host}:${apiPort}`)
+    .replaceAll('{{HTTP}}', `${opts.host}:${httpPort}`);
+  const configFile = join(dir, 'multisite.yaml');
+  writeFileSync(configFile, configText);
+  const loaded = loadConfig(configFile);
+  const backend = await start(loaded, { logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), registry: new Registry() });
+  const socket = backend.connectors[0]!.address;
+  const connection =
+    opts.connector === 'http' ? `http:url=http://${opts.host}:${httpPort}/dns,post=1,post_json=1` : `unix:path=${socket}`;
+  let pdns: Pdns;
+  try {
+    pdns = await startPdns({ host: opts.host, backend: { kind: 'remote', connection }, apiPort, apiKey, settings: opts.pdnsSettings, probeName: loaded.config.zones[0]?.name });
+  } catch (err) {
+    await backend.stop();
+    throw err;
+  }
+  return {
+    dir,
+    configFile,
+    socket,
+    control: loaded.config.backend.control.startsWith('/') ? loaded.config.backend.control : join(dir, loaded.config.backend.control),
+    backend,
+    pdns,
+    async stop() {
+      await Promise.allSettled([pdns.stop(), backend.stop()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,1 @@
+export { startPdns, type Pdns, type PdnsOptions } from '../../../src/lab/pdns.js';

@@ -1,0 +1,1 @@
+export { freePort, waitFor } from '../../../src/lab/ports.js';

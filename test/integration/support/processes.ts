@@ -1,0 +1,1 @@
+export { startProcess, type Started } from '../../../src/lab/processes.js';

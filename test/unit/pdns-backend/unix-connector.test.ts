@@ -1,0 +1,107 @@
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnixConnector } from '../../../src/pdns-backend/connectors/unix.js';
+import { exampleHandler } from './fixtures.js';
+
+const path = join(tmpdir(), `ms-unix-${process.pid}.sock`);
+const { handler } = exampleHandler();
+const connector = new UnixConnector(path, {
+  handleLine: (l) => handler.handleLine(l),
+  handle: (r) => handler.handle(r),
+  logger: pino({ level: 'silent' }),
+  maxRequestBytes: 4096,
+});
+
+beforeAll(() => connector.start());
+afterAll(() => connector.stop());
+
+/** A client that collects response lines. */
+function client(): Promise<{ sock: Socket; lines: string[]; next(n?: number): Promise<string[]>; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    const lines: string[] = [];
+    let buf = '';
+    let waiter: (() => void) | undefined;
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+      waiter?.();
+    });
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    sock.on('error', () => {});
+    const next = async (n = 1) => {
+      while (lines.length < n) await new Promise<void>((r) => (waiter = r));
+      return lines.splice(0, n);
+    };
+    sock.on('connect', () => resolve({ sock, lines, next, closed }));
+    sock.once('error', reject);
+  });
+}
+
+const lookupLine = JSON.stringify({ method: 'lookup', parameters: { qtype: 'A', qname: 'www.example.com.', 'zone-id': 1 } });
+const expected = handler.handleLine(lookupLine);
+
+describe('unix connector framing', () => {
+  it('answers the same whatever byte offset the request is split at', async () => {
+    const two = `${lookupLine}\n${JSON.stringify({ method: 'initialize', parameters: {} })}\n`;
+    const c = await client();
+    for (let cut = 0; cut <= two.length; cut++) {
+      c.sock.write(two.slice(0, cut));
+      await new Promise((r) => setImmediate(r));
+      c.sock.write(two.slice(cut));
+      expect(await c.next(2)).toEqual([expected, '{"result":true}']);
+    }
+    c.sock.end();
+  });
+
+  it('answers pipelined requests in order on one connection', async () => {
+    const c = await client();
+    c.sock.write(`${lookupLine}\n`.repeat(500));
+    const got = await c.next(500);
+    expect(new Set(got)).toEqual(new Set([expected]));
+    c.sock.end();
+  });
+
+  it('refuses an oversized line with a reason and closes only that connection', async () => {
+    const bad = await client();
+    const good = await client();
+    bad.sock.write('x'.repeat(5000));
+    const [line] = await bad.next();
+    expect(JSON.parse(line!)).toEqual({ result: false, log: ['request longer than 4096 bytes'] });
+    await bad.closed;
+    good.sock.write(`${lookupLine}\n`);
+    expect(await good.next()).toEqual([expected]);
+    good.sock.end();
+  });
+
+  it('survives 10,000 random and mutated requests, and still answers', async () => {
+    const c = await client();
+    const valid = [lookupLine, JSON.stringify({ method: 'list', parameters: { zonename: 'example.com.', domain_id: 1 } }), JSON.stringify({ method: 'getDomainInfo', parameters: { name: 'example.com.' } })];
+    const mutated = fc.tuple(fc.constantFrom(...valid), fc.nat(), fc.string({ maxLength: 8 })).map(([v, at, junk]) => {
+      const i = at % v.length;
+      return v.slice(0, i) + junk + v.slice(i + 1);
+    });
+    const randomJson = fc.json({ maxDepth: 4 }).map((j) => j.replace(/\n/g, ' '));
+    const randomMethodCall = fc.record({ method: fc.oneof(fc.constantFrom('lookup', 'list', 'getDomainInfo', 'getAllDomains', 'getDomainMetadata'), fc.string()), parameters: fc.anything() }).map((o) => JSON.stringify(o) ?? 'null');
+    const bytes = fc.string({ unit: 'binary', maxLength: 300 }).map((s) => s.replace(/\n/g, ' '));
+    const requests = fc.sample(fc.oneof(mutated, randomJson, randomMethodCall, bytes), { numRuns: 10_000, seed: 42 }).filter((r) => r.trim() !== '');
+    for (let i = 0; i < requests.length; i += 500) {
+      const batch = requests.slice(i, i + 500);
+      c.sock.write(batch.map((r) => `${r}\n`).join(''));
+      const answers = await c.next(batch.length);
+      for (const a of answers) expect(() => JSON.parse(a)).not.toThrow();
+    }
+    c.sock.write(`${lookupLine}\n`);
+    expect(await c.next()).toEqual([expected]);
+    c.sock.end();
+  });
+});

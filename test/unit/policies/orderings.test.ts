@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import type { BalancedConfig } from '../../../src/config/index.js';
+import { compileBalanced } from '../../../src/pdns-backend/balanced.js';
+import { Handler } from '../../../src/pdns-backend/handler.js';
+import { Orderings } from '../../../src/pdns-backend/orderings.js';
+import { buildZone } from '../../../src/pdns-backend/zone-index.js';
+import { MetricsTable } from '../../../src/site-health/metrics-table.js';
+import { SiteStateTable } from '../../../src/site-health/state-table.js';
+import { exampleZone } from '../pdns-backend/fixtures.js';
+
+const sites = ['a', 'b'];
+const name = (n: string, over: Partial<BalancedConfig>) =>
+  compileBalanced({ name: `${n}.example.com.`, ttl: 20, fallback: 'all', addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] }, ...over }, 'a', sites);
+
+function setup() {
+  let now = 0;
+  const clock = () => now;
+  const table = new SiteStateTable(sites, clock);
+  const metrics = new MetricsTable(sites, clock);
+  const names = [
+    name('lf', {}),
+    name('load', { policy: 'least-load', hysteresis: { ratio: 0.2, min: 0.1, 'hold-ms': 10_000 } }),
+    name('topo', { policy: 'topology', topology: { '10.0.0.0/8': ['b'] } }),
+    name('rr', { policy: 'round-robin' }),
+    name('near', { policy: 'closest' }),
+  ];
+  const unprobed: string[] = [];
+  const orderings = new Orderings(names, table, metrics, { clock, onUnprobed: (_c, key) => unprobed.push(key) });
+  const flushed: string[][] = [];
+  orderings.on('changed', (n) => flushed.push(n));
+  const handler = new Handler([buildZone(exampleZone(), names)], table, undefined, orderings);
+  const lookup = (qname: string, realRemote: string) =>
+    JSON.parse(handler.handleLine(JSON.stringify({ method: 'lookup', parameters: { local: '127.0.0.1', qname, qtype: 'A', 'real-remote': realRemote, remote: '127.0.0.1', 'zone-id': 1 } }))).result as { content: string; scopeMask: number }[];
+  const order = (qname: string, realRemote = '127.0.0.1/32') => lookup(qname, realRemote).map((r) => r.content);
+  return { table, metrics, orderings, flushed, lookup, order, unprobed, advance: (ms: number) => (now += ms) };
+}
+
+const A = '192.0.2.1';
+const B = '198.51.100.1';
+
+describe('orderings: caching, flushing, hysteresis in virtual time', () => {
+  it('load reports move a least-load name between sites and back; noise neither reorders nor flushes', () => {
+    const t = setup();
+    const load = 'load.example.com.';
+    expect(t.order(load)).toEqual([A, B]);
+    // Schedule of reports every 2 s: (time, load a, load b) → expected first site, flushes so far.
+    const schedule: [number, number, number, string, number][] = [
+      [2_000, 0.5, 0.48, A, 0], // noise
+      [4_000, 0.52, 0.5, A, 0],
+      [6_000, 0.9, 0.3, B, 1], // clearly lower at b: moves, one flush
+      [8_000, 0.2, 0.9, B, 1], // a is better now but within hold (10 s from 6 s)
+      [14_000, 0.6, 0.55, B, 1], // noise: b stays
+      [16_000, 0.3, 0.9, A, 2], // held 10 s; a clearly better: back, second flush
+      [18_000, 0.31, 0.29, A, 2],
+      [20_000, 0.32, 0.3, A, 2],
+    ];
+    let now = 0;
+    for (const [at, la, lb, first, flushes] of schedule) {
+      t.advance(at - now);
+      now = at;
+      t.metrics.setFigures('a', { load: la });
+      t.metrics.setFigures('b', { load: lb });
+      expect(t.order(load)[0], `at ${at}`).toBe(first);
+      expect(t.flushed.filter((f) => f.includes(load)).length, `flushes at ${at}`).toBe(flushes);
+    }
+  });
+
+  it('a site going down flushes client-independent names only; client-dependent names carry a scope instead', () => {
+    const t = setup();
+    expect(t.lookup('lf.example.com.', '10.1.2.0/24')[0]!.scopeMask).toBe(0);
+    t.table.setHealth('a', 'test', false, 'dead');
+    expect(t.flushed).toEqual([['lf.example.com.', 'load.example.com.']]);
+    expect(t.order('topo.example.com.', '10.1.2.0/24')).toEqual([B]);
+  });
+
+  it('topology answers per client with the scope they depend on, cached per client and version', () => {
+    const t = setup();
+    const r1 = t.lookup('topo.example.com.', '10.1.2.0/24');
+    expect(r1.map((r) => [r.content, r.scopeMask])).toEqual([[B, 8], [A, 8]]);
+    const r2 = t.lookup('topo.example.com.', '192.0.2.0/24');
+    expect(r2.map((r) => [r.content, r.scopeMask])).toEqual([[A, 1], [B, 1]]);
+    t.table.setDrained('b', true);
+    expect(t.order('topo.example.com.', '10.1.2.0/24')).toEqual([A]);
+    t.table.setDrained('b', false);
+    expect(t.order('topo.example.com.', '10.1.2.0/24')).toEqual([B, A]);
+  });
+
+  it('round-robin rotates per lookup and is never served with scope 0', () => {
+    const t = setup();
+    const seen = [0, 1, 2, 3].map(() => t.lookup('rr.example.com.', '192.0.2.0/24'));
+    expect(seen.map((r) => r[0]!.content)).toEqual([A, B, A, B]);
+    expect(seen.every((r) => r.every((x) => x.scopeMask === 24))).toBe(true);
+  });
+
+  it('closest: the first answer for an unknown network uses the default order and asks for a probe once; the result reorders', () => {
+    const t = setup();
+    expect(t.order('near.example.com.', '203.0.113.0/24')).toEqual([A, B]);
+    expect(t.order('near.example.com.', '203.0.113.0/24')).toEqual([A, B]);
+    expect(t.unprobed).toEqual(['203.0.113.0/24']);
+    t.metrics.setProbe('a', '203.0.113.0/24', { rttMs: 40, completion: 1, at: 0, method: 'icmp' });
+    t.metrics.setProbe('b', '203.0.113.0/24', { rttMs: 5, completion: 1, at: 0, method: 'tcp' });
+    expect(t.lookup('near.example.com.', '203.0.113.0/24').map((r) => [r.content, r.scopeMask])).toEqual([[B, 24], [A, 24]]);
+    expect(t.flushed).toEqual([]);
+  });
+
+  it('explain traces the decision without moving counters', () => {
+    const t = setup();
+    const b = t.orderings.names.find((n) => n.name === 'topo.example.com.')!;
+    const e = t.orderings.explain(b, '10.9.9.0/24');
+    expect(e.decision.sites).toEqual(['b', 'a']);
+    expect(e.scope).toBe(8);
+    expect(e.trace.join('\n')).toMatch(/longest match 10.0.0.0\/8/);
+  });
+});
