@@ -1,27 +1,31 @@
 import type { Logger } from '../log.js';
 
 /**
- * Keeps a daemon running until SIGTERM or SIGINT, then stops it cleanly. Errors that escape a
- * handler are logged, never fatal: a daemon must not crash on input.
+ * Starts a daemon and keeps it running until SIGTERM or SIGINT, then stops it cleanly. The signal
+ * handlers are installed before `start` runs: a daemon is reachable (its socket listens) before
+ * start resolves, and a SIGTERM in that window must still mean a clean stop, not death by signal.
+ * Errors that escape a handler are logged, never fatal: a daemon must not crash on input.
  */
-export function runUntilSignal(logger: Logger, stop: () => Promise<void>): Promise<number> {
+export async function runDaemon(logger: Logger, start: () => Promise<{ stop(): Promise<void> }>): Promise<number> {
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception (kept running)'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection (kept running)'));
-  return new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'stopping');
-      stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'error while stopping');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  });
+  let signalled: (signal: NodeJS.Signals) => void = () => {};
+  const signal = new Promise<NodeJS.Signals>((resolve) => (signalled = resolve));
+  process.once('SIGTERM', signalled);
+  process.once('SIGINT', signalled);
+  try {
+    // A failed start throws to the caller (the CLI prints it and exits 1).
+    const daemon = await start();
+    logger.info({ signal: await signal }, 'stopping');
+    try {
+      await daemon.stop();
+      return 0;
+    } catch (err) {
+      logger.error({ err }, 'error while stopping');
+      return 1;
+    }
+  } finally {
+    process.off('SIGTERM', signalled);
+    process.off('SIGINT', signalled);
+  }
 }

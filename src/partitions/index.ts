@@ -33,6 +33,11 @@ export interface PartitionDeps {
   balanced: BalancedName[];
   /** Flushes names from PowerDNS's caches. */
   flush?(names: string[]): void;
+  /**
+   * Re-decides every balanced name now (the backend's Orderings.recompute): answers are cached
+   * per orderings version, so a changed `preference` is served only after this.
+   */
+  reorder(): void;
   logger: Logger;
   timers?: Timers;
 }
@@ -73,8 +78,8 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
       const b = deps.balanced.find((x) => x.name === dnsName);
       if (!b) return;
       b.preference = preferenceFor(o.active, rule, siteOrder).filter((s) => b.a.has(s) || b.aaaa.has(s));
-      // Answers are cached per state version: a new version makes every balanced name recompute.
-      deps.table.version++;
+      deps.reorder();
+      // reorder flushes the names whose shared answer changed; a client-dependent name's answers are per client.
       deps.flush?.([b.name]);
     },
     db: withDb ? async (o) => writeOwnership(await db(me), o) : undefined,

@@ -54,6 +54,8 @@ export class PartitionManager {
   private owned: Map<string, Ownership>;
   private readonly rules: Map<string, PartitionRule>;
   private readonly lags = new Map<string, number | undefined>();
+  /** Local wall-clock ms each partition's current record was taken up here (auto failback's hold-down). */
+  private readonly heldSince = new Map<string, number>();
   private timer: unknown;
   private stopped = true;
   /** Every change applied here, for tests, metrics and `multisite status`. */
@@ -141,13 +143,17 @@ export class PartitionManager {
 
   private evaluateNow(): void {
     if (this.stopped) return;
-    const changes = evaluate([...this.rules.values()], this.owned, this.view(), this.o.wallNow(), this.o.auto);
+    const changes = evaluate([...this.rules.values()], this.owned, this.view(), this.o.wallNow(), this.o.auto, (o) => this.heldSince.get(o.partition) ?? o.since);
     if (changes.length) void this.commit(changes, true);
   }
 
   /** Serialised: each batch of changes is recorded, applied and announced in order. */
   private commit(changes: Change[], announce: boolean): Promise<void> {
-    for (const c of changes) this.owned.set(c.after.partition, c.after);
+    const wall = this.o.wallNow();
+    for (const c of changes) {
+      this.owned.set(c.after.partition, c.after);
+      this.heldSince.set(c.after.partition, wall);
+    }
     this.writeState();
     const at = this.o.timers.now();
     for (const c of changes) {

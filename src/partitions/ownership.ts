@@ -64,7 +64,15 @@ export function initialOwnership(rules: PartitionRule[], now: number): Map<strin
  * auto failback (home usable for the hold-down time with its replica caught up). Returns the new
  * records of the partitions that changed.
  */
-export function evaluate(rules: PartitionRule[], current: ReadonlyMap<string, Ownership>, view: SiteView, now: number, auto: AutoFailback): Change[] {
+export function evaluate(
+  rules: PartitionRule[],
+  current: ReadonlyMap<string, Ownership>,
+  view: SiteView,
+  now: number,
+  auto: AutoFailback,
+  /** When this site took up the partition's current record (default: the record's `since`). */
+  heldSince: (o: Ownership) => number = (o) => o.since,
+): Change[] {
   const changes: Change[] = [];
   for (const r of rules) {
     const o = current.get(r.partition);
@@ -75,7 +83,11 @@ export function evaluate(rules: PartitionRule[], current: ReadonlyMap<string, Ow
       continue;
     }
     if (r.failback === 'auto' && o.active !== r.home && view.usable(r.home)) {
-      const since = view.usableSince(r.home);
+      // The hold-down runs from the later of "home usable" and "this record taken up here": a
+      // site that learns of a transfer before it learns home is down must not bounce the
+      // partition straight back to a home it still believes has been up for minutes.
+      const usable = view.usableSince(r.home);
+      const since = usable === undefined ? undefined : Math.max(usable, heldSince(o));
       const lag = view.lagMs(r.home);
       if (since !== undefined && now - since >= auto.holdDownMs && lag !== undefined && lag <= auto.maxLagMs) {
         changes.push(move(o, r.home, now, `automatic failback: ${r.home} usable for ${Math.round((now - since) / 1000)} s, replica lag ${lag} ms`));

@@ -137,7 +137,7 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
       },
     });
     coordinator = startCoordinator(loaded, logger, registry);
-    partitions = await startPartitions(loaded, { table, balanced, flush: flusher && ((names) => flusher.flush(names)), logger });
+    partitions = await startPartitions(loaded, { table, balanced, flush: flusher && ((names) => flusher.flush(names)), reorder: () => orderings.recompute('partition'), logger });
     for (const c of connectors) await c.start();
     await control.start();
     if (loadListener) loadReports = await loadListener.start();

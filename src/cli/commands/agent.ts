@@ -2,7 +2,7 @@ import { loadConfig, resolvePath } from '../../config/index.js';
 import { agentRequest, startAgent, type ServerStatus } from '../../haproxy-agent/index.js';
 import { createLogger } from '../../log.js';
 import { parse, UsageError } from '../args.js';
-import { runUntilSignal } from '../daemon.js';
+import { runDaemon } from '../daemon.js';
 
 /**
  * `multisite agent --config FILE`: the HAProxy agent-check service.
@@ -16,8 +16,7 @@ export async function run(args: string[]): Promise<number> {
     const loaded = loadConfig(values.config);
     if (!loaded.config.agent) throw new UsageError(`${values.config} has no agent: section`);
     const logger = createLogger('agent', loaded.config.agent['log-level']);
-    const agent = await startAgent(loaded, { logger });
-    return runUntilSignal(logger, () => agent.stop());
+    return runDaemon(logger, () => startAgent(loaded, { logger }));
   }
   const path = controlPath(values.config, values.control);
   if (action === 'status') {

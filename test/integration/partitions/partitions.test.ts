@@ -22,6 +22,9 @@ describe('partitions: two sites on real HAProxy', () => {
   }, 30_000);
 
   const get = (s: LabSite, host: string, headers: Record<string, string> = {}, path = '/') => httpGet(s.lb.host, s.lb.port, path, host, headers);
+  /** The A records a site's backend answers PowerDNS with, in order (the lookup line pdns sends). */
+  const backendOrder = (s: LabSite, qname: string) =>
+    (JSON.parse(s.backend.handler.handleLine(JSON.stringify({ method: 'lookup', parameters: { local: '0.0.0.0', qname, qtype: 'A', 'real-remote': '127.0.0.1/32', remote: '127.0.0.1', 'zone-id': -1 } }))).result as { content: string }[]).map((r) => r.content);
   const dns = async (s: LabSite, name: string) => addresses(await query(s.dns.host, s.dns.port, name, 'A'));
   async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<{ ms: number; value: T }> {
     const t0 = performance.now();
@@ -84,9 +87,12 @@ describe('partitions: two sites on real HAProxy', () => {
 
     // ... until an operator fails it back (the route `multisite partition failback p1` calls)
     const key = sharedKey(a.loaded);
+    expect(backendOrder(a, 'p1.example.com.')).toEqual([b.host, a.host]); // the answer is current (cached) before failback
     const res = await post(`http://${a.metrics.host}:${a.metrics.port}/partitions/failback`, JSON.stringify({ partition: 'p1', time: Date.now() }), key);
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ ok: true, changed: true, record: { active: 'a', epoch: 3 } });
+    // The change is applied before the reply: a's backend already answers a first (no other state changes to help it).
+    expect(backendOrder(a, 'p1.example.com.')).toEqual([a.host, b.host]);
     const back = await until('p1 at b forwarded to a again', () => get(b, 'p1.example.com'), (r) => /^a\//.test(r.servedBy ?? ''));
     await until('b adopts epoch 3', async () => b.backend.partitions!.manager!.get('p1')!, (o) => o.active === 'a' && o.epoch === 3);
     await until('DNS puts a first again', async () => [await dns(a, 'p1.example.com'), await dns(b, 'p1.example.com')], (v) => v.every((x) => x[0] === a.host));

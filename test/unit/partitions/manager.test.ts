@@ -1,0 +1,75 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/config/index.js';
+import { PartitionManager, type ManagerEffects } from '../../../src/partitions/manager.js';
+import { rulesOf, type Ownership } from '../../../src/partitions/ownership.js';
+import { SiteStateTable } from '../../../src/site-health/state-table.js';
+import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
+import { TWO_SITES } from './fixtures.js';
+
+const config = parseConfig(TWO_SITES, 'site.yaml').config;
+const rules = rulesOf(config.partitions!, ['a', 'b']);
+
+/** Site a's manager in virtual time, with effects that only record what they were asked. */
+function siteA() {
+  const timers = new VirtualTimers();
+  const table = new SiteStateTable(['a', 'b'], () => timers.now());
+  const announced: Ownership[][] = [];
+  const effects: ManagerEffects = {
+    haproxy: async () => {},
+    dns: () => {},
+    announce: async (r) => void announced.push(r),
+    lagMs: async () => 0,
+  };
+  const manager = new PartitionManager({
+    site: 'a',
+    rules,
+    auto: { holdDownMs: 2000, maxLagMs: 1000 },
+    table,
+    effects,
+    timers,
+    wallNow: () => timers.now(),
+    logger: pino({ level: 'silent' }),
+    reconcileMs: 1000,
+  });
+  return { timers, table, manager, announced };
+}
+
+describe('PartitionManager (virtual time)', () => {
+  it("adopting a peer's transfer before learning home is down does not bounce it straight back", async () => {
+    const { timers, table, manager } = siteA();
+    await timers.advance(60_000); // b has been usable for a minute as far as a knows
+    await manager.start();
+    // b's own announcement (b's pool died) arrives before a's heartbeats say b is down
+    await manager.merge([{ partition: 'p2', home: 'b', active: 'a', epoch: 2, since: timers.now(), reason: 'failure transfer: b is down' }], 'b');
+    await timers.advance(1500);
+    expect(manager.get('p2')).toMatchObject({ active: 'a', epoch: 2 });
+    table.setHealth('b', 'peers', false, 'verified down');
+    await timers.advance(5000);
+    expect(manager.get('p2')).toMatchObject({ active: 'a', epoch: 2 });
+    // b returns: failback after the hold-down, counted from b's return
+    table.setHealth('b', 'peers', true, 'back');
+    const back = timers.now();
+    await timers.advance(1999);
+    expect(manager.get('p2')).toMatchObject({ active: 'a', epoch: 2 });
+    await timers.advance(1001);
+    expect(manager.get('p2')).toMatchObject({ active: 'b', epoch: 3 });
+    expect(manager.history.at(-1)!.at - back).toBeGreaterThanOrEqual(2000);
+    await manager.stop();
+  });
+
+  it('a record adopted while home stays up fails back one hold-down after it was taken up', async () => {
+    const { timers, manager, announced } = siteA();
+    await timers.advance(60_000);
+    await manager.start();
+    await manager.merge([{ partition: 'p2', home: 'b', active: 'a', epoch: 2, since: 0, reason: 'failure transfer: b is down' }], 'b');
+    const adopted = timers.now();
+    await timers.advance(1999);
+    expect(manager.get('p2')!.active).toBe('a');
+    await timers.advance(1001);
+    expect(manager.get('p2')).toMatchObject({ active: 'b', epoch: 3 });
+    expect(manager.history.at(-1)!.at - adopted).toBeGreaterThanOrEqual(2000);
+    expect(announced.at(-1)!.find((o) => o.partition === 'p2')).toMatchObject({ active: 'b', epoch: 3 });
+    await manager.stop();
+  });
+});
