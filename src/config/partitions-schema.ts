@@ -92,6 +92,12 @@ export const partitionsSchema = z
     'hold-down-ms': z.number().int().min(0).max(86_400_000).default(60_000),
     /** ...and its replica lags less than this (replication lag reported in its heartbeats). */
     'max-lag-ms': z.number().int().min(0).max(86_400_000).default(5_000),
+    /**
+     * HAProxy's `timeout connect`. It also bounds the pause before each connection retry
+     * (HAProxy waits min(timeout connect, 1 s)): with 2 s, a request caught by a dying pool
+     * waited 2 s (2 retries × 1 s) before being served elsewhere.
+     */
+    'connect-timeout-ms': z.number().int().min(10).max(60_000).default(500),
     /** How often a remote site's load balancer is health-checked by HAProxy. */
     'remote-check-ms': z.number().int().min(10).max(60_000).default(500),
     /** Replicated tables whose rows belong to partitions: table → tenant column. */

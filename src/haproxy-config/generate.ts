@@ -7,7 +7,8 @@ import { standbyOf, type LoadBalancerConfig, type PartitionConfig, type Partitio
  * checked with `haproxy -c`).
  *
  * Shape, for site S:
- * - backend `web`: S's own pool; every server line has `agent-check` to S's agent.
+ * - backend `web`: S's own pool; every server line has `agent-check` to S's agent, and
+ *   `observe layer4` so a refused connection marks it down at once.
  * - backend `part-P` per partition: S's servers as `backup` (tracking web/SERVER, so they are
  *   checked once) and one `remote.R` server per other site R (its inter-site address, health-
  *   checked at R's `/multisite/lb-health`). A partition active at S starts with every remote in
@@ -57,7 +58,7 @@ export function generateHaproxyConfig(config: Config, opts: GenerateOptions = {}
   line('    option http-server-close');
   line('    option redispatch');
   line('    retries 2');
-  line('    timeout connect 2s');
+  line(`    timeout connect ${p['connect-timeout-ms']}ms`);
   line('    timeout client 30s');
   line('    timeout server 30s');
   line('    timeout check 1s');
@@ -91,7 +92,9 @@ export function generateHaproxyConfig(config: Config, opts: GenerateOptions = {}
     const check = agent
       ? ` check inter 1s agent-check agent-addr ${agent.host} agent-port ${agent.port} agent-send "${LOCAL_BACKEND}/${s.name}\\n" agent-inter ${lb['agent-inter-ms']}ms`
       : ' check inter 1s';
-    line(`    server ${s.name} ${addr(s.address)} weight ${s.weight}${check}`);
+    // A refused or timed-out connection marks the server down at once (checks bring it back):
+    // requests stop going to a dead server before its agent or check says so.
+    line(`    server ${s.name} ${addr(s.address)} weight ${s.weight}${check} observe layer4 error-limit 1 on-error mark-down`);
   }
   for (const part of p.list) {
     line('');

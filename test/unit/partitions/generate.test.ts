@@ -72,7 +72,7 @@ describe('haproxy-config generator', () => {
   it('without an agent address the servers keep HAProxy\'s own check only', () => {
     const text = TWO_SITES.replace('      agent: 127.0.0.3:5555\n', '');
     const out = generateHaproxyConfig(parseConfig(text, 'x.yaml').config, { site: 'b' });
-    expect(out).toContain('server w1 127.0.0.31:8080 weight 100 check inter 1s\n');
+    expect(out).toContain('server w1 127.0.0.31:8080 weight 100 check inter 1s observe layer4 error-limit 1 on-error mark-down\n');
     expect(haproxyCheck(out).ok).toBe(true);
   });
 
