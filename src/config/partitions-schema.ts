@@ -46,6 +46,12 @@ export const loadBalancerSchema = z.strictObject({
   listen: address,
   /** Where other sites forward to over the inter-site network (default: listen). */
   'inter-site': address.optional(),
+  /**
+   * The address this load balancer connects to other sites from (HAProxy `source` on its remote
+   * servers). Other sites honour the forwarded header only on requests from these addresses, so a
+   * client cannot set it to dodge the routing. Default: the host of `inter-site`, else of `listen`.
+   */
+  'forward-source': z.string().refine((s) => isIP(s) !== 0, 'an IPv4 or IPv6 address').optional(),
   /** Runtime API socket (`stats socket PATH level admin`); failure transfer goes through it. */
   'stats-socket': z.string().min(1),
   /** The health agent's address (agent-addr/agent-port of every server line). */
@@ -98,6 +104,11 @@ export const partitionsSchema = z
      * waited 2 s (2 retries × 1 s) before being served elsewhere.
      */
     'connect-timeout-ms': z.number().int().min(10).max(60_000).default(500),
+    /**
+     * After the backend starts, no failure transfer for this long: a site started before its
+     * peer must not take the peer's partitions just because it has not heard from it yet.
+     */
+    'start-grace-ms': z.number().int().min(0).max(600_000).default(5_000),
     /** How often a remote site's load balancer is health-checked by HAProxy. */
     'remote-check-ms': z.number().int().min(10).max(60_000).default(500),
     /** Replicated tables whose rows belong to partitions: table → tenant column. */
@@ -166,6 +177,11 @@ export function checkPartitions(cfg: CrossInput, ctx: Ctx): void {
   for (const site of Object.keys(p['load-balancers'])) if (!sites.has(site)) at(['load-balancers', site], `unknown site '${site}' (sites: ${known})`);
   const lb = (site: string) => site in p['load-balancers'];
   if (!lb(cfg.site)) at(['load-balancers'], `give this site's load balancer: load-balancers.${cfg.site}`);
+  for (const [site, l] of Object.entries(p['load-balancers'])) {
+    if (!l['forward-source'] && isWildcard(forwardSource(l))) {
+      at(['load-balancers', site], `${l['inter-site'] ? 'inter-site' : 'listen'} is a wildcard address; give forward-source: the address ${site}'s load balancer connects to other sites from`);
+    }
+  }
   const balanced = new Set(cfg.balanced.map((b) => b.name));
   p.list.forEach((part, i) => {
     if (!sites.has(part.active)) at(['list', i, 'active'], `unknown site '${part.active}' (sites: ${known})`);
@@ -184,6 +200,13 @@ export function checkPartitions(cfg: CrossInput, ctx: Ctx): void {
     if (!replicated.has(full)) at(['tables', table], `table '${table}' is not in replication.tables`);
   }
 }
+
+/** The address a site's load balancer forwards from (see `forward-source`). */
+export function forwardSource(l: LoadBalancerConfig): string {
+  return l['forward-source'] ?? (l['inter-site'] ?? l.listen).host;
+}
+
+const isWildcard = (host: string) => host === '0.0.0.0' || host === '::';
 
 /** The standby sites of a partition in takeover order. */
 export function standbyOf(part: PartitionConfig, siteOrder: readonly string[]): string[] {

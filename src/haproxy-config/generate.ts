@@ -1,5 +1,5 @@
 import type { Config } from '../config/index.js';
-import { standbyOf, type LoadBalancerConfig, type PartitionConfig, type PartitionsConfig } from '../config/partitions-schema.js';
+import { forwardSource, standbyOf, type LoadBalancerConfig, type PartitionConfig, type PartitionsConfig } from '../config/partitions-schema.js';
 
 /**
  * The HAProxy configuration of one site's load balancer (`multisite haproxy-config`): a pure
@@ -15,7 +15,9 @@ import { standbyOf, type LoadBalancerConfig, type PartitionConfig, type Partitio
  *   maintenance (`disabled`), so its backups, the local pool, serve it; one active at R starts
  *   with `remote.R` in service: requests go to R, and to the local pool only while R's load
  *   balancer fails its check. Failure transfer flips these admin states through the Runtime API.
- * - frontend: a request carrying the forwarded header goes to `web` (never forwarded twice);
+ * - frontend: a request carrying the forwarded header from another site's load balancer (its
+ *   `forward-source`, which its remote servers connect from) goes to `web` (never forwarded
+ *   twice); the header from anyone else is removed;
  *   otherwise by tenant header, then host, then path prefix, to `part-P`; anything else to `web`.
  * - every response carries the served-by header "SITE/SERVER" of the site that served it.
  */
@@ -69,6 +71,10 @@ export function generateHaproxyConfig(config: Config, opts: GenerateOptions = {}
   line(`    monitor-uri ${HEALTH_URI}`);
   line(`    monitor fail if { nbsrv(${LOCAL_BACKEND}) lt 1 }`);
   line(`    acl forwarded req.hdr(${p['forwarded-header']}) -m found`);
+  // Only other sites' load balancers may mark a request forwarded; from anyone else the header is dropped.
+  const sources = [...new Set(remotes.map((r) => forwardSource(p['load-balancers'][r]!)))];
+  if (sources.length) line(`    acl from_site src ${sources.join(' ')}`);
+  line(`    http-request del-header ${p['forwarded-header']} if forwarded${sources.length ? ' !from_site' : ''}`);
   for (const part of p.list) {
     const id = aclId(part.name);
     if (part.tenants.length) line(`    acl ${id}_tenant req.hdr(${p['tenant-header']}) -m str ${part.tenants.map(quote).join(' ')}`);
@@ -125,8 +131,9 @@ function partitionSection(
   for (const r of remotes) {
     const rl = p['load-balancers'][r]!;
     const state = r === part.active ? '' : ' disabled';
+    const source = ` source ${forwardSource(lb)}`;
     const ms = p['remote-check-ms'];
-    line(`    server ${remoteServer(r)} ${addr(rl['inter-site'] ?? rl.listen)} check inter ${ms}ms fastinter ${ms}ms downinter ${ms}ms fall 2 rise 2${state}`);
+    line(`    server ${remoteServer(r)} ${addr(rl['inter-site'] ?? rl.listen)}${source} check inter ${ms}ms fastinter ${ms}ms downinter ${ms}ms fall 2 rise 2${state}`);
   }
   for (const s of lb.servers) line(`    server ${s.name} ${addr(s.address)} weight ${s.weight} backup track ${LOCAL_BACKEND}/${s.name}`);
 }

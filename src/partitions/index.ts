@@ -118,6 +118,7 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
     wallNow: Date.now,
     logger: deps.logger,
     reconcileMs: 1000,
+    startGraceMs: p['start-grace-ms'],
     stateFile: resolvePath(loaded, p['state-file']),
   });
   // The DNS order follows the recorded ownership from the start (it may differ from the config after a restart).

@@ -145,6 +145,7 @@ partitions:
   state-file: ${join(siteDir(i), 'partitions.json')}
   remote-check-ms: 200
   hold-down-ms: ${opts.holdDownMs ?? 2000}
+  start-grace-ms: 1000
   load-balancers:
 ${SITES.map((s, j) => `    ${s}:
       listen: ${hosts[j]}:${ports[j]!.lb}
@@ -268,11 +269,11 @@ export interface HttpResult {
   ms: number;
 }
 
-/** One GET with a Host header (status 0 when it fails); a new connection each time. */
-export function httpGet(host: string, port: number, path: string, hostHeader = 'lab', headers: Record<string, string> = {}, timeoutMs = 2000): Promise<HttpResult> {
+/** One GET with a Host header (status 0 when it fails); a new connection each time, from `localAddress` if given. */
+export function httpGet(host: string, port: number, path: string, hostHeader = 'lab', headers: Record<string, string> = {}, timeoutMs = 2000, localAddress?: string): Promise<HttpResult> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const req = request({ host, port, path, headers: { host: hostHeader, ...headers }, agent: false, timeout: timeoutMs }, (res) => {
+    const req = request({ host, port, path, headers: { host: hostHeader, ...headers }, agent: false, timeout: timeoutMs, ...(localAddress ? { localAddress } : {}) }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));

@@ -41,6 +41,12 @@ export interface ManagerOptions {
   logger: Logger;
   /** Re-apply HAProxy states, pull peers, re-evaluate hold-downs this often. */
   reconcileMs: number;
+  /**
+   * No failure transfers this long after start (default 0): a site started before its peer
+   * must not take the peer's partitions merely because it has not heard from it yet. Peers'
+   * records are still adopted; the first reconcile after the grace evaluates normally.
+   */
+  startGraceMs?: number;
   stateFile?: string;
 }
 
@@ -58,6 +64,7 @@ export class PartitionManager {
   private readonly heldSince = new Map<string, number>();
   private timer: unknown;
   private stopped = true;
+  private startedAt = 0;
   /** Every change applied here, for tests, metrics and `multisite status`. */
   readonly history: TransferEvent[] = [];
   private readonly listeners: ((e: TransferEvent) => void)[] = [];
@@ -85,6 +92,7 @@ export class PartitionManager {
 
   async start(): Promise<void> {
     this.stopped = false;
+    this.startedAt = this.o.timers.now();
     this.o.table.on('change', this.onTableChange);
     await this.applyAll();
     this.evaluateNow();
@@ -143,7 +151,11 @@ export class PartitionManager {
 
   private evaluateNow(): void {
     if (this.stopped) return;
-    const changes = evaluate([...this.rules.values()], this.owned, this.view(), this.o.wallNow(), this.o.auto, (o) => this.heldSince.get(o.partition) ?? o.since);
+    const inGrace = this.o.timers.now() - this.startedAt < (this.o.startGraceMs ?? 0);
+    const changes = evaluate([...this.rules.values()], this.owned, this.view(), this.o.wallNow(), this.o.auto, {
+      heldSince: (o) => this.heldSince.get(o.partition) ?? o.since,
+      transfers: !inGrace,
+    });
     if (changes.length) void this.commit(changes, true);
   }
 

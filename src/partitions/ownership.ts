@@ -46,6 +46,13 @@ export interface AutoFailback {
 
 export type Change = { before: Ownership; after: Ownership };
 
+export interface EvaluateOptions {
+  /** When this site took up the partition's current record (default: the record's `since`). */
+  heldSince?: (o: Ownership) => number;
+  /** false: no failure transfers (the start grace period); failbacks still run. Default true. */
+  transfers?: boolean;
+}
+
 export function rulesOf(p: PartitionsConfig, siteOrder: readonly string[]): PartitionRule[] {
   return p.list.map((part) => ({
     partition: part.name,
@@ -70,14 +77,15 @@ export function evaluate(
   view: SiteView,
   now: number,
   auto: AutoFailback,
-  /** When this site took up the partition's current record (default: the record's `since`). */
-  heldSince: (o: Ownership) => number = (o) => o.since,
+  opts: EvaluateOptions = {},
 ): Change[] {
+  const heldSince = opts.heldSince ?? ((o: Ownership) => o.since);
   const changes: Change[] = [];
   for (const r of rules) {
     const o = current.get(r.partition);
     if (!o) continue;
     if (!view.usable(o.active)) {
+      if (opts.transfers === false) continue;
       const next = r.order.find((s) => s !== o.active && view.usable(s));
       if (next) changes.push(move(o, next, now, `failure transfer: ${o.active} is down`));
       continue;

@@ -50,9 +50,13 @@ describe('partitions: two sites on real HAProxy', () => {
     expect(r.body.trim()).toBe(r.servedBy);
   });
 
-  it('a forwarded request is served where it arrives, never forwarded again', async () => {
-    const r = await get(a, 'p2.example.com', { 'X-Multisite-Forwarded': 'b' });
-    expect(r.servedBy).toMatch(/^a\//);
+  it("a forwarded request from another site's load balancer is served where it arrives; a client's forged header is dropped", async () => {
+    // from b's forward-source address (what b's HAProxy connects from): served at a, never forwarded again
+    const fromB = await httpGet(a.lb.host, a.lb.port, '/', 'p2.example.com', { 'X-Multisite-Forwarded': 'b' }, 2000, b.host);
+    expect(fromB.servedBy).toMatch(/^a\//);
+    // from anywhere else the header is removed: p2 still goes to its active site
+    const forged = await get(a, 'p2.example.com', { 'X-Multisite-Forwarded': 'b' });
+    expect(forged.servedBy).toMatch(/^b\//);
   });
 
   it('DNS answers each partition name with its active site first (real pdns_server)', async () => {

@@ -21,6 +21,8 @@ describe('partitions: config', () => {
     expect(p['served-by-header']).toBe('X-Served-By');
     expect(p['tenant-header']).toBe('X-Tenant');
     expect(p['hold-down-ms']).toBe(60_000);
+    expect(p['start-grace-ms']).toBe(5_000);
+    expect(p['connect-timeout-ms']).toBe(500);
     expect(p['epoch-column']).toBe('owner_epoch');
     expect(p.list[1]!.failback).toBe('auto');
     expect(p['load-balancers'].a!.servers[0]).toEqual({ name: 'w1', address: { host: '127.0.0.21', port: 8080 }, weight: 100 });
@@ -62,6 +64,13 @@ describe('partitions: config', () => {
   it('dns-name must be a balanced name; tables must be replicated', () => {
     expect(errorsOf(TWO_SITES.replace('dns-name: p2.example.com', 'dns-name: p9.example.com')).join('\n')).toMatch(/list\[1\]\.dns-name: 'p9\.example\.com' is not one of the balanced names/);
     expect(errorsOf(`${TWO_SITES}  tables: { orders: tenant_id }\n`).join('\n')).toMatch(/partitions\.tables\.orders: table 'orders' is not in replication\.tables/);
+  });
+
+  it('a wildcard listen address needs forward-source (where other sites see forwarded requests come from)', () => {
+    const wild = TWO_SITES.replace('listen: 127.0.0.3:8080', 'listen: 0.0.0.0:8080');
+    expect(errorsOf(wild).join('\n')).toMatch(/partitions\.load-balancers\.b: listen is a wildcard address; give forward-source/);
+    expect(errorsOf(wild.replace('listen: 0.0.0.0:8080', 'listen: 0.0.0.0:8080\n      forward-source: 10.0.0.3'))).toEqual([]);
+    expect(errorsOf(TWO_SITES.replace('listen: 127.0.0.3:8080', 'listen: 127.0.0.3:8080\n      forward-source: nowhere')).join('\n')).toMatch(/forward-source: an IPv4 or IPv6 address/);
   });
 
   it('unknown keys are named', () => {

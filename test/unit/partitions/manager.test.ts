@@ -11,7 +11,7 @@ const config = parseConfig(TWO_SITES, 'site.yaml').config;
 const rules = rulesOf(config.partitions!, ['a', 'b']);
 
 /** Site a's manager in virtual time, with effects that only record what they were asked. */
-function siteA() {
+function siteA(startGraceMs = 0) {
   const timers = new VirtualTimers();
   const table = new SiteStateTable(['a', 'b'], () => timers.now());
   const announced: Ownership[][] = [];
@@ -31,6 +31,7 @@ function siteA() {
     wallNow: () => timers.now(),
     logger: pino({ level: 'silent' }),
     reconcileMs: 1000,
+    startGraceMs,
   });
   return { timers, table, manager, announced };
 }
@@ -70,6 +71,28 @@ describe('PartitionManager (virtual time)', () => {
     expect(manager.get('p2')).toMatchObject({ active: 'b', epoch: 3 });
     expect(manager.history.at(-1)!.at - adopted).toBeGreaterThanOrEqual(2000);
     expect(announced.at(-1)!.find((o) => o.partition === 'p2')).toMatchObject({ active: 'b', epoch: 3 });
+    await manager.stop();
+  });
+
+  it('start grace: no failure transfer in the first start-grace-ms, then the first reconcile transfers', async () => {
+    const { timers, table, manager } = siteA(5000);
+    await manager.start();
+    table.setHealth('b', 'peers', false, 'verified down'); // b not started yet
+    await timers.advance(4999);
+    expect(manager.get('p2')).toMatchObject({ active: 'b', epoch: 1 });
+    await timers.advance(1);
+    expect(manager.get('p2')).toMatchObject({ active: 'a', epoch: 2 });
+    expect(manager.history.map((e) => e.at)).toEqual([5000]);
+    await manager.stop();
+  });
+
+  it("start grace: a peer's newer record is adopted at once", async () => {
+    const { timers, manager } = siteA(5000);
+    await manager.start();
+    await manager.merge([{ partition: 'p1', home: 'a', active: 'b', epoch: 4, since: 0, reason: 'failure transfer: a is down' }], 'b');
+    expect(manager.get('p1')).toMatchObject({ active: 'b', epoch: 4 });
+    await timers.advance(10_000);
+    expect(manager.get('p1')).toMatchObject({ active: 'b', epoch: 4 }); // p1 is manual failback
     await manager.stop();
   });
 });
