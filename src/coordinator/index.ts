@@ -1,10 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../config/index.js';
 import { RuntimeClient } from '../haproxy/index.js';
 import { realTimers, type Timers } from '../haproxy-agent/timers.js';
 import type { Logger } from '../log.js';
 import type { Route } from '../metrics.js';
+import { readBody } from '../peer-http.js';
 import { readKey } from '../site-health/peers/index.js';
 import { AUTH_HEADER, verifyRequest } from './auth.js';
 import { Coordinator, UnknownServerError, type LoadBalancer } from './coordinator.js';
@@ -65,7 +66,7 @@ export function coordinatorRoute(coordinator: Coordinator, key: Buffer, maxSkewM
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (!paths.has(path)) return false;
-    readBody(req).then(
+    readBody(req, MAX_BODY).then(
       async (body) => {
         const header = req.headers[AUTH_HEADER];
         const auth = verifyRequest(key, Array.isArray(header) ? header[0] : header, req.method ?? 'GET', req.url ?? path, body, Date.now(), maxSkewMs);
@@ -99,22 +100,6 @@ export function coordinatorRoute(coordinator: Coordinator, key: Buffer, maxSkewM
     });
     return true;
   };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => {
-      body += d;
-      if (body.length > MAX_BODY) {
-        reject(new Error(`body larger than ${MAX_BODY} bytes`));
-        req.destroy();
-      }
-    });
-    req.on('end', () => resolve(body));
-    req.on('error', reject);
-  });
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

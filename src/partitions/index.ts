@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { resolvePath, type LoadedConfig } from '../config/index.js';
 import type { Db } from '../db/index.js';
 import { openSiteDb } from '../db-triggers/site-config.js';
@@ -11,15 +9,17 @@ import type { Logger } from '../log.js';
 import type { Route } from '../metrics.js';
 import type { BalancedName } from '../pdns-backend/balanced.js';
 import type { SiteStateTable } from '../site-health/state-table.js';
-import { PartitionManager, sign, verify, type ManagerEffects } from './manager.js';
+import { MAC_HEADER, post, readBody, reply, sharedKey, sign, verify } from '../peer-http.js';
+import { PartitionManager, type ManagerEffects } from './manager.js';
 import { writeOwnership } from './owner-wins.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
 
-export { PartitionManager, sign, verify, type ManagerEffects, type ManagerOptions, type TransferEvent } from './manager.js';
+export { sign, verify } from '../peer-http.js';
+export { PartitionManager, type ManagerEffects, type ManagerOptions, type TransferEvent } from './manager.js';
 export { evaluate, failback, newer, rulesOf, initialOwnership, epochStamp, type Ownership, type PartitionRule, type SiteView, type Change } from './ownership.js';
 export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from './owner-wins.js';
 
-export const MAC_HEADER = 'x-multisite-mac';
+export { MAC_HEADER, post, sharedKey } from '../peer-http.js';
 
 export interface RunningPartitions {
   manager?: PartitionManager;
@@ -184,37 +184,8 @@ export function partitionsRoute(manager: PartitionManager, site: string, key: Bu
   };
 }
 
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(`${JSON.stringify(body)}\n`);
-}
-
 function isLoopback(a: string | undefined): boolean {
   return !!a && (a.startsWith('127.') || a === '::1' || a.startsWith('::ffff:127.'));
-}
-
-function readBody(req: IncomingMessage, max: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    req.on('data', (c: Buffer) => {
-      n += c.length;
-      if (n > max) {
-        reject(new Error(`body over ${max} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-export async function post(url: string, body: string, key: Buffer | undefined, timeoutMs = 1000): Promise<{ status: number; body: string }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (key) headers[MAC_HEADER] = sign(key, body);
-  const r = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(timeoutMs) });
-  return { status: r.status, body: await r.text() };
 }
 
 async function fetchSigned(url: string, key: Buffer): Promise<Ownership[] | undefined> {
@@ -223,13 +194,4 @@ async function fetchSigned(url: string, key: Buffer): Promise<Ownership[] | unde
   if (r.status !== 200 || !verify(key, body, r.headers.get(MAC_HEADER) ?? undefined)) return undefined;
   const v = JSON.parse(body) as { partitions?: Ownership[] };
   return Array.isArray(v.partitions) ? v.partitions : undefined;
-}
-
-/** The peers' shared key (peers.key-file or peers.key-env) signs ownership messages; undefined without peers. */
-export function sharedKey(loaded: LoadedConfig): Buffer | undefined {
-  const p = loaded.config.peers;
-  if (!p) return undefined;
-  const text = p['key-file'] ? readFileSync(resolvePath(loaded, p['key-file']), 'utf8') : p['key-env'] ? process.env[p['key-env']] : undefined;
-  if (!text?.trim()) throw new Error('peers: the shared key is missing or empty (key-file or key-env)');
-  return Buffer.from(text.trim(), 'utf8');
 }

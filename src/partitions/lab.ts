@@ -11,6 +11,7 @@ import { startAgent, type RunningAgent } from '../haproxy-agent/index.js';
 import { startPdns, type Pdns } from '../lab/pdns.js';
 import { freePort, waitFor } from '../lab/ports.js';
 import { startProcess, type Started } from '../lab/processes.js';
+import { startTcpDelay } from '../lab/tcp-delay.js';
 import { start as startBackend, type RunningBackend } from '../pdns-backend/index.js';
 
 /**
@@ -59,6 +60,11 @@ export interface LabOptions {
   /** failback of p1 (p2 is `auto`); default manual. */
   failback?: 'manual' | 'auto';
   holdDownMs?: number;
+  /**
+   * One-way delay (ms) on the inter-site link: each site's `inter-site` address is a relay
+   * adding it (src/lab/tcp-delay.ts). Only forwarded requests and remote checks cross it.
+   */
+  wanDelayMs?: number;
   /** Heartbeat period (ms). */
   periodMs?: number;
   logLevel?: string;
@@ -79,7 +85,7 @@ export async function startPartitionLab(opts: LabOptions = {}): Promise<Partitio
   };
   try {
     writeFileSync(join(dir, 'peers.key'), 'lab-shared-key-0123456789abcdef\n');
-    const ports: { lb: number; agent: number; dns: number; api: number; metrics: number; heartbeat: number; web: number[] }[] = [];
+    const ports: { lb: number; agent: number; dns: number; api: number; metrics: number; heartbeat: number; web: number[]; wan: number }[] = [];
     for (const host of hosts) {
       ports.push({
         lb: await freePort(host),
@@ -89,6 +95,7 @@ export async function startPartitionLab(opts: LabOptions = {}): Promise<Partitio
         metrics: await freePort(host),
         heartbeat: await freePort(host),
         web: [await freePort(host), await freePort(host)],
+        wan: await freePort(host),
       });
     }
     const siteDir = (i: number) => join(dir, SITES[i]!);
@@ -148,7 +155,9 @@ partitions:
   start-grace-ms: 1000
   load-balancers:
 ${SITES.map((s, j) => `    ${s}:
-      listen: ${hosts[j]}:${ports[j]!.lb}
+      listen: ${hosts[j]}:${ports[j]!.lb}${opts.wanDelayMs ? `
+      inter-site: ${hosts[j]}:${ports[j]!.wan}
+      forward-source: ${hosts[j]}` : ''}
       stats-socket: ${sock(j)}
       agent: ${hosts[j]}:${ports[j]!.agent}
       agent-inter-ms: 200
@@ -161,6 +170,12 @@ ${opts.replication ?? ''}`;
     };
 
     const sites: LabSite[] = [];
+    if (opts.wanDelayMs) {
+      for (const [i, h] of hosts.entries()) {
+        const wan = await startTcpDelay({ host: h, port: ports[i]!.wan }, { host: h, port: ports[i]!.lb }, opts.wanDelayMs);
+        stops.push(() => wan.stop());
+      }
+    }
     for (const [i, site] of SITES.entries()) {
       const h = hosts[i]!;
       const p = ports[i]!;

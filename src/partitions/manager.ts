@@ -1,4 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Timers } from '../haproxy-agent/timers.js';
@@ -232,14 +231,4 @@ export class PartitionManager {
       this.o.logger.warn({ file: this.o.stateFile, err: (err as Error).message }, 'cannot save partition ownership');
     }
   }
-}
-
-/** Signed bodies between sites' backends (and from the CLI): HMAC-SHA256 over the JSON text. */
-export function sign(key: Buffer, body: string): string {
-  return createHmac('sha256', key).update(body).digest('hex');
-}
-
-export function verify(key: Buffer, body: string, mac: string | undefined): boolean {
-  if (!mac || !/^[0-9a-f]{64}$/.test(mac)) return false;
-  return timingSafeEqual(Buffer.from(sign(key, body), 'hex'), Buffer.from(mac, 'hex'));
 }

@@ -1,0 +1,66 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { resolvePath, type LoadedConfig } from './config/index.js';
+
+/**
+ * Signed JSON over HTTP between sites' backends (and from the CLI): partition ownership,
+ * decided-by requests. The body is HMAC-SHA256'd with the peers' shared key; the MAC travels in
+ * one header, so a body is verified exactly as it was sent.
+ */
+
+export const MAC_HEADER = 'x-multisite-mac';
+
+export function sign(key: Buffer, body: string): string {
+  return createHmac('sha256', key).update(body).digest('hex');
+}
+
+export function verify(key: Buffer, body: string, mac: string | undefined): boolean {
+  if (!mac || !/^[0-9a-f]{64}$/.test(mac)) return false;
+  return timingSafeEqual(Buffer.from(sign(key, body), 'hex'), Buffer.from(mac, 'hex'));
+}
+
+/** The peers' shared key (peers.key-file or peers.key-env); undefined without peers. */
+export function sharedKey(loaded: LoadedConfig): Buffer | undefined {
+  const p = loaded.config.peers;
+  if (!p) return undefined;
+  const text = p['key-file'] ? readFileSync(resolvePath(loaded, p['key-file']), 'utf8') : p['key-env'] ? process.env[p['key-env']] : undefined;
+  if (!text?.trim()) throw new Error('peers: the shared key is missing or empty (key-file or key-env)');
+  return Buffer.from(text.trim(), 'utf8');
+}
+
+/** POSTs a body, signed when a key is given. */
+export async function post(url: string, body: string, key: Buffer | undefined, timeoutMs = 1000): Promise<{ status: number; body: string; mac?: string }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (key) headers[MAC_HEADER] = sign(key, body);
+  const r = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(timeoutMs) });
+  const mac = r.headers.get(MAC_HEADER);
+  return { status: r.status, body: await r.text(), ...(mac ? { mac } : {}) };
+}
+
+/** The request body as text, refused past `max` bytes. */
+export function readBody(req: IncomingMessage, max: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) {
+        reject(new Error(`body larger than ${max} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** A JSON reply, signed when a key is given; never twice. */
+export function reply(res: ServerResponse, status: number, body: unknown, key?: Buffer): void {
+  if (res.headersSent) return;
+  const text = `${JSON.stringify(body)}\n`;
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+  if (key) headers[MAC_HEADER] = sign(key, text);
+  res.writeHead(status, headers);
+  res.end(text);
+}
