@@ -24,7 +24,7 @@ export function checkPolicies(cfg: Config, ctx: Ctx): void {
     const d = b['decided-by'];
     if (d !== undefined) {
       if (!sites.has(d)) issue(at('decided-by'), `unknown site '${d}'`);
-      else if (d !== cfg.site) issue(at('decided-by'), 'decided-by another site is not implemented yet (docs/policies.md); remove it');
+      else if (policy === 'round-robin' || policy === 'ratio') issue(at('decided-by'), `decided-by cannot be used with ${policy}: its order changes with every query`);
       else if (d !== cfg.site) {
         const peer = cfg.sites.find((s) => s.name === d) as { 'status-url'?: string[] } | undefined;
         if (!(cfg as { peers?: unknown }).peers) issue(at('decided-by'), 'decided-by needs peers: (its key authenticates the decision requests)');

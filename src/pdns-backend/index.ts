@@ -18,6 +18,8 @@ import { compileBalanced } from './balanced.js';
 import { contains, parseClient, probeTarget } from './client.js';
 import { explain } from './explain.js';
 import { Orderings } from './orderings.js';
+import { decideRoute, RemoteDecider } from './decided-by.js';
+import { sharedKey } from '../peer-http.js';
 import type { Connector, ConnectorDeps } from './connectors/connector.js';
 import { HttpConnector } from './connectors/http.js';
 import { UnixConnector } from './connectors/unix.js';
@@ -73,11 +75,19 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
     ? new Prober({ config: config.probes ?? probesSchema.parse({}), timers: realTimers, clock: Date.now, logger, onResult: (key, f) => metricsTable.setProbe(config.site, key, f) })
     : undefined;
   const probeNets = (config.probes ?? probesSchema.parse({})).networks.map((n) => parseClient(n)!);
+  let decider: RemoteDecider | undefined;
   const orderings = new Orderings(balanced, table, metricsTable, {
     onUnprobed: (client, key) => {
       if (probeNets.some((n) => contains(n, client))) prober?.request(key, probeTarget(client));
     },
+    onRemoteMiss: (b, client, key) => decider?.miss(b, client, key),
   });
+  // The peers key signs decided-by requests and replies; every site with peers answers /decide.
+  const peersKey = sharedKey(loaded);
+  if (peersKey && balanced.some((b) => b.decidedBy)) {
+    const peers = new Map(config.sites.map((s) => [s.name, s['status-url'].map((u) => new URL(u).origin)]));
+    decider = new RemoteDecider({ site: config.site, peers, key: peersKey, orderings, timers: realTimers, logger, registry });
+  }
   const handler = new Handler(zones, table, metrics, orderings);
   const flusher = createFlusher(loaded, logger, metrics);
   watchOrder(table, orderings, logger, flusher);
@@ -141,10 +151,12 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
     for (const c of connectors) await c.start();
     await control.start();
     if (loadListener) loadReports = await loadListener.start();
-    const routes = [...(health.routes ?? []), ...coordinator.routes, ...partitions.routes];
+    const routes = [...(health.routes ?? []), ...coordinator.routes, ...partitions.routes, ...(peersKey ? [decideRoute(orderings, peersKey, logger)] : [])];
+    decider?.start();
     if (config.backend.metrics) metricsServer = await serveMetrics(registry, config.backend.metrics.host, config.backend.metrics.port, routes);
   } catch (err) {
     await Promise.allSettled([...connectors.map((c) => c.stop()), control.stop(), loadListener?.stop(), health?.stop(), coordinator?.stop(), partitions?.stop()]);
+    decider?.stop();
     throw err;
   }
   logger.info(
@@ -152,7 +164,10 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
     'backend ready',
   );
 
-  const stopProbes = () => prober?.stop();
+  const stopProbes = () => {
+    prober?.stop();
+    decider?.stop();
+  };
   return {
     table,
     handler,

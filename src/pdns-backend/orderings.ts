@@ -124,13 +124,46 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
 
   /** Stores a decision from the deciding site (decided-by) and makes answers use it. */
   setRemote(name: string, key: string, d: RemoteDecision): void {
-    const m = this.remote.get(name);
-    if (!m) return;
-    const prev = m.get(key);
-    m.set(key, d);
-    if (m.size > this.maxClientEntries) m.delete(m.keys().next().value!);
-    if (prev && prev.sites.join() === d.sites.join() && prev.scope === d.scope) return;
-    this.recompute('remote');
+    this.setRemoteMany([{ name, key, decision: d }]);
+  }
+
+  /** Stores several decisions; answers are recomputed once if any of them changed an order. */
+  setRemoteMany(entries: { name: string; key: string; decision: RemoteDecision }[]): void {
+    let changed = false;
+    for (const { name, key, decision: d } of entries) {
+      const m = this.remote.get(name);
+      if (!m) continue;
+      const prev = m.get(key);
+      m.delete(key); // re-inserted last: the oldest entry is the first to go
+      m.set(key, d);
+      if (m.size > this.maxClientEntries) m.delete(m.keys().next().value!);
+      if (!prev || prev.until <= this.clock() || prev.sites.join() !== d.sites.join() || prev.scope !== d.scope) changed = true;
+    }
+    if (changed) this.recompute('remote');
+  }
+
+  /**
+   * Drops decided-by decisions past their time (answers fall back to ours until a fresh one
+   * comes) and returns the client-independent decided-by names whose decision is missing or
+   * expires within `withinMs`: the decider fetches those ahead of time, so a shared answer never
+   * waits for a query to notice.
+   */
+  sweepRemote(withinMs: number): BalancedName[] {
+    const now = this.clock();
+    let dropped = false;
+    for (const m of this.remote.values()) {
+      for (const [key, d] of m) {
+        if (d.until > now) continue;
+        m.delete(key);
+        dropped = true;
+      }
+    }
+    if (dropped) this.recompute('remote expired');
+    return this.names.filter((b) => {
+      if (!b.decidedBy || b.dependence === 'client') return false;
+      const d = this.remote.get(b.name)?.get('');
+      return !d || d.until - now <= withinMs;
+    });
   }
 
   /** Re-decides every shared name; names whose answer changed are emitted for flushing. */

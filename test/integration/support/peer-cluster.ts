@@ -52,6 +52,8 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Extra `peers:` lines. */
   peers?: Record<string, string | number>;
+  /** Extra `balanced:` entries (YAML flow maps, one per line); ADDRESSES stands for every site's address. */
+  balanced?: string[];
 }
 
 const ROOT = join(import.meta.dirname, '../../..');
@@ -89,6 +91,8 @@ export async function startPeerCluster(opts: ClusterOptions = {}): Promise<PeerC
         return `  - { name: ${s.name}, heartbeat: ["${hb}"], status-url: ["http://${s.host}:${s.metricsPort}/status"] }`;
       });
       const extra = Object.entries(opts.peers ?? {}).map(([k, v]) => `  ${k}: ${v}`);
+      const everyAddress = `{ ${plan.map((s) => `${s.name}: [${s.address}]`).join(', ')} }`;
+      const extraBalanced = (opts.balanced ?? []).map((b) => `  - ${b.replace('ADDRESSES', everyAddress)}`).join('\n');
       const config = `site: ${me.name}
 sites:
 ${siteLines.join('\n')}
@@ -116,6 +120,7 @@ balanced:
   - name: www.example.com
     ttl: 300
     addresses: { ${plan.map((s) => `${s.name}: [${s.address}]`).join(', ')} }
+${extraBalanced}
 `;
       const configFile = join(dir, 'multisite.yaml');
       writeFileSync(configFile, config);

@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addresses, query } from './support/dns.js';
+import { startPeerCluster, type PeerCluster } from './support/peer-cluster.js';
+
+/**
+ * decided-by through real pdns_server: the name has addresses at a and b and is decided by c
+ * (whose local-first order, without an address of its own, is a then b). b's backend asks c's
+ * (POST /decide, signed) and serves c's order instead of its own (b first); when c's backend
+ * stops answering, b serves its own order again once c's decision expires (TTL 2 s here). c
+ * being down does not change the name's usable sites, so the change is the fallback alone.
+ */
+describe('decided-by: another site decides the order (real pdns_server, three backends)', () => {
+  let cluster: PeerCluster;
+  beforeAll(async () => {
+    cluster = await startPeerCluster({
+      names: ['a', 'b', 'c'],
+      periodMs: 200,
+      logLevel: 'warn',
+      balanced: ['{ name: dec.example.com, ttl: 2, decided-by: c, decided-by-timeout-ms: 200, addresses: { a: [192.0.2.1], b: [192.0.2.2] } }'],
+    });
+  }, 90_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  }, 30_000);
+
+  const answer = async (site: string) => {
+    const s = cluster.site(site);
+    return addresses(await query(s.host, s.pdns.port, 'dec.example.com.', 'A', { timeoutMs: 1000 }));
+  };
+  async function until(what: string, fn: () => Promise<string[]>, want: string[], timeoutMs = 10_000): Promise<number> {
+    const t0 = performance.now();
+    let last: string[] = [];
+    while (performance.now() - t0 < timeoutMs) {
+      last = await fn();
+      if (last.join() === want.join()) return performance.now() - t0;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(last)}`);
+  }
+
+  it("b answers c's order (a first) instead of its own (b first)", async () => {
+    await until("b serves c's order", () => answer('b'), ['192.0.2.1', '192.0.2.2']);
+    expect(await answer('a')).toEqual(['192.0.2.1', '192.0.2.2']);
+    // the plain local-first name (not decided-by) stays local-first at b
+    expect(addresses(await query(cluster.site('b').host, cluster.site('b').pdns.port, 'www.example.com.', 'A'))).toEqual(['192.0.2.2', '192.0.2.1', '192.0.2.3']);
+    expect(await cluster.site('b').metric('multisite_backend_decided_by_requests_total', { site: 'c', result: 'ok' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it("c's backend stops answering (SIGSTOP): b falls back to its own order when c's decision expires, and back to c's after", async () => {
+    const b = cluster.site('b');
+    const c = cluster.site('c');
+    const timeouts = async () => (await b.metric('multisite_backend_decided_by_requests_total', { site: 'c', result: 'timeout' })) + (await b.metric('multisite_backend_decided_by_requests_total', { site: 'c', result: 'error' }));
+    const before = await timeouts();
+    c.backend.child.kill('SIGSTOP');
+    try {
+      const ms = await until('b serves its own order', () => answer('b'), ['192.0.2.2', '192.0.2.1'], 15_000);
+      console.log(`decided-by: b serves its own order ${ms.toFixed(0)} ms after c's backend stopped (TTL 2 s, timeout 200 ms)`);
+      expect(await timeouts()).toBeGreaterThan(before);
+    } finally {
+      c.backend.child.kill('SIGCONT');
+    }
+    await until("b serves c's order again", () => answer('b'), ['192.0.2.1', '192.0.2.2'], 15_000);
+  });
+});
