@@ -72,7 +72,17 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
   }
   const metricsTable = new MetricsTable(siteOrder);
   const prober = balanced.some((b) => b.policy === 'closest')
-    ? new Prober({ config: config.probes ?? probesSchema.parse({}), timers: realTimers, clock: Date.now, logger, onResult: (key, f) => metricsTable.setProbe(config.site, key, f) })
+    ? new Prober({
+        config: config.probes ?? probesSchema.parse({}),
+        timers: realTimers,
+        clock: Date.now,
+        logger,
+        onResult: (key, f) => {
+          metricsTable.setProbe(config.site, key, f);
+          // Sites share probe results in heartbeats: each site's closest answer weighs every site's figures.
+          health?.service?.shareProbe({ key, rttMs: f.rttMs, completion: f.completion, ...(f.hops !== undefined ? { hops: f.hops } : {}), method: f.method }, f.at);
+        },
+      })
     : undefined;
   const probeNets = (config.probes ?? probesSchema.parse({})).networks.map((n) => parseClient(n)!);
   let decider: RemoteDecider | undefined;
@@ -144,6 +154,10 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
       received: (site, _sender, s) => {
         if (s.load === undefined && s.responseMs === undefined) metricsTable.clearFigures(site);
         else metricsTable.setFigures(site, { ...(s.load !== undefined ? { load: s.load } : {}), ...(s.responseMs !== undefined ? { responseMs: s.responseMs } : {}) });
+      },
+      probes: (site, entries) => {
+        const now = Date.now();
+        metricsTable.setProbes(site, entries.map((e) => [e.key, { rttMs: e.rttMs, completion: e.completion, ...(e.hops !== undefined ? { hops: e.hops } : {}), method: e.method, at: now - e.ageMs }]));
       },
     });
     coordinator = startCoordinator(loaded, logger, registry);

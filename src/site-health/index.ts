@@ -14,6 +14,8 @@ export interface HealthSources {
   stop(): Promise<void>;
   /** HTTP routes of the sources (GET /status for peers' probes), mounted on the metrics server. */
   routes?: Peers['routes'];
+  /** The heartbeat service, when `peers:` is configured (shares our probe results). */
+  service?: Peers['service'];
 }
 
 /** The health source name of the local pool in the site-state table. */
@@ -42,5 +44,5 @@ export async function startHealthSources(loaded: LoadedConfig, table: SiteStateT
   });
   watcher.start();
   logger.info({ site, backend: health.backend, loadBalancers: health['load-balancers'], intervalMs: health['interval-ms'] }, 'watching the local pool');
-  return { routes: peers.routes, stop: async () => (watcher.stop(), peers.stop()) };
+  return { routes: peers.routes, ...(peers.service ? { service: peers.service } : {}), stop: async () => (watcher.stop(), peers.stop()) };
 }

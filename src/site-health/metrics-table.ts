@@ -58,12 +58,19 @@ export class MetricsTable extends EventEmitter<{ change: [MetricsChange] }> {
   }
 
   setProbe(site: string, key: string, p: ProbeFigures): void {
+    this.setProbes(site, [[key, p]]);
+  }
+
+  /** Several results of one site (a peer's heartbeat brings up to 16): one 'change' for all. */
+  setProbes(site: string, entries: [string, ProbeFigures][]): void {
     const m = this.probes.get(site);
-    if (!m) return;
-    m.delete(key);
-    m.set(key, p);
-    if (m.size > this.maxProbeEntries) m.delete(m.keys().next().value!);
-    this.emit('change', { kind: 'probe', site, key });
+    if (!m || entries.length === 0) return;
+    for (const [key, p] of entries) {
+      m.delete(key);
+      m.set(key, p);
+      if (m.size > this.maxProbeEntries) m.delete(m.keys().next().value!);
+    }
+    this.emit('change', { kind: 'probe', site, ...(entries.length === 1 ? { key: entries[0]![0] } : {}) });
   }
 
   /** Every probe result of one site (for sharing with peers and `explain`). */

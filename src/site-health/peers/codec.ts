@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { formatV6, parseClient, probeKey } from '../../pdns-backend/client.js';
 
 /**
  * The heartbeat wire format (version 1): one UDP datagram, big-endian, at most 511 bytes.
@@ -14,6 +15,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  *      body               heartbeat: u8 pool (0 unknown, 1 up, 2 down), u16 usable, u16 servers,
  *                           u16 load ×100, u32 response µs, u32 replication lag ms (all-ones = unknown)
  *                         announce: str subject, u8 state (0 down, 1 up), str reason (UTF-8, ≤ 200 bytes)
+ *                         probes: u8 count (≤ 16), then per entry: u8 family (4, 6), the client
+ *                           network's prefix (3 bytes of a /24, 6 of a /48), u32 rtt µs, u16
+ *                           completion ×10000, u8 hops (255 unknown), u8 method (0 icmp, 1 tcp),
+ *                           u32 age ms (how long before sending it was measured)
  *      32 bytes           HMAC-SHA256(key, every byte before it)
  *
  * decode() checks size, magic, version and the MAC before it reads a single field, and refuses
@@ -65,14 +70,36 @@ export interface Announce extends Envelope {
   reason: string;
 }
 
-export type Message = Heartbeat | Announce;
+/** A site's probe result for one client network, as shared with its peers. */
+export interface SharedProbe {
+  /** The client network as probes are keyed: "a.b.c.0/24" or "x:y:z::/48". */
+  key: string;
+  rttMs: number;
+  completion: number;
+  hops?: number;
+  method: 'icmp' | 'tcp';
+  /** ms between the measurement and sending. */
+  ageMs: number;
+}
+
+export interface Probes extends Envelope {
+  type: 'probes';
+  entries: SharedProbe[];
+}
+
+/** Probe entries per datagram: fits 511 bytes even with 63-byte site and sender names. */
+export const MAX_PROBES = 16;
+
+export type Message = Heartbeat | Announce | Probes;
 
 /** Why a datagram was not trusted (also the `reason` label of the rejected-heartbeats counter). */
 export type RejectReason = 'malformed' | 'version' | 'bad-mac' | 'replay' | 'skew' | 'unknown-site' | 'own-site';
 
 export type Decoded = { ok: true; msg: Message } | { ok: false; reason: RejectReason; detail: string };
 
-const TYPES = { heartbeat: 1, announce: 2 } as const;
+const TYPES = { heartbeat: 1, announce: 2, probes: 3 } as const;
+const METHODS = ['icmp', 'tcp'] as const;
+const U8_NONE = 0xff;
 const POOL: PoolFlag[] = ['unknown', 'up', 'down'];
 
 class Writer {
@@ -104,6 +131,33 @@ class Writer {
   bytes(): Buffer {
     return this.buf.subarray(0, this.at);
   }
+}
+
+function writeProbe(w: Writer, e: SharedProbe): void {
+  const net = parseClient(e.key);
+  if (!net || probeKey(net) !== e.key) throw new RangeError(`probe key '${e.key}' is not a /24 or /48 network`);
+  w.u8(net.family);
+  if (net.family === 4) w.u8(net.v4 >>> 24).u8((net.v4 >>> 16) & 255).u8((net.v4 >>> 8) & 255);
+  else for (let i = 0; i < 6; i++) w.u8(Number((net.v6 >> BigInt(120 - i * 8)) & 0xffn));
+  w.u32(e.rttMs * 1000).u16(e.completion * 10_000).u8(e.hops === undefined ? U8_NONE : clampInt(e.hops, 0, U8_NONE - 1)).u8(METHODS.indexOf(e.method)).u32(e.ageMs);
+}
+
+function readProbe(r: Reader): SharedProbe {
+  const family = r.u8();
+  let key: string;
+  if (family === 4) key = `${r.u8()}.${r.u8()}.${r.u8()}.0/24`;
+  else if (family === 6) {
+    let v6 = 0n;
+    for (let i = 0; i < 6; i++) v6 = (v6 << 8n) | BigInt(r.u8());
+    key = `${formatV6(v6 << 80n)}/48`;
+  } else throw new Malformed(`bad probe family ${family}`);
+  const rtt = r.u32();
+  const completion = r.u16();
+  const hops = r.u8();
+  const method = METHODS[r.u8()];
+  const age = r.u32();
+  if (rtt === undefined || completion === undefined || completion > 10_000 || !method || age === undefined) throw new Malformed('bad probe entry');
+  return { key, rttMs: rtt / 1000, completion: completion / 10_000, ...(hops !== U8_NONE ? { hops } : {}), method, ageMs: age };
 }
 
 class Reader {
@@ -177,8 +231,12 @@ export function encode(msg: Message, key: Buffer): Buffer {
     const s = msg.summary;
     w.u8(POOL.indexOf(s.pool)).u16(s.usable).u16(s.servers);
     w.u16(s.load === undefined ? undefined : s.load * 100).u32(s.responseMs === undefined ? undefined : s.responseMs * 1000).u32(s.replicationLagMs);
-  } else {
+  } else if (msg.type === 'announce') {
     w.str(msg.subject, MAX_NAME, 'subject').u8(msg.state === 'down' ? 0 : 1).str(truncateUtf8(msg.reason, MAX_REASON), MAX_REASON, 'reason');
+  } else {
+    if (msg.entries.length > MAX_PROBES) throw new RangeError(`${msg.entries.length} probe entries; at most ${MAX_PROBES} per datagram`);
+    w.u8(msg.entries.length);
+    for (const e of msg.entries) writeProbe(w, e);
   }
   const body = w.bytes();
   return Buffer.concat([body, mac(key, body)]);
@@ -219,6 +277,12 @@ export function decode(buf: Buffer, key: Buffer): Decoded {
       const state = r.u8();
       if (state > 1) throw new Malformed('bad announced state');
       msg = { type: 'announce', ...env, subject, state: state === 0 ? 'down' : 'up', reason: r.text(MAX_REASON, 'reason') };
+    } else if (type === TYPES.probes) {
+      const n = r.u8();
+      if (n > MAX_PROBES) throw new Malformed(`${n} probe entries; at most ${MAX_PROBES}`);
+      const entries: SharedProbe[] = [];
+      for (let i = 0; i < n; i++) entries.push(readProbe(r));
+      msg = { type: 'probes', ...env, entries };
     } else {
       throw new Malformed(`unknown message type ${type}`);
     }

@@ -5,7 +5,7 @@ import { realTimers, type Timers } from '../../haproxy-agent/timers.js';
 import type { Logger } from '../../log.js';
 import type { Route } from '../../metrics.js';
 import type { SiteStateTable } from '../state-table.js';
-import { checkKey, type SiteSummary } from './codec.js';
+import { checkKey, type SharedProbe, type SiteSummary } from './codec.js';
 import { PeerMetrics } from './metrics.js';
 import { probeSite, statusProof } from './probe.js';
 import { PeerService, type PeerStatus } from './service.js';
@@ -72,6 +72,8 @@ export function tableSummary(table: SiteStateTable, site: string): SiteSummary {
 export interface SummaryHooks {
   own(): Pick<SiteSummary, 'load' | 'responseMs'>;
   received(site: string, sender: string, summary: SiteSummary): void;
+  /** Probe results a peer shared in its heartbeats. */
+  probes?(site: string, entries: SharedProbe[]): void;
 }
 
 /** Starts heartbeats when `peers:` is configured (a health source of the site-state table). */
@@ -94,6 +96,7 @@ export async function startPeers(loaded: LoadedConfig, table: SiteStateTable, lo
     probe: (target) => probeSite(target, { key, timeoutMs: timing.probeTimeoutMs, attempts: timing.probeAttempts }),
     summary: () => ({ ...tableSummary(table, config.site), ...hooks?.own() }),
     ...(hooks ? { onSummary: (site: string, sender: string, s: SiteSummary) => hooks.received(site, sender, s) } : {}),
+    ...(hooks?.probes ? { onProbes: hooks.probes } : {}),
     table,
     timers,
     wallNow: Date.now,

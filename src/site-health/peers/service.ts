@@ -1,7 +1,7 @@
 import type { Timers } from '../../haproxy-agent/timers.js';
 import type { Logger } from '../../log.js';
 import type { SiteStateTable } from '../state-table.js';
-import { decode, encode, type Message, type RejectReason, type SiteSummary } from './codec.js';
+import { decode, encode, MAX_PROBES, type Message, type RejectReason, type SharedProbe, type SiteSummary } from './codec.js';
 import { ReplayGuard } from './guard.js';
 import { PeerMachine, type PeerEffect, type PeerSnapshot, type PeerState } from './machine.js';
 import { PeerMetrics } from './metrics.js';
@@ -40,7 +40,12 @@ export interface PeerServiceOptions {
   metrics?: PeerMetrics;
   /** Every authenticated heartbeat's summary (load, response time), for the balancing policies. */
   onSummary?(site: string, sender: string, summary: SiteSummary): void;
+  /** Probe results a peer shared (policy `closest`). */
+  onProbes?(site: string, entries: SharedProbe[]): void;
 }
+
+/** Probe results waiting for the next heartbeat; beyond this many the oldest are dropped. */
+const MAX_QUEUED_PROBES = 256;
 
 export interface PeerStatus extends Omit<PeerSnapshot, 'since' | 'lastHeartbeat' | 'recoveringSince'> {
   /** Wall-clock ms. */
@@ -66,6 +71,8 @@ export class PeerService {
   private tickTimer: unknown;
   private stopped = true;
   private readonly lastLog = new Map<string, number>();
+  /** Our probe results not yet sent, by client network (the latest result of each). */
+  private readonly probeQueue = new Map<string, { probe: Omit<SharedProbe, 'ageMs'>; at: number }>();
 
   constructor(private readonly o: PeerServiceOptions) {
     this.metrics = o.metrics ?? new PeerMetrics();
@@ -127,6 +134,8 @@ export class PeerService {
       this.o.onSummary?.(msg.site, msg.sender, msg.summary);
       this.reportPool(msg.site, at);
       this.apply(msg.site, { type: 'heartbeat', at, sender: `${msg.site}/${msg.sender}` });
+    } else if (msg.type === 'probes') {
+      this.o.onProbes?.(msg.site, msg.entries);
     } else {
       this.metrics.announces.inc({ direction: 'received' });
       if (msg.state !== 'down' || msg.subject === this.o.site || !this.machines.has(msg.subject)) return;
@@ -192,18 +201,40 @@ export class PeerService {
     return { site: this.o.site, sender: this.o.node, boot: this.boot, seq: ++this.seq, time: this.o.wallNow() };
   }
 
+  /**
+   * Shares one of our probe results with every peer: sent with the next heartbeat, up to 16 per
+   * datagram. `at` is wall-clock ms of the measurement (sent as an age, so clocks need not agree).
+   */
+  shareProbe(probe: Omit<SharedProbe, 'ageMs'>, at: number): void {
+    this.probeQueue.delete(probe.key);
+    this.probeQueue.set(probe.key, { probe, at });
+    if (this.probeQueue.size > MAX_QUEUED_PROBES) this.probeQueue.delete(this.probeQueue.keys().next().value!);
+  }
+
   private sendAll(): void {
     if (this.stopped) return;
     const started = this.o.timers.now();
     const summary = safeSummary(this.o.summary);
+    const probes = this.takeProbes();
     for (const p of this.o.peers) {
       // A new sequence number per datagram: each receiver sees strictly growing numbers.
       for (const addr of p.heartbeat) {
         this.o.transport.send(encode({ type: 'heartbeat', ...this.envelope(), summary }, this.o.key), addr);
         this.metrics.sent.inc({ site: p.site });
+        for (const entries of probes) this.o.transport.send(encode({ type: 'probes', ...this.envelope(), entries }, this.o.key), addr);
       }
     }
     this.sendTimer = this.o.timers.setTimeout(() => this.sendAll(), Math.max(0, started + this.o.periodMs - this.o.timers.now()));
+  }
+
+  /** The queued probe results in datagram-sized batches, with their ages as of now. */
+  private takeProbes(): SharedProbe[][] {
+    const now = this.o.wallNow();
+    const all = [...this.probeQueue.values()].map(({ probe, at }) => ({ ...probe, ageMs: Math.max(0, now - at) }));
+    this.probeQueue.clear();
+    const out: SharedProbe[][] = [];
+    for (let i = 0; i < all.length; i += MAX_PROBES) out.push(all.slice(i, i + MAX_PROBES));
+    return out;
   }
 
   /** One timer for the earliest deadline of any machine. */

@@ -54,6 +54,8 @@ export interface ClusterOptions {
   peers?: Record<string, string | number>;
   /** Extra `balanced:` entries (YAML flow maps, one per line); ADDRESSES stands for every site's address. */
   balanced?: string[];
+  /** Extra top-level YAML (e.g. a `probes:` section). */
+  extra?: string;
 }
 
 const ROOT = join(import.meta.dirname, '../../..');
@@ -121,6 +123,7 @@ balanced:
     ttl: 300
     addresses: { ${plan.map((s) => `${s.name}: [${s.address}]`).join(', ')} }
 ${extraBalanced}
+${opts.extra ?? ''}
 `;
       const configFile = join(dir, 'multisite.yaml');
       writeFileSync(configFile, config);

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decode, encode, MAX_DATAGRAM, type Message } from '../../../src/site-health/peers/codec.js';
+import { decode, encode, MAX_DATAGRAM, MAX_PROBES, type Message, type SharedProbe } from '../../../src/site-health/peers/codec.js';
 
 const key = Buffer.from('a shared key of at least 16 bytes');
 const hb: Message = {
@@ -18,7 +18,35 @@ const ann: Message = { type: 'announce', site: 'paris', sender: 'p1', boot: 1, s
 /** Signs arbitrary bytes as a datagram, to reach the parser behind the MAC. */
 const signed = (body: Buffer) => Buffer.concat([body, createHmac('sha256', key).update(body).digest()]);
 
+const probe = (i: number): SharedProbe => ({ key: `10.${i}.7.0/24`, rttMs: 12.345, completion: 0.75, hops: 9, method: 'icmp', ageMs: 1500 });
+const probes: Message = {
+  type: 'probes', site: 'paris', sender: 'p1', boot: 1, seq: 5, time: 9,
+  entries: [probe(1), { key: '2001:db8:42::/48', rttMs: 80, completion: 1, method: 'tcp', ageMs: 0 }, { key: '10.2.7.0/24', rttMs: 3, completion: 0, method: 'tcp', ageMs: 20 }],
+};
+
 describe('heartbeat codec', () => {
+  it('round-trips shared probe results (IPv4 /24, IPv6 /48, unknown hops), 16 to a datagram under 512 bytes', () => {
+    expect(decode(encode(probes, key), key)).toEqual({ ok: true, msg: probes });
+    const long = 'x'.repeat(63);
+    const full = encode({ ...probes, site: long, sender: long, entries: Array.from({ length: MAX_PROBES }, (_, i) => ({ ...probe(i), key: `2001:db8:${i + 1}::/48` })) }, key);
+    expect(full.length).toBeLessThan(512);
+    expect(() => encode({ ...probes, entries: Array.from({ length: MAX_PROBES + 1 }, (_, i) => probe(i)) }, key)).toThrow(/at most 16/);
+    expect(() => encode({ ...probes, entries: [{ ...probe(1), key: '10.1.7.5/32' }] }, key)).toThrow(/not a \/24 or \/48/);
+  });
+
+  it('rejects a probes datagram with a bad family, a completion over 1, or a truncated entry', () => {
+    const good = encode(probes, key);
+    const body = good.subarray(0, good.length - 32);
+    const first = body.indexOf(Buffer.from([4, 10, 1, 7]));
+    const badFamily = Buffer.from(body);
+    badFamily[first] = 5;
+    expect(decode(signed(badFamily), key)).toMatchObject({ ok: false, reason: 'malformed', detail: 'bad probe family 5' });
+    const badCompletion = Buffer.from(body);
+    badCompletion.writeUInt16BE(10_001, first + 4 + 4);
+    expect(decode(signed(badCompletion), key)).toMatchObject({ ok: false, reason: 'malformed', detail: 'bad probe entry' });
+    expect(decode(signed(body.subarray(0, body.length - 1)), key)).toMatchObject({ ok: false, reason: 'malformed' });
+  });
+
   it('round-trips heartbeats and announces, keeping unknown summary numbers unknown', () => {
     expect(decode(encode(hb, key), key)).toEqual({ ok: true, msg: hb });
     expect(decode(encode(ann, key), key)).toEqual({ ok: true, msg: ann });

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { encode } from '../../../src/site-health/peers/codec.js';
+import { encode, type SharedProbe } from '../../../src/site-health/peers/codec.js';
 import { PeerMetrics } from '../../../src/site-health/peers/metrics.js';
 import type { ProbeResult } from '../../../src/site-health/peers/probe.js';
 import { PeerService, type PeerSite } from '../../../src/site-health/peers/service.js';
@@ -42,6 +42,8 @@ interface Node {
   metrics: PeerMetrics;
   registry: Registry;
   probes: { site: string; at: number }[];
+  /** Probe results peers shared with this site. */
+  shared: { site: string; entries: SharedProbe[]; at: number }[];
   pool: 'up' | 'down' | 'unknown';
 }
 
@@ -56,7 +58,8 @@ function cluster(opts: { probe?: Record<string, { ok: boolean; ms?: number }> } 
     const registry = new Registry();
     const metrics = new PeerMetrics(registry);
     const probes: Node['probes'] = [];
-    const node: Node = { table, metrics, registry, probes, pool: 'unknown', service: undefined as unknown as PeerService };
+    const shared: Node['shared'] = [];
+    const node: Node = { table, metrics, registry, probes, shared, pool: 'unknown', service: undefined as unknown as PeerService };
     const peers: PeerSite[] = SITES.filter((s) => s !== site).map((s) => ({ site: s, heartbeat: [addr(s)], statusUrls: [`http://${addr(s).host}:9100/status`], lbAddresses: [] }));
     node.service = new PeerService({
       site,
@@ -80,6 +83,7 @@ function cluster(opts: { probe?: Record<string, { ok: boolean; ms?: number }> } 
       wallNow: () => EPOCH + timers.now(),
       logger: silent,
       metrics,
+      onProbes: (from, entries) => shared.push({ site: from, entries, at: timers.now() }),
     });
     nodes[site] = node;
   }
@@ -103,6 +107,27 @@ describe('peer service (virtual time, fake network)', () => {
     expect(await counter(nodes.b!, 'multisite_peers_heartbeats_received_total', { site: 'a' })).toBe(3);
     expect(await counter(nodes.a!, 'multisite_peers_heartbeats_received_total', { site: 'c' })).toBe(4);
     expect(nodes.a!.service.status().map((s) => s.state)).toEqual(['up', 'up']);
+  });
+
+  it('shares probe results with the next heartbeat: latest per network, 16 to a datagram, as ages', async () => {
+    const { timers, net, nodes, start } = cluster();
+    await start();
+    await timers.advance(100);
+    const a = nodes.a!.service;
+    for (let i = 0; i < 20; i++) a.shareProbe({ key: `10.0.${i}.0/24`, rttMs: 10 + i, completion: 1, hops: 5, method: 'icmp' }, EPOCH + 50);
+    a.shareProbe({ key: '10.0.3.0/24', rttMs: 99, completion: 0.5, method: 'tcp' }, EPOCH + 80); // a newer result replaces the queued one
+    const before = net.sent.length;
+    await timers.advance(900); // the heartbeat at t=1000
+    expect(net.sent.slice(before).filter((s) => s.from === 'a').map((s) => s.to)).toEqual(['b', 'b', 'b', 'c', 'c', 'c']); // heartbeat + 2 probe datagrams each
+    const atB = nodes.b!.shared.filter((x) => x.site === 'a');
+    expect(atB.map((x) => x.entries.length)).toEqual([16, 4]);
+    const all = atB.flatMap((x) => x.entries);
+    expect(all).toHaveLength(20);
+    expect(all.find((e) => e.key === '10.0.3.0/24')).toEqual({ key: '10.0.3.0/24', rttMs: 99, completion: 0.5, method: 'tcp', ageMs: 920 });
+    expect(all.find((e) => e.key === '10.0.7.0/24')).toEqual({ key: '10.0.7.0/24', rttMs: 17, completion: 1, hops: 5, method: 'icmp', ageMs: 950 });
+    // sent once: the next heartbeat carries none
+    await timers.advance(1000);
+    expect(nodes.b!.shared).toHaveLength(2);
   });
 
   it('a killed site: suspect 1.5 s after its last heartbeat, probe fails, down in the table at once, announced', async () => {
