@@ -42,7 +42,8 @@ describe('decided-by: another site decides the order (real pdns_server, three ba
     await until("b serves c's order", () => answer('b'), ['192.0.2.1', '192.0.2.2']);
     expect(await answer('a')).toEqual(['192.0.2.1', '192.0.2.2']);
     // the plain local-first name (not decided-by) stays local-first at b
-    expect(addresses(await query(cluster.site('b').host, cluster.site('b').pdns.port, 'www.example.com.', 'A'))).toEqual(['192.0.2.2', '192.0.2.1', '192.0.2.3']);
+    // (its other addresses depend on which peers b already hears: the sites started one by one)
+    expect(addresses(await query(cluster.site('b').host, cluster.site('b').pdns.port, 'www.example.com.', 'A'))[0]).toBe('192.0.2.2');
     expect(await cluster.site('b').metric('multisite_backend_decided_by_requests_total', { site: 'c', result: 'ok' })).toBeGreaterThanOrEqual(1);
   });
 

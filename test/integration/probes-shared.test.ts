@@ -28,6 +28,7 @@ describe('probe results shared between sites in heartbeats (real backends and pd
 
   const explainAt = async (site: string) => {
     const res = await controlRequest(join(cluster.site(site).dir, 'control.sock'), { cmd: 'explain', name: 'near.example.com', client: '127.0.0.1' });
+    if (!res.ok) throw new Error(`explain at ${site}: ${res.error}`);
     return res.explain as Explanation;
   };
 
