@@ -117,6 +117,11 @@ export const loadReportSenderSchema = z
     ...secret,
     /** A report per server goes out this often. */
     'period-ms': ms(2000, 50, 60_000),
+    /**
+     * The site load balancer's Runtime API socket: each server's active connections (`scur` of
+     * BACKEND/SERVER in `show stat`) go in its reports. Without it, connections are unknown.
+     */
+    'stats-socket': z.string().min(1).optional(),
   })
   .refine(oneSecret, 'give exactly one of key-file or key-env');
 

@@ -12,6 +12,7 @@ import { AgentMetrics } from './metrics.js';
 import { checksFromConfig, ServerHealth, type ServerChecks } from './server-health.js';
 import { AgentService } from './service.js';
 import { realTimers, type Timers } from './timers.js';
+import { RuntimeClient } from '../haproxy/index.js';
 
 export { formatReply, loadToWeight, sanitizeReason, type ReplyState } from './reply.js';
 export { agentRequest, type AgentRequest, type AgentResponse } from './control.js';
@@ -100,7 +101,15 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
   let metricsServer: Server | undefined;
   const lr = cfg['load-report'];
   const loadSender = lr
-    ? new LoadSender(servers, { site: loaded.config.site, node: `${cfg.listen.host}:${cfg.listen.port}`, key: readKey(loaded, 'agent.load-report', lr), to: lr.to, periodMs: lr['period-ms'], timers })
+    ? new LoadSender(servers, {
+        site: loaded.config.site,
+        node: `${cfg.listen.host}:${cfg.listen.port}`,
+        key: readKey(loaded, 'agent.load-report', lr),
+        to: lr.to,
+        periodMs: lr['period-ms'],
+        timers,
+        ...(lr['stats-socket'] ? { connections: activeConnections(new RuntimeClient(resolvePath(loaded, lr['stats-socket']), { timeoutMs: 1000 })) } : {}),
+      })
     : undefined;
   const stopAll = async () => {
     loadSender?.stop();
@@ -131,6 +140,14 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
       logger.info('agent stopped');
       logger.flush();
     },
+  };
+}
+
+/** Current sessions of every server, keyed "BACKEND/SERVER" as the agent names servers. */
+function activeConnections(haproxy: RuntimeClient): () => Promise<Map<string, number>> {
+  return async () => {
+    const rows = await haproxy.showStat({ serversOnly: true });
+    return new Map(rows.filter((r) => Number.isFinite(r.currentSessions)).map((r) => [`${r.proxy}/${r.name}`, r.currentSessions]));
   };
 }
 

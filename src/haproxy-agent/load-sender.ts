@@ -12,6 +12,11 @@ export interface LoadSenderOptions {
   periodMs: number;
   timers: Timers;
   wallNow?(): number;
+  /**
+   * Active connections per server ("BACKEND/SERVER"), read once a period (HAProxy's `show stat`).
+   * Reports carry the last reading; while none has succeeded, connections are unknown.
+   */
+  connections?(): Promise<Map<string, number>>;
   /** How datagrams leave (tests replace it). */
   send?(buf: Buffer, to: { host: string; port: number }): void;
 }
@@ -19,7 +24,8 @@ export interface LoadSenderOptions {
 /**
  * Sends one authenticated load report per web server every period to each of the site's backends
  * (docs/policies.md): up as the agent answers HAProxy, the load check's value, the message (or
- * keyword) check's last duration as response time. Never blocks a check or a reply.
+ * keyword) check's last duration as response time, and (with a stats socket) HAProxy's current
+ * sessions of the server as active connections. Never blocks a check or a reply.
  */
 export class LoadSender {
   private readonly boot: number;
@@ -27,6 +33,7 @@ export class LoadSender {
   private timer: unknown;
   private socket?: Socket;
   private stopped = true;
+  private conns?: Map<string, number>;
   sent = 0;
 
   constructor(
@@ -70,6 +77,7 @@ export class LoadSender {
         up: /^(up|ready)/.test(reply) || /^\d+%/.test(reply),
         ...(load?.value !== undefined ? { load: load.value } : {}),
         ...(resp?.last?.ok && resp.lastDurationMs !== undefined ? { responseMs: resp.lastDurationMs } : {}),
+        ...(this.conns?.has(h.name) ? { connections: this.conns.get(h.name)! } : {}),
       };
       for (const to of this.o.to) {
         // A new sequence number per datagram, like heartbeats: every backend sees them grow.
@@ -84,6 +92,11 @@ export class LoadSender {
   private tick(): void {
     if (this.stopped) return;
     this.sendAll();
+    // For the next reports: a slow or absent HAProxy never delays these.
+    this.o.connections?.().then(
+      (m) => (this.conns = m),
+      () => (this.conns = undefined),
+    );
     this.timer = this.o.timers.setTimeout(() => this.tick(), this.o.periodMs);
   }
 }
