@@ -29,10 +29,15 @@ const HOSTS = 1000;
 /** The port LUA ifportup checks (a listener the bench opens on the sites' addresses is not possible: they are documentation addresses; ifportup then answers all, as it does when every check fails). */
 const UP_PORT = 80;
 
-function writeZone(): string {
-  const lines = ['$ORIGIN bench.example.', '$TTL 300', '@ SOA ns1 hostmaster 1 3600 600 86400 60', '@ NS ns1', 'ns1 A 192.0.2.53', '@ MX 10 mail', 'mail A 192.0.2.25', ...luaRecords(UP_PORT)];
+/**
+ * The bench zone; with `lua` it also holds the LUA records the bind backend's ECS runs answer. Our
+ * backend gets the zone without them: it answers those names as balanced names, and a LUA record
+ * in its zone would make PowerDNS run the LUA script on top (that measured LUA, not us).
+ */
+function writeZone(lua: boolean): string {
+  const lines = ['$ORIGIN bench.example.', '$TTL 300', '@ SOA ns1 hostmaster 1 3600 600 86400 60', '@ NS ns1', 'ns1 A 192.0.2.53', '@ MX 10 mail', 'mail A 192.0.2.25', ...(lua ? luaRecords(UP_PORT) : [])];
   for (let i = 0; i < HOSTS; i++) lines.push(`host${i} A 10.${(i >> 8) & 255}.${i & 255}.1`, `host${i} TXT "host number ${i}"`);
-  const file = join(dir, 'bench.example.zone');
+  const file = join(dir, lua ? 'bench.example.lua.zone' : 'bench.example.zone');
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
 }
@@ -52,7 +57,8 @@ async function dnsperf(pdns: Pdns, queries: string, binary = false): Promise<{ q
 const CACHES_OFF = { 'cache-ttl': 0, 'query-cache-ttl': 0, 'negquery-cache-ttl': 0 };
 
 async function main(): Promise<void> {
-  const zone = writeZone();
+  const zone = writeZone(false);
+  const luaZone = writeZone(true);
   const mixed = writeQueries('mixed.txt', Array.from({ length: 5000 }, (_, i) => (i % 10 === 9 ? `nx${i}.bench.example A` : `host${(i * 7919) % HOSTS}.bench.example ${i % 3 === 0 ? 'TXT' : 'A'}`)));
   const balanced = writeQueries('balanced.txt', ['www.bench.example A']);
   const config = join(dir, 'multisite.yaml');
@@ -103,8 +109,8 @@ probes: { networks: [127.0.0.0/8] }
         const file = writeEcsQueries(join(dir, `ecs-${qname}.bin`), [qname], nets, 20_000);
         const pdns = await startPdns({
           host: '127.0.0.9',
-          backend: backendKind === 'bind' ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] } : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
-          settings: { 'edns-subnet-processing': 'yes', 'enable-lua-records': 'yes', 'distributor-threads': 3, loglevel: 3 },
+          backend: backendKind === 'bind' ? { kind: 'bind', zones: [{ name: 'bench.example', file: luaZone }] } : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
+          settings: { 'edns-subnet-processing': 'yes', 'enable-lua-records': backendKind === 'bind' ? 'yes' : 'no', 'distributor-threads': 3, loglevel: 3 },
           probeName: 'bench.example.',
         });
         try {
