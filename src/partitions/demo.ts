@@ -42,6 +42,7 @@ async function waitServed(s: LabSite, host: string, site: string): Promise<void>
     if ((await httpGet(s.lb.host, s.lb.port, '/', host)).servedBy?.startsWith(`${site}/`)) return;
     await new Promise((r) => setTimeout(r, 20));
   }
+  throw new Error(`demo: ${host} at site ${s.name} was not served by site ${site} within 15 s`);
 }
 
 async function waitDnsFirst(s: LabSite, name: string, first: string): Promise<void> {
@@ -51,6 +52,7 @@ async function waitDnsFirst(s: LabSite, name: string, first: string): Promise<vo
     if (stdout.trim().split('\n')[0] === first) return;
     await new Promise((r) => setTimeout(r, 50));
   }
+  throw new Error(`demo: site ${s.name}'s DNS did not put ${first} first for ${name} within 10 s`);
 }
 
 async function show(lab: PartitionLab, title: string): Promise<void> {
