@@ -14,12 +14,11 @@ import { PartitionManager, type ManagerEffects } from './manager.js';
 import { writeOwnership } from './owner-wins.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
 
-export { sign, verify } from '../peer-http.js';
 export { PartitionManager, type ManagerEffects, type ManagerOptions, type TransferEvent } from './manager.js';
 export { evaluate, failback, newer, rulesOf, initialOwnership, epochStamp, type Ownership, type PartitionRule, type SiteView, type Change } from './ownership.js';
 export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from './owner-wins.js';
 
-export { MAC_HEADER, post, sharedKey } from '../peer-http.js';
+export { MAC_HEADER, post, sharedKey, sign, verify } from '../peer-http.js';
 
 export interface RunningPartitions {
   manager?: PartitionManager;
