@@ -100,11 +100,8 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
     },
     async lagMs(site) {
       if (!config.replication) return 0;
-      const local = await db(site);
       const peers = await Promise.all(siteOrder.filter((s) => s !== site).map(async (s) => ({ name: s, db: await db(s).catch(() => null) })));
-      const st = await replicationStatus(local, peers, {});
-      const lags = st.peers.map((x) => x.lagSeconds);
-      return lags.some((l) => l === null) ? undefined : Math.max(0, ...lags.map((l) => (l ?? 0) * 1000));
+      return replicaLagMs(await db(site), peers);
     },
   };
   const manager = new PartitionManager({
@@ -132,6 +129,17 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
       await Promise.allSettled([...dbs.values()].map(async (d) => (await d).close()));
     },
   };
+}
+
+/**
+ * How far a site's database is behind its peers (auto failback's gate): the age in ms of the
+ * oldest change at any peer not yet applied there; 0 when caught up; undefined when a peer cannot
+ * be read (unknown: auto failback waits).
+ */
+export async function replicaLagMs(local: Db, peers: { name: string; db: Db | null }[]): Promise<number | undefined> {
+  const st = await replicationStatus(local, peers, {});
+  const lags = st.peers.map((x) => x.lagSeconds);
+  return lags.some((l) => l === null) ? undefined : Math.max(0, ...lags.map((l) => (l ?? 0) * 1000));
 }
 
 /** The partition's DNS order: its active site, then the rest of its takeover order, then other sites. */

@@ -11,7 +11,7 @@ const config = parseConfig(TWO_SITES, 'site.yaml').config;
 const rules = rulesOf(config.partitions!, ['a', 'b']);
 
 /** Site a's manager in virtual time, with effects that only record what they were asked. */
-function siteA(startGraceMs = 0) {
+function siteA(startGraceMs = 0, lag: { ms: number | undefined } = { ms: 0 }) {
   const timers = new VirtualTimers();
   const table = new SiteStateTable(['a', 'b'], () => timers.now());
   const announced: Ownership[][] = [];
@@ -19,7 +19,7 @@ function siteA(startGraceMs = 0) {
     haproxy: async () => {},
     dns: () => {},
     announce: async (r) => void announced.push(r),
-    lagMs: async () => 0,
+    lagMs: async () => lag.ms,
   };
   const manager = new PartitionManager({
     site: 'a',
@@ -93,6 +93,26 @@ describe('PartitionManager (virtual time)', () => {
     expect(manager.get('p1')).toMatchObject({ active: 'b', epoch: 4 });
     await timers.advance(10_000);
     expect(manager.get('p1')).toMatchObject({ active: 'b', epoch: 4 }); // p1 is manual failback
+    await manager.stop();
+  });
+
+  it("auto failback waits for the home site's replica: lagging or unknown, it stays; caught up, it goes back", async () => {
+    const lag: { ms: number | undefined } = { ms: 5000 };
+    const { timers, manager } = siteA(0, lag);
+    await timers.advance(60_000);
+    await manager.start();
+    await manager.merge([{ partition: 'p2', home: 'b', active: 'a', epoch: 2, since: 0, reason: 'failure transfer: b is down' }], 'b');
+    await timers.advance(10_000); // hold-down (2 s) long over, lag 5000 > max 1000
+    expect(manager.get('p2')).toMatchObject({ active: 'a', epoch: 2 });
+    lag.ms = undefined; // the replica cannot be read
+    await timers.advance(5000);
+    expect(manager.get('p2')).toMatchObject({ active: 'a', epoch: 2 });
+    lag.ms = 200;
+    const caughtUp = timers.now();
+    await timers.advance(1000); // the next reconcile reads the lag, then evaluates
+    expect(manager.get('p2')).toMatchObject({ active: 'b', epoch: 3 });
+    expect(manager.get('p2')!.reason).toMatch(/replica lag 200 ms/);
+    expect(manager.history.at(-1)!.at - caughtUp).toBeLessThanOrEqual(1000);
     await manager.stop();
   });
 });
