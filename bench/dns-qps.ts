@@ -75,10 +75,11 @@ probes: { networks: [127.0.0.0/8] }
   const backend = startProcess(process.execPath, ['dist/cli/main.js', 'backend', '--config', config]);
   await waitFor('backend socket', () => new Promise((r) => createConnection(`${dir}/backend.sock`).once('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).once('error', () => r(false))));
   const rows: Record<string, string | number>[] = [];
-  const run = async (label: string, backendKind: 'bind' | 'remote', caches: 'default' | 'off', queries: string, threads = 3) => {
+  const run = async (label: string, backendKind: 'bind' | 'remote' | 'canned', caches: 'default' | 'off', queries: string, threads = 3) => {
+    const sock = backendKind === 'canned' ? `${dir}/canned.sock` : `${dir}/backend.sock`;
     const pdns = await startPdns({
       host: '127.0.0.9',
-      backend: backendKind === 'bind' ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] } : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
+      backend: backendKind === 'bind' ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] } : { kind: 'remote', connection: `unix:path=${sock}` },
       settings: { ...(caches === 'off' ? CACHES_OFF : {}), 'distributor-threads': threads, loglevel: 3 },
       probeName: 'bench.example.',
     });
@@ -97,6 +98,16 @@ probes: { networks: [127.0.0.0/8] }
       const threadCounts = caches === 'off' && !quick ? [3, 6, 12] : [3];
       for (const t of threadCounts) await run('(b) multisite backend, same zone', 'remote', caches, mixed, t);
       for (const t of threadCounts) await run('(c) multisite balanced name', 'remote', caches, balanced, t);
+      if (caches === 'off') {
+        // The ceiling of any Node remote backend through PowerDNS here: canned answers, same queries, same run.
+        const canned = startProcess(process.execPath, ['bench/lib/canned-backend.mjs', `${dir}/canned.sock`]);
+        await waitFor('canned backend', () => canned.output().includes('ready'));
+        try {
+          for (const t of threadCounts) await run('(d) canned-answer Node backend (ceiling)', 'canned', caches, mixed, t);
+        } finally {
+          await canned.stop();
+        }
+      }
     }
     const bindQps = (caches: string) => Number(rows.find((r) => r.caches === caches && String(r.run).startsWith('(a)'))?.qps);
     for (const r of rows) r['× bind'] = +(Number(r.qps) / bindQps(String(r.caches))).toFixed(2);

@@ -1,0 +1,40 @@
+// A near-free remote backend for PowerDNS: canned answers, no zone, no logic beyond the qname.
+// The apex answers SOA (and NS); every other name one A record; domain metadata is empty. The
+// uncached ceiling of *any* Node remote backend through PowerDNS on this machine: bench/dns-qps
+// runs it in the same run as ours with the same queries.
+import net from 'node:net';
+import { unlinkSync } from 'node:fs';
+const path = process.argv[2];
+const APEX = 'bench.example.';
+const soa = `{"qtype":"SOA","qname":"${APEX}","content":"ns1.${APEX} hostmaster.${APEX} 1 3600 600 86400 60","ttl":300,"auth":true}`;
+const ns = `{"qtype":"NS","qname":"${APEX}","content":"ns1.${APEX}","ttl":300,"auth":true}`;
+const apex = { SOA: `{"result":[${soa}]}\n`, NS: `{"result":[${ns}]}\n`, ANY: `{"result":[${soa},${ns}]}\n` };
+const QNAME = /"qname":"([^"]*)","qtype":"([A-Za-z0-9]+)"/;
+function answer(line) {
+  if (line.startsWith('{"method":"lookup"')) {
+    const m = QNAME.exec(line);
+    if (!m) return '{"result":false}\n';
+    const [, qname, qtype] = m;
+    if (qname.toLowerCase() === APEX) return apex[qtype] ?? '{"result":false}\n';
+    if (qtype !== 'A' && qtype !== 'ANY') return '{"result":false}\n';
+    return `{"result":[{"qtype":"A","qname":"${qname}","content":"192.0.2.1","ttl":300,"auth":true}]}\n`;
+  }
+  if (line.includes('"method":"initialize"')) return '{"result":true}\n';
+  if (line.includes('"method":"getAllDomainMetadata"') || line.includes('"method":"getDomainMetadata"')) return '{"result":[]}\n';
+  return '{"result":false}\n';
+}
+try { unlinkSync(path); } catch {}
+const server = net.createServer((s) => {
+  s.setEncoding('utf8');
+  let pending = '';
+  s.on('data', (d) => {
+    pending += d;
+    let out = '';
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) { out += answer(pending.slice(0, nl)); pending = pending.slice(nl + 1); }
+    if (out) s.write(out);
+  });
+  s.on('error', () => s.destroy());
+});
+server.listen(path, () => process.stdout.write('ready\n'));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
