@@ -123,3 +123,14 @@ export function formatReplicationStatus(s: ReplicationStatus): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/**
+ * How far a site's database is behind its peers: the age in ms of the oldest change at any peer
+ * not yet applied there; 0 when caught up; undefined when a peer cannot be read (unknown). Auto
+ * failback waits on it, and heartbeats carry it.
+ */
+export async function replicaLagMs(local: Db, peers: { name: string; db: Db | null }[]): Promise<number | undefined> {
+  const st = await replicationStatus(local, peers, {});
+  const lags = st.peers.map((x) => x.lagSeconds);
+  return lags.some((l) => l === null) ? undefined : Math.max(0, ...lags.map((l) => (l ?? 0) * 1000));
+}

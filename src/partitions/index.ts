@@ -1,7 +1,7 @@
 import { resolvePath, type LoadedConfig } from '../config/index.js';
 import type { Db } from '../db/index.js';
 import { openSiteDb } from '../db-triggers/site-config.js';
-import { replicationStatus } from '../db-triggers/status.js';
+import { replicaLagMs } from '../db-triggers/status.js';
 import { RuntimeClient } from '../haproxy/index.js';
 import { partitionBackend, remoteServer } from '../haproxy-config/generate.js';
 import { realTimers, type Timers } from '../haproxy-agent/timers.js';
@@ -19,6 +19,7 @@ export { evaluate, failback, newer, rulesOf, initialOwnership, epochStamp, type 
 export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from './owner-wins.js';
 
 export { MAC_HEADER, post, sharedKey, sign, verify } from '../peer-http.js';
+export { replicaLagMs } from '../db-triggers/status.js';
 
 export interface RunningPartitions {
   manager?: PartitionManager;
@@ -129,17 +130,6 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
       await Promise.allSettled([...dbs.values()].map(async (d) => (await d).close()));
     },
   };
-}
-
-/**
- * How far a site's database is behind its peers (auto failback's gate): the age in ms of the
- * oldest change at any peer not yet applied there; 0 when caught up; undefined when a peer cannot
- * be read (unknown: auto failback waits).
- */
-export async function replicaLagMs(local: Db, peers: { name: string; db: Db | null }[]): Promise<number | undefined> {
-  const st = await replicationStatus(local, peers, {});
-  const lags = st.peers.map((x) => x.lagSeconds);
-  return lags.some((l) => l === null) ? undefined : Math.max(0, ...lags.map((l) => (l ?? 0) * 1000));
 }
 
 /** The partition's DNS order: its active site, then the rest of its takeover order, then other sites. */

@@ -19,6 +19,7 @@ import { contains, parseClient, probeTarget } from './client.js';
 import { explain } from './explain.js';
 import { Orderings } from './orderings.js';
 import { decideRoute, RemoteDecider } from './decided-by.js';
+import { ReplicaLagReporter } from '../db-triggers/lag-reporter.js';
 import { sharedKey } from '../peer-http.js';
 import type { Connector, ConnectorDeps } from './connectors/connector.js';
 import { HttpConnector } from './connectors/http.js';
@@ -85,6 +86,8 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
       })
     : undefined;
   const probeNets = (config.probes ?? probesSchema.parse({})).networks.map((n) => parseClient(n)!);
+  // Our replica's lag rides in every heartbeat (docs/peers.md); unknown with embedded databases.
+  const lagReporter = ReplicaLagReporter.applies(loaded) ? new ReplicaLagReporter(loaded, { timers: realTimers, logger }) : undefined;
   let decider: RemoteDecider | undefined;
   const orderings = new Orderings(balanced, table, metricsTable, {
     onUnprobed: (client, key) => {
@@ -149,7 +152,8 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
       // Our site's aggregate rides in every heartbeat; each peer's heartbeat brings its site's.
       own: () => {
         const f = metricsTable.figures(config.site);
-        return { ...(f?.load !== undefined ? { load: f.load } : {}), ...(f?.responseMs !== undefined ? { responseMs: f.responseMs } : {}) };
+        const lag = lagReporter?.lagMs;
+        return { ...(f?.load !== undefined ? { load: f.load } : {}), ...(f?.responseMs !== undefined ? { responseMs: f.responseMs } : {}), ...(lag !== undefined ? { replicationLagMs: lag } : {}) };
       },
       received: (site, _sender, s) => {
         if (s.load === undefined && s.responseMs === undefined) metricsTable.clearFigures(site);
@@ -167,10 +171,12 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
     if (loadListener) loadReports = await loadListener.start();
     const routes = [...(health.routes ?? []), ...coordinator.routes, ...partitions.routes, ...(peersKey ? [decideRoute(orderings, peersKey, logger)] : [])];
     decider?.start();
+    lagReporter?.start();
     if (config.backend.metrics) metricsServer = await serveMetrics(registry, config.backend.metrics.host, config.backend.metrics.port, routes);
   } catch (err) {
     await Promise.allSettled([...connectors.map((c) => c.stop()), control.stop(), loadListener?.stop(), health?.stop(), coordinator?.stop(), partitions?.stop()]);
     decider?.stop();
+    await lagReporter?.stop();
     throw err;
   }
   logger.info(
@@ -178,9 +184,10 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
     'backend ready',
   );
 
-  const stopProbes = () => {
+  const stopProbes = async () => {
     prober?.stop();
     decider?.stop();
+    await lagReporter?.stop();
   };
   return {
     table,
@@ -194,7 +201,7 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
     partitions,
     async stop() {
       await Promise.allSettled([...connectors.map((c) => c.stop()), control.stop(), loadListener?.stop(), health?.stop(), coordinator?.stop(), partitions?.stop()]);
-      stopProbes();
+      await stopProbes();
       await flusher?.stop();
       if (metricsServer) await new Promise((r) => metricsServer!.close(r));
       logger.info('backend stopped');

@@ -19,6 +19,9 @@ export async function sitesSection(loaded: LoadedConfig, now = Date.now()): Prom
   }
 }
 
+/** A peer's replica lag as its heartbeats report it ("-": unknown or not reported). */
+const lag = (ms: number | undefined) => (ms === undefined ? '-' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+
 export function formatSites(body: StatusBody, now: number): string {
   const ago = (t: number | undefined) => (t === undefined ? '-' : `${((now - t) / 1000).toFixed(1)} s ago`);
   const rows = body.sites.map((s) => [
@@ -27,9 +30,10 @@ export function formatSites(body: StatusBody, now: number): string {
     s.peer ? s.peer.state : '-',
     new Date(s.peer?.since ?? s.since).toISOString(),
     s.peer ? ago(s.peer.lastHeartbeat) : '-',
+    lag(s.peer?.summary?.replicationLagMs),
     s.drained || !s.usable ? s.reason : (s.peer?.reason ?? s.reason),
   ]);
-  const head = ['site', 'answers', 'peer', 'since', 'last heartbeat', 'why'];
+  const head = ['site', 'answers', 'peer', 'since', 'last heartbeat', 'replica lag', 'why'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(width[i]!))).join('  ');
   return `sites (as seen by ${body.site}${body.node ? `, backend ${body.node}` : ''}):\n${[head, ...rows].map(line).join('\n')}\n`;

@@ -70,7 +70,7 @@ export function tableSummary(table: SiteStateTable, site: string): SiteSummary {
 
 /** Load and response time in heartbeats (docs/policies.md): ours to send, the peers' as received. */
 export interface SummaryHooks {
-  own(): Pick<SiteSummary, 'load' | 'responseMs'>;
+  own(): Pick<SiteSummary, 'load' | 'responseMs' | 'replicationLagMs'>;
   received(site: string, sender: string, summary: SiteSummary): void;
   /** Probe results a peer shared in its heartbeats. */
   probes?(site: string, entries: SharedProbe[]): void;

@@ -1,4 +1,8 @@
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/config/index.js';
+import { ReplicaLagReporter } from '../../../src/db-triggers/lag-reporter.js';
+import { realTimers } from '../../../src/haproxy-agent/timers.js';
 import { replicaLagMs } from '../../../src/partitions/index.js';
 import { createCluster, type Cluster } from '../replication/harness.js';
 
@@ -34,5 +38,53 @@ describe('replica lag for auto failback (real PostgreSQL)', () => {
 
   it('unknown (undefined) when a peer cannot be read: auto failback waits', async () => {
     expect(await replicaLagMs(c.site('b').db, [{ name: 'a', db: null }])).toBeUndefined();
+  });
+});
+
+describe('ReplicaLagReporter: the lag heartbeats carry (real PostgreSQL)', () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await createCluster('lagrep', ['a', 'b'], 'CREATE TABLE items (id int PRIMARY KEY, v text)', ['items']);
+  }, 60_000);
+  afterAll(async () => {
+    await c?.close();
+  });
+  const configAt = (site: string, dbs: Record<string, string>) =>
+    parseConfig(`site: ${site}
+sites: [{ name: a }, { name: b }]
+zones: [{ name: example.com, records: ["@ SOA ns1 hostmaster 1 3600 600 86400 60"] }]
+replication:
+  tables: [items]
+  sites: { ${Object.entries(dbs).map(([s, url]) => `${s}: { db: "${url}" }`).join(', ')} }
+`, `${site}.yaml`);
+
+  it("reads b's lag behind a from both databases; 0 when caught up", async () => {
+    const loaded = configAt('b', { a: c.site('a').url, b: c.site('b').url });
+    expect(ReplicaLagReporter.applies(loaded)).toBe(true);
+    const reporter = new ReplicaLagReporter(loaded, { timers: realTimers, logger: pino({ level: 'silent' }) });
+    try {
+      expect(await reporter.read()).toBe(0);
+      await c.site('a').db.query(`INSERT INTO items VALUES (1, 'x')`);
+      let lag = (await reporter.read())!;
+      const t0 = performance.now();
+      while (lag < 50 && performance.now() - t0 < 10_000) lag = (await reporter.read())!;
+      expect(lag).toBeGreaterThanOrEqual(50);
+      expect(reporter.lagMs).toBe(lag);
+      await c.syncAll();
+      expect(await reporter.read()).toBe(0);
+    } finally {
+      await reporter.stop();
+    }
+  });
+
+  it('unknown when a database cannot be reached; not used at all with embedded databases', async () => {
+    const loaded = configAt('b', { a: 'postgres://nobody@127.0.0.1:1/none', b: c.site('b').url });
+    const reporter = new ReplicaLagReporter(loaded, { timers: realTimers, logger: pino({ level: 'silent' }) });
+    try {
+      expect(await reporter.read()).toBeUndefined();
+    } finally {
+      await reporter.stop();
+    }
+    expect(ReplicaLagReporter.applies(configAt('b', { a: 'pglite:memory', b: c.site('b').url }))).toBe(false);
   });
 });
