@@ -5,25 +5,30 @@ import type { Explanation } from '../../src/pdns-backend/explain.js';
 import { addresses, query } from './support/dns.js';
 import { startPeerCluster, type PeerCluster } from './support/peer-cluster.js';
 import { waitFor } from './support/ports.js';
+import { createCluster, type Cluster } from './replication/harness.js';
 
 /**
  * Sites share probe results in heartbeats: a query for a `closest` name at site a makes a probe
  * the client's network (ICMP as root, else TCP connect) and a's next heartbeat carries the result
  * to b, whose `explain` then shows a's figures for that network without b having probed it.
  */
-describe('probe results shared between sites in heartbeats (real backends and pdns_server)', () => {
+describe('what heartbeats carry besides health: probe results and replica lag (real backends, pdns_server, PostgreSQL)', () => {
   let cluster: PeerCluster;
+  let dbs: Cluster;
   beforeAll(async () => {
+    dbs = await createCluster('hbpayload', ['a', 'b'], 'CREATE TABLE items (id int PRIMARY KEY, v text)', ['items']);
+    const replication = `replication:\n  tables: [items]\n  sites: { a: { db: "${dbs.site('a').url}" }, b: { db: "${dbs.site('b').url}" } }\n`;
     cluster = await startPeerCluster({
       names: ['a', 'b'],
       periodMs: 200,
       logLevel: 'warn',
       balanced: ['{ name: near.example.com, ttl: 60, policy: closest, addresses: ADDRESSES }'],
-      extra: 'probes:\n  count: 1\n  timeout-ms: 500\n  tcp-port: 9\n',
+      extra: `probes:\n  count: 1\n  timeout-ms: 500\n  tcp-port: 9\n${replication}`,
     });
   }, 90_000);
   afterAll(async () => {
     await cluster?.stop();
+    await dbs?.close();
   }, 30_000);
 
   const explainAt = async (site: string) => {
@@ -42,5 +47,15 @@ describe('probe results shared between sites in heartbeats (real backends and pd
     const atB = (await explainAt('b')).sites;
     expect(atB.find((s) => s.site === 'a')!.probe).toMatchObject({ network: '127.0.0.0/24', completion: expect.any(Number) });
     expect(atB.find((s) => s.site === 'b')!.probe).toBeUndefined(); // b never probed it itself
+  });
+
+  it("b's heartbeats tell a how far b's database is behind: 0, then growing while a's write is not replicated, 0 after", async () => {
+    const a = cluster.site('a');
+    const lagOfB = async () => (await a.status()).sites.find((s) => s.site === 'b')?.peer?.summary?.replicationLagMs;
+    await waitFor("b's lag 0 at a", async () => (await lagOfB()) === 0);
+    await dbs.site('a').db.query(`INSERT INTO items VALUES (1, 'x')`); // not replicated: nothing runs replicate here
+    await waitFor("b's lag reported at a", async () => ((await lagOfB()) ?? 0) > 0);
+    await dbs.syncAll();
+    await waitFor("b's lag 0 again at a", async () => (await lagOfB()) === 0);
   });
 });

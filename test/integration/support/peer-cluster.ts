@@ -36,7 +36,7 @@ export interface ClusterSite {
 
 export interface StatusJson {
   site: string;
-  sites: { site: string; usable: boolean; reason: string; since: number; peer?: { state: string; reason: string; lastHeartbeat?: number } }[];
+  sites: { site: string; usable: boolean; reason: string; since: number; peer?: { state: string; reason: string; lastHeartbeat?: number; summary?: { replicationLagMs?: number } } }[];
 }
 
 export interface PeerCluster {
