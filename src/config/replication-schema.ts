@@ -37,6 +37,12 @@ export const replicationSchema = z
     'trim-interval-ms': z.number().int().min(100).max(3_600_000).default(5000),
     /** Conflict-log rows older than this are deleted; 0 keeps them. */
     'conflict-retention-days': z.number().int().min(0).max(36500).default(30),
+    /**
+     * Tombstones (row clocks of deleted rows) older than this are deleted; 0 keeps them. A change
+     * made at a site before it saw a delete, arriving later than this after the delete, is then
+     * no longer recognised as concurrent with it (a site cut off that long must be re-seeded).
+     */
+    'tombstone-retention-days': z.number().int().min(0).max(36500).default(7),
     /** A peer lagging more than this is reported as stale (`multisite status`, DNS demotion). */
     'max-lag-seconds': z.number().min(0).default(30),
     /** Prometheus metrics and /healthz of `multisite replicate`. */

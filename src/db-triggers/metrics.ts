@@ -12,6 +12,7 @@ export class ReplicationMetrics {
   private readonly rate: Gauge;
   private readonly batchSeconds: Histogram;
   private readonly trimmed: Counter;
+  private readonly tombstones: Counter;
   private readonly peerUp: Gauge;
   private readonly window: { t: number; n: number }[] = [];
 
@@ -34,6 +35,7 @@ export class ReplicationMetrics {
       registers,
     });
     this.trimmed = new Counter({ name: `${p}trimmed_total`, help: 'Acknowledged local changes trimmed', registers });
+    this.tombstones = new Counter({ name: `${p}tombstones_trimmed_total`, help: 'Row clocks of deleted rows trimmed after tombstone-retention-days', registers });
     this.peerUp = new Gauge({ name: `${p}peer_up`, help: '1 when the last sync with the peer succeeded', labelNames: ['peer'], registers });
   }
 
@@ -64,6 +66,10 @@ export class ReplicationMetrics {
 
   observeTrim(n: number): void {
     if (n) this.trimmed.inc(n);
+  }
+
+  observeTombstones(n: number): void {
+    if (n) this.tombstones.inc(n);
   }
 
   setUp(peer: string, up: boolean): void {

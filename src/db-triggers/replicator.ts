@@ -23,6 +23,8 @@ export interface ReplicatorOptions {
   trimIntervalMs?: number;
   /** Conflict-log rows older than this are deleted (0 keeps them forever). */
   conflictRetentionDays?: number;
+  /** Tombstones (row clocks of deleted rows) older than this are deleted (0 keeps them; default 7). */
+  tombstoneRetentionDays?: number;
   logger?: Logger;
   metrics?: ReplicationMetrics;
 }
@@ -54,6 +56,7 @@ export class Replicator {
   private readonly pollIntervalMs: number;
   private readonly trimIntervalMs: number;
   private readonly retentionDays: number;
+  private readonly tombstoneDays: number;
   private readonly log?: Logger;
   private readonly metrics?: ReplicationMetrics;
   private readonly catalog = new TableCatalog();
@@ -74,6 +77,7 @@ export class Replicator {
     this.pollIntervalMs = opts.pollIntervalMs ?? 1000;
     this.trimIntervalMs = opts.trimIntervalMs ?? 5000;
     this.retentionDays = opts.conflictRetentionDays ?? 30;
+    this.tombstoneDays = opts.tombstoneRetentionDays ?? 7;
     this.log = opts.logger;
     this.metrics = opts.metrics;
   }
@@ -198,9 +202,28 @@ export class Replicator {
     if (this.retentionDays > 0) {
       await this.local.query(`DELETE FROM multisite.conflict WHERE at < now() - make_interval(days => $1::int)`, [this.retentionDays]);
     }
+    if (this.tombstoneDays > 0) {
+      const t = await this.trimTombstones(this.tombstoneDays * 86_400_000);
+      if (t > 0) this.log?.debug({ tombstones: t }, 'trimmed old tombstones');
+    }
     this.lastTrim = Date.now();
     if (r.rowCount > 0) this.log?.debug({ trimmed: r.rowCount }, 'trimmed acknowledged changes');
     this.metrics?.observeTrim(r.rowCount);
+    return r.rowCount;
+  }
+
+  /**
+   * Deletes the row clocks of rows deleted longer than `olderThanMs` ago (by the delete's stamp:
+   * its physical part is ms × 1024). Only tombstones: a row with a live incarnation keeps its clock.
+   */
+  async trimTombstones(olderThanMs: number): Promise<number> {
+    const r = await this.local.query(
+      `DELETE FROM multisite.row_clock
+        WHERE jsonb_typeof(s -> 'd') = 'object' AND jsonb_typeof(s -> 'i') = 'null'
+          AND (s -> 'd' -> 'at' ->> 0)::bigint < ((extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1::bigint) * 1024`,
+      [String(Math.round(olderThanMs))],
+    );
+    this.metrics?.observeTombstones(r.rowCount);
     return r.rowCount;
   }
 

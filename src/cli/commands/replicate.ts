@@ -47,6 +47,7 @@ export async function run(args: string[]): Promise<number> {
       pollIntervalMs: r['poll-interval-ms'],
       trimIntervalMs: r['trim-interval-ms'],
       conflictRetentionDays: r['conflict-retention-days'],
+      tombstoneRetentionDays: r['tombstone-retention-days'],
       logger: log,
       ...(metrics ? { metrics } : {}),
     });
