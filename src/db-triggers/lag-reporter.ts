@@ -20,7 +20,14 @@ export class ReplicaLagReporter {
 
   constructor(
     private readonly loaded: LoadedConfig,
-    private readonly o: { timers: Timers; logger: Logger; intervalMs?: number; open?: (site: string) => Promise<Db> },
+    private readonly o: {
+      timers: Timers;
+      logger: Logger;
+      intervalMs?: number;
+      open?: (site: string) => Promise<Db>;
+      /** Every reading (undefined: unknown), e.g. to demote this site in DNS when it lags. */
+      onReading?: (lagMs: number | undefined) => void;
+    },
   ) {}
 
   /** The last reading in ms; undefined until one succeeded, or when the last one failed. */
@@ -53,7 +60,9 @@ export class ReplicaLagReporter {
     try {
       const peers = await Promise.all(sites.map(async (name) => ({ name, db: await this.db(name).catch(() => null) })));
       this.value = await replicaLagMs(await this.db(me), peers);
+      this.o.onReading?.(this.value);
     } catch (err) {
+      this.o.onReading?.(undefined);
       this.value = undefined;
       const now = this.o.timers.now();
       if (now - this.lastWarn > 30_000) {

@@ -84,10 +84,19 @@ export function decide(name: BalancedName, usable: (site: string) => boolean, in
   }
   inputs.trace?.push(`usable: ${alive.join(', ')}${alive.length < name.preference.length ? `; left out: ${name.preference.filter((s) => !alive.includes(s)).join(', ')}` : ''}`);
   const r = applyPolicy(name, alive, inputs);
-  const d: Decision = { kind: 'sites', sites: r.sites };
+  const d: Decision = { kind: 'sites', sites: demoteStale(r.sites, inputs) };
   if (r.scope) d.scope = r.scope;
   if (r.unprobed) d.unprobed = true;
   return d;
+}
+
+/** Sites whose replica is stale go after the others, each group keeping its order (DESIGN: stale data is demoted). */
+export function demoteStale(sites: string[], inputs: Pick<PolicyInputs, 'stale' | 'trace'>): string[] {
+  const stale = inputs.stale;
+  if (!stale || !sites.some(stale) || sites.every(stale)) return sites;
+  const out = [...sites.filter((s) => !stale(s)), ...sites.filter(stale)];
+  inputs.trace?.push(`replica lag over max-lag-seconds: ${sites.filter(stale).join(', ')} demoted: [${out.join(', ')}]`);
+  return out;
 }
 
 /** The A then AAAA addresses of the decided sites, in order. */

@@ -87,7 +87,13 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
     : undefined;
   const probeNets = (config.probes ?? probesSchema.parse({})).networks.map((n) => parseClient(n)!);
   // Our replica's lag rides in every heartbeat (docs/peers.md); unknown with embedded databases.
-  const lagReporter = ReplicaLagReporter.applies(loaded) ? new ReplicaLagReporter(loaded, { timers: realTimers, logger }) : undefined;
+  // A site whose replica lags beyond max-lag-seconds is demoted in every answer (DESIGN: stale data);
+  // an unknown lag demotes nobody.
+  const maxLagMs = (config.replication?.['max-lag-seconds'] ?? Infinity) * 1000;
+  const markStale = (site: string, lag: number | undefined) => metricsTable.setStale(site, lag !== undefined && lag > maxLagMs);
+  const lagReporter = ReplicaLagReporter.applies(loaded)
+    ? new ReplicaLagReporter(loaded, { timers: realTimers, logger, onReading: (lag) => markStale(config.site, lag) })
+    : undefined;
   let decider: RemoteDecider | undefined;
   const orderings = new Orderings(balanced, table, metricsTable, {
     onUnprobed: (client, key) => {
@@ -156,6 +162,7 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
         return { ...(f?.load !== undefined ? { load: f.load } : {}), ...(f?.responseMs !== undefined ? { responseMs: f.responseMs } : {}), ...(lag !== undefined ? { replicationLagMs: lag } : {}) };
       },
       received: (site, _sender, s) => {
+        markStale(site, s.replicationLagMs);
         if (s.load === undefined && s.responseMs === undefined) metricsTable.clearFigures(site);
         else metricsTable.setFigures(site, { ...(s.load !== undefined ? { load: s.load } : {}), ...(s.responseMs !== undefined ? { responseMs: s.responseMs } : {}) });
       },

@@ -49,6 +49,7 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
   private readonly remote = new Map<string, Map<string, RemoteDecision>>();
   private readonly unprobedAsked = new Set<string>();
   private readonly usable: (s: string) => boolean;
+  private readonly stale: (s: string) => boolean;
   private readonly maxClientEntries: number;
   private lastTableVersion: number;
 
@@ -62,6 +63,7 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     this.clock = opts.clock ?? Date.now;
     this.maxClientEntries = opts.maxClientEntries ?? 10_000;
     this.usable = (s) => table.isUsable(s);
+    this.stale = (s) => this.metrics.isStale(s);
     this.lastTableVersion = table.version;
     for (const b of names) {
       if (b.dependence === 'none' || b.dependence === 'metrics') {
@@ -227,15 +229,20 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
   private nextPerQuery(b: BalancedName, realRemote: string): ClientDecision {
     let p = this.perQuery.get(b.name);
     if (!p || p.version !== this.version) {
-      const base = decide(b, this.usable);
-      const usable = base.kind === 'sites' ? base.sites : [];
+      const base = decide(b, this.usable, { stale: this.stale });
+      const all = base.kind === 'sites' ? base.sites : [];
+      // Stale sites never come first: the rotation runs over the fresh ones, the stale follow.
+      const fresh = all.filter((s) => !this.stale(s));
+      const usable = fresh.length > 0 ? fresh : all;
+      const tail = fresh.length > 0 ? all.filter(this.stale) : [];
+      const rotation = (first: string[]): Decision => ({ kind: 'sites', sites: [...first, ...tail] });
       let decisions: Decision[];
-      if (usable.length === 0) decisions = [base];
+      if (all.length === 0) decisions = [base];
       else if (b.policy === 'ratio') {
         const schedule = smoothSchedule(usable, b.weights);
-        const byFirst = new Map(usable.map((s) => [s, { kind: 'sites', sites: [s, ...usable.filter((x) => x !== s)] } as Decision]));
+        const byFirst = new Map(usable.map((s) => [s, rotation([s, ...usable.filter((x) => x !== s)])]));
         decisions = schedule.map((s) => byFirst.get(s)!);
-      } else decisions = usable.map((_, k) => ({ kind: 'sites', sites: [...usable.slice(k), ...usable.slice(0, k)] }) as Decision);
+      } else decisions = usable.map((_, k) => rotation([...usable.slice(k), ...usable.slice(0, k)]));
       p = { version: this.version, decisions, counter: p?.counter ?? 0 };
       this.perQuery.set(b.name, p);
     }
@@ -246,7 +253,7 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
 
   private inputs(b: BalancedName, client: ClientNet | undefined, trace?: string[]): PolicyInputs {
     const m = this.metrics;
-    const inputs: PolicyInputs = { now: this.clock(), figures: (s) => m.figures(s) };
+    const inputs: PolicyInputs = { now: this.clock(), figures: (s) => m.figures(s), stale: this.stale };
     if (client) {
       inputs.client = client;
       if (b.policy === 'closest') {

@@ -103,6 +103,8 @@ export interface PolicyInputs {
   counter?: number;
   /** When given, each step of the decision is pushed here (explain, debug log). */
   trace?: string[];
+  /** A site whose replica lags beyond `replication.max-lag-seconds`: demoted, after every fresh site. */
+  stale?(site: string): boolean;
 }
 
 export interface PolicyResult {

@@ -21,6 +21,7 @@ export interface MetricsChange {
 export class MetricsTable extends EventEmitter<{ change: [MetricsChange] }> {
   private readonly siteFigures = new Map<string, SiteFigures & { at: number }>();
   private readonly probes = new Map<string, Map<string, ProbeFigures>>();
+  private readonly staleSites = new Set<string>();
 
   constructor(
     readonly sites: readonly string[],
@@ -51,6 +52,19 @@ export class MetricsTable extends EventEmitter<{ change: [MetricsChange] }> {
 
   clearFigures(site: string): void {
     if (this.siteFigures.delete(site)) this.emit('change', { kind: 'figures', site });
+  }
+
+  /** The site's replica lags beyond `replication.max-lag-seconds` (its heartbeats say so, or ours). */
+  isStale(site: string): boolean {
+    return this.staleSites.has(site);
+  }
+
+  /** Emits 'change' only when the site's staleness flips: a lag that moves within a side changes no answer. */
+  setStale(site: string, stale: boolean): void {
+    if (!this.probes.has(site) || this.staleSites.has(site) === stale) return;
+    if (stale) this.staleSites.add(site);
+    else this.staleSites.delete(site);
+    this.emit('change', { kind: 'figures', site });
   }
 
   probe(site: string, key: string): ProbeFigures | undefined {

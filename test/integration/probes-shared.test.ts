@@ -17,7 +17,7 @@ describe('what heartbeats carry besides health: probe results and replica lag (r
   let dbs: Cluster;
   beforeAll(async () => {
     dbs = await createCluster('hbpayload', ['a', 'b'], 'CREATE TABLE items (id int PRIMARY KEY, v text)', ['items']);
-    const replication = `replication:\n  tables: [items]\n  sites: { a: { db: "${dbs.site('a').url}" }, b: { db: "${dbs.site('b').url}" } }\n`;
+    const replication = `replication:\n  tables: [items]\n  max-lag-seconds: 0.3\n  sites: { a: { db: "${dbs.site('a').url}" }, b: { db: "${dbs.site('b').url}" } }\n`;
     cluster = await startPeerCluster({
       names: ['a', 'b'],
       periodMs: 200,
@@ -49,13 +49,18 @@ describe('what heartbeats carry besides health: probe results and replica lag (r
     expect(atB.find((s) => s.site === 'b')!.probe).toBeUndefined(); // b never probed it itself
   });
 
-  it("b's heartbeats tell a how far b's database is behind: 0, then growing while a's write is not replicated, 0 after", async () => {
+  it("b's heartbeats tell a how far b's database is behind; past max-lag-seconds b is demoted in DNS until it catches up", async () => {
     const a = cluster.site('a');
     const lagOfB = async () => (await a.status()).sites.find((s) => s.site === 'b')?.peer?.summary?.replicationLagMs;
     await waitFor("b's lag 0 at a", async () => (await lagOfB()) === 0);
+    const b = cluster.site('b');
+    expect(await b.answer()).toEqual(['192.0.2.2', '192.0.2.1']); // local-first at b
     await dbs.site('a').db.query(`INSERT INTO items VALUES (1, 'x')`); // not replicated: nothing runs replicate here
     await waitFor("b's lag reported at a", async () => ((await lagOfB()) ?? 0) > 0);
+    // past max-lag-seconds (0.3 s) b's data is stale: b demotes itself in its own answers
+    await waitFor('b demoted at b', async () => (await b.answer())[0] === '192.0.2.1');
     await dbs.syncAll();
     await waitFor("b's lag 0 again at a", async () => (await lagOfB()) === 0);
+    await waitFor('b first again at b', async () => (await b.answer())[0] === '192.0.2.2');
   });
 });

@@ -65,6 +65,25 @@ describe('orderings: caching, flushing, hysteresis in virtual time', () => {
     }
   });
 
+  it("a site whose replica is stale goes last in every policy's answer (rotations too), flushed once per flip", () => {
+    const t = setup();
+    expect(t.order('lf.example.com.')).toEqual([A, B]);
+    t.metrics.setStale('a', true);
+    expect(t.flushed).toEqual([['lf.example.com.', 'load.example.com.']]);
+    expect(t.order('lf.example.com.')).toEqual([B, A]); // demoted, still answered
+    expect(t.order('topo.example.com.', '172.16.0.0/24')).toEqual([B, A]); // outside the topology: preference order, a demoted
+    const rr = Array.from({ length: 4 }, () => t.order('rr.example.com.')[0]);
+    expect(rr).toEqual([B, B, B, B]); // the rotation runs over fresh sites only
+    t.metrics.setStale('a', true); // no flip: no recompute, no flush
+    expect(t.flushed).toHaveLength(1);
+    t.metrics.setStale('b', true); // every site stale: nobody is demoted
+    expect(t.order('lf.example.com.')).toEqual([A, B]);
+    t.metrics.setStale('a', false);
+    t.metrics.setStale('b', false);
+    expect(t.order('lf.example.com.')).toEqual([A, B]);
+    expect(new Set(Array.from({ length: 4 }, () => t.order('rr.example.com.')[0]))).toEqual(new Set([A, B]));
+  });
+
   it('a site going down flushes client-independent names only; client-dependent names carry a scope instead', () => {
     const t = setup();
     expect(t.lookup('lf.example.com.', '10.1.2.0/24')[0]!.scopeMask).toBe(0);
