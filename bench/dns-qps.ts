@@ -145,7 +145,7 @@ probes: { networks: [127.0.0.0/8] }
     const alone: Record<string, string | number>[] = [];
     if (!only || only === 'alone') {
       // The same load against a do-nothing Node server: the ceiling on this machine, same run.
-      const echo = startProcess(process.execPath, ['bench/lib/echo-server.mjs', `${dir}/echo.sock`]);
+      const echo = startProcess(process.execPath, ['bench/lib/canned-backend.mjs', `${dir}/echo.sock`, '--nothing']);
       await waitFor('echo server', () => echo.output().includes('ready'));
       for (const conns of [1, 6]) {
         const ours = await backendAlone(`${dir}/backend.sock`, conns, Math.min(seconds, 5));

@@ -1,10 +1,13 @@
-// A near-free remote backend for PowerDNS: canned answers, no zone, no logic beyond the qname.
-// The apex answers SOA (and NS); every other name one A record; domain metadata is empty. The
-// uncached ceiling of *any* Node remote backend through PowerDNS on this machine: bench/dns-qps
-// runs it in the same run as ours with the same queries.
+// Baseline remote backends for bench/dns-qps, run in the same run as ours:
+// - `canned-backend.mjs SOCKET`: canned answers, no zone, no logic beyond the qname (the apex
+//   answers SOA and NS, every other name one A record, domain metadata empty): the uncached
+//   ceiling of *any* Node remote backend through PowerDNS on this machine.
+// - `canned-backend.mjs SOCKET --nothing`: answers every line {"result":false}: the ceiling of a
+//   Node server on the unix socket alone (no PowerDNS).
 import net from 'node:net';
 import { unlinkSync } from 'node:fs';
 const path = process.argv[2];
+const nothing = process.argv[3] === '--nothing';
 const APEX = 'bench.example.';
 const soa = `{"qtype":"SOA","qname":"${APEX}","content":"ns1.${APEX} hostmaster.${APEX} 1 3600 600 86400 60","ttl":300,"auth":true}`;
 const ns = `{"qtype":"NS","qname":"${APEX}","content":"ns1.${APEX}","ttl":300,"auth":true}`;
@@ -31,7 +34,7 @@ const server = net.createServer((s) => {
     pending += d;
     let out = '';
     let nl;
-    while ((nl = pending.indexOf('\n')) >= 0) { out += answer(pending.slice(0, nl)); pending = pending.slice(nl + 1); }
+    while ((nl = pending.indexOf('\n')) >= 0) { out += nothing ? '{"result":false}\n' : answer(pending.slice(0, nl)); pending = pending.slice(nl + 1); }
     if (out) s.write(out);
   });
   s.on('error', () => s.destroy());
