@@ -1,7 +1,4 @@
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
-import { controlSocketRequest } from '../control-socket.js';
-import { createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { controlSocketRequest, JsonLineServer } from '../control-socket.js';
 import type { Logger } from '../log.js';
 import type { SiteStateTable } from '../site-health/state-table.js';
 
@@ -19,44 +16,17 @@ export interface ControlDeps {
 
 /** The backend's local control socket (mode 0600): one JSON request per line, one JSON reply. */
 export class ControlServer {
-  private server?: Server;
+  private readonly server: JsonLineServer;
 
   constructor(
     readonly path: string,
     private readonly deps: ControlDeps,
-  ) {}
-
-  async start(): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true });
-    try {
-      unlinkSync(this.path);
-    } catch {
-      /* none */
-    }
-    const server = createServer((s) => this.serve(s));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => resolve());
-    });
-    chmodSync(this.path, 0o600);
-    this.server = server;
+  ) {
+    this.server = new JsonLineServer(path, (line) => this.execute(line));
   }
 
-  private serve(socket: Socket): void {
-    socket.setEncoding('utf8');
-    socket.setTimeout(5000, () => socket.destroy());
-    let buf = '';
-    socket.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > 4096) return void socket.end(`${JSON.stringify({ ok: false, error: 'request too long' })}\n`);
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        socket.write(`${JSON.stringify(this.execute(line))}\n`);
-      }
-    });
-    socket.on('error', () => socket.destroy());
+  start(): Promise<void> {
+    return this.server.start();
   }
 
   execute(line: string): ControlResponse {
@@ -88,15 +58,8 @@ export class ControlServer {
     }
   }
 
-  async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    try {
-      unlinkSync(this.path);
-    } catch {
-      /* gone */
-    }
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 }
 
