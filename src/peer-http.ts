@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { resolvePath, type LoadedConfig } from './config/index.js';
+import type { Config, LoadedConfig } from './config/index.js';
+import { readKey } from './site-health/peers/index.js';
 
 /**
  * Signed JSON over HTTP between sites' backends (and from the CLI): partition ownership,
@@ -20,13 +20,15 @@ export function verify(key: Buffer, body: string, mac: string | undefined): bool
   return timingSafeEqual(Buffer.from(sign(key, body), 'hex'), Buffer.from(mac, 'hex'));
 }
 
-/** The peers' shared key (peers.key-file or peers.key-env); undefined without peers. */
+/** The peers' shared key (peers.key-file or peers.key-env, checked as the heartbeats check it); undefined without peers. */
 export function sharedKey(loaded: LoadedConfig): Buffer | undefined {
   const p = loaded.config.peers;
-  if (!p) return undefined;
-  const text = p['key-file'] ? readFileSync(resolvePath(loaded, p['key-file']), 'utf8') : p['key-env'] ? process.env[p['key-env']] : undefined;
-  if (!text?.trim()) throw new Error('peers: the shared key is missing or empty (key-file or key-env)');
-  return Buffer.from(text.trim(), 'utf8');
+  return p ? readKey(loaded, 'peers', p) : undefined;
+}
+
+/** Each site's backend origins (its `status-url`s), where /partitions and /decide are served. */
+export function peerOrigins(config: Config): Map<string, string[]> {
+  return new Map(config.sites.map((s) => [s.name, s['status-url'].map((u) => new URL(u).origin)]));
 }
 
 /** POSTs a body, signed when a key is given. */

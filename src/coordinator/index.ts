@@ -1,11 +1,10 @@
-import type { ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../config/index.js';
 import { RuntimeClient } from '../haproxy/index.js';
 import { realTimers, type Timers } from '../haproxy-agent/timers.js';
 import type { Logger } from '../log.js';
 import type { Route } from '../metrics.js';
-import { readBody } from '../peer-http.js';
+import { readBody, reply } from '../peer-http.js';
 import { readKey } from '../site-health/peers/index.js';
 import { AUTH_HEADER, verifyRequest } from './auth.js';
 import { Coordinator, UnknownServerError, type LoadBalancer } from './coordinator.js';
@@ -72,37 +71,33 @@ export function coordinatorRoute(coordinator: Coordinator, key: Buffer, maxSkewM
         const auth = verifyRequest(key, Array.isArray(header) ? header[0] : header, req.method ?? 'GET', req.url ?? path, body, Date.now(), maxSkewMs);
         if (!auth.ok) {
           logger.warn({ path, from: req.socket.remoteAddress, reason: auth.reason }, 'coordinator request refused');
-          return send(res, 401, { error: auth.reason });
+          return reply(res, 401, { error: auth.reason });
         }
-        if (path === COORDINATOR_PATHS.servers) return req.method === 'GET' ? send(res, 200, coordinator.status()) : send(res, 405, { error: 'GET only' });
-        if (req.method !== 'POST') return send(res, 405, { error: 'POST only' });
+        if (path === COORDINATOR_PATHS.servers) return req.method === 'GET' ? reply(res, 200, coordinator.status()) : reply(res, 405, { error: 'GET only' });
+        if (req.method !== 'POST') return reply(res, 405, { error: 'POST only' });
         let json: { server?: unknown; reporter?: unknown; reason?: unknown };
         try {
           json = JSON.parse(body) as typeof json;
         } catch {
-          return send(res, 400, { error: 'body is not JSON' });
+          return reply(res, 400, { error: 'body is not JSON' });
         }
-        if (typeof json.server !== 'string') return send(res, 400, { error: 'server: "BACKEND/SERVER" is required' });
+        if (typeof json.server !== 'string') return reply(res, 400, { error: 'server: "BACKEND/SERVER" is required' });
         const reporter = typeof json.reporter === 'string' ? json.reporter.slice(0, 200) : (req.socket.remoteAddress ?? 'unknown');
         const reason = typeof json.reason === 'string' ? json.reason.slice(0, 500) : 'no reason given';
         try {
           const answer = path === COORDINATOR_PATHS.report ? await coordinator.report(json.server, reporter, reason) : await coordinator.reportOnline(json.server, reporter);
-          send(res, 200, answer);
+          reply(res, 200, answer);
         } catch (err) {
-          if (err instanceof UnknownServerError) send(res, 404, { error: err.message });
+          if (err instanceof UnknownServerError) reply(res, 404, { error: err.message });
           else throw err;
         }
       },
-      (err: Error) => send(res, 413, { error: err.message }),
+      (err: Error) => reply(res, 413, { error: err.message }),
     ).catch((err: Error) => {
       logger.error({ err }, 'coordinator request failed');
-      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      if (!res.headersSent) reply(res, 500, { error: 'internal error' });
     });
     return true;
   };
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(`${JSON.stringify(body)}\n`);
-}

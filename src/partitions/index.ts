@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { Route } from '../metrics.js';
 import type { BalancedName } from '../pdns-backend/balanced.js';
 import type { SiteStateTable } from '../site-health/state-table.js';
-import { MAC_HEADER, post, readBody, reply, sharedKey, sign, verify } from '../peer-http.js';
+import { MAC_HEADER, peerOrigins, post, readBody, reply, sharedKey, verify } from '../peer-http.js';
 import { PartitionManager, type ManagerEffects } from './manager.js';
 import { writeOwnership } from './owner-wins.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
@@ -54,7 +54,7 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
   const lb = p['load-balancers'][me]!;
   const haproxy = new RuntimeClient(resolvePath(loaded, lb['stats-socket']), { timeoutMs: 1000 });
   const remotes = siteOrder.filter((s) => s !== me && p['load-balancers'][s]);
-  const peerBases = config.sites.filter((s) => s.name !== me).map((s) => ({ site: s.name, urls: s['status-url'].map((u) => new URL(u).origin) }));
+  const peerBases = [...peerOrigins(config)].filter(([site]) => site !== me).map(([site, urls]) => ({ site, urls }));
   const dbs = new Map<string, Promise<Db>>();
   const db = (site: string) => {
     let d = dbs.get(site);
@@ -148,11 +148,7 @@ export function partitionsRoute(manager: PartitionManager, site: string, key: Bu
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== '/partitions' && url.pathname !== '/partitions/failback') return false;
     if (req.method === 'GET' && url.pathname === '/partitions') {
-      const body = JSON.stringify({ site, partitions: manager.records(), history: manager.history.slice(-20).map((e) => e.change.after) });
-      const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
-      if (key) headers[MAC_HEADER] = sign(key, body);
-      res.writeHead(200, headers);
-      res.end(body);
+      reply(res, 200, { site, partitions: manager.records(), history: manager.history.slice(-20).map((e) => e.change.after) }, key);
       return true;
     }
     if (req.method !== 'POST') {

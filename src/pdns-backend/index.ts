@@ -20,7 +20,7 @@ import { explain } from './explain.js';
 import { Orderings } from './orderings.js';
 import { decideRoute, RemoteDecider } from './decided-by.js';
 import { ReplicaLagReporter } from '../db-triggers/lag-reporter.js';
-import { sharedKey } from '../peer-http.js';
+import { peerOrigins, sharedKey } from '../peer-http.js';
 import type { Connector, ConnectorDeps } from './connectors/connector.js';
 import { HttpConnector } from './connectors/http.js';
 import { UnixConnector } from './connectors/unix.js';
@@ -104,8 +104,7 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
   // The peers key signs decided-by requests and replies; every site with peers answers /decide.
   const peersKey = sharedKey(loaded);
   if (peersKey && balanced.some((b) => b.decidedBy)) {
-    const peers = new Map(config.sites.map((s) => [s.name, s['status-url'].map((u) => new URL(u).origin)]));
-    decider = new RemoteDecider({ site: config.site, peers, key: peersKey, orderings, timers: realTimers, logger, registry });
+    decider = new RemoteDecider({ site: config.site, peers: peerOrigins(config), key: peersKey, orderings, timers: realTimers, logger, registry });
   }
   const handler = new Handler(zones, table, metrics, orderings);
   const flusher = createFlusher(loaded, logger, metrics);
