@@ -6,7 +6,7 @@ import type { Route } from '../metrics.js';
 import { MAC_HEADER, post, readBody, reply, verify } from '../peer-http.js';
 import type { BalancedName } from './balanced.js';
 import type { ClientNet } from './client.js';
-import type { Orderings, RemoteDecision } from './orderings.js';
+import type { Orderings } from './orderings.js';
 
 /**
  * `decided-by: SITE`: this backend asks SITE's backend for a name's order (POST /decide on its
@@ -59,13 +59,14 @@ export interface DeciderOptions {
 export class RemoteDecider {
   private readonly inFlight = new Set<string>();
   private readonly failedUntil = new Map<string, number>();
-  private readonly results: { name: string; key: string; decision: RemoteDecision }[] = [];
   private readonly requests?: Counter<'site' | 'result'>;
   private timer: unknown;
   private stopped = false;
-  private flushScheduled = false;
+  /** Shared decisions are refreshed this far (one request timeout at most) ahead of the sweep. */
+  private readonly refreshLeadMs: number;
 
   constructor(private readonly o: DeciderOptions) {
+    this.refreshLeadMs = Math.max(0, ...o.orderings.names.filter((b) => b.decidedBy).map((b) => b.decidedByTimeoutMs));
     if (o.registry) {
       this.requests = new Counter({ name: 'multisite_backend_decided_by_requests_total', help: 'decided-by requests to the deciding site, by result', labelNames: ['site', 'result'], registers: [o.registry] });
     }
@@ -98,7 +99,7 @@ export class RemoteDecider {
   private sweep(): void {
     if (this.stopped) return;
     const within = this.o.sweepMs ?? 500;
-    for (const b of this.o.orderings.sweepRemote(within + refreshLead(this.o.orderings))) this.miss(b, undefined, '');
+    for (const b of this.o.orderings.sweepRemote(within + this.refreshLeadMs)) this.miss(b, undefined, '');
     this.timer = this.o.timers.setTimeout(() => this.sweep(), within);
   }
 
@@ -116,7 +117,7 @@ export class RemoteDecider {
         this.requests?.inc({ site, result: 'ok' });
         this.failedUntil.delete(`${b.name}|${key}`);
         // An empty order (the deciding site has no usable site) is not a decision: ours stands.
-        if (d.sites.length > 0) this.deliver({ name: b.name, key, decision: { sites: d.sites, scope: d.scope, until: this.now() + d.ttl * 1000 } });
+        if (d.sites.length > 0 && !this.stopped) this.o.orderings.setRemote(b.name, key, { sites: d.sites, scope: d.scope, until: this.now() + d.ttl * 1000 });
         return;
       } catch (err) {
         lastError = (err as Error).name === 'TimeoutError' ? `no answer within ${b.decidedByTimeoutMs} ms` : (err as Error).message;
@@ -126,23 +127,6 @@ export class RemoteDecider {
     this.failedUntil.set(`${b.name}|${key}`, this.now() + (this.o.retryMs ?? 1000));
     this.o.logger.warn({ name: b.name, site, client: key || undefined, err: lastError }, `decided-by ${site}: no decision (${lastError}); our own order is served`);
   }
-
-  /** Decisions arriving together are applied in one recompute. */
-  private deliver(r: { name: string; key: string; decision: RemoteDecision }): void {
-    if (this.stopped) return;
-    this.results.push(r);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    queueMicrotask(() => {
-      this.flushScheduled = false;
-      this.o.orderings.setRemoteMany(this.results.splice(0));
-    });
-  }
-}
-
-/** Shared decisions are refreshed one request timeout ahead of their expiry at most. */
-function refreshLead(o: Orderings): number {
-  return Math.max(0, ...o.names.filter((b) => b.decidedBy).map((b) => b.decidedByTimeoutMs));
 }
 
 export class DecideReplyError extends Error {

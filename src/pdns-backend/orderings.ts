@@ -124,24 +124,18 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     return { decision, scope: decision.scope ?? 0, trace };
   }
 
-  /** Stores a decision from the deciding site (decided-by) and makes answers use it. */
+  /**
+   * Stores a decision from the deciding site (decided-by) and makes answers use it; recomputes
+   * only when it changes what is served (a new or expired entry, or another order or scope).
+   */
   setRemote(name: string, key: string, d: RemoteDecision): void {
-    this.setRemoteMany([{ name, key, decision: d }]);
-  }
-
-  /** Stores several decisions; answers are recomputed once if any of them changed an order. */
-  setRemoteMany(entries: { name: string; key: string; decision: RemoteDecision }[]): void {
-    let changed = false;
-    for (const { name, key, decision: d } of entries) {
-      const m = this.remote.get(name);
-      if (!m) continue;
-      const prev = m.get(key);
-      m.delete(key); // re-inserted last: the oldest entry is the first to go
-      m.set(key, d);
-      if (m.size > this.maxClientEntries) m.delete(m.keys().next().value!);
-      if (!prev || prev.until <= this.clock() || prev.sites.join() !== d.sites.join() || prev.scope !== d.scope) changed = true;
-    }
-    if (changed) this.recompute('remote');
+    const m = this.remote.get(name);
+    if (!m) return;
+    const prev = m.get(key);
+    m.delete(key); // re-inserted last: the oldest entry is the first to go
+    m.set(key, d);
+    if (m.size > this.maxClientEntries) m.delete(m.keys().next().value!);
+    if (!prev || prev.until <= this.clock() || prev.sites.join() !== d.sites.join() || prev.scope !== d.scope) this.recompute('remote');
   }
 
   /**
