@@ -4,6 +4,7 @@ import type { SiteStateTable } from '../site-health/state-table.js';
 import { decide, type BalancedName, type Decision } from './balanced.js';
 import { parseClient, probeKey, type ClientNet } from './client.js';
 import { smoothSchedule, type PolicyInputs } from './policies.js';
+import { setNewest } from '../bounded-map.js';
 
 /** A decision made by another site's backend (`decided-by`), kept for the name's TTL. */
 export interface RemoteDecision {
@@ -132,9 +133,7 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     const m = this.remote.get(name);
     if (!m) return;
     const prev = m.get(key);
-    m.delete(key); // re-inserted last: the oldest entry is the first to go
-    m.set(key, d);
-    if (m.size > this.maxClientEntries) m.delete(m.keys().next().value!);
+    setNewest(m, key, d, this.maxClientEntries);
     if (!prev || prev.until <= this.clock() || prev.sites.join() !== d.sites.join() || prev.scope !== d.scope) this.recompute('remote');
   }
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { setNewest } from '../bounded-map.js';
 import type { ProbeFigures, SiteFigures } from '../pdns-backend/policies.js';
 
 export type { ProbeFigures, SiteFigures } from '../pdns-backend/policies.js';
@@ -79,11 +80,7 @@ export class MetricsTable extends EventEmitter<{ change: [MetricsChange] }> {
   setProbes(site: string, entries: [string, ProbeFigures][]): void {
     const m = this.probes.get(site);
     if (!m || entries.length === 0) return;
-    for (const [key, p] of entries) {
-      m.delete(key);
-      m.set(key, p);
-      if (m.size > this.maxProbeEntries) m.delete(m.keys().next().value!);
-    }
+    for (const [key, p] of entries) setNewest(m, key, p, this.maxProbeEntries);
     this.emit('change', { kind: 'probe', site, ...(entries.length === 1 ? { key: entries[0]![0] } : {}) });
   }
 

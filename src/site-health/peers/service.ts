@@ -1,4 +1,5 @@
 import type { Timers } from '../../haproxy-agent/timers.js';
+import { setNewest } from '../../bounded-map.js';
 import type { Logger } from '../../log.js';
 import type { SiteStateTable } from '../state-table.js';
 import { decode, encode, MAX_PROBES, type Message, type RejectReason, type SharedProbe, type SiteSummary } from './codec.js';
@@ -206,9 +207,7 @@ export class PeerService {
    * datagram. `at` is wall-clock ms of the measurement (sent as an age, so clocks need not agree).
    */
   shareProbe(probe: Omit<SharedProbe, 'ageMs'>, at: number): void {
-    this.probeQueue.delete(probe.key);
-    this.probeQueue.set(probe.key, { probe, at });
-    if (this.probeQueue.size > MAX_QUEUED_PROBES) this.probeQueue.delete(this.probeQueue.keys().next().value!);
+    setNewest(this.probeQueue, probe.key, { probe, at }, MAX_QUEUED_PROBES);
   }
 
   private sendAll(): void {
