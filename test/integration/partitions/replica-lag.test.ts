@@ -7,18 +7,19 @@ import { replicaLagMs } from '../../../src/partitions/index.js';
 import { createCluster, type Cluster } from '../replication/harness.js';
 
 /**
- * Auto failback waits until the returning site's replica has caught up (`max-lag-ms`). The lag it
- * reads, on real PostgreSQL: the age of the oldest change at a peer not yet applied there.
+ * A site's replica lag on real PostgreSQL: the age of the oldest change at a peer not yet applied
+ * there. Auto failback waits on it (`max-lag-ms`), and the heartbeats carry it (ReplicaLagReporter).
+ * One pair of databases serves every test; each test leaves them synced.
  */
-describe('replica lag for auto failback (real PostgreSQL)', () => {
-  let c: Cluster;
-  beforeAll(async () => {
-    c = await createCluster('lagfb', ['a', 'b'], 'CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL)', ['orders']);
-  }, 60_000);
-  afterAll(async () => {
-    await c?.close();
-  });
+let c: Cluster;
+beforeAll(async () => {
+  c = await createCluster('lagfb', ['a', 'b'], 'CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL)', ['orders']);
+}, 60_000);
+afterAll(async () => {
+  await c?.close();
+});
 
+describe('replica lag for auto failback (real PostgreSQL)', () => {
   const lagOf = (site: string) => replicaLagMs(c.site(site).db, c.sites.filter((s) => s.name !== site).map((s) => ({ name: s.name, db: s.db })));
 
   it('0 when caught up; grows with the age of changes written at a peer while the site applies nothing; 0 again after sync', async () => {
@@ -41,20 +42,12 @@ describe('replica lag for auto failback (real PostgreSQL)', () => {
   });
 });
 
-describe('ReplicaLagReporter: the lag heartbeats carry (real PostgreSQL)', () => {
-  let c: Cluster;
-  beforeAll(async () => {
-    c = await createCluster('lagrep', ['a', 'b'], 'CREATE TABLE items (id int PRIMARY KEY, v text)', ['items']);
-  }, 60_000);
-  afterAll(async () => {
-    await c?.close();
-  });
-  const configAt = (site: string, dbs: Record<string, string>) =>
+describe('ReplicaLagReporter: the lag heartbeats carry (real PostgreSQL)', () => {  const configAt = (site: string, dbs: Record<string, string>) =>
     parseConfig(`site: ${site}
 sites: [{ name: a }, { name: b }]
 zones: [{ name: example.com, records: ["@ SOA ns1 hostmaster 1 3600 600 86400 60"] }]
 replication:
-  tables: [items]
+  tables: [orders]
   sites: { ${Object.entries(dbs).map(([s, url]) => `${s}: { db: "${url}" }`).join(', ')} }
 `, `${site}.yaml`);
 
@@ -64,7 +57,7 @@ replication:
     const reporter = new ReplicaLagReporter(loaded, { timers: realTimers, logger: pino({ level: 'silent' }) });
     try {
       expect(await reporter.read()).toBe(0);
-      await c.site('a').db.query(`INSERT INTO items VALUES (1, 'x')`);
+      await c.site('a').db.query(`INSERT INTO orders VALUES (1000, 1)`);
       let lag = (await reporter.read())!;
       const t0 = performance.now();
       while (lag < 50 && performance.now() - t0 < 10_000) lag = (await reporter.read())!;
