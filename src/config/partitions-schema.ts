@@ -96,7 +96,7 @@ export const partitionsSchema = z
     failback: failbackSchema.default('manual'),
     /** `auto` failback waits until the original site has been usable this long... */
     'hold-down-ms': z.number().int().min(0).max(86_400_000).default(60_000),
-    /** ...and its replica lags less than this (replication lag reported in its heartbeats). */
+    /** ...and its replica lags less than this (read from the sites' databases, as `multisite status` reads it). */
     'max-lag-ms': z.number().int().min(0).max(86_400_000).default(5_000),
     /**
      * HAProxy's `timeout connect`. It also bounds the pause before each connection retry
