@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps apt npm build test test-unit test-integration demo bench clean
+.PHONY: deps apt npm build test test-unit test-integration fuzz demo bench clean
 
 deps: apt npm
 
@@ -35,6 +35,12 @@ test-unit: npm
 
 test-integration: deps build
 	npx vitest run test/integration
+
+# The wire-protocol fuzz suites with random seeds and many more cases (make test runs them from a
+# fixed seed, quickly). A failure prints its seed: replay it with FC_SEED=N FUZZ_RUNS=N make fuzz.
+FUZZ_RUNS ?= 20000
+fuzz: deps build
+	FC_SEED=$${FC_SEED:-random} FUZZ_RUNS=$(FUZZ_RUNS) npx vitest run test/fuzz
 
 demo: deps build
 	node dist/cli/main.js demo
