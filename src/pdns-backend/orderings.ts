@@ -212,6 +212,8 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     if (d.kind === 'sites' && d.unprobed && client && this.opts.onUnprobed) {
       const key = probeKey(client);
       if (!this.unprobedAsked.has(key)) {
+        // Bounded: real-remote comes from the request; a flood of distinct networks must not grow it.
+        if (this.unprobedAsked.size >= this.maxClientEntries) this.unprobedAsked.clear();
         this.unprobedAsked.add(key);
         this.opts.onUnprobed(client, key);
       }

@@ -54,7 +54,7 @@ class NameNode {
     let json = this.answers.get(qtype);
     if (json === undefined) {
       json = this.dynamic === 'servfail' ? SERVFAIL_RESULT : resultOf(this.select(qtype, this.dynamic));
-      this.answers.set(qtype, json);
+      if (worthKeeping(json)) this.answers.set(qtype, json);
     }
     return json;
   }
@@ -93,7 +93,10 @@ class NameNode {
       if (!m) this.perQuery.set(decision, (m = new Map()));
       const k = scope === 0 ? qtype : `${qtype}/${scope}`;
       let json = m.get(k);
-      if (json === undefined) m.set(k, (json = this.build(b, qtype, decision, scope)));
+      if (json === undefined) {
+        json = this.build(b, qtype, decision, scope);
+        if (worthKeeping(json)) m.set(k, json);
+      }
       return json;
     }
     let m = this.byClient.get(realRemote);
@@ -104,7 +107,8 @@ class NameNode {
     let json = m.get(qtype);
     if (json === undefined) {
       const { decision, scope } = orders.forClient(b, realRemote);
-      m.set(qtype, (json = this.build(b, qtype, decision, scope)));
+      json = this.build(b, qtype, decision, scope);
+      if (worthKeeping(json)) m.set(qtype, json);
     }
     return json;
   }
@@ -124,6 +128,14 @@ class NameNode {
   private entRecord(): WireRecord[] {
     return [{ qtype: 'ENT', qname: this.name, content: '', ttl: 0, auth: 1, domain_id: this.zone.id }];
   }
+}
+
+/**
+ * Only answers with records are cached per qtype: the constant empty and SERVFAIL answers cost
+ * nothing to return, and caching them would let a flood of made-up qtypes grow the maps.
+ */
+function worthKeeping(json: string): boolean {
+  return json !== NO_RESULT && json !== SERVFAIL_RESULT;
 }
 
 function balancedRecords(b: BalancedName, domainId: number, d: Decision, scopeMask: number): WireRecord[] | 'servfail' {
@@ -199,7 +211,8 @@ function addEmptyNonTerminals(zone: ServedZone, cuts: Set<string>): void {
   }
 }
 
-function parent(name: string): string | undefined {
+/** The name one label up; undefined for the root and for text with no label end (never loops). */
+export function parent(name: string): string | undefined {
   if (name === '.') return undefined;
   const i = indexOfLabelEnd(name);
   return i < 0 ? undefined : name.slice(i + 1) || '.';

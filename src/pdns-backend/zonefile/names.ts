@@ -68,7 +68,7 @@ export const labelsToString = (labels: number[][]): string => (labels.length ===
 export const wireLength = (labels: number[][]): number => labels.reduce((n, l) => n + 1 + l.length, 1);
 
 /** The common case, checked in one pass: printable ASCII without backslashes, labels of 1 to 63 octets. */
-function isPlain(text: string): boolean {
+export function isPlain(text: string): boolean {
   let label = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
