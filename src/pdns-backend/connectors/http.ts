@@ -1,11 +1,20 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { failure } from '../handler.js';
 import type { Connector, ConnectorDeps } from './connector.js';
+
+/** A request (headers and body) must be complete within this; PowerDNS sends each at once. */
+const REQUEST_TIMEOUT_MS = 30_000;
+const HEADERS_TIMEOUT_MS = 10_000;
 
 /**
  * PowerDNS's HTTP connector with `post=1,post_json=1` (the JSON request is the body), and plain
  * `post=1` (form field `parameters`, method from the last path segment). REST GETs are refused
  * with a pointer to the supported settings.
+ *
+ * Every request gets exactly one response: a body over max-request-bytes is read to its end and
+ * dropped (memory stays bounded) and answered 413; broken HTTP gets 400 (431 for huge headers,
+ * 408 for a client too slow to send its request) and the connection is closed.
  */
 export class HttpConnector implements Connector {
   readonly name = 'http';
@@ -27,12 +36,13 @@ export class HttpConnector implements Connector {
   }
 
   async start(): Promise<void> {
-    const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => this.serve(req, res));
+    const server = createServer({ keepAliveTimeout: 60_000, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => this.serve(req, res));
     server.on('connection', () => this.deps.metrics?.connections.inc({ connector: 'http' }));
-    server.on('clientError', (err, socket) => {
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       this.deps.metrics?.errors.inc({ kind: 'http' });
       this.deps.logger.debug({ err }, 'bad HTTP request');
-      socket.destroy();
+      if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+      socket.end(`HTTP/1.1 ${clientErrorStatus(err.code)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -43,30 +53,30 @@ export class HttpConnector implements Connector {
 
   private serve(req: IncomingMessage, res: ServerResponse): void {
     if (req.method !== 'POST') {
+      req.resume();
       return reply(res, 405, failure('use remote-connection-string=http:url=...,post=1,post_json=1'));
     }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > this.deps.maxRequestBytes) {
-        this.deps.metrics?.errors.inc({ kind: 'oversized' });
-        reply(res, 413, failure(`request longer than ${this.deps.maxRequestBytes} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      // Past the limit the rest is read and dropped, so the 413 reaches the client in step.
+      if (size <= this.deps.maxRequestBytes) chunks.push(c);
+      else chunks.length = 0;
     });
     req.on('end', () => {
-      if (res.headersSent) return;
-      const body = Buffer.concat(chunks).toString('utf8');
-      reply(res, 200, this.answer(req, body));
+      if (size > this.deps.maxRequestBytes) {
+        this.deps.metrics?.errors.inc({ kind: 'oversized' });
+        return reply(res, 413, failure(`request longer than ${this.deps.maxRequestBytes} bytes`));
+      }
+      reply(res, 200, this.answer(req, Buffer.concat(chunks).toString('utf8')));
     });
     req.on('error', () => this.deps.metrics?.errors.inc({ kind: 'http' }));
   }
 
   private answer(req: IncomingMessage, body: string): string {
-    const type = req.headers['content-type'] ?? '';
+    const type = (req.headers['content-type'] ?? '').toLowerCase();
+    // post_json sends text/javascript; anything but a form is taken as the JSON request itself.
     if (!type.startsWith('application/x-www-form-urlencoded')) return this.deps.handleLine(body);
     const form = new URLSearchParams(body);
     const method = (req.url ?? '').split('?')[0]!.split('/').filter(Boolean).pop() ?? '';
@@ -94,4 +104,10 @@ export class HttpConnector implements Connector {
 function reply(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+function clientErrorStatus(code: string | undefined): string {
+  if (code === 'HPE_HEADER_OVERFLOW') return '431 Request Header Fields Too Large';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return '408 Request Timeout';
+  return '400 Bad Request';
 }

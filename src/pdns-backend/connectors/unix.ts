@@ -6,6 +6,8 @@ import type { Connector, ConnectorDeps } from './connector.js';
 
 /** How long a connection may sit on half a request line before it is closed. */
 const PARTIAL_LINE_TIMEOUT_MS = 5000;
+/** Replies are written in batches of about this much (one write per chunk of requests, bounded). */
+const WRITE_BATCH = 64 * 1024;
 
 /**
  * PowerDNS's unix connector: newline-delimited JSON over persistent connections, one request in
@@ -36,54 +38,10 @@ export class UnixConnector implements Connector {
   }
 
   private serve(socket: Socket): void {
-    const { deps } = this;
-    deps.metrics?.connections.inc({ connector: 'unix' });
+    this.deps.metrics?.connections.inc({ connector: 'unix' });
     this.sockets.add(socket);
-    socket.setEncoding('utf8');
-    let pending = '';
-    socket.on('data', (chunk: string) => {
-      const hadPartial = pending.length > 0;
-      pending = hadPartial ? pending + chunk : chunk;
-      let nl = pending.indexOf('\n');
-      let out = '';
-      let start = 0;
-      while (nl >= 0) {
-        const line = pending.slice(start, nl);
-        if (line.length > deps.maxRequestBytes) return this.reject(socket, `request longer than ${deps.maxRequestBytes} bytes`);
-        if (line.trim() !== '') out += `${deps.handleLine(line)}\n`;
-        start = nl + 1;
-        nl = pending.indexOf('\n', start);
-      }
-      pending = start === pending.length ? '' : pending.slice(start);
-      if (pending.length > deps.maxRequestBytes) return this.reject(socket, `request longer than ${deps.maxRequestBytes} bytes`);
-      // The idle timer only runs while half a line waits; PowerDNS's idle connections stay open.
-      if (hadPartial !== pending.length > 0) socket.setTimeout(pending.length > 0 ? PARTIAL_LINE_TIMEOUT_MS : 0);
-      if (out && !socket.write(out)) {
-        socket.pause();
-        socket.once('drain', () => socket.resume());
-      }
-    });
-    socket.on('timeout', () => {
-      deps.logger.warn({ bytes: pending.length }, 'closing unix connection: incomplete request line');
-      deps.metrics?.errors.inc({ kind: 'partial' });
-      socket.destroy();
-    });
-    socket.on('end', () => {
-      if (pending.trim() !== '') {
-        deps.logger.warn({ bytes: pending.length }, 'unix connection closed mid-request');
-        deps.metrics?.errors.inc({ kind: 'partial' });
-      }
-      socket.end();
-    });
-    socket.on('error', (err) => deps.logger.debug({ err }, 'unix connection error'));
+    new LineConnection(socket, this.deps);
     socket.on('close', () => this.sockets.delete(socket));
-  }
-
-  private reject(socket: Socket, why: string): void {
-    this.deps.logger.warn({ why }, 'closing unix connection');
-    this.deps.metrics?.errors.inc({ kind: 'oversized' });
-    socket.end(`${failure(why)}\n`);
-    socket.destroySoon();
   }
 
   async stop(): Promise<void> {
@@ -121,4 +79,107 @@ async function removeStaleSocket(path: string): Promise<void> {
   });
   if (alive) throw new Error(`another process is already listening on ${path}`);
   unlinkSync(path);
+}
+
+/**
+ * One connection's framing: every request line gets exactly one reply line, in order.
+ *
+ * PowerDNS reads a reply until what it has parses as JSON (unixconnector.cc recv_message), so a
+ * second reply for one request would be glued to the next and put every later reply out of step.
+ * An over-long line is therefore answered once, with an error, when its newline finally arrives;
+ * the bytes in between are dropped as they come (memory stays bounded) and the connection stays
+ * open, in step. Closing without a reply instead would cost PowerDNS its timeout (2 s) first.
+ * Blank lines are not requests and get no reply; bytes after the last newline when the client
+ * closes are an unfinished request: logged and counted, not answered.
+ */
+class LineConnection {
+  /** Received, not yet answered: complete lines, then at most one unfinished line. */
+  private pending = '';
+  /** Inside an over-long line: its bytes are dropped until its newline. */
+  private discarding = false;
+  /** The socket's buffer is full: stop answering (and reading) until it drains. */
+  private blocked = false;
+  private timerOn = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly deps: ConnectorDeps,
+  ) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.pending = this.pending.length > 0 ? this.pending + chunk : chunk;
+      this.answer();
+    });
+    socket.on('drain', () => {
+      this.blocked = false;
+      this.answer();
+      if (!this.blocked) socket.resume();
+    });
+    socket.on('timeout', () => {
+      deps.logger.warn({ bytes: this.pending.length }, 'closing unix connection: incomplete request line');
+      deps.metrics?.errors.inc({ kind: 'partial' });
+      socket.destroy();
+    });
+    socket.on('end', () => {
+      if (this.discarding || this.pending.trim() !== '') {
+        deps.logger.warn({ bytes: this.pending.length }, 'unix connection closed mid-request');
+        deps.metrics?.errors.inc({ kind: 'partial' });
+      }
+      socket.end();
+    });
+    socket.on('error', (err) => deps.logger.debug({ err }, 'unix connection error'));
+  }
+
+  private answer(): void {
+    const { deps } = this;
+    const max = deps.maxRequestBytes;
+    let out = '';
+    let start = 0;
+    let nl = -1;
+    while (!this.blocked && (nl = this.pending.indexOf('\n', start)) >= 0) {
+      const line = this.pending.slice(start, nl);
+      start = nl + 1;
+      if (this.discarding || tooLong(line, max)) {
+        this.discarding = false;
+        out += `${this.oversized()}\n`;
+      } else if (line.trim() !== '') out += `${deps.handleLine(line)}\n`;
+      if (out.length >= WRITE_BATCH) {
+        this.write(out);
+        out = '';
+      }
+    }
+    this.pending = start === 0 ? this.pending : this.pending.slice(start);
+    // No newline left: what remains is one unfinished line. Past the limit it cannot become a
+    // request we would answer with anything but the error, so its bytes are not kept.
+    if (nl < 0 && (this.discarding || tooLong(this.pending, max))) {
+      if (!this.discarding) deps.logger.warn({ limit: max }, 'unix request line over the limit: dropping it until its newline');
+      this.discarding = true;
+      this.pending = '';
+    }
+    if (out) this.write(out);
+    // The idle timer only runs while half a line waits; PowerDNS's idle connections stay open.
+    const midLine = this.discarding || this.pending.length > 0;
+    if (midLine !== this.timerOn) {
+      this.timerOn = midLine;
+      this.socket.setTimeout(midLine ? PARTIAL_LINE_TIMEOUT_MS : 0);
+    }
+  }
+
+  private oversized(): string {
+    this.deps.metrics?.errors.inc({ kind: 'oversized' });
+    return failure(`request longer than ${this.deps.maxRequestBytes} bytes`);
+  }
+
+  /** A full socket buffer pauses reading: a client that does not read its replies costs us one batch. */
+  private write(out: string): void {
+    if (!this.socket.write(out)) {
+      this.blocked = true;
+      this.socket.pause();
+    }
+  }
+}
+
+/** Over the limit in UTF-8 bytes (a JS string's length counts UTF-16 units). */
+function tooLong(s: string, max: number): boolean {
+  return s.length > max || (s.length * 3 > max && Buffer.byteLength(s) > max);
 }

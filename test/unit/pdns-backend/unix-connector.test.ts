@@ -38,8 +38,16 @@ function client(): Promise<{ sock: Socket; lines: string[]; next(n?: number): Pr
     });
     const closed = new Promise<void>((r) => sock.on('close', () => r()));
     sock.on('error', () => {});
+    let ended = false;
+    sock.on('close', () => {
+      ended = true;
+      waiter?.();
+    });
     const next = async (n = 1) => {
-      while (lines.length < n) await new Promise<void>((r) => (waiter = r));
+      while (lines.length < n) {
+        if (ended) throw new Error(`connection closed after ${lines.length} of ${n} replies: ${JSON.stringify(lines)}`);
+        await new Promise<void>((r) => (waiter = r));
+      }
       return lines.splice(0, n);
     };
     sock.on('connect', () => resolve({ sock, lines, next, closed }));
@@ -71,16 +79,20 @@ describe('unix connector framing', () => {
     c.sock.end();
   });
 
-  it('refuses an oversized line with a reason and closes only that connection', async () => {
-    const bad = await client();
-    const good = await client();
-    bad.sock.write('x'.repeat(5000));
-    const [line] = await bad.next();
-    expect(JSON.parse(line!)).toEqual({ result: false, log: ['request longer than 4096 bytes'] });
-    await bad.closed;
-    good.sock.write(`${lookupLine}\n`);
-    expect(await good.next()).toEqual([expected]);
-    good.sock.end();
+  it('answers an oversized line once, with the reason, when its newline arrives, and stays in step', async () => {
+    // Regression (issue 15, item 2): the error went out before the newline and the connection
+    // closed, so the client saw a reply for a request it had not finished sending.
+    const c = await client();
+    const replies: string[] = [];
+    c.sock.on('close', () => replies.push('(closed)'));
+    for (let i = 0; i < 5; i++) {
+      c.sock.write('x'.repeat(2000));
+      await new Promise((r) => setImmediate(r));
+    }
+    c.sock.write(`\n${lookupLine}\n{"method":"initialize","parameters":{}}\n`);
+    replies.push(...(await c.next(3)));
+    expect(replies).toEqual([JSON.stringify({ result: false, log: ['request longer than 4096 bytes'] }), expected, '{"result":true}']);
+    c.sock.end();
   });
 
   it('survives 10,000 random and mutated requests, and still answers', async () => {
