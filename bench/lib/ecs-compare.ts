@@ -70,7 +70,7 @@ export function backendLookupLatency(configFile: string, nets: string[], lookups
   const { config } = loaded;
   const sites = config.sites.map((s) => s.name);
   const balanced = config.balanced.map((b) => compileBalanced(b, config.site, sites));
-  const zones = loadZones(loaded).map((z) => buildZone(z, balanced));
+  const zones = loadZones(loaded).zones.map((z) => buildZone(z, balanced));
   const table = new SiteStateTable(sites);
   const metrics = new MetricsTable(sites);
   for (const n of nets) {

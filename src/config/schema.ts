@@ -60,7 +60,7 @@ export const backendSchema = z.strictObject({
   'state-file': z.string().default('/var/lib/multisite/state.json'),
   /** Prometheus metrics and /healthz. */
   metrics: listenAddress.optional(),
-  /** A request line longer than this is refused and the connection closed. */
+  /** A request line (or HTTP body) longer than this is answered with an error, once, and dropped. */
   'max-request-bytes': z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
   'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
@@ -87,6 +87,11 @@ export const zoneSchema = z
     records: z.array(z.string()).optional(),
     /** TTL for records without one (and no $TTL). */
     ttl: z.number().int().min(0).max(2147483647).default(3600),
+    /**
+     * Records outside the zone: skipped with a warning naming FILE:LINE (as BIND's named does), or
+     * the whole zone refused with that error. Either way the other zones are served.
+     */
+    'on-error': z.enum(['skip-records', 'refuse-zone']).default('skip-records'),
   })
   .refine((zn) => zn.file !== undefined || zn.records !== undefined, 'a zone needs file or records');
 

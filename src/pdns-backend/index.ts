@@ -30,7 +30,7 @@ import { Flusher } from './flusher.js';
 import { Handler } from './handler.js';
 import { BackendMetrics } from './metrics.js';
 import { buildZone } from './zone-index.js';
-import { loadZones } from './zones.js';
+import { describeZoneProblems, loadZones, type LoadedZone } from './zones.js';
 
 export interface BackendOptions {
   /** Overrides backend.socket. */
@@ -64,7 +64,7 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
 
   const siteOrder = config.sites.map((s) => s.name);
   const balanced = config.balanced.map((b) => compileBalanced(b, config.site, siteOrder));
-  const zones = loadZones(loaded).map((z) => buildZone(z, balanced.filter((b) => zoneOwns(z.name, b.name, config.zones.map((x) => x.name)))));
+  const zones = serveableZones(loaded, logger, metrics).map((z) => buildZone(z, balanced.filter((b) => zoneOwns(z.name, b.name, config.zones.map((x) => x.name)))));
   const table = new SiteStateTable(siteOrder);
   const drains = new DrainStore(resolvePath(loaded, config.backend['state-file']));
   for (const site of drains.read()) {
@@ -251,6 +251,20 @@ function readSecret(loaded: LoadedConfig, file?: string, env?: string): string {
     return v;
   }
   throw new Error('pdns: give api-key-file or api-key-env (PowerDNS api-key) so the backend can flush caches');
+}
+
+/**
+ * The zones that load; a bad one is logged (located, as `check-config` prints it) and counted,
+ * and the others are served.
+ */
+function serveableZones(loaded: LoadedConfig, logger: Logger, metrics: BackendMetrics): LoadedZone[] {
+  const result = loadZones(loaded);
+  const { warnings, errors } = describeZoneProblems(result);
+  for (const w of warnings) logger.warn(w);
+  for (const e of errors) logger.error(e);
+  for (const s of result.skipped) metrics.skippedRecords.inc({ zone: s.zone });
+  for (const r of result.refused) metrics.refusedZones.set({ zone: r.zone }, 1);
+  return result.zones;
 }
 
 /** A balanced name belongs to the most specific configured zone containing it. */

@@ -1,4 +1,4 @@
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { FastHistogram } from '../fast-metrics.js';
 
 /** What an operator graphs: calls by method, their latency, flushes and errors. */
@@ -8,6 +8,9 @@ export class BackendMetrics {
   readonly errors: Counter<'kind'>;
   readonly flushes: Counter<'result'>;
   readonly connections: Counter<'connector'>;
+  /** Zone problems found at start (loadZones): records left out, zones not served. */
+  readonly skippedRecords: Counter<'zone'>;
+  readonly refusedZones: Gauge<'zone'>;
   private readonly children = new Map<string, (seconds: number) => void>();
 
   constructor(registry: Registry) {
@@ -21,6 +24,8 @@ export class BackendMetrics {
     this.errors = new Counter({ name: 'multisite_backend_errors_total', help: 'Rejected requests and connection errors, by kind', labelNames: ['kind'], registers: [registry] });
     this.flushes = new Counter({ name: 'multisite_backend_cache_flushes_total', help: 'PowerDNS cache flushes, by result', labelNames: ['result'], registers: [registry] });
     this.connections = new Counter({ name: 'multisite_backend_connections_total', help: 'Connections accepted, by connector', labelNames: ['connector'], registers: [registry] });
+    this.skippedRecords = new Counter({ name: 'multisite_backend_zone_records_skipped_total', help: 'Zone records left out because they are outside their zone (on-error: skip-records), by zone', labelNames: ['zone'], registers: [registry] });
+    this.refusedZones = new Gauge({ name: 'multisite_backend_zones_refused', help: 'Configured zones not served because of an error in them (1 per refused zone)', labelNames: ['zone'], registers: [registry] });
   }
 
   /** Label children are bound once: a lookup pays for a bucket search, not a label hash. */

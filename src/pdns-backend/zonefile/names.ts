@@ -129,3 +129,16 @@ export function nameFromWire(bytes: Uint8Array, pos: number): [string, number] {
   if (wireLength(labels) > 255) throw new ZoneSyntaxError('a name in the data is longer than 255 octets');
   return [labelsToString(labels), pos + 1];
 }
+
+/**
+ * Is `name` the apex or below it? Both canonical and lower-case. Compared by labels: in
+ * "a\.example.com." the dot after "a" is part of a label, so that name is not in "example.com.".
+ */
+export function isAtOrBelow(name: string, apex: string): boolean {
+  if (apex === '.' || name === apex) return true;
+  const dot = name.length - apex.length - 1;
+  if (dot < 1 || name[dot] !== '.' || !name.endsWith(apex)) return false;
+  let backslashes = 0;
+  for (let i = dot - 1; i >= 0 && name[i] === '\\'; i--) backslashes++;
+  return backslashes % 2 === 0;
+}

@@ -3,7 +3,7 @@ import { dirname, isAbsolute as isAbsolutePath, join, resolve } from 'node:path'
 import { ZoneFileError, ZoneSyntaxError } from './errors.js';
 import { expandTemplate, parseRange } from './generate.js';
 import { chopComment, findUnquoted, leadingBlanks, RecordData, splitParts, trimEnd, type Part } from './lexer.js';
-import { canonicalName } from './names.js';
+import { canonicalName, isAtOrBelow } from './names.js';
 import { canonicalContent, IGNORED_TYPES } from './rdata.js';
 import { looksLikeTtl, MAX_TTL, parseTtl } from './ttl.js';
 import { recordType } from './types.js';
@@ -26,6 +26,11 @@ export interface ParseOptions {
   file?: string;
   /** TTL for records without one before any $TTL or explicit TTL (PowerDNS: 3600). */
   defaultTtl?: number;
+  /**
+   * Called for a record whose owner is not at or below the zone apex, with where it is; the record
+   * is then left out. It may throw to stop the parse. Without it such records are kept.
+   */
+  onOutOfZone?: (problem: ZoneFileError) => void;
 }
 
 /** PowerDNS's max-include-depth default. */
@@ -63,6 +68,8 @@ class Parser {
   private readonly records: ZoneRecord[] = [];
   private readonly stack: Source[] = [];
   private origin = '.';
+  /** The zone's own name, lower-case: records must be at or below it. */
+  private apex = '.';
   private defaultTtl: number;
   private haveDollarTtl = false;
   private prevOwner?: string;
@@ -83,6 +90,7 @@ class Parser {
     this.lineNo = 1;
     const apex = this.opts.origin.endsWith('.') ? this.opts.origin : `${this.opts.origin}.`;
     this.origin = this.at(1, () => canonicalName(apex, '.'), 'origin: ');
+    this.apex = this.origin.toLowerCase();
     this.stack.push(source);
     for (let line = this.nextLine(); line !== undefined; line = this.nextLine()) this.parseLine(line);
     return this.records;
@@ -172,6 +180,10 @@ class Parser {
     if (data.text === '') this.fail(`${type}: record data is missing`, start + 1);
     if (IGNORED_TYPES.has(type)) return;
     const content = this.dataAt(data, () => canonicalContent(type!, data.text, this.origin));
+    if (this.opts.onOutOfZone && !isAtOrBelow(owner.toLowerCase(), this.apex)) {
+      this.opts.onOutOfZone(new ZoneFileError(this.current.file, this.lineNo, 1, `${owner} ${type} is outside zone ${this.apex}`));
+      return;
+    }
     this.records.push({ name: owner, ttl, type, content });
   }
 

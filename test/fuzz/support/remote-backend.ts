@@ -49,7 +49,7 @@ export async function startBackendChild(): Promise<BackendChild> {
 
 /** Bytes arrive in order; `take` hands out complete replies as a parser finds them. */
 abstract class WatchedConnection {
-  protected buf = Buffer.alloc(0);
+  protected buf: Buffer = Buffer.alloc(0);
   protected readonly replies: string[] = [];
   private waiter?: () => void;
   private closedWhy?: string;
