@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleHandler } from '../unit/pdns-backend/fixtures.js';
 import { fuzzRuns } from './runs.js';
 import { hostileLine, json11, mutatedRequest, probes, validRequest, type Request } from './support/protocol.js';
-import { HttpClient, httpPost, startBackendChild, type BackendChild } from './support/remote-backend.js';
+import { HttpClient, httpPost, startBackendChild, writeInPieces, type BackendChild } from './support/remote-backend.js';
 
 /**
  * The remote backend over the HTTP connector (PowerDNS's post=1 and post=1,post_json=1 modes),
@@ -67,15 +67,9 @@ describe('remote backend over the HTTP connector, fuzzed', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(httpRequest, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(), { maxLength: 8 }), async (reqs, cutsRaw) => {
         const stream = Buffer.concat(reqs.flatMap((r, i) => [r, httpPost('/dns', probes[i % probes.length]!)]));
-        const cuts = [...new Set(cutsRaw.map((x) => x % stream.length))].sort((a, b) => a - b);
         const c = await HttpClient.open(backend.port);
         try {
-          let from = 0;
-          for (const cut of [...cuts, stream.length]) {
-            await c.write(stream.subarray(from, cut));
-            from = cut;
-            await new Promise((r) => setImmediate(r));
-          }
+          await writeInPieces(c, stream, cutsRaw);
           for (const i of reqs.keys()) {
             checkResponse(await c.next(`request ${i}`), `request ${i}`);
             expect(await c.next(`probe ${i}`)).toBe(probeAnswers[i % probes.length]);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleHandler } from '../unit/pdns-backend/fixtures.js';
 import { fuzzRuns } from './runs.js';
 import { hostileLine, probes } from './support/protocol.js';
-import { startBackendChild, UnixClient, type BackendChild } from './support/remote-backend.js';
+import { startBackendChild, writeInPieces, UnixClient, type BackendChild } from './support/remote-backend.js';
 
 /**
  * The remote backend over the unix connector, fuzzed from the protocol's types (values) and at
@@ -71,15 +71,9 @@ describe('remote backend over the unix connector, fuzzed', () => {
         // Blank lines are not requests: a whitespace-only garbage line gets a byte that is not.
         const lines = items.map(({ bytes }) => (bytes.toString('latin1').trim() === '' ? Buffer.concat([bytes, Buffer.from('x')]) : bytes));
         const stream = Buffer.concat(lines.flatMap((l, i) => [l, Buffer.from(`\n${probes[i % probes.length]}\n`)]));
-        const cuts = [...new Set(cutsRaw.map((c) => c % stream.length))].sort((a, b) => a - b);
         const c = await UnixClient.open(backend.socket);
         try {
-          let from = 0;
-          for (const cut of [...cuts, stream.length]) {
-            await c.write(stream.subarray(from, cut));
-            from = cut;
-            await new Promise((r) => setImmediate(r));
-          }
+          await writeInPieces(c, stream, cutsRaw);
           for (const [i, item] of items.entries()) {
             const reply = await c.next(`item ${i} (${item.bytes.length} bytes)`);
             checkReply(reply, item.bytes.toString('latin1'));

@@ -156,3 +156,14 @@ export function httpPost(path: string, body: string | Buffer, headers: Record<st
   const lines = [`POST ${path} HTTP/1.1`, 'host: 127.0.0.1', 'accept: application/json', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${b.length}`];
   return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), b]);
 }
+
+/** Writes `stream` in pieces cut at `cutsRaw` (any offsets), yielding to the event loop between. */
+export async function writeInPieces(c: { write(d: Buffer): Promise<void> }, stream: Buffer, cutsRaw: number[]): Promise<void> {
+  const cuts = [...new Set(cutsRaw.map((x) => x % stream.length))].sort((a, b) => a - b);
+  let from = 0;
+  for (const cut of [...cuts, stream.length]) {
+    await c.write(stream.subarray(from, cut));
+    from = cut;
+    await new Promise((r) => setImmediate(r));
+  }
+}
