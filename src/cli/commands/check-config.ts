@@ -1,14 +1,16 @@
-import { loadConfig } from '../../config/index.js';
-import { loadZones } from '../../pdns-backend/zones.js';
 import { UsageError } from '../args.js';
+import { preflight } from '../preflight.js';
 
-/** Validates the file and everything it names (zone files, inline records), starting nothing. */
+/**
+ * Validates the file and everything it names (zone files, inline records, key files, socket and
+ * state paths), starting nothing: the same checks every daemon runs before it starts.
+ */
 export async function run(args: string[]): Promise<number> {
   const file = args[0];
   if (!file || args.length > 1) throw new UsageError('give exactly one config file');
   try {
-    const loaded = loadConfig(file);
-    const zones = loadZones(loaded);
+    const { loaded, zones, warnings } = preflight(file);
+    for (const w of warnings) process.stderr.write(`${w}\n`);
     const records = zones.reduce((n, z) => n + z.recordCount, 0);
     process.stdout.write(`${file}: ok (site ${loaded.config.site}, ${zones.length} zones, ${records} records, ${loaded.config.balanced.length} balanced names)\n`);
     return 0;
