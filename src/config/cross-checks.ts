@@ -71,14 +71,15 @@ function checkPeersAndCoordinator(cfg: Config, ctx: Ctx): void {
  */
 function checkListenAddresses(cfg: Config, ctx: Ctx): void {
   const check = (path: (string | number)[], a: { host: string; port: number } | undefined) => {
-    if (!a) return;
+    // Cross-checks also run when a key failed its own schema: only shaped values are checked.
+    if (typeof a !== 'object' || typeof a.host !== 'string') return;
     if (isIP(a.host) === 0) issue(ctx, path, `'${a.host}' is not an IPv4 or IPv6 address`);
     else if (!(a.port >= 1 && a.port <= 65535)) issue(ctx, path, `port ${a.port} is not in 1..65535`);
   };
   check(['agent', 'listen'], cfg.agent?.listen);
   check(['agent', 'metrics'], cfg.agent?.metrics);
   const m = cfg.replication?.metrics;
-  if (m !== undefined) {
+  if (typeof m === 'string' && /:\d+$/.test(m)) {
     const i = m.lastIndexOf(':');
     check(['replication', 'metrics'], { host: m.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(m.slice(i + 1)) });
   }
