@@ -127,7 +127,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs the real CLI; a daemon that wrongly starts is stopped by SIGTERM after 20 s (and then exits 0). */
 async function multisite(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, MULTISITE_LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = { ...process.env, MULTISITE_LOG_LEVEL: 'warn' };
   delete env.MS_TEST_UNSET_KEY;
   return exec(process.execPath, [cli, ...args], { timeout: 20_000, env }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
