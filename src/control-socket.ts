@@ -4,6 +4,8 @@ import { dirname } from 'node:path';
 
 /** A request line longer than this is refused (and the connection closed). */
 const MAX_LINE = 4096;
+/** A bind of a control socket that has not completed by then fails the daemon's start. */
+const LISTEN_TIMEOUT_MS = 10_000;
 
 /**
  * A daemon's local control socket (mode 0600): one JSON request per line, one JSON reply line per
@@ -23,8 +25,10 @@ export class JsonLineServer {
     removeSocket(this.path);
     const server = createServer((s) => this.serve(s));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => resolve());
+      // Bounded: a bind that never completes must fail the start, not hang it.
+      const timer = setTimeout(() => (server.close(), reject(new Error(`could not listen on ${this.path} within ${LISTEN_TIMEOUT_MS} ms`))), LISTEN_TIMEOUT_MS);
+      server.once('error', (err) => (clearTimeout(timer), reject(err)));
+      server.listen(this.path, () => (clearTimeout(timer), resolve()));
     });
     chmodSync(this.path, 0o600);
     this.server = server;

@@ -10,3 +10,4 @@ export {
   type HttpResponse,
 } from './failover-client/index.js';
 export { signRequest, verifyRequest, AUTH_HEADER } from './coordinator/auth.js';
+export { readSecret, readSecretFile, readSecretEnv, secretBytes, SecretError, KEY_MIN_BYTES, type SecretOptions, type SecretSource } from './shared/secrets.js';

@@ -14,8 +14,17 @@ export async function runDaemon(logger: Logger, start: () => Promise<{ stop(): P
   process.once('SIGTERM', signalled);
   process.once('SIGINT', signalled);
   try {
-    // A failed start throws to the caller (the CLI prints it and exits 1).
-    const daemon = await start();
+    // A failed start throws to the caller (the CLI prints it and exits 1). A signal during a start
+    // that does not finish (a bind that never completes) still stops the process.
+    const starting = start();
+    const first = await Promise.race([starting, signal]);
+    if (typeof first === 'string') {
+      logger.error({ signal: first }, 'signal while starting: giving up the start');
+      void starting.then((d) => d.stop(), () => undefined);
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      process.exit(1);
+    }
+    const daemon = first;
     logger.info({ signal: await signal }, 'stopping');
     try {
       await daemon.stop();

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { z } from 'zod';
 import { checkPartitions } from './partitions-schema.js';
 import { checkPolicies } from './policy-checks.js';
@@ -33,6 +34,7 @@ export function crossCheck(cfg: Config, ctx: Ctx): void {
     });
   });
   checkPartitions(cfg, ctx);
+  checkListenAddresses(cfg, ctx);
   checkPeersAndCoordinator(cfg, ctx);
   checkPolicies(cfg, ctx);
 }
@@ -54,10 +56,32 @@ function checkPeersAndCoordinator(cfg: Config, ctx: Ctx): void {
       }
     });
   }
+  // The backend flushes PowerDNS's caches with this key; without one it cannot start.
+  if (cfg.pdns && !cfg.pdns['api-key-file'] && !cfg.pdns['api-key-env']) issue(ctx, ['pdns'], 'give api-key-file or api-key-env (the PowerDNS api-key) so the backend can flush caches');
   if (cfg.coordinator) {
     if (!cfg.backend.metrics) issue(ctx, ['coordinator'], 'the coordinator needs backend.metrics: its endpoint is served there');
     if (!cfg.coordinator['load-balancers'] && !cfg.health) issue(ctx, ['coordinator'], 'give coordinator.load-balancers (or health.load-balancers)');
     if (!cfg.coordinator.servers && !cfg.agent) issue(ctx, ['coordinator'], 'give coordinator.servers (or agent.servers)');
+  }
+}
+
+/**
+ * Addresses whose schemas check only their shape (agent.listen, agent.metrics, replication.metrics):
+ * 999.999.1.1:99999 must be refused here, not by bind() at start.
+ */
+function checkListenAddresses(cfg: Config, ctx: Ctx): void {
+  const check = (path: (string | number)[], a: { host: string; port: number } | undefined) => {
+    // Cross-checks also run when a key failed its own schema: only shaped values are checked.
+    if (typeof a !== 'object' || typeof a.host !== 'string') return;
+    if (isIP(a.host) === 0) issue(ctx, path, `'${a.host}' is not an IPv4 or IPv6 address`);
+    else if (!(a.port >= 1 && a.port <= 65535)) issue(ctx, path, `port ${a.port} is not in 1..65535`);
+  };
+  check(['agent', 'listen'], cfg.agent?.listen);
+  check(['agent', 'metrics'], cfg.agent?.metrics);
+  const m = cfg.replication?.metrics;
+  if (typeof m === 'string' && /:\d+$/.test(m)) {
+    const i = m.lastIndexOf(':');
+    check(['replication', 'metrics'], { host: m.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(m.slice(i + 1)) });
   }
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair } from 'yaml';
 import type { z } from 'zod';
 import { crossCheck } from './cross-checks.js';
 import { ConfigError, ConfigErrors } from './errors.js';
@@ -13,7 +13,12 @@ export interface LoadedConfig {
   dir: string;
   /** Maps a key path to "file:line:col" for errors found after loading (zone files, records). */
   locate(path: (string | number)[]): { line: number; column: number };
+  /** Whether the file itself sets this key (not a schema default). */
+  has(path: (string | number)[]): boolean;
 }
+
+/** Aliases expanded at most (the yaml library's default): beyond, the file is refused as an alias bomb. */
+const MAX_ALIASES = 100;
 
 const checkedSchema = configSchema.superRefine(crossCheck);
 
@@ -35,21 +40,27 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     const p = lines.linePos(offset);
     return { line: p.line, column: p.col };
   };
+  const locateOffset = (offset: number, problem: string) => {
+    const p = at(offset);
+    return new ConfigError(file, p.line, p.column, keyPath(keyAt(doc, offset)), problem);
+  };
   if (doc.errors.length > 0) {
-    throw new ConfigErrors(
-      doc.errors.map((e) => {
-        const p = at(e.pos[0]);
-        return new ConfigError(file, p.line, p.column, '', e.message.split('\n')[0] ?? e.message);
-      }),
-    );
+    throw new ConfigErrors(doc.errors.map((e) => locateOffset(e.pos[0], (e.message.split('\n')[0] ?? e.message).replace(/^Map keys must be unique$/, 'duplicate key (each key may appear once in a mapping)'))));
   }
   const locate = (path: (string | number)[]) => at(offsetOf(doc, path));
-  const result = checkedSchema.safeParse(doc.toJS() ?? {});
+  let plain: unknown;
+  try {
+    plain = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    // The yaml library refuses an alias bomb without saying where: point at its first alias.
+    throw new ConfigErrors([locateOffset(firstAliasOffset(doc), `${(err as Error).message} (more than ${MAX_ALIASES} alias expansions): refused`)]);
+  }
+  const result = checkedSchema.safeParse(plain ?? {});
   if (!result.success) {
     throw new ConfigErrors(result.error.issues.map((i) => toConfigError(i, file, locate)));
   }
   const dir = dirname(resolve(file));
-  const loaded: LoadedConfig = { config: result.data, file, dir, locate };
+  const loaded: LoadedConfig = { config: result.data, file, dir, locate, has: (path) => nodeAt(doc, path) !== undefined };
   checkFiles(loaded);
   return loaded;
 }
@@ -119,5 +130,53 @@ function offsetOf(doc: Document, path: (string | number)[]): number {
       offset = item.range?.[0] ?? offset;
     } else break;
   }
+  return offset;
+}
+
+/** The node at a key path, or undefined when the file does not set it. */
+function nodeAt(doc: Document, path: (string | number)[]): unknown {
+  let node: unknown = doc.contents;
+  for (const part of path) {
+    if (isMap(node)) node = node.items.find((it: Pair) => isScalar(it.key) && String(it.key.value) === String(part))?.value;
+    else if (isSeq(node) && typeof part === 'number') node = node.items[part];
+    else return undefined;
+    if (node === undefined || node === null) return undefined;
+  }
+  return node;
+}
+
+/** The key path of the deepest key or item whose text contains `offset` (for parse errors). */
+function keyAt(doc: Document, offset: number): (string | number)[] {
+  const path: (string | number)[] = [];
+  let node: unknown = doc.contents;
+  const within = (n: unknown) => {
+    const r = (n as Node | null)?.range;
+    return r != null && r[0] <= offset && offset < Math.max(r[2], r[1], r[0] + 1);
+  };
+  for (;;) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => within(it.key) || within(it.value));
+      if (!pair || !isScalar(pair.key)) break;
+      path.push(String(pair.key.value));
+      if (within(pair.key)) break;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const i = node.items.findIndex((it) => within(isPair(it) ? it.value : it));
+      if (i < 0) break;
+      path.push(i);
+      node = node.items[i];
+    } else break;
+  }
+  return path;
+}
+
+function firstAliasOffset(doc: Document): number {
+  let offset = 0;
+  visit(doc, {
+    Alias(_key, node) {
+      if (isAlias(node) && node.range) offset = node.range[0];
+      return visit.BREAK;
+    },
+  });
   return offset;
 }

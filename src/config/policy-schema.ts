@@ -13,13 +13,47 @@ const siteName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a site name is l
 
 export const policyNameSchema = z.enum(['local-first', 'failover', 'round-robin', 'ratio', 'least-load', 'fastest', 'topology', 'closest']);
 
-/** "192.0.2.0/24" or "2001:db8::/32" with no host bits set. */
-export const cidr = z.string().refine((s) => {
+/** "192.0.2.0/24" or "2001:db8::/32" with no host bits set (192.0.2.1/24 is refused: it names no network). */
+export const cidr = z.string().superRefine((s, ctx) => {
   const [addr, bits, more] = s.split('/');
-  if (more !== undefined || addr === undefined || bits === undefined || !/^\d{1,3}$/.test(bits)) return false;
-  const fam = isIP(addr);
-  return fam !== 0 && Number(bits) <= (fam === 4 ? 32 : 128);
-}, 'expected a network as ADDRESS/BITS, e.g. 192.0.2.0/24');
+  const fam = addr === undefined ? 0 : isIP(addr);
+  if (more !== undefined || bits === undefined || !/^\d{1,3}$/.test(bits) || fam === 0 || Number(bits) > (fam === 4 ? 32 : 128)) {
+    ctx.addIssue({ code: 'custom', message: 'expected a network as ADDRESS/BITS, e.g. 192.0.2.0/24' });
+    return;
+  }
+  const network = networkOf(addr!, Number(bits));
+  if (network !== addr!.toLowerCase()) ctx.addIssue({ code: 'custom', message: `${s} has host bits set: the network is ${network}/${bits}` });
+});
+
+/** The address with every bit past `bits` cleared, written as isIP-valid text (IPv6 fully expanded unless unchanged). */
+function networkOf(addr: string, bits: number): string {
+  const bytes = addressBytes(addr);
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - i * 8));
+    bytes[i]! &= (0xff << (8 - keep)) & 0xff;
+  }
+  if (bytes.length === 4) return bytes.join('.');
+  const same = addressBytes(addr).every((b, i) => b === bytes[i]);
+  if (same) return addr.toLowerCase();
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+}
+
+function addressBytes(addr: string): number[] {
+  if (isIP(addr) === 4) return addr.split('.').map(Number);
+  let text = addr.toLowerCase();
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const b = v4[1]!.split('.').map(Number);
+    text = `${text.slice(0, v4.index)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+}
 
 const address = z
   .string()

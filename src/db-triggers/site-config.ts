@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { ConfigError, ConfigErrors, keyPath, resolvePath, type LoadedConfig } from '../config/index.js';
 import { openDb, type Db, type OpenOptions } from '../db/index.js';
+import { readSecret } from '../shared/secrets.js';
 import type { ReplicationConfig, ReplicationSiteDb } from '../config/replication-schema.js';
 import { ownerWinsPolicy } from '../partitions/owner-wins.js';
 import type { Policy } from './types.js';
@@ -33,15 +33,11 @@ export function policyOf(loaded: LoadedConfig, r: ReplicationConfig): Policy {
   return base;
 }
 
-/** The password of a site's database, from its file or environment variable (never logged). */
+/** The password of a site's database, from its file or environment variable (src/shared/secrets.ts; never logged). */
 export function passwordOf(loaded: Pick<LoadedConfig, 'dir'>, s: ReplicationSiteDb): string | undefined {
-  if (s['password-file']) return readFileSync(resolvePath(loaded, s['password-file']), 'utf8').replace(/\r?\n$/, '');
-  if (s['password-env']) {
-    const v = process.env[s['password-env']];
-    if (v === undefined) throw new Error(`environment variable ${s['password-env']} is not set`);
-    return v;
-  }
-  return undefined;
+  if (!s['password-file'] && !s['password-env']) return undefined;
+  const src = s['password-file'] ? { file: resolvePath(loaded, s['password-file']) } : { env: s['password-env'] };
+  return readSecret(src, { text: true }).toString('utf8');
 }
 
 export async function openSiteDb(loaded: LoadedConfig, site: string, opts: OpenOptions = {}): Promise<Db> {

@@ -58,9 +58,54 @@ export function qualifiedName(name: string): { schema: string; table: string; qu
   return { schema, table, quoted: `${quoteIdent(schema)}.${quoteIdent(table)}` };
 }
 
-/** A URL with its password removed, for logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(\w+:\/\/[^:/@]+):[^@]*@/, '$1:***@');
+/** Names of parameters whose values are secrets: *password* (sslpassword), *secret*, *key*, *token*. */
+const SECRET_PARAM = /pass|secret|key|token|credential/i;
+const HIDDEN = '***';
+
+/**
+ * A database URL or connection string with every secret hidden, for output and logs:
+ * - URL userinfo: postgres://user:***@host/db (a password holding '@' or '/' included);
+ * - URL query parameters named like a secret: ?password=***&sslpassword=***&sslkey=***;
+ * - key=value conninfo ("host=h password=*** dbname=d", quoted values too), and
+ *   PGPASSWORD=*** style environment assignments;
+ * - the value of $PGPASSWORD wherever it appears (pg reads it; an operator may paste it anywhere).
+ */
+export function redactUrl(url: string, env: NodeJS.ProcessEnv = process.env): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  let out = scheme ? redactUrlForm(url, scheme[0].length) : redactConninfo(url);
+  const pgpassword = env.PGPASSWORD;
+  if (pgpassword) out = out.split(pgpassword).join(HIDDEN);
+  return out;
+}
+
+function redactUrlForm(url: string, start: number): string {
+  const q = url.search(/[?#]/);
+  const end = q < 0 ? url.length : q;
+  // The last '@' before the query ends the userinfo: a careless password may hold '@' or '/'.
+  const at = url.lastIndexOf('@', end - 1);
+  let head = url.slice(0, end);
+  if (at >= start) {
+    const userinfo = url.slice(start, at);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0) head = `${url.slice(0, start)}${userinfo.slice(0, colon)}:${HIDDEN}${url.slice(at, end)}`;
+  }
+  const rest = url.slice(end).replace(/([?&#;])([^=&#;]*)=([^&#;]*)/g, (all, sep: string, name: string) => (SECRET_PARAM.test(safeDecode(name)) ? `${sep}${name}=${HIDDEN}` : all));
+  return head + rest;
+}
+
+/** key=value pairs (libpq conninfo, or NAME=value environment style); values may be quoted. */
+function redactConninfo(text: string): string {
+  return text.replace(/([A-Za-z_][\w.-]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s'"]*)/g, (all, name: string, eq: string) =>
+    SECRET_PARAM.test(name) ? `${name}${eq}${HIDDEN}` : all,
+  );
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {

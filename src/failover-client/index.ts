@@ -1,5 +1,6 @@
 import { AUTH_HEADER, signRequest } from '../coordinator/auth.js';
 import { realTimers, type Timers } from '../haproxy-agent/timers.js';
+import { KEY_MIN_BYTES, readSecretFile, secretBytes, SecretError } from '../shared/secrets.js';
 
 /**
  * FailoverClient: for applications whose data is partitioned over servers (each normally serves
@@ -23,7 +24,12 @@ export interface ServerEntry {
 export interface CoordinatorLink {
   /** The backend's metrics address, e.g. http://127.0.0.1:9100. */
   url: string;
-  key: Buffer;
+  /**
+   * The coordinator key: the path of the key file (read as the coordinator reads it), or the
+   * file's content (`readFileSync(file)`, a trailing newline and all). Rules: src/shared/secrets.ts.
+   */
+  keyFile?: string;
+  key?: Buffer | string;
   /** Who reports (shown in the coordinator's log and status). */
   reporter: string;
 }
@@ -45,7 +51,9 @@ export type FailoverEvent =
   | { type: 'retry'; server: string; attempt: number; error: string }
   | { type: 'failover'; server: string; error: string }
   | { type: 'recovered'; server: string }
-  | { type: 'reported'; server: string; state: 'offline' | 'online'; answer?: unknown; error?: string };
+  | { type: 'reported'; server: string; state: 'offline' | 'online'; answer?: unknown; error?: string }
+  /** The coordinator refused the report (401: the keys differ, or this clock is off): nobody was told. */
+  | { type: 'rejected'; server: string; state: 'offline' | 'online'; error: string };
 
 export interface FailoverClientOptions {
   servers: Record<string, ServerEntry>;
@@ -66,6 +74,8 @@ export interface FailoverClientOptions {
   wallNow?(): number;
   /** The HTTP call (default: fetch). */
   send?(req: HttpRequest): Promise<HttpResponse>;
+  /** Where a rejected report is logged (default: a line on stderr): a rejection must not pass unseen. */
+  logError?(message: string): void;
 }
 
 export interface FailoverResponse extends HttpResponse {
@@ -85,13 +95,17 @@ export class FailoverClient {
   private readonly timers: Timers;
   private readonly send: (req: HttpRequest) => Promise<HttpResponse>;
   private readonly o: Required<Pick<FailoverClientOptions, 'retries' | 'retryDelayMs' | 'failoverMs' | 'timeoutMs'>> & FailoverClientOptions;
+  private readonly coordinatorKey?: Buffer;
   /** Reports to the coordinator still in flight (tests and shutdown wait for them). */
   readonly pending = new Set<Promise<void>>();
+  /** Reports the coordinator refused (HTTP 401) since the client was made. */
+  rejectedReports = 0;
 
   constructor(opts: FailoverClientOptions) {
     this.o = { retries: 2, retryDelayMs: 100, failoverMs: 10_000, timeoutMs: 2000, ...opts };
     this.timers = opts.timers ?? realTimers;
     this.send = opts.send ?? fetchSend;
+    if (opts.coordinator) this.coordinatorKey = coordinatorKey(opts.coordinator);
   }
 
   /** Servers currently in failover mode. */
@@ -151,12 +165,13 @@ export class FailoverClient {
   }
 
   /** Tells the coordinator, in the background (a request never waits for it). */
-  private report(key: string, entry: ServerEntry, state: 'offline' | 'online', reason: string): void {
+  private report(name: string, entry: ServerEntry, state: 'offline' | 'online', reason: string): void {
     const c = this.o.coordinator;
-    if (!c || !entry.name) return;
+    const key = this.coordinatorKey;
+    if (!c || !key || !entry.name) return;
     const path = state === 'offline' ? '/coordinator/report' : '/coordinator/online';
     const body = JSON.stringify({ server: entry.name, reporter: c.reporter, reason });
-    const headers = { 'content-type': 'application/json', [AUTH_HEADER]: signRequest(c.key, 'POST', path, body, (this.o.wallNow ?? Date.now)()) };
+    const headers = { 'content-type': 'application/json', [AUTH_HEADER]: signRequest(key, 'POST', path, body, (this.o.wallNow ?? Date.now)()) };
     const p = this.send({ method: 'POST', url: `${c.url}${path}`, headers, body, timeoutMs: Math.max(this.o.timeoutMs, 10_000) }).then(
       (res) => {
         let answer: unknown = res.body;
@@ -165,12 +180,21 @@ export class FailoverClient {
         } catch {
           /* keep the text */
         }
-        this.emit(res.status === 200 ? { type: 'reported', server: key, state, answer } : { type: 'reported', server: key, state, error: `HTTP ${res.status}: ${res.body.trim()}` });
+        if (res.status === 401) this.rejected(name, entry.name!, state, c.url, res.body.trim());
+        this.emit(res.status === 200 ? { type: 'reported', server: name, state, answer } : { type: 'reported', server: name, state, error: `HTTP ${res.status}: ${res.body.trim()}` });
       },
-      (err: Error) => this.emit({ type: 'reported', server: key, state, error: err.message }),
+      (err: Error) => this.emit({ type: 'reported', server: name, state, error: err.message }),
     );
     this.pending.add(p);
     void p.finally(() => this.pending.delete(p));
+  }
+
+  /** Logged loudly and counted: a refused report means the coordinator never heard of the failure. */
+  private rejected(server: string, name: string, state: 'offline' | 'online', url: string, body: string): void {
+    this.rejectedReports++;
+    const error = `the coordinator at ${url} refused the ${state} report of ${name} (HTTP 401 ${body}): check that the client and the coordinator use the same key file, and the clocks`;
+    (this.o.logError ?? ((m: string) => process.stderr.write(`FailoverClient: ${m}\n`)))(error);
+    this.emit({ type: 'rejected', server, state, error });
   }
 
   private sleep(ms: number): Promise<void> {
@@ -180,6 +204,14 @@ export class FailoverClient {
   private emit(e: FailoverEvent): void {
     this.o.onEvent?.(e);
   }
+}
+
+/** The key, read by the same rules as the coordinator's (src/shared/secrets.ts). */
+function coordinatorKey(c: CoordinatorLink): Buffer {
+  if ((c.keyFile === undefined) === (c.key === undefined)) throw new SecretError('FailoverClient coordinator', 'give exactly one of keyFile or key');
+  return c.keyFile !== undefined
+    ? readSecretFile(c.keyFile, { minBytes: KEY_MIN_BYTES })
+    : secretBytes(c.key!, 'FailoverClient coordinator.key', { minBytes: KEY_MIN_BYTES });
 }
 
 async function fetchSend(req: HttpRequest): Promise<HttpResponse> {

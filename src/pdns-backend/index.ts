@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../config/index.js';
@@ -14,6 +13,7 @@ import { LoadAggregator, LoadReportListener } from '../site-health/load-reports.
 import { MetricsTable } from '../site-health/metrics-table.js';
 import { Prober } from '../site-health/probes.js';
 import { readKey } from '../site-health/peers/index.js';
+import { readSecret as readSharedSecret } from '../shared/secrets.js';
 import { compileBalanced } from './balanced.js';
 import { contains, parseClient, probeTarget } from './client.js';
 import { explain } from './explain.js';
@@ -242,15 +242,14 @@ function createFlusher(loaded: LoadedConfig, logger: Logger, metrics: BackendMet
   return new Flusher({ url: api.url, serverId: api['server-id'], apiKey, timeoutMs: api['timeout-ms'], retries: api.retries }, logger, metrics);
 }
 
-/** Secrets come from a file or the environment, never from the config file or logs. */
+/** Secrets come from a file or the environment, never from the config file or logs (src/shared/secrets.ts). */
 function readSecret(loaded: LoadedConfig, file?: string, env?: string): string {
-  if (file) return readFileSync(resolvePath(loaded, file), 'utf8').trim();
-  if (env) {
-    const v = process.env[env];
-    if (!v) throw new Error(`pdns.api-key-env: environment variable ${env} is not set`);
-    return v;
+  if (!file && !env) throw new Error('pdns: give api-key-file or api-key-env (PowerDNS api-key) so the backend can flush caches');
+  try {
+    return readSharedSecret(file ? { file: resolvePath(loaded, file) } : { env }, { text: true }).toString('utf8');
+  } catch (err) {
+    throw new Error(`pdns.${file ? 'api-key-file' : 'api-key-env'}: ${(err as Error).message}`);
   }
-  throw new Error('pdns: give api-key-file or api-key-env (PowerDNS api-key) so the backend can flush caches');
 }
 
 /**

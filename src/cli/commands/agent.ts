@@ -1,22 +1,23 @@
 import { loadConfig, resolvePath } from '../../config/index.js';
 import { agentRequest, startAgent, type ServerStatus } from '../../haproxy-agent/index.js';
-import { createLogger } from '../../log.js';
 import { parse, UsageError } from '../args.js';
 import { runDaemon } from '../daemon.js';
+import { daemonLogger, preflight } from '../preflight.js';
 
 /**
  * `multisite agent --config FILE`: the HAProxy agent-check service.
  * `multisite agent drain|undrain SERVER` and `multisite agent status`: through its control socket.
  */
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, control: { type: 'string' }, json: { type: 'boolean' } }, true);
+  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, control: { type: 'string' }, json: { type: 'boolean' }, 'log-level': { type: 'string' } }, true);
   const [action, server] = positionals;
   if (action === undefined) {
     if (!values.config) throw new UsageError('--config FILE is required');
-    const loaded = loadConfig(values.config);
-    if (!loaded.config.agent) throw new UsageError(`${values.config} has no agent: section`);
-    const logger = createLogger('agent', loaded.config.agent['log-level']);
-    return runDaemon(logger, () => startAgent(loaded, { logger }));
+    // The same checks as check-config, before anything listens.
+    const checked = preflight(values.config, ['agent']);
+    if (!checked.loaded.config.agent) throw new UsageError(`${values.config} has no agent: section`);
+    const logger = daemonLogger('agent', values['log-level'], checked, 'agent');
+    return runDaemon(logger, () => startAgent(checked.loaded, { logger }));
   }
   const path = controlPath(values.config, values.control);
   if (action === 'status') {

@@ -11,7 +11,7 @@ export interface CommandEntry {
 export const commands: Record<string, CommandEntry> = {
   backend: {
     summary: 'run the PowerDNS remote backend (unix socket and HTTP connectors)',
-    usage: '--config FILE [--socket PATH]',
+    usage: '--config FILE [--socket PATH] [--log-level LEVEL]',
     load: () => import('./backend.js'),
   },
   'check-config': {
@@ -26,7 +26,7 @@ export const commands: Record<string, CommandEntry> = {
   },
   agent: {
     summary: 'run the HAProxy agent-check service, or drain/undrain a web server in it',
-    usage: '--config FILE | drain|undrain SERVER [--config FILE | --control PATH] | status [--config FILE | --control PATH] [--json]',
+    usage: '--config FILE [--log-level LEVEL] | drain|undrain SERVER [--config FILE | --control PATH] | status [--config FILE | --control PATH] [--json]',
     load: () => import('./agent.js'),
   },
   demo: {
@@ -41,7 +41,7 @@ export const commands: Record<string, CommandEntry> = {
   },
   replicate: {
     summary: "run this site's replicator (multi-master, per-column conflicts, exactly-once apply)",
-    usage: '--config FILE [--once]',
+    usage: '--config FILE [--once] [--log-level LEVEL]',
     load: () => import('./replicate.js'),
   },
   'haproxy-config': {

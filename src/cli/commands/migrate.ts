@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../config/index.js';
 import { openDb, redactUrl, type Db } from '../../db/index.js';
 import { migrate, MigrationError, uninstall } from '../../db-triggers/migrate.js';
 import { openSiteDb, replicationOf } from '../../db-triggers/site-config.js';
+import { readSecretFile } from '../../shared/secrets.js';
 import { parse, UsageError } from '../args.js';
 
 /**
@@ -35,7 +35,7 @@ export async function run(args: string[]): Promise<number> {
     if (!values.uninstall && values.site === undefined) throw new UsageError('--site NAME is required');
     site = values.site ?? '';
     tables = splitList(values.tables ?? '');
-    const password = values['password-file'] !== undefined ? readFileSync(values['password-file'], 'utf8').replace(/\r?\n$/, '') : undefined;
+    const password = values['password-file'] !== undefined ? readSecretFile(values['password-file'], { text: true }).toString('utf8') : undefined;
     db = await openDb(values.db, { applicationName: 'multisite-migrate', ...(password !== undefined ? { password } : {}) });
     where = redactUrl(values.db);
   }

@@ -1,23 +1,24 @@
 import type { Server } from 'node:http';
-import { loadConfig } from '../../config/index.js';
 import { redactUrl, type Db } from '../../db/index.js';
-import { createLogger } from '../../log.js';
 import { createRegistry, serveMetrics } from '../../metrics.js';
 import { ReplicationMetrics } from '../../db-triggers/metrics.js';
 import { Replicator } from '../../db-triggers/replicator.js';
 import { openSiteDb, policyOf, replicationOf } from '../../db-triggers/site-config.js';
 import { parse, required } from '../args.js';
+import { daemonLogger, preflight } from '../preflight.js';
 
 /**
  * multisite replicate --config FILE [--once]
  * Runs this site's replicator until SIGTERM/SIGINT; --once syncs until caught up and exits.
  */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parse(args, { config: { type: 'string' }, once: { type: 'boolean', default: false } });
-  const loaded = loadConfig(required(values.config, '--config'));
+  const { values } = parse(args, { config: { type: 'string' }, once: { type: 'boolean', default: false }, 'log-level': { type: 'string' } });
+  // The same checks as check-config, before any database is opened.
+  const checked = preflight(required(values.config, '--config'), ['replicate']);
+  const { loaded } = checked;
   const r = replicationOf(loaded);
   const me = loaded.config.site;
-  const log = createLogger('replicate', r['log-level']);
+  const log = daemonLogger('replicate', values['log-level'], checked, 'replication');
   const dbs: Db[] = [];
   let server: Server | undefined;
   const onError = (err: Error) => log.warn({ err: err.message }, 'database connection error');

@@ -1,3 +1,4 @@
+import { KEY_MIN_BYTES } from '../../shared/secrets.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { formatV6, parseClient, probeKey } from '../../pdns-backend/client.js';
 
@@ -214,7 +215,7 @@ function clampInt(v: number, lo: number, hi: number): number {
 
 /** The shared key must be long enough to resist guessing: at least 16 bytes. */
 export function checkKey(key: Buffer): Buffer {
-  if (key.length < 16) throw new Error(`the heartbeat key must be at least 16 bytes (has ${key.length})`);
+  if (key.length < KEY_MIN_BYTES) throw new Error(`the heartbeat key must be at least ${KEY_MIN_BYTES} bytes (has ${key.length})`);
   return key;
 }
 

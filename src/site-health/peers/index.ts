@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../../config/index.js';
 import { realTimers, type Timers } from '../../haproxy-agent/timers.js';
 import type { Logger } from '../../log.js';
+import { KEY_MIN_BYTES, readSecret } from '../../shared/secrets.js';
 import type { Route } from '../../metrics.js';
 import type { SiteStateTable } from '../state-table.js';
 import { checkKey, type SharedProbe, type SiteSummary } from './codec.js';
@@ -24,19 +24,17 @@ export interface Peers {
   stop(): Promise<void>;
 }
 
-/** A shared key from a file (relative to the config) or the environment; never logged. */
+/**
+ * A shared key from a file (relative to the config) or the environment, read by the one reader
+ * every part uses (src/shared/secrets.ts); at least 16 bytes; never logged.
+ */
 export function readKey(loaded: LoadedConfig, section: string, src: { 'key-file'?: string; 'key-env'?: string }): Buffer {
-  let text: string | undefined;
-  if (src['key-file']) text = readFileSync(resolvePath(loaded, src['key-file']), 'utf8');
-  else if (src['key-env']) {
-    text = process.env[src['key-env']];
-    if (!text) throw new Error(`${section}.key-env: environment variable ${src['key-env']} is not set`);
-  }
-  if (text === undefined) throw new Error(`${section}: give key-file or key-env`);
+  if (!src['key-file'] && !src['key-env']) throw new Error(`${section}: give key-file or key-env`);
   try {
-    return checkKey(Buffer.from(text.trim(), 'utf8'));
+    const file = src['key-file'] ? resolvePath(loaded, src['key-file']) : undefined;
+    return checkKey(readSecret({ ...(file ? { file } : { env: src['key-env'] }) }, { minBytes: KEY_MIN_BYTES }));
   } catch (err) {
-    throw new Error(`${section}: ${(err as Error).message}`);
+    throw new Error(`${section}.${src['key-file'] ? 'key-file' : 'key-env'}: ${(err as Error).message}`);
   }
 }
 
