@@ -45,7 +45,11 @@ export async function startHealthSources(loaded: LoadedConfig, table: SiteStateT
     timers,
     logger,
     registry,
-    onChange: (up, reason) => table.setHealth(site, POOL_SOURCE, up, reason),
+    onChange: (up, reason) => {
+      table.setHealth(site, POOL_SOURCE, up, reason);
+      // Peers learn the change from the next heartbeat: send it now.
+      peers.service?.heartbeatNow();
+    },
   });
   watcher.start();
   logger.info({ site, backend: health.backend, loadBalancers: health['load-balancers'], eventRing: ring, intervalMs: health['interval-ms'], safetyIntervalMs: health['safety-interval-ms'] }, 'watching the local pool');
