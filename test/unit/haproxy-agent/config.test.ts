@@ -41,8 +41,8 @@ health:
       'ready-window-ms': 30000,
     });
     expect(config.agent!.servers[0]!.checks).toEqual({
-      message: { type: 'http', path: '/health', status: 200, 'interval-ms': 250, 'timeout-ms': 1000, rise: 2, fall: 2 },
-      keyword: { path: '/dbcheck', status: 200, 'max-bytes': 65536, 'interval-ms': 250, 'timeout-ms': 1000, rise: 2, fall: 2 },
+      message: { type: 'http', path: '/health', status: 200, 'interval-ms': 100, 'timeout-ms': 500, rise: 2, fall: 2 },
+      keyword: { path: '/dbcheck', status: 200, 'max-bytes': 65536, 'interval-ms': 100, 'timeout-ms': 1000, rise: 2, fall: 2 },
       load: { path: '/load', capacity: 100, 'floor-percent': 10, 'interval-ms': 1000, 'timeout-ms': 1000 },
     });
     expect(config.health).toEqual({ 'load-balancers': ['/run/haproxy/admin.sock'], backend: 'web', 'interval-ms': 250, 'timeout-ms': 1000, 'min-servers': 1 });
