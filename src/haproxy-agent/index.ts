@@ -9,7 +9,7 @@ import { readKey } from '../site-health/peers/index.js';
 import { AgentControl, type AgentRequest, type AgentResponse } from './control.js';
 import { LoadSender } from './load-sender.js';
 import { AgentMetrics } from './metrics.js';
-import { checksFromConfig, ServerHealth, type ServerChecks } from './server-health.js';
+import { checksFromConfig, ServerHealth, type ServerChecks, type ServerHealthHooks } from './server-health.js';
 import { AgentService } from './service.js';
 import { connectionCap, openFdCount, openFileLimit } from './fd-limit.js';
 import { HaproxyPusher, type HaproxyRef } from './push.js';
@@ -28,6 +28,8 @@ export interface AgentOptions {
   timers?: Timers;
   /** Replace the checks built from the config (tests). */
   checks?: (name: string) => ServerChecks;
+  /** Sees every check run as it happens (tests follow rise/fall with it). */
+  onCheck?: ServerHealthHooks['onCheck'];
 }
 
 export interface RunningAgent {
@@ -74,6 +76,7 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
       new ServerHealth(s.name, checks, timers, cfg['ready-window-ms'], {
         onCheck: (server, kind, state, event) => {
           metrics.check(server, kind, state, event);
+          opts.onCheck?.(server, kind, state, event);
           if (event.local) logger.warn({ server, check: kind, why: event.local }, 'check cannot run here (a local shortage, not the server): keeping the last verdict');
           else if (event.local === null) logger.info({ server, check: kind }, 'check runs again');
         },
