@@ -37,7 +37,8 @@ health:
       'state-file': '/var/lib/multisite/agent-state.json',
       'client-timeout-ms': 2000,
       'max-line-bytes': 256,
-      'max-connections': 20000,
+      'max-connections': 'auto',
+      haproxy: { 'runtime-api': ['/run/haproxy/admin.sock'], 'timeout-ms': 500, 'retry-ms': 200, 'max-retry-ms': 5000 },
       'ready-window-ms': 30000,
     });
     expect(config.agent!.servers[0]!.checks).toEqual({
