@@ -1,4 +1,4 @@
-import { getWeight, setServerState, setServerWeight, type AdminState, type Weight } from './server.js';
+import { getWeight, setServerAgent, setServerState, setServerWeight, type AdminState, type Weight } from './server.js';
 import { showServersState, type ServerState } from './servers-state.js';
 import { showStat, type StatFilter, type StatRow } from './stat.js';
 import { RuntimeTransport, type TransportOptions } from './transport.js';
@@ -38,6 +38,10 @@ export class RuntimeClient {
 
   setServerState(backend: string, server: string, state: AdminState): Promise<void> {
     return setServerState(this.transport, backend, server, state);
+  }
+
+  setServerAgent(backend: string, server: string, health: 'up' | 'down'): Promise<void> {
+    return setServerAgent(this.transport, backend, server, health);
   }
 
   setServerWeight(backend: string, server: string, weight: number | `${number}%`): Promise<void> {
