@@ -195,9 +195,13 @@ ${balanced}
       const stale: string[] = [];
       for (let i = 0; i < names; i += 200) {
         const got = await Promise.all(Array.from({ length: Math.min(200, names - i) }, (_, j) => ourAnswer(i + j)));
-        got.forEach((g, j) => g !== expect && stale.push(`n${i + j}=${g || '(no answer)'}`));
+        // No answer within 200 ms (PowerDNS busy refilling its cache) is asked again, not counted as old.
+        for (let j = 0; j < got.length; j++) {
+          const g = got[j] === '' ? await ourAnswer(i + j) : got[j];
+          if (g !== expect) stale.push(`n${i + j}=${g || '(no answer)'}`);
+        }
       }
-      if (stale.length > 0 && stale.length < 5) process.stdout.write(`  stale: ${stale.join(' ')}\n`);
+      if (stale.length > 0) process.stdout.write(`  not yet ${expect}: ${stale.length} (${stale.slice(0, 4).join(' ')})\n`);
       return stale.length;
     };
 
