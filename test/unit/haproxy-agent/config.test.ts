@@ -46,7 +46,7 @@ health:
       keyword: { path: '/dbcheck', status: 200, 'max-bytes': 65536, 'interval-ms': 100, 'timeout-ms': 1000, rise: 2, fall: 2 },
       load: { path: '/load', capacity: 100, 'floor-percent': 10, 'interval-ms': 1000, 'timeout-ms': 1000 },
     });
-    expect(config.health).toEqual({ 'load-balancers': ['/run/haproxy/admin.sock'], backend: 'web', 'interval-ms': 250, 'timeout-ms': 1000, 'min-servers': 1 });
+    expect(config.health).toEqual({ 'load-balancers': ['/run/haproxy/admin.sock'], backend: 'web', 'interval-ms': 250, 'event-ring': 'multisite', 'safety-interval-ms': 5000, 'timeout-ms': 1000, 'min-servers': 1 });
   });
 
   it('names the key and line of each mistake', () => {
