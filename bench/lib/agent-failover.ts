@@ -11,7 +11,12 @@ export function aRecords(host: string, port: number, name: string, timeoutMs = 2
       resolve([]);
     }, timeoutMs);
     sock.on('message', (msg) => {
-      const res = packet.decode(msg);
+      let res: packet.Packet;
+      try {
+        res = packet.decode(msg);
+      } catch {
+        return; // not a DNS message we can read: wait for the timeout (it counts as no answer)
+      }
       if (res.id !== id) return;
       clearTimeout(timer);
       sock.close();

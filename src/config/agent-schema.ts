@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { loadReportSenderSchema } from './policy-schema.js';
 
@@ -25,8 +26,34 @@ const listenAddr = z
     return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
   });
 
+/** An IPv4 or IPv6 address, no port. */
+const ipAddress = z.string().refine((a) => isIP(a) !== 0, 'expected an IPv4 or IPv6 address, e.g. 127.0.0.1');
+
 const path = z.string().regex(/^\/[\x21-\x7e]*$/, 'an absolute URL path, e.g. /health');
 const ms = (def: number, min = 1) => z.number().int().min(min).max(3_600_000).default(def);
+
+/** HAProxy proxy and server names as the Runtime API takes them (no spaces, no `;`). */
+const haproxyServer = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]+\/[A-Za-z0-9_.:-]+$/, 'expected BACKEND/SERVER as HAProxy names them, e.g. web/w1')
+  .transform((s) => {
+    const [backend, server] = s.split('/') as [string, string];
+    return { backend, server };
+  });
+
+/**
+ * Where and how the agent tells HAProxy of a verdict change at once (`set server B/S agent up|down`
+ * on each Runtime API socket), instead of waiting for HAProxy's next agent-inter poll.
+ */
+export const agentHaproxySchema = z.strictObject({
+  /** `stats socket PATH level admin` of every HAProxy of the site; [] turns the push off. Debian's haproxy.cfg ships the default. */
+  'runtime-api': z.array(z.string().min(1)).default(['/run/haproxy/admin.sock']),
+  /** Per command (connect and answer): a slow Runtime API never holds the agent up. */
+  'timeout-ms': ms(500, 10),
+  /** First retry after a failed push; doubles up to max-retry-ms while the socket stays unusable. */
+  'retry-ms': ms(200, 10),
+  'max-retry-ms': ms(5000, 10),
+});
 
 /** When and how often a check runs, and how many results in a row change its state. */
 const timing = (interval: number, timeout: number) => ({
@@ -46,7 +73,7 @@ export const messageCheckSchema = z.strictObject({
   path: path.default('/health'),
   /** Expected HTTP status. */
   status: z.number().int().min(100).max(599).default(200),
-  ...timing(250, 1000),
+  ...timing(100, 500),
 });
 
 /** Does the server reach its database? GET a page that queries it; the body must contain `keyword`. */
@@ -57,7 +84,7 @@ export const keywordCheckSchema = z.strictObject({
   status: z.number().int().min(100).max(599).default(200),
   /** At most this many bytes of the body are read (the keyword must be within them). */
   'max-bytes': z.number().int().min(16).max(16 * 1024 * 1024).default(64 * 1024),
-  ...timing(250, 1000),
+  ...timing(100, 1000),
 });
 
 /** The server's load (an HTTP endpoint answering a number) turned into an agent weight. */
@@ -75,6 +102,11 @@ export const agentServerSchema = z
   .strictObject({
     /** What HAProxy sends with agent-send, without the newline: "BACKEND/SERVER". */
     name: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, e.g. web/w1'),
+    /**
+     * The server in HAProxy that the agent tells of verdict changes through agent.haproxy's Runtime
+     * API sockets (default: `name`, when it has the BACKEND/SERVER shape).
+     */
+    'haproxy-server': haproxyServer.optional(),
     /** Where the checks go. */
     address: hostPort,
     /** Host header of HTTP checks (default: the address). */
@@ -104,16 +136,35 @@ export const agentSchema = z
     'client-timeout-ms': ms(2000, 10),
     /** A request line longer than this is refused and the connection closed. */
     'max-line-bytes': z.number().int().min(16).max(4096).default(256),
-    /** Concurrent connections beyond this are refused by the kernel backlog / closed at once. */
-    'max-connections': z.number().int().min(1).max(1_000_000).default(20_000),
+    /**
+     * Concurrent connections beyond this are closed at once. `auto`: what the open-file limit
+     * (RLIMIT_NOFILE) leaves after the descriptors the checks, the Runtime API pushes and the
+     * process itself need; a number larger than that is lowered to it (with a warning).
+     */
+    'max-connections': z.union([z.literal('auto'), z.number().int().min(1).max(1_000_000)]).default('auto'),
     /** After `undrain`, the agent answers `ready` this long, so every HAProxy polling it sees it once. */
     'ready-window-ms': ms(30_000, 100),
     'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
     servers: z.array(agentServerSchema).min(1),
+    /** Tell HAProxy of each verdict change at once through its Runtime API (docs/agent.md). */
+    haproxy: agentHaproxySchema.prefault({}),
     /** Send the servers' load and check response times to the site's backends (docs/policies.md). */
-    'load-report': loadReportSenderSchema.optional(),
+    'load-report': loadReportSenderSchema
+      .safeExtend({
+        /**
+         * The address the reports leave from. Default: the loopback address when every `to` is on
+         * loopback, else agent.listen's address; never the wildcard unless given here.
+         */
+        source: ipAddress.optional(),
+      })
+      .optional(),
   })
   .superRefine((agent, ctx) => {
+    const lr = agent['load-report'];
+    if (lr) {
+      const src = loadReportSource(lr.to, lr.source, agent.listen.host);
+      if (typeof src !== 'string') ctx.addIssue({ code: 'custom', path: ['load-report', 'source'], message: src.error });
+    }
     const seen = new Set<string>();
     agent.servers.forEach((s, i) => {
       if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'name'], message: `duplicate server name '${s.name}'` });
@@ -129,3 +180,21 @@ export type AgentServerConfig = z.infer<typeof agentServerSchema>;
 export type MessageCheckConfig = z.infer<typeof messageCheckSchema>;
 export type KeywordCheckConfig = z.infer<typeof keywordCheckSchema>;
 export type LoadCheckConfig = z.infer<typeof loadCheckSchema>;
+
+const isLoopback = (a: string) => (isIP(a) === 4 ? a.startsWith('127.') : a === '::1');
+const isWildcard = (a: string) => a === '0.0.0.0' || a === '::';
+
+/**
+ * The address load reports leave from: `source` when given; the loopback address when every
+ * target is on loopback; else the agent's listen address. Never the wildcard unless configured
+ * (listen only on what is configured, and send from it). An error says what to configure.
+ */
+export function loadReportSource(to: { host: string }[], source: string | undefined, listenHost: string): string | { error: string } {
+  const families = new Set(to.map((t) => isIP(t.host)));
+  if (families.size !== 1) return { error: 'load-report.to mixes IPv4 and IPv6 addresses: one family per agent' };
+  const family = [...families][0]!;
+  const pick = source ?? (to.every((t) => isLoopback(t.host)) ? (family === 4 ? '127.0.0.1' : '::1') : isWildcard(listenHost) ? undefined : listenHost);
+  if (pick === undefined) return { error: `give the address reports leave from (agent.listen is the wildcard ${listenHost})` };
+  if (isIP(pick) !== family) return { error: `source ${pick} is not of the family of load-report.to (IPv${family}): set load-report.source` };
+  return pick;
+}

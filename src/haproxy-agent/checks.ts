@@ -1,5 +1,5 @@
 import type { KeywordCheckConfig, LoadCheckConfig, MessageCheckConfig } from '../config/agent-schema.js';
-import { httpGet, tcpConnect, type Outcome, type Target } from './probe.js';
+import { failureOf, httpGet, tcpConnect, type Outcome, type Target } from './probe.js';
 
 /** A check run: must settle; the runner aborts it through `signal` at its timeout. */
 export type CheckFn = (signal: AbortSignal) => Promise<Outcome>;
@@ -12,7 +12,7 @@ export function messageCheck(target: Target, cfg: MessageCheckConfig): CheckFn {
       const res = await httpGet(target, cfg.path, 4096, signal);
       return res.status === cfg.status ? { ok: true } : { ok: false, reason: `status ${res.status} from ${cfg.path} (expected ${cfg.status})` };
     } catch (err) {
-      return { ok: false, reason: `${(err as Error).message} (${cfg.path})` };
+      return failureOf(err, ` (${cfg.path})`);
     }
   };
 }
@@ -28,7 +28,7 @@ export function keywordCheck(target: Target, cfg: KeywordCheckConfig, keyword: s
       }
       return { ok: true };
     } catch (err) {
-      return { ok: false, reason: `${(err as Error).message} (${cfg.path})` };
+      return failureOf(err, ` (${cfg.path})`);
     }
   };
 }
@@ -49,7 +49,7 @@ export function loadCheck(target: Target, cfg: LoadCheckConfig): CheckFn {
       if (!m) return { ok: false, reason: `no number in ${cfg.path}` };
       return { ok: true, value: Number(m[0]) };
     } catch (err) {
-      return { ok: false, reason: `${(err as Error).message} (${cfg.path})` };
+      return failureOf(err, ` (${cfg.path})`);
     }
   };
 }

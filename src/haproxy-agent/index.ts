@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../config/index.js';
-import type { AgentConfig } from '../config/agent-schema.js';
+import { loadReportSource, type AgentConfig } from '../config/agent-schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { createRegistry, serveMetrics } from '../metrics.js';
 import { DrainStore } from '../pdns-backend/drain-store.js';
@@ -9,8 +9,10 @@ import { readKey } from '../site-health/peers/index.js';
 import { AgentControl, type AgentRequest, type AgentResponse } from './control.js';
 import { LoadSender } from './load-sender.js';
 import { AgentMetrics } from './metrics.js';
-import { checksFromConfig, ServerHealth, type ServerChecks } from './server-health.js';
+import { checksFromConfig, ServerHealth, type ServerChecks, type ServerHealthHooks } from './server-health.js';
 import { AgentService } from './service.js';
+import { connectionCap, openFdCount, openFileLimit } from './fd-limit.js';
+import { HaproxyPusher, type HaproxyRef } from './push.js';
 import { realTimers, type Timers } from './timers.js';
 import { RuntimeClient } from '../haproxy/index.js';
 
@@ -26,11 +28,14 @@ export interface AgentOptions {
   timers?: Timers;
   /** Replace the checks built from the config (tests). */
   checks?: (name: string) => ServerChecks;
+  /** Sees every check run as it happens (tests follow rise/fall with it). */
+  onCheck?: ServerHealthHooks['onCheck'];
 }
 
 export interface RunningAgent {
   servers: Map<string, ServerHealth>;
   service: AgentService;
+  pusher: HaproxyPusher;
   /** Where HAProxy connects (the actual port when the config says port 0). */
   address: { host: string; port: number };
   control: string;
@@ -56,14 +61,30 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
   const timers = opts.timers ?? realTimers;
   const drains = new DrainStore(resolvePath(loaded, cfg['state-file']));
 
+  const hp = cfg.haproxy;
+  const pusher = new HaproxyPusher(
+    hp['runtime-api'].map((socket) => new RuntimeClient(resolvePath(loaded, socket), { timeoutMs: hp['timeout-ms'] })),
+    { timers, logger, retryMs: hp['retry-ms'], maxRetryMs: hp['max-retry-ms'], onPush: (socket, server, result, ms) => metrics.push(socket, server, result, ms) },
+  );
   const servers = new Map<string, ServerHealth>();
   for (const s of cfg.servers) {
     const checks = opts.checks ? opts.checks(s.name) : checksFromConfig(s, cfg['database-server']);
+    const ref = haproxyRef(s.name, s['haproxy-server']);
+    if (!ref && hp['runtime-api'].length > 0) logger.warn({ server: s.name }, 'no haproxy-server and the name is not BACKEND/SERVER: its verdicts reach HAProxy only when it polls');
     servers.set(
       s.name,
       new ServerHealth(s.name, checks, timers, cfg['ready-window-ms'], {
-        onCheck: (server, kind, state) => metrics.check(server, kind, state),
+        onCheck: (server, kind, state, event) => {
+          metrics.check(server, kind, state, event);
+          opts.onCheck?.(server, kind, state, event);
+          if (event.local) logger.warn({ server, check: kind, why: event.local }, 'check cannot run here (a local shortage, not the server): keeping the last verdict');
+          else if (event.local === null) logger.info({ server, check: kind }, 'check runs again');
+        },
         onReply: (server, reply, previous) => logger.info({ server, reply: reply.trimEnd(), previous: previous.trimEnd() }, 'agent reply changed'),
+        onVerdict: (server, up) => {
+          metrics.verdict(server);
+          if (ref) pusher.verdict(server, ref, up);
+        },
       }),
     );
   }
@@ -88,12 +109,20 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
     return { ok: false, error: `unknown command '${(req as { cmd?: unknown }).cmd}' (status, drain, undrain)` };
   };
 
+  const cap = connectionCap({
+    configured: cfg['max-connections'],
+    checks: [...servers.values()].reduce((n, h) => n + h.runners.size, 0),
+    runtimeApi: 4 * hp['runtime-api'].length + (cfg['load-report']?.['stats-socket'] ? 1 : 0),
+    limit: openFileLimit(),
+    openNow: openFdCount(),
+  });
+  if (cap.lowered) logger.warn({ configured: cap.lowered.from, maxConnections: cap.maxConnections, openFileLimit: cap.lowered.limit, reserve: cap.reserve }, 'max-connections lowered to fit the open-file limit (ulimit -n) after the checks\' reserve');
   const service = new AgentService(servers, {
     host: cfg.listen.host,
     port: cfg.listen.port,
     clientTimeoutMs: cfg['client-timeout-ms'],
     maxLineBytes: cfg['max-line-bytes'],
-    maxConnections: cfg['max-connections'],
+    maxConnections: cap.maxConnections,
   }, metrics, logger);
   metrics.watchConnections(() => service.connections, registry);
   const controlPath = resolvePath(loaded, cfg.control);
@@ -106,12 +135,15 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
         node: `${cfg.listen.host}:${cfg.listen.port}`,
         key: readKey(loaded, 'agent.load-report', lr),
         to: lr.to,
+        source: loadReportSource(lr.to, lr.source, cfg.listen.host) as string,
         periodMs: lr['period-ms'],
+        onError: onceLogger(logger, 'load report socket failed (agent.load-report.source must be an address of this host)'),
         timers,
         ...(lr['stats-socket'] ? { connections: activeConnections(new RuntimeClient(resolvePath(loaded, lr['stats-socket']), { timeoutMs: 1000 })) } : {}),
       })
     : undefined;
   const stopAll = async () => {
+    pusher.stop();
     loadSender?.stop();
     for (const h of servers.values()) h.stop();
     await Promise.allSettled([service.stop(), control.stop()]);
@@ -128,10 +160,11 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
     await stopAll();
     throw err;
   }
-  logger.info({ listen: service.address, servers: [...servers.keys()], control: controlPath }, 'agent ready');
+  logger.info({ listen: service.address, servers: [...servers.keys()], control: controlPath, maxConnections: cap.maxConnections, runtimeApi: hp['runtime-api'] }, 'agent ready');
   return {
     servers,
     service,
+    pusher,
     address: service.address,
     control: controlPath,
     execute,
@@ -141,6 +174,22 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
       logger.flush();
     },
   };
+}
+
+/** An error logger that logs the first error only (a socket failing every period would flood the log). */
+function onceLogger(logger: Logger, msg: string): (err: Error) => void {
+  let logged = false;
+  return (err) => {
+    if (!logged) logger.error({ err: err.message }, msg);
+    logged = true;
+  };
+}
+
+/** The HAProxy server a configured server is pushed to: haproxy-server, else its name if it reads BACKEND/SERVER. */
+function haproxyRef(name: string, configured: HaproxyRef | undefined): HaproxyRef | undefined {
+  if (configured) return configured;
+  const m = /^([A-Za-z0-9_.:-]+)\/([A-Za-z0-9_.:-]+)$/.exec(name);
+  return m ? { backend: m[1]!, server: m[2]! } : undefined;
 }
 
 /** Current sessions of every server, keyed "BACKEND/SERVER" as the agent names servers. */

@@ -1,4 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { isIP } from 'node:net';
 import { encodeLoadReport } from '../site-health/load-reports.js';
 import type { ServerHealth } from './server-health.js';
 import type { Timers } from './timers.js';
@@ -9,6 +10,8 @@ export interface LoadSenderOptions {
   node: string;
   key: Buffer;
   to: { host: string; port: number }[];
+  /** The address reports leave from (agent-schema loadReportSource: never the wildcard unless configured). */
+  source: string;
   periodMs: number;
   timers: Timers;
   wallNow?(): number;
@@ -19,6 +22,8 @@ export interface LoadSenderOptions {
   connections?(): Promise<Map<string, number>>;
   /** How datagrams leave (tests replace it). */
   send?(buf: Buffer, to: { host: string; port: number }): void;
+  /** The socket failed (e.g. the source address is not on this host): logged by the caller. */
+  onError?(err: Error): void;
 }
 
 /**
@@ -45,8 +50,10 @@ export class LoadSender {
 
   start(): void {
     if (!this.o.send) {
-      this.socket = createSocket('udp4');
-      this.socket.on('error', () => undefined);
+      this.socket = createSocket(isIP(this.o.source) === 6 ? 'udp6' : 'udp4');
+      this.socket.on('error', (err) => this.o.onError?.(err));
+      // Datagrams sent before the bind completes wait for it (dgram queues them).
+      this.socket.bind({ address: this.o.source, port: 0 });
       this.socket.unref();
     }
     this.stopped = false;
@@ -58,6 +65,15 @@ export class LoadSender {
     this.o.timers.clearTimeout(this.timer);
     this.socket?.close();
     this.socket = undefined;
+  }
+
+  /** Where the socket is bound (undefined before it is, or with a replaced `send`). */
+  localAddress(): { address: string; port: number } | undefined {
+    try {
+      return this.socket?.address();
+    } catch {
+      return undefined;
+    }
   }
 
   /** Builds and sends the reports of every server once (public for tests). */

@@ -1,8 +1,45 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 
-/** A check's outcome: ok (with an optional number, for load), or a precise reason. */
-export type Outcome = { ok: true; value?: number } | { ok: false; reason: string };
+/**
+ * A check's outcome: ok (with an optional number, for load), or a precise reason. A failure says
+ * how much it proves about the server:
+ *   - `certain`: the server's host answered no (connection refused, reset): no second sample needed;
+ *   - `local`: the check could not run here (out of file descriptors, memory, buffers, ports):
+ *     no evidence about the server at all, so the verdict stays as it was;
+ *   - neither: uncertain (a timeout, a wrong status, a missing keyword): counts towards `fall`.
+ */
+export type Outcome = { ok: true; value?: number } | { ok: false; reason: string; certain?: boolean; local?: boolean };
+export type Failure = Extract<Outcome, { ok: false }>;
+
+/** The host refused or reset the connection: its TCP stack says nobody serves there. */
+const CERTAIN = new Set(['ECONNREFUSED', 'ECONNRESET']);
+/** Resources of this machine ran out: says nothing about the server. */
+const LOCAL = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS', 'EADDRNOTAVAIL', 'EAGAIN']);
+
+/** A probe failure with what it proves (see Outcome). */
+export class ProbeError extends Error {
+  override name = 'ProbeError';
+  constructor(
+    message: string,
+    readonly certain = false,
+    readonly local = false,
+  ) {
+    super(message);
+  }
+}
+
+/** The failure an error makes, its reason prefixed with what was checked (e.g. the path). */
+export function failureOf(err: unknown, suffix = ''): Failure {
+  const e = err instanceof ProbeError ? err : probeError(err as NodeJS.ErrnoException);
+  return { ok: false, reason: `${e.message}${suffix}`, ...(e.certain ? { certain: true } : {}), ...(e.local ? { local: true } : {}) };
+}
+
+function probeError(err: NodeJS.ErrnoException): ProbeError {
+  if (err?.name === 'AbortError') return new ProbeError('aborted');
+  const code = err?.code ?? '';
+  return new ProbeError(describeError(err), CERTAIN.has(code), LOCAL.has(code));
+}
 
 export interface Target {
   host: string;
@@ -25,6 +62,14 @@ export function describeError(err: NodeJS.ErrnoException): string {
       return 'name not resolved';
     case 'EPIPE':
       return 'connection closed';
+    case 'EMFILE':
+    case 'ENFILE':
+      return `check could not run: out of file descriptors (${err.code})`;
+    case 'ENOMEM':
+    case 'ENOBUFS':
+      return `check could not run: out of memory (${err.code})`;
+    case 'EADDRNOTAVAIL':
+      return 'check could not run: no local port or address free (EADDRNOTAVAIL)';
     default:
       return err.message || String(err.code ?? err);
   }
@@ -33,16 +78,22 @@ export function describeError(err: NodeJS.ErrnoException): string {
 /** TCP connect only: does something listen? The runner's timeout aborts it through `signal`. */
 export function tcpConnect(target: Target, signal: AbortSignal): Promise<Outcome> {
   return new Promise((resolve) => {
-    const sock = connect({ host: target.host, port: target.port });
+    let sock: ReturnType<typeof connect>;
     const done = (o: Outcome) => {
       signal.removeEventListener('abort', onAbort);
       sock.destroy();
       resolve(o);
     };
     const onAbort = () => done({ ok: false, reason: 'aborted' });
+    try {
+      sock = connect({ host: target.host, port: target.port });
+    } catch (err) {
+      resolve(failureOf(err));
+      return;
+    }
     signal.addEventListener('abort', onAbort, { once: true });
     sock.once('connect', () => done({ ok: true }));
-    sock.once('error', (err) => done({ ok: false, reason: describeError(err) }));
+    sock.once('error', (err) => done(failureOf(err)));
   });
 }
 
@@ -59,16 +110,22 @@ export interface HttpResult {
  */
 export function httpGet(target: Target, path: string, maxBytes: number, signal: AbortSignal): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: target.host,
-      port: target.port,
-      path,
-      method: 'GET',
-      agent: false,
-      headers: { host: target.hostHeader ?? `${target.host}:${target.port}`, 'user-agent': 'multisite-agent', connection: 'close' },
-      signal,
-    });
-    req.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.name === 'AbortError' ? 'aborted' : describeError(err))));
+    let req: ReturnType<typeof request>;
+    try {
+      req = request({
+        host: target.host,
+        port: target.port,
+        path,
+        method: 'GET',
+        agent: false,
+        headers: { host: target.hostHeader ?? `${target.host}:${target.port}`, 'user-agent': 'multisite-agent', connection: 'close' },
+        signal,
+      });
+    } catch (err) {
+      reject(probeError(err as NodeJS.ErrnoException));
+      return;
+    }
+    req.once('error', (err: NodeJS.ErrnoException) => reject(probeError(err)));
     req.once('response', (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -92,7 +149,7 @@ export function httpGet(target: Target, path: string, maxBytes: number, signal: 
         if (!truncated) finish();
       });
       res.once('error', (err: NodeJS.ErrnoException) => {
-        if (!truncated) reject(new Error(describeError(err)));
+        if (!truncated) reject(probeError(err));
       });
     });
     req.end();

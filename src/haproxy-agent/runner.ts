@@ -22,6 +22,22 @@ export interface CheckState {
   successes: number;
   failures: number;
   runs: number;
+  /** While runs cannot happen for a local reason (EMFILE, ENOMEM...): that reason; the verdict is kept. */
+  localError?: string;
+  /** When the verdict last changed: ms from the start of the first run that led to it. */
+  verdictMs?: number;
+}
+
+/** What a run did to the state, for the hooks: logs and metrics. */
+export interface RunEvent {
+  /** The up/down state or the reason changed. */
+  changed: boolean;
+  /** The up/down verdict itself changed (not only the reason). */
+  verdictChanged: boolean;
+  /** The run could not happen for a local reason (its result was not used). */
+  couldNotRun?: boolean;
+  /** A local-error episode started (the reason) or ended (null). */
+  local?: string | null;
 }
 
 /**
@@ -29,20 +45,25 @@ export interface CheckState {
  * `intervalMs` (a run still going delays the next one, runs never overlap) and fails with
  * "timeout after N ms" when it takes longer than `timeoutMs`. Hysteresis: the first result sets
  * the state; after that `fall` failures in a row take it down and `rise` successes bring it back.
+ * A certain failure (refused, reset) takes it down at once: the server's host said so, a second
+ * sample adds nothing. A local failure (the check could not run here) changes nothing: it is no
+ * evidence about the server, and answering `down` for it would let a client flood empty the pool.
  */
 export class CheckRunner {
   readonly state: CheckState = { up: undefined, reason: 'not checked yet', successes: 0, failures: 0, runs: 0 };
   private timer: unknown;
   private stopped = true;
   private running?: AbortController;
+  /** Start of the first run of the current streak of equal results (for verdictMs). */
+  private streakStart = 0;
 
   constructor(
     readonly name: string,
     private readonly check: CheckFn,
     private readonly opts: RunnerOptions,
     private readonly timers: Timers,
-    /** Called after every run (changed: the up/down state or reason changed). */
-    private readonly onResult: (state: CheckState, changed: boolean) => void,
+    /** Called after every run. */
+    private readonly onResult: (state: CheckState, event: RunEvent) => void,
   ) {}
 
   start(): void {
@@ -70,7 +91,7 @@ export class CheckRunner {
       this.running = undefined;
       if (this.stopped) return;
       const ended = this.timers.now();
-      this.record(outcome, ended - started);
+      this.record(outcome, ended - started, started);
       // Next start: one interval after this one started, or at once if the run took longer.
       this.timer = this.timers.setTimeout(() => this.run(), Math.max(0, started + this.opts.intervalMs - ended));
     };
@@ -88,12 +109,18 @@ export class CheckRunner {
   }
 
   /** Applies one outcome to the hysteresis (public for tests of the state machine alone). */
-  record(outcome: Outcome, durationMs: number): void {
+  record(outcome: Outcome, durationMs: number, startedAt = this.timers.now() - durationMs): void {
     const s = this.state;
+    if (!outcome.ok && outcome.local) return this.recordLocal(outcome.reason, durationMs);
     const before = `${s.up}|${s.reason}`;
+    const wasUp = s.up;
+    const local = s.localError !== undefined ? null : undefined;
+    s.localError = undefined;
     s.runs++;
     s.last = outcome;
     s.lastDurationMs = durationMs;
+    // A streak starts with the first run whose result differs from the previous one.
+    if (outcome.ok ? s.successes === 0 : s.failures === 0) this.streakStart = startedAt;
     if (outcome.ok) {
       s.successes++;
       s.failures = 0;
@@ -105,9 +132,21 @@ export class CheckRunner {
     } else {
       s.failures++;
       s.successes = 0;
-      if (s.up === undefined || (s.up === true && s.failures >= this.opts.fall)) s.up = false;
+      if (s.up === undefined || (s.up === true && (outcome.certain === true || s.failures >= this.opts.fall))) s.up = false;
       if (s.up === false) s.reason = outcome.reason;
     }
-    this.onResult(s, `${s.up}|${s.reason}` !== before);
+    const verdictChanged = s.up !== wasUp;
+    if (verdictChanged) s.verdictMs = this.timers.now() - this.streakStart;
+    this.onResult(s, { changed: `${s.up}|${s.reason}` !== before, verdictChanged, ...(local === null ? { local } : {}) });
+  }
+
+  /** The check could not run here: keep the verdict and the streaks, say why once per episode. */
+  private recordLocal(reason: string, durationMs: number): void {
+    const s = this.state;
+    const starts = s.localError === undefined;
+    s.localError = reason;
+    s.runs++;
+    s.lastDurationMs = durationMs;
+    this.onResult(s, { changed: false, verdictChanged: false, couldNotRun: true, ...(starts ? { local: reason } : {}) });
   }
 }

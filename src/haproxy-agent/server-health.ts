@@ -1,16 +1,18 @@
 import type { AgentServerConfig } from '../config/agent-schema.js';
 import { keywordCheck, loadCheck, messageCheck, type CheckFn } from './checks.js';
 import { formatReply, loadToWeight, type ReplyState } from './reply.js';
-import { CheckRunner, type CheckState, type RunnerOptions } from './runner.js';
+import { CheckRunner, type CheckState, type RunEvent, type RunnerOptions } from './runner.js';
 import type { Timers } from './timers.js';
 
 export type CheckKind = 'message' | 'keyword' | 'load';
 
 export interface ServerHealthHooks {
-  /** After every check run: for metrics. */
-  onCheck?(server: string, kind: CheckKind, state: CheckState): void;
+  /** After every check run: for metrics and logs. */
+  onCheck?(server: string, kind: CheckKind, state: CheckState, event: RunEvent): void;
   /** When the reply changes: for logs. */
   onReply?(server: string, reply: string, previous: string): void;
+  /** When the server's up/down verdict changes (not its reason, weight or drain): for the push to HAProxy. */
+  onVerdict?(server: string, up: boolean, reason: string | undefined): void;
 }
 
 /** Per-server checks, given as functions (the daemon builds them from the config; tests fake them). */
@@ -28,6 +30,8 @@ export class ServerHealth {
   reply: Buffer = Buffer.from('\n');
   replyText = '\n';
   drained = false;
+  /** The health verdict the reply carries: undefined until every health check has a result. */
+  verdict: boolean | undefined;
   /** Until this time (Timers.now), answer `ready` (set by undrain). */
   private readyUntil = -Infinity;
   private readyTimer: unknown;
@@ -44,8 +48,8 @@ export class ServerHealth {
     for (const kind of ['message', 'keyword', 'load'] as const) {
       const c = checks[kind];
       if (!c) continue;
-      this.runners.set(kind, new CheckRunner(`${name} ${kind}`, c.fn, c.timing, timers, (state) => {
-        this.hooks.onCheck?.(name, kind, state);
+      this.runners.set(kind, new CheckRunner(`${name} ${kind}`, c.fn, c.timing, timers, (state, event) => {
+        this.hooks.onCheck?.(name, kind, state, event);
         this.refresh();
       }));
     }
@@ -89,12 +93,19 @@ export class ServerHealth {
   }
 
   private refresh(): void {
-    const text = formatReply(this.replyState());
-    if (text === this.replyText) return;
-    const previous = this.replyText;
-    this.replyText = text;
-    this.reply = Buffer.from(text);
-    this.hooks.onReply?.(this.name, text, previous);
+    const state = this.replyState();
+    const text = formatReply(state);
+    if (text !== this.replyText) {
+      const previous = this.replyText;
+      this.replyText = text;
+      this.reply = Buffer.from(text);
+      this.hooks.onReply?.(this.name, text, previous);
+    }
+    // After the reply: HAProxy, told at once, may poll at once and must hear the same.
+    if (state.up !== undefined && state.up !== this.verdict) {
+      this.verdict = state.up;
+      this.hooks.onVerdict?.(this.name, state.up, state.reason);
+    }
   }
 }
 

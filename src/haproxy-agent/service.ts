@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { AgentMetrics, Refusal } from './metrics.js';
 import { replyWord } from './metrics.js';
+import { formatReply } from './reply.js';
 import type { ServerHealth } from './server-health.js';
 
 export interface ServiceOptions {
@@ -15,8 +16,11 @@ export interface ServiceOptions {
 /**
  * The TCP service HAProxy's agent-check connects to. HAProxy sends `agent-send` ("web/w1\n"); the
  * reply is the server's prepared line, written at once, and the connection is closed. Nothing here
- * waits for a check. A connection that sends junk, an overlong line, an unknown name or nothing
- * at all within the client timeout is closed without a reply: HAProxy then changes nothing.
+ * waits for a check. Every connection gets at most one line back. A request the agent cannot serve
+ * (an unknown name, junk, an overlong line) is answered `down #why`, so that HAProxy logs why (it
+ * logs a description only with a health word; see docs/agent.md); a connection that sends nothing
+ * complete within the client timeout is closed unanswered. A client that half-closes after a name
+ * without a line end gets the answer for that name.
  */
 export class AgentService {
   private server?: Server;
@@ -25,13 +29,19 @@ export class AgentService {
   private sweeper?: NodeJS.Timeout;
   /** Reply labels per server, computed when the reply changes, not per connection. */
   private readonly words = new Map<ServerHealth, { text: string; word: string }>();
+  /** The configured names, for the reply to an unknown one (cut to the reply's 200 characters). */
+  private readonly known: string;
+  private readonly overlongReply: string;
 
   constructor(
     private readonly servers: Map<string, ServerHealth>,
     private readonly opts: ServiceOptions,
     private readonly metrics: AgentMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.known = [...servers.keys()].join(', ');
+    this.overlongReply = formatReply({ up: false, reason: `request longer than ${opts.maxLineBytes} bytes (max-line-bytes)` });
+  }
 
   get address(): { host: string; port: number } {
     const a = this.server?.address();
@@ -41,7 +51,8 @@ export class AgentService {
   async start(): Promise<void> {
     // No per-socket timers on the hot path: a connection costs an accept, a read, a write.
     // noDelay: without it the reply and the FIN wait for a delayed ACK (40 ms on Linux loopback).
-    const server = createServer({ allowHalfOpen: false, noDelay: true }, (s) => this.serve(s));
+    // allowHalfOpen: a client that half-closes after its request can still read the answer.
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.serve(s));
     server.maxConnections = this.opts.maxConnections;
     server.on('drop', () => this.refuse('too-many'));
     await new Promise<void>((resolve, reject) => {
@@ -69,16 +80,22 @@ export class AgentService {
     return this.sockets.size;
   }
 
-  private refuse(why: Refusal, socket?: Socket, detail?: string): void {
+  /** Counts a request not served; answers it `down #why` when given, else closes it unanswered. */
+  private refuse(why: Refusal, socket?: Socket, detail?: string, reply?: string): void {
     this.metrics.refuse(why);
-    if (detail !== undefined) this.logger.debug({ why, detail, peer: socket?.remoteAddress }, 'agent connection refused');
-    socket?.destroy();
+    if (detail !== undefined) this.logger.debug({ why, detail, peer: socket?.remoteAddress }, 'agent request not served');
+    if (reply !== undefined) socket?.end(reply);
+    else socket?.destroy();
   }
 
   private serve(socket: Socket): void {
     this.sockets.set(socket, performance.now());
     let buf = '';
     let answered = false;
+    const answer = (line: string) => {
+      answered = true;
+      this.answer(socket, line);
+    };
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('data', (chunk: Buffer) => {
@@ -89,18 +106,40 @@ export class AgentService {
       const end = cr >= 0 && (nl < 0 || cr < nl) ? cr : nl;
       if (end < 0) {
         buf += chunk.toString('latin1');
-        if (buf.length > this.opts.maxLineBytes) this.refuse('overlong', socket, `${buf.length} bytes without a newline`);
+        if (buf.length > this.opts.maxLineBytes) this.overlong(socket, buf.length, () => (answered = true));
         return;
       }
       const line = buf + chunk.toString('latin1', 0, end);
-      if (line.length > this.opts.maxLineBytes) return this.refuse('overlong', socket, `${line.length} bytes`);
-      answered = true;
-      const name = line.trim();
-      const health = this.servers.get(name);
-      if (!health) return this.refuse(/^[\x21-\x7e]+$/.test(name) ? 'unknown-server' : 'junk', socket, name.slice(0, 64));
+      if (line.length > this.opts.maxLineBytes) return this.overlong(socket, line.length, () => (answered = true));
+      answer(line);
+    });
+    // The client will send no more: a name without a line end is still a request; nothing is none.
+    socket.on('end', () => {
+      if (answered) return;
+      if (buf !== '') answer(buf);
+      else socket.destroy();
+    });
+  }
+
+  private overlong(socket: Socket, length: number, mark: () => void): void {
+    mark();
+    this.refuse('overlong', socket, `${length} bytes`, this.overlongReply);
+  }
+
+  private answer(socket: Socket, line: string): void {
+    const name = line.trim();
+    const health = this.servers.get(name);
+    if (health) {
       socket.end(health.reply);
       this.metrics.reply(name, this.word(health));
-    });
+      return;
+    }
+    const shown = name.replace(/[^\x20-\x7e]/g, '?').slice(0, 64);
+    if (name !== '' && /^[\x21-\x7e]+$/.test(name)) {
+      return this.refuse('unknown-server', socket, shown, formatReply({ up: false, reason: `unknown server '${shown}' (agent-send must name one of agent.servers: ${this.known})` }));
+    }
+    const why = name === '' ? 'empty request: agent-send must name a server' : `not a server name: '${shown}'`;
+    this.refuse('junk', socket, shown, formatReply({ up: false, reason: why }));
   }
 
   private word(h: ServerHealth): string {

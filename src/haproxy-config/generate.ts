@@ -26,6 +26,8 @@ export const LOCAL_BACKEND = 'web';
 export const HEALTH_URI = '/multisite/lb-health';
 export const partitionBackend = (partition: string) => `part-${partition}`;
 export const remoteServer = (site: string) => `remote.${site}`;
+/** The ring HAProxy logs server state changes to; `health.event-ring` defaults to the same name. */
+export const EVENT_RING = 'multisite';
 
 export interface GenerateOptions {
   /** The site whose load balancer is generated (default: config.site). */
@@ -54,6 +56,16 @@ export function generateHaproxyConfig(config: Config, opts: GenerateOptions = {}
   line('global');
   line(`    stats socket ${lb['stats-socket']} mode 600 level admin`);
   line('    stats timeout 10s');
+  // Server state changes (logged by each backend at notice level or above) go to a ring that
+  // multisite's site health follows with `show events multisite -w`: the DNS answer changes as
+  // soon as HAProxy changes a server's state. Traffic logs (info) are below the level and do not.
+  line(`    log ring@${EVENT_RING} local0 notice`);
+  line('');
+  line(`ring ${EVENT_RING}`);
+  line('    description "server state changes, followed by multisite site health"');
+  line('    format rfc5424');
+  line('    maxlen 1200');
+  line('    size 65536');
   line('');
   line('defaults');
   line('    mode http');
@@ -92,6 +104,7 @@ export function generateHaproxyConfig(config: Config, opts: GenerateOptions = {}
   line(`backend ${LOCAL_BACKEND}`);
   line(`    # Site '${site}': its own pool.`);
   line('    balance roundrobin');
+  line('    log global');
   line('    option http-server-close');
   line(`    http-response set-header ${p['served-by-header']} ${site}/%[srv_name]`);
   for (const s of lb.servers) {

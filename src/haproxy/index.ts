@@ -1,4 +1,4 @@
-import { getWeight, setServerState, setServerWeight, type AdminState, type Weight } from './server.js';
+import { getWeight, setServerAgent, setServerState, setServerWeight, type AdminState, type Weight } from './server.js';
 import { showServersState, type ServerState } from './servers-state.js';
 import { showStat, type StatFilter, type StatRow } from './stat.js';
 import { RuntimeTransport, type TransportOptions } from './transport.js';
@@ -9,6 +9,8 @@ export { isUsable, toStatRow, type StatRow, type StatFilter, type StatType } fro
 export { parseServersState, ADMIN, type ServerState, type OperationalState } from './servers-state.js';
 export type { AdminState, Weight } from './server.js';
 export { RuntimeTransport, type TransportOptions } from './transport.js';
+export { EventLineParser, parseEventLine, messageOf, MAX_EVENT_LINE, type HaproxyEvent, type ServerEvent, type BackendEvent, type ServerEventKind } from './events.js';
+export { EventStream, type EventStreamOptions, type StreamTimers } from './event-stream.js';
 
 /**
  * A typed client for one HAProxy's Runtime API (`stats socket PATH level admin`). Each method is
@@ -36,6 +38,10 @@ export class RuntimeClient {
 
   setServerState(backend: string, server: string, state: AdminState): Promise<void> {
     return setServerState(this.transport, backend, server, state);
+  }
+
+  setServerAgent(backend: string, server: string, health: 'up' | 'down'): Promise<void> {
+    return setServerAgent(this.transport, backend, server, health);
   }
 
   setServerWeight(backend: string, server: string, weight: number | `${number}%`): Promise<void> {

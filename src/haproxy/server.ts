@@ -16,6 +16,17 @@ export function setServerState(transport: RuntimeTransport, backend: string, ser
   return transport.execute(`set server ${serverRef(backend, server)} state ${state}`);
 }
 
+/**
+ * `set server B/S agent up|down`: what an agent-check reply of `up`/`down` does, at once (HAProxy
+ * 2.6 src/server.c, cli_parse_set_server): sets the agent check's health and the operational state.
+ * It never touches the administrative state, so an operator's MAINT or DRAIN stays; in MAINT the
+ * operational change waits underneath. Fails ("agent checks are not enabled on this server.") on a
+ * server without agent-check.
+ */
+export function setServerAgent(transport: RuntimeTransport, backend: string, server: string, health: 'up' | 'down'): Promise<void> {
+  return transport.execute(`set server ${serverRef(backend, server)} agent ${health}`);
+}
+
 /** `set server B/S weight W` with W an absolute weight (0-256) or a percentage of the initial one ("50%"). */
 export function setServerWeight(transport: RuntimeTransport, backend: string, server: string, weight: number | `${number}%`): Promise<void> {
   if (typeof weight === 'number' && (!Number.isInteger(weight) || weight < 0 || weight > 256)) throw new RangeError(`weight must be 0..256, got ${weight}`);

@@ -12,6 +12,11 @@ export interface HaproxyOptions {
   global?: string[];
   /** Extra `defaults` lines (mode http and short timeouts are set). */
   defaults?: string[];
+  /**
+   * The `ring` server state changes are logged to (docs/agent.md), followed by site health with
+   * `show events RING -w`; default 'multisite'. false: no ring (site health then polls only).
+   */
+  ring?: string | false;
 }
 
 export interface Haproxy {
@@ -32,14 +37,18 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<Haproxy> {
   const dir = mkdtempSync(join(tmpdir(), 'ms-haproxy-'));
   const socket = join(dir, 'haproxy.sock');
   const configFile = join(dir, 'haproxy.cfg');
+  const ring = opts.ring ?? 'multisite';
   const text = [
     'global',
     `    stats socket ${socket} level admin`,
     '    stats timeout 10s',
+    ...(ring ? [`    log ring@${ring} local0 notice`] : []),
     ...(opts.global ?? []).map((l) => `    ${l}`),
     '',
+    ...(ring ? [`ring ${ring}`, '    format rfc5424', '    maxlen 1200', '    size 65536', ''] : []),
     'defaults',
     '    mode http',
+    ...(ring ? ['    log global'] : []),
     '    timeout connect 1s',
     '    timeout client 5s',
     '    timeout server 5s',

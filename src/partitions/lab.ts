@@ -147,7 +147,7 @@ agent:
   servers:
 ${p.web.map((port, k) => `    - name: web/w${k + 1}
       address: ${h}:${port}
-      checks: { message: { type: http, path: /health, interval-ms: 100, timeout-ms: 300, rise: 1, fall: 1 } }`).join('\n')}
+      checks: { message: { type: http, path: /health, interval-ms: 100, timeout-ms: 1000, rise: 1, fall: 2 } }`).join('\n')}
 partitions:
   state-file: ${join(siteDir(i), 'partitions.json')}
   remote-check-ms: 200

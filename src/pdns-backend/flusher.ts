@@ -1,6 +1,7 @@
 import { Agent } from 'node:http';
 import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from '../log.js';
+import { flushTargets } from './flush-targets.js';
 import type { BackendMetrics } from './metrics.js';
 
 export interface FlusherOptions {
@@ -9,71 +10,103 @@ export interface FlusherOptions {
   apiKey: string;
   timeoutMs: number;
   retries: number;
-  /** First retry delay; doubles each time. */
+  /** First retry delay; doubles each time (up to 5 s). */
   backoffMs?: number;
   /**
    * A second flush this long after each change (0: none). A query PowerDNS sent just before the
    * change can come back with the old answer and be cached after the first flush; this clears it.
    */
   settleMs?: number;
+  /** The served zones: changed names are coalesced per zone (see flush-targets.ts). */
+  zones?: readonly string[];
+  /** PowerDNS API calls in flight at most (its web server has few threads; lookups come first). */
+  concurrency?: number;
 }
 
 /**
- * Flushes exactly the names whose answer changed from PowerDNS's packet and query caches
- * (PUT /api/v1/servers/ID/cache/flush?domain=NAME.). Asynchronous: a lookup never waits on it.
- * A name asked again while its flush is in flight is flushed once more afterwards, so a cache
- * refilled between the first flush and the newest change is cleared too.
+ * Flushes the names whose answer changed from PowerDNS's packet and query caches, in the fewest
+ * API calls: one `PUT /api/v1/servers/ID/cache/flush?domain=SUFFIX` per zone covers every changed
+ * name of it (PowerDNS purges the name and everything below). Asynchronous: a lookup never waits
+ * on it, and the per-change work is one linear pass over the names. A target asked again while its
+ * flush is in flight is flushed once more afterwards, so a cache refilled between the first flush
+ * and the newest change is cleared too. A failing PowerDNS API is logged once when it starts
+ * failing and once when it works again, not per name.
  */
 export class Flusher {
   private readonly http: AxiosInstance;
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
+  /** Targets waiting for a free slot, in order. */
+  private readonly queue = new Set<string>();
+  private readonly concurrency: number;
   private stopped = false;
+  /** Flushes that gave up since the API last worked (0: it works). */
+  private failing = 0;
+  private retrying = false;
 
   constructor(
     private readonly opts: FlusherOptions,
     private readonly logger: Logger,
     private readonly metrics?: BackendMetrics,
   ) {
+    this.concurrency = opts.concurrency ?? 4;
     this.http = axios.create({
       baseURL: opts.url.replace(/\/+$/, ''),
       timeout: opts.timeoutMs,
-      httpAgent: new Agent({ keepAlive: true, maxSockets: 4 }),
+      httpAgent: new Agent({ keepAlive: true, maxSockets: this.concurrency }),
       headers: { 'X-API-Key': opts.apiKey },
       validateStatus: () => true,
     });
   }
 
   flush(names: Iterable<string>): void {
-    const list = [...names];
-    this.flushNow(list);
+    const targets = flushTargets(names, this.opts.zones);
+    if (targets.length === 0) return;
+    const started = performance.now();
+    const batch = this.enqueue(targets);
+    void batch.then(() => this.logger.info({ targets: targets.slice(0, 5), calls: targets.length, ms: +(performance.now() - started).toFixed(2) }, 'flushed PowerDNS caches'));
     const settle = this.opts.settleMs ?? 250;
-    if (settle > 0 && list.length > 0) setTimeout(() => this.flushNow(list), settle).unref();
+    if (settle > 0) setTimeout(() => void this.enqueue(targets), settle).unref();
   }
 
-  private flushNow(names: string[]): void {
-    for (const name of names) {
-      if (this.stopped) return;
-      if (this.inFlight.has(name)) {
-        this.again.add(name);
-        continue;
-      }
-      const p = this.flushWithRetry(name).finally(() => {
-        this.inFlight.delete(name);
-        if (this.again.delete(name)) this.flushNow([name]);
+  /** Resolves when these targets' flushes (or their repeats) have finished. */
+  private enqueue(targets: string[]): Promise<unknown> {
+    const waits: Promise<void>[] = [];
+    for (const t of targets) {
+      if (this.stopped) break;
+      if (this.inFlight.has(t)) this.again.add(t);
+      else this.queue.add(t);
+    }
+    this.pump();
+    for (const t of targets) {
+      const p = this.inFlight.get(t);
+      if (p) waits.push(p);
+    }
+    return Promise.allSettled(waits);
+  }
+
+  private pump(): void {
+    for (const t of this.queue) {
+      if (this.stopped || this.inFlight.size >= this.concurrency) return;
+      this.queue.delete(t);
+      const p = this.flushWithRetry(t).finally(() => {
+        this.inFlight.delete(t);
+        if (this.again.delete(t)) this.queue.add(t);
+        this.pump();
       });
-      this.inFlight.set(name, p);
+      this.inFlight.set(t, p);
     }
   }
 
   /** Resolves when every flush requested so far has finished (tests and shutdown). */
   async settled(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+    while (this.inFlight.size > 0 || (this.queue.size > 0 && !this.stopped)) await Promise.allSettled([...this.inFlight.values()]);
   }
 
   async stop(): Promise<void> {
     const pending = Promise.allSettled([...this.inFlight.values()]);
     this.stopped = true;
+    this.queue.clear();
     await Promise.race([pending, new Promise((r) => setTimeout(r, this.opts.timeoutMs).unref())]);
   }
 
@@ -86,20 +119,26 @@ export class Flusher {
         (res) => (res.status === 200 ? undefined : `HTTP ${res.status} ${JSON.stringify(res.data).slice(0, 200)}`),
         (err: Error) => err.message,
       );
-      if (why === undefined) {
-        this.metrics?.flushes.inc({ result: 'ok' });
-        this.logger.debug({ name, ms: +(performance.now() - started).toFixed(2) }, 'flushed PowerDNS cache');
-        return;
-      }
-      if (this.stopped || attempt >= this.opts.retries) {
-        this.metrics?.flushes.inc({ result: 'failed' });
-        this.logger.error({ name, why, attempts: attempt + 1 }, 'could not flush PowerDNS cache; the old answer lives until its TTL');
-        return;
-      }
+      if (why === undefined) return this.succeeded(name, started);
+      if (this.stopped || attempt >= this.opts.retries) return this.gaveUp(name, why, attempt + 1);
       this.metrics?.flushes.inc({ result: 'retry' });
-      this.logger.warn({ name, why, retryInMs: delay }, 'PowerDNS cache flush failed; retrying');
+      if (!this.retrying && this.failing === 0) this.logger.warn({ name, why, retryInMs: delay }, 'PowerDNS cache flush failed; retrying (further retries are counted in multisite_backend_cache_flushes_total, not logged)');
+      this.retrying = true;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 5000);
     }
+  }
+
+  private succeeded(name: string, started: number): void {
+    this.metrics?.flushes.inc({ result: 'ok' });
+    this.retrying = false;
+    if (this.failing > 0) this.logger.info({ failedMeanwhile: this.failing }, 'PowerDNS cache flushes work again');
+    this.failing = 0;
+    this.logger.debug({ name, ms: +(performance.now() - started).toFixed(2) }, 'flushed PowerDNS cache');
+  }
+
+  private gaveUp(name: string, why: string, attempts: number): void {
+    this.metrics?.flushes.inc({ result: 'failed' });
+    if (this.failing++ === 0) this.logger.error({ name, why, attempts }, 'could not flush PowerDNS cache; old answers live until their TTL (further failures are counted, logged again when flushes work)');
   }
 }

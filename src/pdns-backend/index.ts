@@ -107,7 +107,7 @@ export async function start(loaded: LoadedConfig, opts: BackendOptions = {}): Pr
     decider = new RemoteDecider({ site: config.site, peers: peerOrigins(config), key: peersKey, orderings, timers: realTimers, logger, registry });
   }
   const handler = new Handler(zones, table, metrics, orderings);
-  const flusher = createFlusher(loaded, logger, metrics);
+  const flusher = createFlusher(loaded, logger, metrics, zones.map((z) => z.name));
   watchOrder(table, orderings, logger, flusher);
   const lr = config['load-reports'];
   const loadListener = lr
@@ -232,14 +232,14 @@ function watchOrder(table: SiteStateTable, orderings: Orderings, logger: Logger,
   });
 }
 
-function createFlusher(loaded: LoadedConfig, logger: Logger, metrics: BackendMetrics): Flusher | undefined {
+function createFlusher(loaded: LoadedConfig, logger: Logger, metrics: BackendMetrics, zones: string[]): Flusher | undefined {
   const api = loaded.config.pdns;
   if (!api) {
     logger.warn('no pdns: section: answers change at once in the backend, but PowerDNS caches keep old answers until their TTL');
     return undefined;
   }
   const apiKey = readSecret(loaded, api['api-key-file'], api['api-key-env']);
-  return new Flusher({ url: api.url, serverId: api['server-id'], apiKey, timeoutMs: api['timeout-ms'], retries: api.retries }, logger, metrics);
+  return new Flusher({ url: api.url, serverId: api['server-id'], apiKey, timeoutMs: api['timeout-ms'], retries: api.retries, zones }, logger, metrics);
 }
 
 /** Secrets come from a file or the environment, never from the config file or logs (src/shared/secrets.ts). */

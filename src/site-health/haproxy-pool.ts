@@ -1,5 +1,5 @@
-import { Gauge, Histogram, type Registry } from 'prom-client';
-import { isUsable, type RuntimeClient, type StatRow } from '../haproxy/index.js';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { isUsable, type HaproxyEvent, type RuntimeClient, type StatRow } from '../haproxy/index.js';
 import type { Timers } from '../haproxy-agent/timers.js';
 import type { Logger } from '../log.js';
 
@@ -8,13 +8,33 @@ export interface PoolWatcherOptions {
   backend: string;
   /** One Runtime API client per load balancer of the site. */
   clients: Pick<RuntimeClient, 'socket' | 'showStat'>[];
+  /** Read interval while some load balancer's event stream is not open (or without `follow`). */
   intervalMs: number;
+  /**
+   * Read interval while every event stream is open: only a safety net, since each state change
+   * HAProxy logs triggers a read at once.
+   */
+  safetyIntervalMs?: number;
+  /** Follows one load balancer's state-change events (an EventStream on its `ring`). */
+  follow?: (socket: string, handlers: StreamHandlers) => FollowedStream;
   minServers: number;
   timers: Timers;
   logger: Logger;
   registry?: Registry;
   /** Called when the verdict (up, and the reason when down) changes; first call after the first read. */
   onChange(up: boolean, reason: string): void;
+}
+
+export interface StreamHandlers {
+  onOpen(): void;
+  onEvent(event: HaproxyEvent): void;
+  onClose(why: string): void;
+}
+
+export interface FollowedStream {
+  readonly open: boolean;
+  start(): void;
+  stop(): void;
 }
 
 export interface LoadBalancerView {
@@ -44,17 +64,27 @@ function whyUnusable(row: StatRow): string {
 }
 
 /**
- * Reads the site's load balancers through the Runtime API on a short interval (`show stat B 4 -1`,
- * parsed by header), never overlapping reads, and reports each change of the pool's verdict.
+ * Reads the site's load balancers through the Runtime API (`show stat B 4 -1`, parsed by header),
+ * never overlapping reads, and reports each change of the pool's verdict. With `follow`, each
+ * load balancer's state-change events trigger a read at once (a read is one command, so the
+ * verdict is always HAProxy's full state, never a replay of log lines); every (re)connect of a
+ * stream reads too, so nothing that happened while it was cut is missed; the timer falls back to
+ * `intervalMs` whenever a stream is not open, and is only a `safetyIntervalMs` net otherwise.
  */
 export class PoolWatcher {
   private timer: unknown;
   private stopped = true;
   private last?: string;
+  private reading = false;
+  private dirty = false;
+  private readonly streams: FollowedStream[] = [];
+  private readonly closeWhy = new Map<string, string>();
   views: LoadBalancerView[] = [];
   private readonly usableGauge?: Gauge<'lb'>;
   private readonly upGauge?: Gauge;
   private readonly readSeconds?: Histogram;
+  private readonly events?: Counter<'kind'>;
+  private readonly reads?: Counter<'why'>;
 
   constructor(private readonly opts: PoolWatcherOptions) {
     if (opts.registry) {
@@ -62,18 +92,30 @@ export class PoolWatcher {
       this.usableGauge = new Gauge({ name: 'multisite_backend_pool_usable_servers', help: 'Usable servers of the local pool, per load balancer', labelNames: ['lb'], registers });
       this.upGauge = new Gauge({ name: 'multisite_backend_pool_up', help: 'The local site is up by its pool (1) or not (0)', registers });
       this.readSeconds = new Histogram({ name: 'multisite_backend_pool_read_seconds', help: 'Time to read every load balancer once', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers });
+      this.events = new Counter({ name: 'multisite_backend_pool_events_total', help: "HAProxy state-change events of the local pool's backend, by kind", labelNames: ['kind'], registers });
+      this.reads = new Counter({ name: 'multisite_backend_pool_reads_total', help: 'Reads of the load balancers, by what triggered them (event, stream-open, timer)', labelNames: ['why'], registers });
     }
   }
 
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    void this.poll();
+    for (const c of this.opts.clients) {
+      const stream = this.opts.follow?.(c.socket, {
+        onOpen: () => this.streamOpened(c.socket),
+        onEvent: (ev) => this.event(ev),
+        onClose: (why) => this.streamClosed(c.socket, why),
+      });
+      if (stream) this.streams.push(stream);
+    }
+    for (const s of this.streams) s.start();
+    this.refresh('timer');
   }
 
   stop(): void {
     this.stopped = true;
     this.opts.timers.clearTimeout(this.timer);
+    for (const s of this.streams.splice(0)) s.stop();
   }
 
   /** One round: every load balancer in parallel. Public so tests drive it step by step. */
@@ -95,13 +137,69 @@ export class PoolWatcher {
     return poolVerdict(backend, this.views, minServers);
   }
 
-  private async poll(): Promise<void> {
+  private event(ev: HaproxyEvent): void {
+    if (ev.type === 'text' || ev.backend !== this.opts.backend) return;
+    this.events?.inc({ kind: ev.type === 'server' ? ev.kind : 'backend-empty' });
+    this.opts.logger.debug({ event: ev.message }, 'HAProxy state-change event');
+    this.refresh('event');
+  }
+
+  private streamOpened(socket: string): void {
+    if (this.closeWhy.delete(socket)) this.opts.logger.info({ lb: socket }, 'following HAProxy state-change events again');
+    this.refresh('stream-open');
+  }
+
+  /** Logged once per reason, not per reconnect attempt; until it reopens, the short interval applies. */
+  private streamClosed(socket: string, why: string): void {
+    if (this.closeWhy.get(socket) !== why && !why.startsWith('HAProxy ended the stream')) {
+      this.opts.logger.warn({ lb: socket, why, pollMs: this.opts.intervalMs }, 'not following HAProxy state-change events; polling the pool meanwhile');
+    }
+    this.closeWhy.set(socket, why);
+    if (!this.reading && !this.stopped) this.schedule(this.opts.timers.now());
+  }
+
+  /** Reads now, or right after the read in progress: events never wait for a timer. */
+  private refresh(why: 'event' | 'stream-open' | 'timer'): void {
     if (this.stopped) return;
+    this.reads?.inc({ why });
+    if (this.reading) {
+      this.dirty = true;
+      return;
+    }
+    void this.poll();
+  }
+
+  private interval(): number {
+    const following = this.streams.length > 0 && this.streams.every((s) => s.open);
+    return following ? (this.opts.safetyIntervalMs ?? this.opts.intervalMs) : this.opts.intervalMs;
+  }
+
+  private schedule(from: number): void {
+    this.opts.timers.clearTimeout(this.timer);
+    this.timer = this.opts.timers.setTimeout(() => this.refresh('timer'), Math.max(0, from + this.interval() - this.opts.timers.now()));
+  }
+
+  private async poll(): Promise<void> {
     const { timers } = this.opts;
-    const started = timers.now();
+    this.opts.timers.clearTimeout(this.timer);
+    this.reading = true;
+    let started = timers.now();
+    try {
+      do {
+        this.dirty = false;
+        started = timers.now();
+        await this.readRound(started);
+      } while (this.dirty && !this.stopped);
+    } finally {
+      this.reading = false;
+    }
+    if (!this.stopped) this.schedule(started);
+  }
+
+  private async readRound(started: number): Promise<void> {
     try {
       const verdict = await this.readOnce();
-      this.readSeconds?.observe((timers.now() - started) / 1000);
+      this.readSeconds?.observe((this.opts.timers.now() - started) / 1000);
       this.upGauge?.set(verdict.up ? 1 : 0);
       // While up, the counts may move without a change of verdict: report only up/down and the reason when down.
       const key = verdict.up ? 'up' : `down|${verdict.reason}`;
@@ -114,7 +212,5 @@ export class PoolWatcher {
     } catch (err) {
       this.opts.logger.error({ err }, 'pool read failed');
     }
-    if (this.stopped) return;
-    this.timer = timers.setTimeout(() => void this.poll(), Math.max(0, started + this.opts.intervalMs - timers.now()));
   }
 }

@@ -1,9 +1,9 @@
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../config/index.js';
-import { RuntimeClient } from '../haproxy/index.js';
+import { EventStream, RuntimeClient } from '../haproxy/index.js';
 import { realTimers, type Timers } from '../haproxy-agent/timers.js';
 import type { Logger } from '../log.js';
-import { PoolWatcher } from './haproxy-pool.js';
+import { PoolWatcher, type StreamHandlers } from './haproxy-pool.js';
 import { startPeers, type Peers, type SummaryHooks } from './peers/index.js';
 import type { SiteStateTable } from './state-table.js';
 
@@ -25,24 +25,33 @@ export const POOL_SOURCE = 'pool';
  * Starts every source that feeds the site-state table (the local HAProxy pools, later peer
  * heartbeats). Called by the backend after the table exists and before it serves.
  * With `health:` configured, the local site is up while its pool has `min-servers` usable servers
- * on at least one of its load balancers (read through the Runtime API every `interval-ms`).
+ * on at least one of its load balancers (read through the Runtime API at each state-change event
+ * HAProxy logs to `event-ring`, and every `safety-interval-ms`; every `interval-ms` while the
+ * events cannot be followed).
  */
 export async function startHealthSources(loaded: LoadedConfig, table: SiteStateTable, logger: Logger, registry: Registry, timers: Timers = realTimers, hooks?: SummaryHooks): Promise<HealthSources> {
   const peers = await startPeers(loaded, table, logger, registry, timers, hooks);
   const health = loaded.config.health;
   if (!health) return peers;
   const site = loaded.config.site;
+  const ring = health['event-ring'];
   const watcher = new PoolWatcher({
     backend: health.backend,
     clients: health['load-balancers'].map((p) => new RuntimeClient(resolvePath(loaded, p), { timeoutMs: health['timeout-ms'] })),
     intervalMs: health['interval-ms'],
+    safetyIntervalMs: health['safety-interval-ms'],
+    ...(ring !== false ? { follow: (socket: string, handlers: StreamHandlers) => new EventStream({ socket, ring, timers, ...handlers }) } : {}),
     minServers: health['min-servers'],
     timers,
     logger,
     registry,
-    onChange: (up, reason) => table.setHealth(site, POOL_SOURCE, up, reason),
+    onChange: (up, reason) => {
+      table.setHealth(site, POOL_SOURCE, up, reason);
+      // Peers learn the change from the next heartbeat: send it now.
+      peers.service?.heartbeatNow();
+    },
   });
   watcher.start();
-  logger.info({ site, backend: health.backend, loadBalancers: health['load-balancers'], intervalMs: health['interval-ms'] }, 'watching the local pool');
+  logger.info({ site, backend: health.backend, loadBalancers: health['load-balancers'], eventRing: ring, intervalMs: health['interval-ms'], safetyIntervalMs: health['safety-interval-ms'] }, 'watching the local pool');
   return { routes: peers.routes, ...(peers.service ? { service: peers.service } : {}), stop: async () => (watcher.stop(), peers.stop()) };
 }

@@ -43,6 +43,8 @@ export interface PeerServiceOptions {
   onSummary?(site: string, sender: string, summary: SiteSummary): void;
   /** Probe results a peer shared (policy `closest`). */
   onProbes?(site: string, entries: SharedProbe[]): void;
+  /** Heartbeats sent by heartbeatNow() are at least this far apart (default 50 ms). */
+  minGapMs?: number;
 }
 
 /** Probe results waiting for the next heartbeat; beyond this many the oldest are dropped. */
@@ -69,6 +71,8 @@ export class PeerService {
   private readonly boot: number;
   private seq = 0;
   private sendTimer: unknown;
+  private urgentTimer: unknown;
+  private lastSent = -Infinity;
   private tickTimer: unknown;
   private stopped = true;
   private readonly lastLog = new Map<string, number>();
@@ -98,6 +102,7 @@ export class PeerService {
   async stop(): Promise<void> {
     this.stopped = true;
     this.o.timers.clearTimeout(this.sendTimer);
+    this.o.timers.clearTimeout(this.urgentTimer);
     this.o.timers.clearTimeout(this.tickTimer);
     await this.o.transport.stop();
   }
@@ -210,9 +215,27 @@ export class PeerService {
     setNewest(this.probeQueue, probe.key, { probe, at }, MAX_QUEUED_PROBES);
   }
 
+  /**
+   * A heartbeat now, not at the next period: our summary changed (the local pool went up or
+   * down), and peers apply a heartbeat's pool at once. Rate-limited to one per `minGapMs` (a
+   * flapping pool cannot flood the peers); a call within the gap sends at its end, once.
+   */
+  heartbeatNow(): void {
+    if (this.stopped || this.urgentTimer !== undefined) return;
+    const wait = this.lastSent + (this.o.minGapMs ?? 50) - this.o.timers.now();
+    if (wait <= 0) return this.sendAll();
+    this.urgentTimer = this.o.timers.setTimeout(() => {
+      this.urgentTimer = undefined;
+      this.sendAll();
+    }, wait);
+  }
+
   private sendAll(): void {
     if (this.stopped) return;
     const started = this.o.timers.now();
+    this.lastSent = started;
+    // The period restarts from this heartbeat (an urgent one replaces the next periodic one's wait).
+    this.o.timers.clearTimeout(this.sendTimer);
     const summary = safeSummary(this.o.summary);
     const probes = this.takeProbes();
     for (const p of this.o.peers) {

@@ -39,8 +39,8 @@ describe('checks', () => {
     expect(await messageCheck(target(), messageCheckSchema.parse({}))(never)).toEqual({ ok: true });
     expect(await messageCheck(target(), messageCheckSchema.parse({ path: '/nope' }))(never)).toEqual({ ok: false, reason: 'status 500 from /nope (expected 200)' });
     expect(await messageCheck(target(), messageCheckSchema.parse({ type: 'tcp' }))(never)).toEqual({ ok: true });
-    expect(await messageCheck({ host: '127.0.0.1', port: closedPort }, messageCheckSchema.parse({}))(never)).toEqual({ ok: false, reason: 'connection refused (/health)' });
-    expect(await messageCheck({ host: '127.0.0.1', port: closedPort }, messageCheckSchema.parse({ type: 'tcp' }))(never)).toEqual({ ok: false, reason: 'connection refused' });
+    expect(await messageCheck({ host: '127.0.0.1', port: closedPort }, messageCheckSchema.parse({}))(never)).toEqual({ ok: false, reason: 'connection refused (/health)', certain: true });
+    expect(await messageCheck({ host: '127.0.0.1', port: closedPort }, messageCheckSchema.parse({ type: 'tcp' }))(never)).toEqual({ ok: false, reason: 'connection refused', certain: true });
   });
 
   it("keyword: found, not found, a failing page, and only the first max-bytes are read", async () => {

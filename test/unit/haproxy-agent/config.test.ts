@@ -37,15 +37,16 @@ health:
       'state-file': '/var/lib/multisite/agent-state.json',
       'client-timeout-ms': 2000,
       'max-line-bytes': 256,
-      'max-connections': 20000,
+      'max-connections': 'auto',
+      haproxy: { 'runtime-api': ['/run/haproxy/admin.sock'], 'timeout-ms': 500, 'retry-ms': 200, 'max-retry-ms': 5000 },
       'ready-window-ms': 30000,
     });
     expect(config.agent!.servers[0]!.checks).toEqual({
-      message: { type: 'http', path: '/health', status: 200, 'interval-ms': 250, 'timeout-ms': 1000, rise: 2, fall: 2 },
-      keyword: { path: '/dbcheck', status: 200, 'max-bytes': 65536, 'interval-ms': 250, 'timeout-ms': 1000, rise: 2, fall: 2 },
+      message: { type: 'http', path: '/health', status: 200, 'interval-ms': 100, 'timeout-ms': 500, rise: 2, fall: 2 },
+      keyword: { path: '/dbcheck', status: 200, 'max-bytes': 65536, 'interval-ms': 100, 'timeout-ms': 1000, rise: 2, fall: 2 },
       load: { path: '/load', capacity: 100, 'floor-percent': 10, 'interval-ms': 1000, 'timeout-ms': 1000 },
     });
-    expect(config.health).toEqual({ 'load-balancers': ['/run/haproxy/admin.sock'], backend: 'web', 'interval-ms': 250, 'timeout-ms': 1000, 'min-servers': 1 });
+    expect(config.health).toEqual({ 'load-balancers': ['/run/haproxy/admin.sock'], backend: 'web', 'interval-ms': 250, 'event-ring': 'multisite', 'safety-interval-ms': 5000, 'timeout-ms': 1000, 'min-servers': 1 });
   });
 
   it('names the key and line of each mistake', () => {

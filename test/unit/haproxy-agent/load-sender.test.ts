@@ -22,6 +22,7 @@ function setup(connections?: () => Promise<Map<string, number>>) {
     node: 'agent-1',
     key,
     to: [{ host: '127.0.0.1', port: 7947 }],
+    source: '127.0.0.1',
     periodMs: 2000,
     timers,
     wallNow: () => 1_700_000_000_000 + timers.now(),

@@ -7,7 +7,7 @@ const timing = { intervalMs: 100, timeoutMs: 80, rise: 2, fall: 2 };
 function runner(fn: (s: AbortSignal) => Promise<{ ok: true } | { ok: false; reason: string }>, opts = timing) {
   const timers = new VirtualTimers();
   const log: { at: number; up: boolean | undefined; reason: string; changed: boolean }[] = [];
-  const r = new CheckRunner('w1 message', fn, opts, timers, (s: CheckState, changed) => log.push({ at: timers.now(), up: s.up, reason: s.reason, changed }));
+  const r = new CheckRunner('w1 message', fn, opts, timers, (s: CheckState, e) => log.push({ at: timers.now(), up: s.up, reason: s.reason, changed: e.changed }));
   return { timers, r, log };
 }
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentMetrics } from '../../../src/haproxy-agent/metrics.js';
 import { ServerHealth } from '../../../src/haproxy-agent/server-health.js';
 import { AgentService } from '../../../src/haproxy-agent/service.js';
+import { parseAgentReply } from './haproxy-parser.js';
 import { scriptedCheck, VirtualTimers } from './virtual-timers.js';
 
 /** Sends `data` (or nothing), resolves with what came back and whether the agent closed first. */
@@ -64,17 +65,32 @@ describe('AgentService (TCP, on loopback)', () => {
     expect(out).toBe('up 78%\n');
   });
 
-  it('closes unknown names, junk, overlong lines and silent clients without a reply', async () => {
-    expect(await exchange(port, 'web/nope\n')).toBe('');
-    expect(await exchange(port, Buffer.from([0, 1, 2, 255, 10]))).toBe('');
-    expect(await exchange(port, `${'x'.repeat(65)}`)).toBe('');
-    expect(await exchange(port, `${'x'.repeat(100)}\n`)).toBe('');
-    const t0 = performance.now();
+  it('answers unknown names, junk and overlong lines `down #why` (HAProxy logs it), and closes silent clients', async () => {
+    const unknown = await exchange(port, 'web/nope\n');
+    expect(unknown).toBe("down #unknown server 'web/nope' (agent-send must name one of agent.servers: web/w1, web/w2, web/w3)\n");
+    // What HAProxy 2.6 makes of it: a health word (so the state change is logged) and the description.
+    expect(parseAgentReply(unknown)).toMatchObject({ complete: true, health: 'down', description: "unknown server 'web/nope' (agent-send must name one of agent.servers: web/w1, web/w2, web/w3)" });
+    expect(parseAgentReply(unknown).error).toBeUndefined();
+    expect(await exchange(port, Buffer.from([0, 1, 2, 255, 10]))).toBe("down #not a server name: '????'\n");
+    expect(await exchange(port, '\n')).toBe('down #empty request: agent-send must name a server\n');
+    expect(await exchange(port, `${'x'.repeat(65)}`)).toBe('down #request longer than 64 bytes (max-line-bytes)\n');
+    expect(await exchange(port, `${'x'.repeat(100)}\n`)).toBe('down #request longer than 64 bytes (max-line-bytes)\n');
     expect(await exchange(port, null)).toBe('');
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(100);
-    expect(await exchange(port, 'web/w1')).toBe(''); // no newline: the client timeout closes it
+    expect(await exchange(port, 'web/w1')).toBe(''); // no line end and no half-close: the client timeout closes it
     const metrics = await registry.getSingleMetricAsString('multisite_agent_refused_total');
     for (const why of ['unknown-server', 'junk', 'overlong', 'timeout']) expect(metrics).toContain(`why="${why}"`);
+  });
+
+  it('answers a client that half-closes after a name without a line end', async () => {
+    const out = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1');
+      let got = '';
+      s.on('connect', () => s.end('web/w1'));
+      s.on('data', (d) => (got += d.toString()));
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(out).toBe('up 78%\n');
   });
 
   it('serves a thousand concurrent connections, and still answers afterwards', async () => {

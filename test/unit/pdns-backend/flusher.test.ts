@@ -30,10 +30,12 @@ async function fakeApi(statuses: number[], delayMs = 0): Promise<{ url: string; 
   return { url: `http://127.0.0.1:${(server!.address() as { port: number }).port}`, seen };
 }
 
-const make = (url: string, retries = 3, settleMs = 0) => {
+const make = (url: string, retries = 3, settleMs = 0, extra: { zones?: string[]; concurrency?: number; logs?: string[] } = {}) => {
   const registry = new Registry();
   const metrics = new BackendMetrics(registry);
-  const flusher = new Flusher({ url, serverId: 'localhost', apiKey: 'sekrit', timeoutMs: 500, retries, backoffMs: 1, settleMs }, pino({ level: 'silent' }), metrics);
+  const { logs, ...more } = extra;
+  const logger = logs ? pino({ level: 'warn' }, { write: (l: string) => void logs.push(JSON.parse(l).msg as string) }) : pino({ level: 'silent' });
+  const flusher = new Flusher({ url, serverId: 'localhost', apiKey: 'sekrit', timeoutMs: 500, retries, backoffMs: 1, settleMs, ...more }, logger, metrics);
   const count = async (result: string) => (await registry.getSingleMetric('multisite_backend_cache_flushes_total')!.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
   return { flusher, count };
 };
@@ -88,9 +90,55 @@ describe('PowerDNS cache flusher', () => {
     const api = await fakeApi([]);
     const { flusher } = make(api.url, 3, 40);
     flusher.flush(['a.example.com.']);
-    await flusher.settled();
-    expect(api.seen).toHaveLength(1);
     await waitFor('the settle flush', () => api.seen.length >= 2, 2000, 5);
     expect(api.seen.map((s) => s.url)).toEqual(Array(2).fill('/api/v1/servers/localhost/cache/flush?domain=a.example.com.'));
+  });
+
+  it('covers 10,000 changed names of a zone with one call, and several zones with one call each', async () => {
+    const api = await fakeApi([]);
+    const { flusher } = make(api.url, 3, 0, { zones: ['example.com.', 'example.net.'] });
+    flusher.flush(Array.from({ length: 10_000 }, (_, i) => `n${i}.lb.example.com.`));
+    await flusher.settled();
+    expect(api.seen.map((s) => s.url)).toEqual(['/api/v1/servers/localhost/cache/flush?domain=lb.example.com.']);
+    flusher.flush(['a.example.com.', 'b.example.com.', 'www.example.net.']);
+    await flusher.settled();
+    expect(api.seen.slice(1).map((s) => s.url!.split('=')[1]).sort()).toEqual(['example.com.', 'www.example.net.']);
+  });
+
+  it('keeps at most `concurrency` calls in flight and still flushes every target', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const seen: string[] = [];
+    server = createServer((req, res) => {
+      seen.push(req.url!);
+      most = Math.max(most, ++inFlight);
+      setImmediate(() => (inFlight--, res.end('{}')));
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    const { flusher } = make(`http://127.0.0.1:${(server.address() as { port: number }).port}`, 3, 0, { concurrency: 2 });
+    flusher.flush(Array.from({ length: 20 }, (_, i) => `n${i}.example.org.`));
+    await flusher.settled();
+    expect(seen).toHaveLength(20);
+    expect(most).toBeLessThanOrEqual(2);
+  });
+
+  it('logs a failing API once (not per name), and once more when it works again', async () => {
+    const api = await fakeApi(Array(12).fill(500));
+    const logs: string[] = [];
+    const { flusher, count } = make(api.url, 1, 0, { logs });
+    flusher.flush(['a.example.com.', 'b.example.com.', 'c.example.com.']);
+    await flusher.settled();
+    flusher.flush(['d.example.com.', 'e.example.com.']);
+    await flusher.settled();
+    expect(await count('failed')).toBe(5);
+    expect(logs.filter((l) => l.startsWith('could not flush'))).toHaveLength(1);
+    expect(logs.filter((l) => l.startsWith('PowerDNS cache flush failed; retrying'))).toHaveLength(1);
+    api.seen.length = 0;
+    flusher.flush(['f.example.com.']);
+    await flusher.settled();
+    flusher.flush(['g.example.com.']);
+    await flusher.settled();
+    expect(await count('ok')).toBeGreaterThanOrEqual(1);
+    expect(logs.filter((l) => l.startsWith('could not flush'))).toHaveLength(1);
   });
 });

@@ -244,4 +244,28 @@ describe('peer service (virtual time, fake network)', () => {
     await timers.advance(1000);
     expect(nodes.a!.table.isUsable('b')).toBe(true);
   });
+
+  it('heartbeatNow: a pool change reaches the peers at once, not at the next period; rate-limited to one per 50 ms', async () => {
+    const { timers, net, nodes, start } = cluster();
+    await start();
+    await timers.advance(300);
+    nodes.b!.pool = 'down';
+    nodes.b!.service.heartbeatNow();
+    expect(nodes.a!.table.isUsable('b')).toBe(false); // no virtual time passed
+    const fromB = () => net.sent.filter((s) => s.from === 'b' && s.to === 'a').map((s) => s.at);
+    expect(fromB()).toEqual([0, 300]);
+    // A flapping pool: three changes within the gap give one more heartbeat, at its end.
+    await timers.advance(10);
+    nodes.b!.pool = 'up';
+    for (let i = 0; i < 3; i++) nodes.b!.service.heartbeatNow();
+    await timers.advance(39);
+    expect(fromB()).toEqual([0, 300]);
+    await timers.advance(1);
+    expect(fromB()).toEqual([0, 300, 350]);
+    expect(nodes.a!.table.isUsable('b')).toBe(true);
+    // The period restarts from the last heartbeat.
+    await timers.advance(1000);
+    expect(fromB()).toEqual([0, 300, 350, 1350]);
+  });
 });
+

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { RuntimeUnavailableError, type StatRow } from '../../../src/haproxy/index.js';
-import { PoolWatcher, poolVerdict } from '../../../src/site-health/haproxy-pool.js';
+import { PoolWatcher, poolVerdict, type StreamHandlers } from '../../../src/site-health/haproxy-pool.js';
 import { SiteStateTable } from '../../../src/site-health/state-table.js';
 import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 
@@ -76,5 +76,100 @@ describe('PoolWatcher → site-state table', () => {
     expect(lb1.reads).toEqual([0, 250, 500]);
     expect(changes).toEqual(['250:false', '500:true']);
     expect(table.isUsable('b')).toBe(true);
+  });
+});
+
+describe('PoolWatcher following HAProxy state-change events', () => {
+  /** A stream the test opens, closes and feeds. */
+  function fakeStream() {
+    let h: StreamHandlers | undefined;
+    const s = {
+      open: false,
+      start: () => {},
+      stop: () => {},
+      handlers: () => h!,
+      follow: (_socket: string, handlers: StreamHandlers) => ((h = handlers), s),
+    };
+    return s;
+  }
+
+  it('reads at once on an event of its backend, on every (re)open, and polls slowly only while the stream is open', async () => {
+    const timers = new VirtualTimers();
+    const lb1 = lb('/run/lb1.sock');
+    lb1.set([['w1', 'UP', 100]]);
+    const verdicts: boolean[] = [];
+    const stream = fakeStream();
+    const watcher = new PoolWatcher({
+      backend: 'web',
+      clients: [lb1.client(timers)],
+      intervalMs: 250,
+      safetyIntervalMs: 60_000,
+      follow: stream.follow,
+      minServers: 1,
+      timers,
+      logger: pino({ level: 'silent' }),
+      onChange: (up) => verdicts.push(up),
+    });
+    watcher.start();
+    await timers.advance(0);
+    stream.open = true;
+    stream.handlers().onOpen();
+    await timers.advance(0);
+    expect(lb1.reads).toEqual([0, 0]);
+    lb1.set([['w1', 'DOWN', 100]]);
+    await timers.advance(10_000); // no read: the safety net is 60 s
+    expect(verdicts).toEqual([true]);
+    stream.handlers().onEvent({ type: 'server', backend: 'other', server: 'x', kind: 'down', message: '' });
+    stream.handlers().onEvent({ type: 'text', message: 'Proxy web started.' });
+    await timers.advance(0);
+    expect(lb1.reads).toHaveLength(2);
+    stream.handlers().onEvent({ type: 'server', backend: 'web', server: 'w1', kind: 'down', message: 'Server web/w1 is DOWN' });
+    await timers.advance(0);
+    expect(verdicts).toEqual([true, false]);
+    expect(lb1.reads.at(-1)).toBe(10_000);
+    // Cut: the short interval applies until it reopens; the reopen reads at once.
+    stream.open = false;
+    stream.handlers().onClose('cannot follow /run/lb1.sock: ECONNREFUSED');
+    lb1.set([['w1', 'UP', 100]]);
+    await timers.advance(250);
+    expect(verdicts).toEqual([true, false, true]);
+    lb1.set([['w1', 'MAINT', 100]]);
+    stream.open = true;
+    stream.handlers().onOpen();
+    await timers.advance(0);
+    expect(verdicts).toEqual([true, false, true, false]);
+    const n = lb1.reads.length;
+    await timers.advance(59_999);
+    expect(lb1.reads).toHaveLength(n);
+    await timers.advance(1);
+    expect(lb1.reads).toHaveLength(n + 1);
+    watcher.stop();
+  });
+
+  it('reads once more after a read in progress when events arrive during it (never loses the last change)', async () => {
+    const timers = new VirtualTimers();
+    const status = { now: 'UP' };
+    const pending: (() => void)[] = [];
+    const client = {
+      socket: 'lb',
+      showStat: () => {
+        const seen = status.now;
+        return new Promise<StatRow[]>((r) => pending.push(() => r([row(['w1', seen, 100])])));
+      },
+    };
+    const verdicts: boolean[] = [];
+    const stream = fakeStream();
+    const watcher = new PoolWatcher({ backend: 'web', clients: [client], intervalMs: 250, safetyIntervalMs: 60_000, follow: stream.follow, minServers: 1, timers, logger: pino({ level: 'silent' }), onChange: (up) => verdicts.push(up) });
+    watcher.start();
+    expect(pending).toHaveLength(1);
+    status.now = 'DOWN';
+    for (let i = 0; i < 5; i++) stream.handlers().onEvent({ type: 'server', backend: 'web', server: 'w1', kind: 'down', message: '' });
+    pending.shift()!();
+    await timers.advance(0);
+    expect(pending).toHaveLength(1); // one more read for five events
+    pending.shift()!();
+    await timers.advance(0);
+    expect(verdicts).toEqual([true, false]);
+    watcher.stop();
   });
 });

@@ -1,0 +1,51 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+export type Endpoint = string | { host: string; port: number };
+
+/**
+ * A relay the test can cut and switch: it forwards each connection to `target` (a unix socket
+ * path or a TCP address); `pause()` stops listening (new connections are refused) and drops
+ * every relayed connection; `resume()` listens again; `target` may change between connections
+ * (a restarted HAProxy with a new socket).
+ */
+export async function startRelay(listen: Endpoint, target: Endpoint, tap?: (toTarget: Buffer) => void) {
+  const conns = new Set<Socket>();
+  let server: Server | undefined;
+  const relay = {
+    target,
+    connections: 0,
+    async resume(): Promise<void> {
+      if (server) return;
+      const s = createServer((client) => {
+        relay.connections++;
+        const upstream = typeof relay.target === 'string' ? createConnection(relay.target) : createConnection(relay.target.port, relay.target.host);
+        for (const c of [client, upstream]) {
+          conns.add(c);
+          c.on('error', () => {});
+          c.on('close', () => (conns.delete(c), client.destroy(), upstream.destroy()));
+        }
+        if (tap) client.on('data', tap);
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        if (typeof listen === 'string') s.listen(listen, () => resolve());
+        else s.listen(listen.port, listen.host, () => resolve());
+      });
+      server = s;
+    },
+    async pause(): Promise<void> {
+      const s = server;
+      server = undefined;
+      for (const c of conns) c.destroy();
+      if (s) await new Promise((r) => s.close(r));
+    },
+    /** Drops every relayed connection but keeps listening. */
+    cut(): void {
+      for (const c of conns) c.destroy();
+    },
+  };
+  await relay.resume();
+  return relay;
+}
