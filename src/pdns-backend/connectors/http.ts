@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { BodyTooLargeError, readBody } from '../../peer-http.js';
 import { failure } from '../handler.js';
 import type { Connector, ConnectorDeps } from './connector.js';
 
@@ -45,24 +46,14 @@ export class HttpConnector implements Connector {
     if (req.method !== 'POST') {
       return reply(res, 405, failure('use remote-connection-string=http:url=...,post=1,post_json=1'));
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > this.deps.maxRequestBytes) {
+    readBody(req, this.deps.maxRequestBytes).then(
+      (body) => reply(res, 200, this.answer(req, body)),
+      (err: Error) => {
+        if (!(err instanceof BodyTooLargeError)) return void this.deps.metrics?.errors.inc({ kind: 'http' });
         this.deps.metrics?.errors.inc({ kind: 'oversized' });
         reply(res, 413, failure(`request longer than ${this.deps.maxRequestBytes} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (res.headersSent) return;
-      const body = Buffer.concat(chunks).toString('utf8');
-      reply(res, 200, this.answer(req, body));
-    });
-    req.on('error', () => this.deps.metrics?.errors.inc({ kind: 'http' }));
+      },
+    );
   }
 
   private answer(req: IncomingMessage, body: string): string {

@@ -33,7 +33,7 @@ async function fakeApi(statuses: number[], delayMs = 0): Promise<{ url: string; 
 const make = (url: string, retries = 3, settleMs = 0) => {
   const registry = new Registry();
   const metrics = new BackendMetrics(registry);
-  const flusher = new Flusher({ url, serverId: 'localhost', apiKey: 'sekrit', timeoutMs: 500, retries, backoffMs: 1, settleMs }, pino({ level: 'silent' }), metrics);
+  const flusher = new Flusher({ url, serverId: 'localhost', apiKey: 'sekrit', timeoutMs: 10_000, retries, backoffMs: 1, settleMs }, pino({ level: 'silent' }), metrics);
   const count = async (result: string) => (await registry.getSingleMetric('multisite_backend_cache_flushes_total')!.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
   return { flusher, count };
 };
@@ -88,9 +88,9 @@ describe('PowerDNS cache flusher', () => {
     const api = await fakeApi([]);
     const { flusher } = make(api.url, 3, 40);
     flusher.flush(['a.example.com.']);
+    // (Not checked in between: on a loaded machine the settle flush may already be under way.)
+    await waitFor('the settle flush', () => api.seen.length >= 2, 30_000, 5);
     await flusher.settled();
-    expect(api.seen).toHaveLength(1);
-    await waitFor('the settle flush', () => api.seen.length >= 2, 2000, 5);
     expect(api.seen.map((s) => s.url)).toEqual(Array(2).fill('/api/v1/servers/localhost/cache/flush?domain=a.example.com.'));
   });
 });
