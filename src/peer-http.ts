@@ -40,20 +40,36 @@ export async function post(url: string, body: string, key: Buffer | undefined, t
   return { status: r.status, body: await r.text(), ...(mac ? { mac } : {}) };
 }
 
-/** The request body as text, refused past `max` bytes. */
+/** A request body past the size a route accepts (answer 413). */
+export class BodyTooLargeError extends Error {
+  override name = 'BodyTooLargeError';
+  constructor(readonly max: number) {
+    super(`body larger than ${max} bytes`);
+  }
+}
+
+/** Past the limit, this much more is read and dropped so the refusal can still be answered. */
+const DISCARD_BYTES = 1024 * 1024;
+
+/**
+ * The request body as text; past `max` bytes it is refused with BodyTooLargeError once the body
+ * has ended. The excess is read and dropped, not left unread: closing a socket with unread data
+ * makes the kernel reset it, and the client would lose the 413. Past `max` + 1 MiB the sender is
+ * taken for hostile and the connection closed without a reply. Rejects, never hangs, when the
+ * client goes away mid-body.
+ */
 export function readBody(req: IncomingMessage, max: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
     req.on('data', (c: Buffer) => {
       n += c.length;
-      if (n > max) {
-        reject(new Error(`body larger than ${max} bytes`));
-        req.destroy();
-      } else chunks.push(c);
+      if (n <= max) chunks.push(c);
+      else if (n > max + DISCARD_BYTES) req.destroy();
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => (n > max ? reject(new BodyTooLargeError(max)) : resolve(Buffer.concat(chunks).toString('utf8'))));
     req.on('error', reject);
+    req.on('close', () => reject(new Error('the client closed the connection before the body ended')));
   });
 }
 

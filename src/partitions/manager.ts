@@ -66,6 +66,8 @@ export class PartitionManager {
   private startedAt = 0;
   /** Every change applied here, for tests, metrics and `multisite status`. */
   readonly history: TransferEvent[] = [];
+  /** Reconciles completed (a test waits for one instead of sleeping through a period). */
+  reconciles = 0;
   private readonly listeners: ((e: TransferEvent) => void)[] = [];
   private chain: Promise<void> = Promise.resolve();
   private readonly onTableChange = () => this.evaluateNow();
@@ -208,6 +210,7 @@ export class PartitionManager {
       if (this.o.effects.db) await this.o.effects.db(o).catch(() => undefined);
     }
     this.evaluateNow();
+    this.reconciles++;
   }
 
   private readState(): Ownership[] {

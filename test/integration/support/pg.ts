@@ -43,12 +43,5 @@ export async function dropDatabases(names: readonly string[]): Promise<void> {
   });
 }
 
-/** Polls `check` until it returns true or the deadline passes (then throws with `what`). */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000, everyMs = 25): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** The one polling helper (src/lab/ports.ts), re-exported where the database tests import it. */
+export { waitFor } from '../../../src/lab/ports.js';

@@ -1,1 +1,1 @@
-export { freePort, waitFor } from '../../../src/lab/ports.js';
+export { freePort, waitFor, waitForValue } from '../../../src/lab/ports.js';

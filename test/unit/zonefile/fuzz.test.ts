@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { quoteBytes } from '../../../src/pdns-backend/zonefile/bytes.js';
 import { parseRecordLines, parseZone, ZoneFileError } from '../../../src/pdns-backend/zonefile/index.js';
 import { canonicalContent } from '../../../src/pdns-backend/zonefile/rdata.js';
+import { fuzzRuns } from '../../fuzz/runs.js';
 
 const valid = readFileSync(join(resolve(__dirname, '../../fixtures/zones'), 'example.com.zone'), 'utf8');
 
@@ -22,12 +23,12 @@ const TOKENS = ['@', 'www', 'a\\.b', '\\065', '*', '.', 'IN', 'CH', '300', '1h',
 
 describe('zone parser: robustness (fast-check)', () => {
   it('random text parses or throws ZoneFileError, nothing else', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (text) => parseOrZoneError(() => parseZone(text, { origin: 'example.com' }))), { numRuns: 2000 });
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (text) => parseOrZoneError(() => parseZone(text, { origin: 'example.com' }))), { numRuns: fuzzRuns(1000) });
   });
 
   it('token soup (zone syntax in random order) parses or throws ZoneFileError', () => {
     const soup = fc.array(fc.constantFrom(...TOKENS), { maxLength: 60 }).map((ts) => ts.join(' ').replace(/ ?\n ?/g, '\n'));
-    fc.assert(fc.property(soup, (text) => parseOrZoneError(() => parseZone(text, { origin: 'example.com' }))), { numRuns: 3000 });
+    fc.assert(fc.property(soup, (text) => parseOrZoneError(() => parseZone(text, { origin: 'example.com' }))), { numRuns: fuzzRuns(1000) });
   });
 
   it('the fixture zone with random mutations parses or throws ZoneFileError', () => {
@@ -38,12 +39,12 @@ describe('zone parser: robustness (fast-check)', () => {
         for (const [at, cut, junk] of muts) text = text.slice(0, at) + junk + text.slice(at + cut);
         parseOrZoneError(() => parseZone(text, { origin: 'example.com' }));
       }),
-      { numRuns: 1500 },
+      { numRuns: fuzzRuns(500) },
     );
   });
 
   it('inline record lines with random content parse or throw ZoneFileError', () => {
-    fc.assert(fc.property(fc.array(fc.string({ maxLength: 40 }), { maxLength: 5 }), (lines) => parseOrZoneError(() => parseRecordLines(lines, { origin: 'example.com' }))), { numRuns: 1000 });
+    fc.assert(fc.property(fc.array(fc.string({ maxLength: 40 }), { maxLength: 5 }), (lines) => parseOrZoneError(() => parseRecordLines(lines, { origin: 'example.com' }))), { numRuns: fuzzRuns(500) });
   });
 
   it('TXT strings of any bytes survive quoting: the canonical content reads back to itself', () => {
@@ -54,7 +55,7 @@ describe('zone parser: robustness (fast-check)', () => {
         // one quoted string per 255 bytes (at least one per input string); a string may itself hold '" "'
         expect(content.match(/"(?:[^"\\]|\\.)*"/g)).toHaveLength(strings.reduce((n, s) => n + Math.max(1, Math.ceil(s.length / 255)), 0));
       }),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
@@ -65,29 +66,24 @@ describe('zone parser: robustness (fast-check)', () => {
   });
 });
 
-describe('zone parser: speed', () => {
-  it('parses 100,000 records well under a second', () => {
+// Speed (100,000 records, linear time on pathological lines) is measured in bench/zonefile.ts,
+// never asserted here: a loaded machine must not fail a test. These check the same inputs' results.
+describe('zone parser: large and pathological input', () => {
+  it('parses 100,000 records, every one of them', () => {
     const lines = ['$TTL 1h', '@ SOA ns1 host ( 1 2 3 4 5 )'];
     for (let i = 0; i < 100_000; i++) {
       const n = `h${i}`;
       lines.push(i % 4 === 0 ? `${n} 300 IN A 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` : i % 4 === 1 ? `${n} MX 10 mail${i}` : i % 4 === 2 ? `${n} TXT "record ${i}" ; comment` : `${n} AAAA 2001:db8::${(i & 0xffff).toString(16)}`);
     }
-    const text = lines.join('\n');
-    const times = [0, 1].map(() => {
-      const t0 = performance.now();
-      expect(parseZone(text, { origin: 'example.com' })).toHaveLength(100_001);
-      return performance.now() - t0;
-    });
-    // best of two, so a busy machine or a cold JIT alone does not fail it (typically 250-450 ms)
-    expect(Math.min(...times)).toBeLessThan(1000);
+    const records = parseZone(lines.join('\n'), { origin: 'example.com' });
+    expect(records).toHaveLength(100_001);
+    expect(records.at(-1)).toMatchObject({ name: 'h99999.example.com.', type: 'AAAA' });
   });
 
-  it('stays linear on pathological lines (long quotes, escapes, parentheses, comments)', () => {
-    const n = 200_000;
+  it('pathological lines (long quotes, escapes, parentheses, comments) parse or throw ZoneFileError', () => {
+    const n = 20_000;
     for (const text of [`a TXT "${'\\"'.repeat(n)}"`, `a TXT ${'"x" '.repeat(n / 4)}`, `a TXT (${'\n"x"'.repeat(n / 10)} )`, `${';'.repeat(n)}`, `a TXT "${'(;'.repeat(n)}"`, `a.${'b.'.repeat(n)} A 1.2.3.4`, `a TYPE65280 \\# ${n / 2} ${'0'.repeat(n)}`]) {
-      const t0 = performance.now();
       parseOrZoneError(() => parseZone(text, { origin: 'example.com' }));
-      expect(performance.now() - t0).toBeLessThan(1500);
     }
   });
 });
