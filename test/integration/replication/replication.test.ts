@@ -204,14 +204,12 @@ describe('replication between two sites on PostgreSQL', () => {
     expect(await rows(A, `SELECT count(*)::int AS n FROM multisite.change`)).toEqual([{ n: 0 }]);
   });
 
-  it('wakes on NOTIFY: a running replicator applies within a fraction of a second', async () => {
+  it('a running replicator applies what arrives while it runs (polling, no wake-up signal)', async () => {
     const rb = c.site('b').rep;
     await rb.start();
     try {
-      const t0 = Date.now();
       await A.query(`INSERT INTO item (region, id, label) VALUES ('live', 1, 'now')`);
-      await waitFor('the row at b', async () => (await rows(B, `SELECT 1 FROM item WHERE region = 'live'`)).length === 1, 10_000, 5);
-      expect(Date.now() - t0).toBeLessThan(1000);
+      await waitFor('the row at b', async () => (await rows(B, `SELECT 1 FROM item WHERE region = 'live'`)).length === 1, 60_000, 20);
       const st = await replicationStatus(B, [{ name: 'a', db: A }]);
       expect(st.peers[0]).toMatchObject({ peer: 'a', pending: 0, lagSeconds: 0, stale: false });
       expect(st.recentConflicts.length).toBeGreaterThan(0);
@@ -220,7 +218,7 @@ describe('replication between two sites on PostgreSQL', () => {
     }
   });
 
-  it('LISTEN reconnects after its connection is killed, and wakes the replicator', async () => {
+  it('LISTEN (Db.listen) reconnects after its connection is killed, and wakes its caller', async () => {
     const wakes: string[] = [];
     const peer = await openDb(c.site('a').url, { applicationName: 'ms-listen-test' });
     try {
@@ -228,8 +226,8 @@ describe('replication between two sites on PostgreSQL', () => {
       await A.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ms-listen-test' AND query LIKE 'LISTEN%'`);
       await waitFor('the reconnect wake-up', () => wakes.length > 0, 10_000);
       wakes.length = 0;
-      await A.query(`INSERT INTO parent VALUES (77, 'after reconnect')`);
-      await waitFor('a notification on the new connection', () => wakes.length > 0, 10_000);
+      await A.query(`NOTIFY multisite_change, 'after reconnect'`);
+      await waitFor('a notification on the new connection', () => wakes.includes('after reconnect'), 10_000);
       await stop();
     } finally {
       await peer.close();
@@ -301,8 +299,8 @@ describe('three sites', () => {
     await c.site('a').db.query(`INSERT INTO kv (k, v, u) VALUES (100, 'from a', 'key')`);
     await c.site('b').db.query(`INSERT INTO kv (k, v, u) VALUES (200, 'from b', 'key')`); // later: keeps the key
     // c first takes a's row, then meets b's
-    await c.site('c').rep.syncPeer({ name: 'a', db: c.site('a').db });
-    await c.site('c').rep.syncPeer({ name: 'b', db: c.site('b').db });
+    await c.site('c').rep.syncPeer({ name: 'a' });
+    await c.site('c').rep.syncPeer({ name: 'b' });
     await c.syncAll();
     const d = await c.digests(['kv']);
     expect(d[1]).toBe(d[0]);
@@ -326,7 +324,7 @@ describe('migrate', () => {
       await migrate(db, { site: 'a', tables: ['t'] });
       await migrate(db, { site: 'a', tables: ['public.t'] });
       const trig = await db.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`);
-      expect(trig.rows).toEqual([{ tgname: 'multisite_capture' }, { tgname: 'multisite_notify' }]);
+      expect(trig.rows).toEqual([{ tgname: 'multisite_capture_d' }, { tgname: 'multisite_capture_i' }, { tgname: 'multisite_capture_u' }]);
       await expect(migrate(db, { site: 'a', tables: ['nokey'] })).rejects.toThrow(MigrationError);
       await expect(migrate(db, { site: 'a', tables: ['nokey'] })).rejects.toThrow(/public\.nokey has no primary key/);
       await db.query(`INSERT INTO t VALUES (1, 'x')`);
