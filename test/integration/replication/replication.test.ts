@@ -1,13 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../../src/db/index.js';
-import { migrate, MigrationError, uninstall } from '../../../src/db-triggers/migrate.js';
+import { migrate, MigrationError, sqlDir, uninstall } from '../../../src/db-triggers/migrate.js';
 import { Replicator } from '../../../src/db-triggers/replicator.js';
 import { replicationStatus } from '../../../src/db-triggers/status.js';
 import { createDatabases, dbUrl, dropDatabases, waitFor } from '../support/pg.js';
@@ -334,6 +334,51 @@ describe('migrate', () => {
       await db.query(`INSERT INTO t VALUES (2, 'y')`); // no trigger left behind
     } finally {
       await db.close();
+    }
+  });
+
+  it('upgrades a version-1 install in place: pending row-trigger changes still ship, clocks carry on, conflicts still found', async () => {
+    const names = await createDatabases('upg', 2);
+    created.push(...names);
+    const dbs = await Promise.all(names.map((n) => openDb(dbUrl(n))));
+    try {
+      for (const [i, db] of dbs.entries()) {
+        // what version 1's migrate left behind: 001 only, a row trigger and a NOTIFY trigger
+        await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, w text)`);
+        await db.exec(readFileSync(join(sqlDir(), '001_replication.sql'), 'utf8'));
+        await db.exec(`
+          INSERT INTO multisite.site (one, name) VALUES (true, '${'ab'[i]}');
+          CREATE TRIGGER multisite_capture AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION multisite.capture('id');
+          CREATE TRIGGER multisite_notify AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH STATEMENT EXECUTE FUNCTION multisite.notify();
+          INSERT INTO multisite.replicated_table (tbl, pk_columns) VALUES ('public.t', '{id}');`);
+      }
+      const [A1, B1] = dbs as [Db, Db];
+      await A1.query(`INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')`);
+      await A1.query(`UPDATE t SET v = 'a2' WHERE id = 1`);
+      for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
+      expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 2 }]);
+      const trig = await A1.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`);
+      expect(trig.rows.map((r) => r.tgname)).toEqual(['multisite_capture_d', 'multisite_capture_i', 'multisite_capture_u']);
+      // a version-2 write on top of a version-1 row clock: stamps after it
+      await A1.query(`UPDATE t SET w = 'a3' WHERE id = 1`);
+      const h = await A1.query<{ op: string; s: boolean; h: string }>(`SELECT op::text, s IS NOT NULL AS s, h::text FROM multisite.change ORDER BY id`);
+      expect(h.rows.map((r) => [r.op, r.s])).toEqual([['I', false], ['I', false], ['U', false], ['U', true]]);
+      expect(BigInt(h.rows[3]!.h)).toBeGreaterThan(BigInt(h.rows[2]!.h));
+      const reps = dbs.map((db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }));
+      await reps[1]!.syncAll();
+      // concurrent writes of one column after the upgrade: one winner at both sites, logged
+      await A1.query(`UPDATE t SET v = 'from a' WHERE id = 2`);
+      await B1.query(`UPDATE t SET v = 'from b' WHERE id = 2`);
+      for (let i = 0; i < 2; i++) for (const r of reps) await r.syncAll();
+      const [da, dbb] = await Promise.all(dbs.map((d) => digest(d, ['t'])));
+      expect(dbb).toBe(da);
+      expect(da).toContain('(1,a2,a3)');
+      // a synced first: it logged the conflict and dropped its losing change, so b never saw it
+      expect((await A1.query(`SELECT kind, winner_site, loser_site FROM multisite.conflict`)).rows).toEqual([
+        { kind: 'update-update', winner_site: 'b', loser_site: 'a' },
+      ]);
+    } finally {
+      await Promise.all(dbs.map((d) => d.close()));
     }
   });
 
