@@ -139,7 +139,14 @@ export function captureFunctionSql(fn: string, tbl: string, pk: string[], column
       INSERT INTO multisite.change (tbl, pk, op, "row", cols, origin, h, ins, base, s)
       SELECT ${lit(tbl)}, x.pk, x.op, x.r, x.cols, st.name, z.h, z.ins, z.base, z.s
         FROM (${source}) x
-        CROSS JOIN LATERAL multisite.clock_of(${lit(tbl)}, x.pk) p
+        LEFT JOIN LATERAL (
+          -- multisite.clock_of inlined: a SQL function called here would be planned anew per statement
+          SELECT z.s, z.top FROM (
+            (SELECT c.s, c.h AS top, 0 AS pri FROM multisite.change c
+              WHERE c.tbl = ${lit(tbl)} AND c.pk = x.pk AND c.s IS NOT NULL ORDER BY c.id DESC LIMIT 1)
+            UNION ALL
+            (SELECT r.s, r.top, 1 AS pri FROM multisite.row_clock r WHERE r.tbl = ${lit(tbl)} AND r.pk = x.pk)
+          ) z ORDER BY z.top DESC, z.pri DESC LIMIT 1) p ON true
         CROSS JOIN LATERAL multisite.stamp(x.op, x.cols, p.s, coalesce(p.top, 0), v_ms, st.hlc_floor, st.name) z
        ORDER BY x.ord;`;
   return `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
