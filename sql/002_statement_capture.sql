@@ -33,41 +33,9 @@ LANGUAGE sql STABLE AS $$
   ) z ORDER BY z.top DESC, z.pri DESC LIMIT 1
 $$;
 
--- Stamps a change and computes what the writer had seen (base) and the row's clock after it.
---   p_ms: the statement's wall clock (ms, offset applied); p_floor: the highest stamp received;
---   p_prev / p_top: the row's current clock (clock_of), null / 0 for a row never stamped.
-CREATE OR REPLACE FUNCTION multisite.stamp(p_op "char", p_cols text[], p_prev jsonb, p_top bigint,
-  p_ms bigint, p_floor bigint, p_site text, OUT h bigint, OUT ins jsonb, OUT base jsonb, OUT s jsonb)
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-  v_stamp jsonb; v_c jsonb; c text;
-BEGIN
-  IF p_prev IS NULL OR (p_op <> 'I' AND jsonb_typeof(p_prev -> 'd') = 'object') THEN
-    -- a row older than the trigger, or written while capture was off: unknown incarnation
-    p_prev := '{"i": null, "c": {}, "d": null}';
-  END IF;
-  -- hybrid logical clock: above the wall clock, above anything received, above this row's history
-  h := greatest(p_ms * 1024, p_floor + 1, p_top + 1);
-  v_stamp := jsonb_build_array(h, p_site);
-  IF p_op = 'I' THEN
-    ins := v_stamp;
-    base := to_jsonb(p_top);
-    s := jsonb_build_object('i', v_stamp, 'c', '{}'::jsonb, 'd', null);
-  ELSIF p_op = 'U' THEN
-    ins := p_prev -> 'i';
-    base := '{}';
-    v_c := coalesce(p_prev -> 'c', '{}');
-    FOREACH c IN ARRAY p_cols LOOP
-      base := base || jsonb_build_object(c, coalesce(v_c -> c -> 0, p_prev -> 'i' -> 0, '0'::jsonb));
-      v_c := v_c || jsonb_build_object(c, v_stamp);
-    END LOOP;
-    s := jsonb_set(p_prev, '{c}', v_c);
-  ELSE
-    ins := p_prev -> 'i';
-    base := jsonb_build_object('i', p_prev -> 'i', 'c', coalesce(p_prev -> 'c', '{}'));  -- what the deleter had seen
-    s := jsonb_build_object('i', null, 'c', '{}'::jsonb, 'd', jsonb_build_object('at', v_stamp, 'n', p_prev -> 'i', 'seen', base));
-  END IF;
-END $$;
+-- The stamp of a change (hybrid logical clock, incarnation, base, clock after) is computed in the
+-- generated trigger's INSERT itself (migrate.ts, STAMP): a function call per row cost more.
+DROP FUNCTION IF EXISTS multisite.stamp("char", text[], jsonb, bigint, bigint, bigint, text);
 
 -- Version 1 sent one NOTIFY per statement; nothing listens for wake-ups any more.
 DROP FUNCTION IF EXISTS multisite.notify() CASCADE;

@@ -95,6 +95,28 @@ async function dropTriggers(tx: Queryable, tbl: string): Promise<void> {
   await tx.query(`DROP FUNCTION IF EXISTS ${captureFunction(tbl)}()`);
 }
 
+/**
+ * Stamps each change, in SQL (a function call per row costs more than the rest): the hybrid
+ * logical clock (above the wall clock, anything received and this row's history), the incarnation
+ * it applies to, what the writer had seen (base) and the row's clock after it (s). A row never
+ * stamped (older than the trigger, or written while capture was off) has an unknown incarnation.
+ */
+const STAMP = `CROSS JOIN LATERAL (SELECT greatest(v_ms * 1024, st.hlc_floor + 1, coalesce(p.top, 0) + 1) AS h) hh
+        CROSS JOIN LATERAL (
+          SELECT CASE WHEN p.s IS NULL OR (x.op <> 'I' AND jsonb_typeof(p.s -> 'd') = 'object')
+                      THEN '{"i": null, "c": {}, "d": null}'::jsonb ELSE p.s END AS ps,
+                 jsonb_build_array(hh.h, st.name) AS stamp) q
+        CROSS JOIN LATERAL (
+          SELECT hh.h AS h,
+                 CASE x.op WHEN 'I' THEN q.stamp ELSE q.ps -> 'i' END AS ins,
+                 CASE x.op WHEN 'I' THEN to_jsonb(coalesce(p.top, 0))
+                           WHEN 'U' THEN (SELECT jsonb_object_agg(c, coalesce(q.ps -> 'c' -> c -> 0, q.ps -> 'i' -> 0, '0'::jsonb)) FROM unnest(x.cols) c)
+                           ELSE jsonb_build_object('i', q.ps -> 'i', 'c', coalesce(q.ps -> 'c', '{}'::jsonb)) END AS base,
+                 CASE x.op WHEN 'I' THEN jsonb_build_object('i', q.stamp, 'c', '{}'::jsonb, 'd', null)
+                           WHEN 'U' THEN jsonb_set(q.ps, '{c}', coalesce(q.ps -> 'c', '{}'::jsonb) || (SELECT jsonb_object_agg(c, q.stamp) FROM unnest(x.cols) c))
+                           ELSE jsonb_build_object('i', null, 'c', '{}'::jsonb, 'd', jsonb_build_object('at', q.stamp, 'n', q.ps -> 'i',
+                                  'seen', jsonb_build_object('i', q.ps -> 'i', 'c', coalesce(q.ps -> 'c', '{}'::jsonb)))) END AS s) z`;
+
 /** The generated capture function of a table: one per table, named by a hash of its name. */
 export function captureFunction(tbl: string): string {
   return `multisite.capture_${createHash('sha256').update(tbl).digest('hex').slice(0, 16)}`;
@@ -147,7 +169,7 @@ export function captureFunctionSql(fn: string, tbl: string, pk: string[], column
             UNION ALL
             (SELECT r.s, r.top, 1 AS pri FROM multisite.row_clock r WHERE r.tbl = ${lit(tbl)} AND r.pk = x.pk)
           ) z ORDER BY z.top DESC, z.pri DESC LIMIT 1) p ON true
-        CROSS JOIN LATERAL multisite.stamp(x.op, x.cols, p.s, coalesce(p.top, 0), v_ms, st.hlc_floor, st.name) z
+        ${STAMP}
        ORDER BY x.ord;`;
   return `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
