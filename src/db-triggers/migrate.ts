@@ -157,6 +157,7 @@ export function captureFunctionSql(fn: string, tbl: string, pk: string[], column
   const differs = (c: ComparableColumn) =>
     c.native ? `n.${quoteIdent(c.col)} IS DISTINCT FROM o.${quoteIdent(c.col)}` : `n.${quoteIdent(c.col)}::text IS DISTINCT FROM o.${quoteIdent(c.col)}::text`;
   const changed = `array_remove(ARRAY[${columns.map((c) => `CASE WHEN ${differs(c)} THEN ${lit(c.col)} END`).join(', ')}]::text[], NULL)`;
+  const changedJson = `coalesce((SELECT array_agg(e.key ORDER BY e.key) FROM jsonb_each(to_jsonb(n.*)) e WHERE e.value IS DISTINCT FROM to_jsonb(o.*) -> e.key), '{}')`;
   const record = (source: string) => `
       INSERT INTO multisite.change (tbl, pk, op, "row", cols, origin, h, ins, base, s)
       SELECT ${lit(tbl)}, x.pk, x.op, x.r, x.cols, st.name, z.h, z.ins, z.base, z.s
@@ -182,11 +183,21 @@ BEGIN
   v_ms := (extract(epoch FROM clock_timestamp()) * 1000)::bigint + st.clock_offset_ms;
   IF TG_OP = 'INSERT' THEN${record(`SELECT 'I'::"char" AS op, ${pkOf('n')} AS pk, to_jsonb(n.*) AS r, NULL::text[] AS cols, 1 AS ord FROM new_rows n`)}
   ELSIF TG_OP = 'DELETE' THEN${record(`SELECT 'D'::"char" AS op, ${pkOf('o')} AS pk, to_jsonb(o.*) AS r, NULL::text[] AS cols, 0 AS ord FROM old_rows o`)}
-  ELSE${record(`SELECT y.* FROM (
+  ELSIF (SELECT count(*) FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND attgenerated = '') = ${columns.length} THEN${record(`SELECT y.* FROM (
           SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
                  CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
                  CASE WHEN n.${first} IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END AS r,
                  CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${changed} END AS cols,
+                 CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
+            FROM new_rows n FULL JOIN old_rows o ON ${on}) y
+         WHERE y.op <> 'U' OR cardinality(y.cols) > 0`)}
+  ELSE
+    -- the table's columns changed since migrate generated this function (run migrate again):
+    -- compare the rows as JSON, slower but complete${record(`SELECT y.* FROM (
+          SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
+                 CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
+                 CASE WHEN n.${first} IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END AS r,
+                 CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${changedJson} END AS cols,
                  CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
             FROM new_rows n FULL JOIN old_rows o ON ${on}) y
          WHERE y.op <> 'U' OR cardinality(y.cols) > 0`)}
