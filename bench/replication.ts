@@ -1,38 +1,45 @@
 /**
- * Replication benchmark on two local PostgreSQL databases (sites a and b), replicators running as
- * real `multisite replicate` processes. Prints a table, writes bench/results/replication.json.
+ * Replication benchmark: every workload runs twice in ONE run, on fresh database pairs (sites a
+ * and b on the local PostgreSQL 15): with no trigger at all, then with multisite installed and
+ * both replicators running as real `multisite replicate` processes (default settings). It prints
+ * ratios (multisite / no trigger), the lag sampled during the run and the batch sizes, and writes
+ * bench/results/replication.json.
  *
- *   W1  50,000 single-row updates at a from 4 connections → time until b has them all
- *       (and "W1 backlog": the same queued while b's replicator is stopped → apply capacity)
- *   W2  20,000 writes at each site at once on disjoint rows → convergence time
- *   W3  2,000 rows updated at both sites within the same second → identical end state, conflicts logged
- *   W4  5,000 updates of one hot row → changes shipped, time to converge
- *   trigger overhead: insert rate with and without the capture trigger
+ *   pgbench tpcb-like and simple-update (PostgreSQL's own client) at both sites at once
+ *   autocommit inserts, then updates, on one connection at a
+ *   inserts at both sites at once (4 connections each, disjoint keys)
+ *   hot row: updates of one row at a → row versions shipped to b
+ *   catch-up: a backlog at a while b's replicator is stopped, then applied (changes/s)
  *
- * Environment: BENCH_PGURL (default postgres://postgres@127.0.0.1:5432), BENCH_SCALE (default 1).
+ * Every multisite workload ends with: identical end state at both sites (digest), conflicts logged.
+ * Environment: BENCH_PGURL (default postgres://postgres@127.0.0.1:5432), BENCH_SECONDS (pgbench
+ * duration, default 15), BENCH_SCALE (row counts, default 1), PGBENCH (the pgbench binary).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../src/db-triggers/migrate.js';
-import { openDb, type Db } from '../src/db/index.js';
 import { Replicator } from '../src/db-triggers/replicator.js';
+import { replicaLagMs } from '../src/db-triggers/status.js';
+import { openDb, type Db } from '../src/db/index.js';
+import { report } from './lib/table.js';
 
+const run = promisify(execFile);
 const BASE = process.env.BENCH_PGURL ?? 'postgres://postgres@127.0.0.1:5432';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 const n = (x: number) => Math.max(1, Math.round(x * SCALE));
-const W1_ROWS = n(50_000);
-const W2_ROWS = n(20_000);
-const W3_ROWS = n(2_000);
-const W4_UPDATES = n(5_000);
-const OVERHEAD_ROWS = n(20_000);
-const CONNS = 4;
-
-const tag = Math.random().toString(16).slice(2, 8);
-const names = ['a', 'b'].map((s) => `ms_bench_${tag}_${s}`);
+const CLIENTS = 4;
+const SITES = ['a', 'b'] as const;
 const url = (db: string) => `${BASE}/${db}`;
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Mode = 'none' | 'multisite';
 
 async function admin(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: url('postgres') });
@@ -44,37 +51,121 @@ async function admin(sql: string): Promise<void> {
   }
 }
 
-const now = () => performance.now();
+/** Two fresh databases with `schema`, multisite installed (mode multisite) and replicators running. */
+class Pair {
+  dbs: Db[] = [];
+  children: (ChildProcess | null)[] = [];
+  dir = mkdtempSync(join(tmpdir(), 'ms-bench-'));
+  private constructor(
+    readonly names: string[],
+    readonly mode: Mode,
+    readonly tables: string[],
+  ) {}
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 600_000): Promise<number> {
-  const deadline = now() + timeoutMs;
-  while (!(await check())) {
-    if (now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return now();
-}
-
-/** Runs `jobs` statements spread over CONNS connections, each statement its own transaction. */
-async function hammer(pool: pg.Pool, count: number, stmt: (i: number) => [string, unknown[]]): Promise<number> {
-  let next = 0;
-  const t0 = now();
-  await Promise.all(
-    Array.from({ length: CONNS }, async () => {
-      const c = await pool.connect();
-      try {
-        for (;;) {
-          const i = next++;
-          if (i >= count) break;
-          const [sql, params] = stmt(i);
-          await c.query(sql, params);
-        }
-      } finally {
-        c.release();
+  static async create(label: string, mode: Mode, schema: string, tables: string[], init?: (dbName: string, site: number) => Promise<void>): Promise<Pair> {
+    const tag = Math.random().toString(16).slice(2, 8);
+    const p = new Pair(SITES.map((s) => `ms_bench_${label}_${mode === 'none' ? 'plain' : 'ms'}_${tag}_${s}`), mode, tables);
+    for (const d of p.names) await admin(`CREATE DATABASE "${d}"`);
+    for (const [i, d] of p.names.entries()) {
+      if (init) await init(d, i);
+      const db = await openDb(url(d), { max: 3 });
+      p.dbs.push(db);
+      await db.exec(schema);
+      if (mode === 'multisite') {
+        await migrate(db, { site: SITES[i]!, tables });
+        writeFileSync(
+          join(p.dir, `${SITES[i]}.yaml`),
+          `site: ${SITES[i]}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [${tables.join(', ')}]\n  sites:\n    a: { db: "${url(p.names[0]!)}" }\n    b: { db: "${url(p.names[1]!)}" }\n  log-level: warn\n`,
+        );
       }
-    }),
-  );
-  return now() - t0;
+    }
+    if (mode === 'multisite') for (let i = 0; i < SITES.length; i++) p.startReplicator(i);
+    return p;
+  }
+
+  startReplicator(i: number): void {
+    const entry = existsSync('dist/cli/main.js') ? ['dist/cli/main.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
+    this.children[i] = spawn(process.execPath, [...entry, 'replicate', '--config', join(this.dir, `${SITES[i]}.yaml`)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+
+  async stopReplicator(i: number): Promise<void> {
+    const c = this.children[i];
+    if (!c) return;
+    this.children[i] = null;
+    if (c.exitCode === null && c.signalCode === null) {
+      const done = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      await done;
+    }
+  }
+
+  /** Samples the replica lag of both sites every 250 ms while `work` runs; returns the maximum (s). */
+  async withLag<T>(work: () => Promise<T>): Promise<{ result: T; maxLagS: number; samples: number }> {
+    if (this.mode === 'none') return { result: await work(), maxLagS: 0, samples: 0 };
+    let stop = false;
+    let max = 0;
+    let samples = 0;
+    const sampler = (async () => {
+      while (!stop) {
+        for (const [i, db] of this.dbs.entries()) {
+          const lag = await replicaLagMs(db, [{ name: SITES[1 - i]!, db: this.dbs[1 - i]! }]).catch(() => undefined);
+          if (lag !== undefined) max = Math.max(max, lag);
+        }
+        samples++;
+        await sleep(250);
+      }
+    })();
+    try {
+      return { result: await work(), maxLagS: max / 1000, samples };
+    } finally {
+      stop = true;
+      await sampler;
+    }
+  }
+
+  /** Waits until both sites have the same rows (multisite), returns the seconds it took. */
+  async converge(): Promise<number> {
+    if (this.mode === 'none') return 0;
+    const t0 = now();
+    for (;;) {
+      const [a, b] = await Promise.all(this.dbs.map((d) => digest(d, this.tables)));
+      if (a === b && (await this.pending()) === 0) return (now() - t0) / 1000;
+      if (now() - t0 > 600_000) throw new Error('did not converge in 600 s');
+      await sleep(100);
+    }
+  }
+
+  async pending(): Promise<number> {
+    let total = 0;
+    for (const [i, db] of this.dbs.entries()) {
+      const lag = await replicaLagMs(db, [{ name: SITES[1 - i]!, db: this.dbs[1 - i]! }]);
+      if (lag === undefined || lag > 0) total++;
+    }
+    return total;
+  }
+
+  /** Conflict-log rows (both sites), and the average and largest batch (changes per apply). */
+  async stats(): Promise<{ conflicts: number; batches: number; changes: number; rowsApplied: number }> {
+    if (this.mode === 'none') return { conflicts: 0, batches: 0, changes: 0, rowsApplied: 0 };
+    let conflicts = 0;
+    let batches = 0;
+    let changes = 0;
+    let rowsApplied = 0;
+    for (const db of this.dbs) {
+      conflicts += await scalar(db, `SELECT count(*) AS v FROM multisite.conflict`);
+      const w = await db.query<{ b: string; c: string; r: string }>(`SELECT coalesce(sum(batches), 0)::text AS b, coalesce(sum(changes), 0)::text AS c, coalesce(sum(rows_applied), 0)::text AS r FROM multisite.watermark`);
+      batches += Number(w.rows[0]!.b);
+      changes += Number(w.rows[0]!.c);
+      rowsApplied += Number(w.rows[0]!.r);
+    }
+    return { conflicts, batches, changes, rowsApplied };
+  }
+
+  async close(): Promise<void> {
+    for (let i = 0; i < this.children.length; i++) await this.stopReplicator(i);
+    await Promise.all(this.dbs.map((d) => d.close().catch(() => undefined)));
+    for (const d of this.names) await admin(`DROP DATABASE IF EXISTS "${d}" WITH (FORCE)`).catch(() => undefined);
+  }
 }
 
 async function scalar(db: Db, sql: string): Promise<number> {
@@ -82,211 +173,217 @@ async function scalar(db: Db, sql: string): Promise<number> {
   return Number(r.rows[0]?.v ?? 0);
 }
 
-async function main(): Promise<void> {
-  for (const d of names) await admin(`CREATE DATABASE "${d}"`);
-  const children: ChildProcess[] = [];
-  const dbs: Db[] = [];
-  const pools: pg.Pool[] = [];
-  const results: Record<string, unknown> = {};
+async function digest(db: Db, tables: string[]): Promise<string> {
+  const parts: string[] = [];
+  for (const t of tables) parts.push(String((await db.query<{ d: string | null }>(`SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) AS d FROM ${t} x`)).rows[0]?.d));
+  return parts.join(',');
+}
+
+/** Runs `count` statements over `conns` connections, each statement its own transaction; returns seconds. */
+async function hammer(dbName: string, conns: number, count: number, stmt: (i: number) => [string, unknown[]]): Promise<number> {
+  const pool = new pg.Pool({ connectionString: url(dbName), max: conns });
+  pool.on('error', () => undefined);
+  let next = 0;
+  const t0 = now();
   try {
-    const dir = mkdtempSync(join(tmpdir(), 'ms-bench-'));
-    for (const [i, d] of names.entries()) {
-      const db = await openDb(url(d), { max: 2 });
-      dbs.push(db);
-      const pool = new pg.Pool({ connectionString: url(d), max: CONNS });
-      pool.on('error', () => undefined); // idle clients are terminated when the databases are dropped
-      pools.push(pool);
-      await db.exec(`
-        CREATE TABLE bench (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0, s text);
-        INSERT INTO bench SELECT g, 0, 'init' FROM generate_series(1, ${Math.max(W1_ROWS, W3_ROWS)}) g;
-        CREATE TABLE w2 (id int PRIMARY KEY, site text, v text);
-        CREATE TABLE plain (id int PRIMARY KEY, v text, n int);
-        CREATE TABLE captured (id int PRIMARY KEY, v text, n int);`);
-      await migrate(db, { site: i === 0 ? 'a' : 'b', tables: ['bench', 'w2', 'captured'] });
-      writeFileSync(
-        join(dir, `${i === 0 ? 'a' : 'b'}.yaml`),
-        `site: ${i === 0 ? 'a' : 'b'}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [bench, w2, captured]\n  sites:\n    a: { db: "${url(names[0]!)}" }\n    b: { db: "${url(names[1]!)}" }\n  log-level: warn\n`,
-      );
-    }
-    const [A, B] = dbs as [Db, Db];
-    const [PA, PB] = pools as [pg.Pool, pg.Pool];
-
-    // --- trigger overhead (before any replicator runs, so only the capture cost is measured) ---
-    const plainMs = await hammer(PA, OVERHEAD_ROWS, (i) => [`INSERT INTO plain VALUES ($1::int, md5($1::text), $1::int)`, [i]]);
-    const capturedMs = await hammer(PA, OVERHEAD_ROWS, (i) => [`INSERT INTO captured VALUES ($1::int, md5($1::text), $1::int)`, [i]]);
-    let t = now();
-    await A.query(`INSERT INTO plain SELECT g, md5(g::text), g FROM generate_series(${OVERHEAD_ROWS}, ${OVERHEAD_ROWS * 3}) g`);
-    const plainBulkMs = now() - t;
-    t = now();
-    await A.query(`INSERT INTO captured SELECT g, md5(g::text), g FROM generate_series(${OVERHEAD_ROWS}, ${OVERHEAD_ROWS * 3}) g`);
-    const capturedBulkMs = now() - t;
-    const bulkRows = OVERHEAD_ROWS * 2 + 1;
-    results.overhead = {
-      singleRowInserts: OVERHEAD_ROWS,
-      connections: CONNS,
-      withoutTriggerPerSec: Math.round(OVERHEAD_ROWS / (plainMs / 1000)),
-      withTriggerPerSec: Math.round(OVERHEAD_ROWS / (capturedMs / 1000)),
-      bulkRows,
-      bulkWithoutTriggerPerSec: Math.round(bulkRows / (plainBulkMs / 1000)),
-      bulkWithTriggerPerSec: Math.round(bulkRows / (capturedBulkMs / 1000)),
-    };
-
-    // start both replicators (real processes), let them ship the overhead rows
-    for (const s of ['a', 'b']) {
-      const c = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', join(dir, `${s}.yaml`)], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      children.push(c);
-    }
-    const capturedRows = OVERHEAD_ROWS + bulkRows;
-    await waitUntil(async () => (await scalar(B, `SELECT count(*) AS v FROM captured`)) === capturedRows);
-
-    // --- W1: 50,000 single-row updates at a from 4 connections ---
-    const w1Start = now();
-    const w1WriteMs = await hammer(PA, W1_ROWS, (i) => [`UPDATE bench SET v = v + 1, s = 'w1' WHERE id = $1`, [i + 1]]);
-    const w1WritesDone = now();
-    const w1Done = await waitUntil(async () => (await scalar(B, `SELECT sum(v) AS v FROM bench`)) === W1_ROWS);
-    results.W1 = {
-      updates: W1_ROWS,
-      writeSeconds: +(w1WriteMs / 1000).toFixed(2),
-      writeRate: Math.round(W1_ROWS / (w1WriteMs / 1000)),
-      secondsUntilAllAtB: +((w1Done - w1Start) / 1000).toFixed(2),
-      rowsPerSec: Math.round(W1_ROWS / ((w1Done - w1Start) / 1000)),
-      finalLagSeconds: +((w1Done - w1WritesDone) / 1000).toFixed(3),
-    };
-
-    // --- W1 backlog: the same 50,000 updates queued while b's replicator is stopped, then caught up
-    // (measures what the replicator can apply, independent of the trigger-bound write rate) ---
-    const childB = children[1]!;
-    childB.kill('SIGTERM');
-    await new Promise((r) => (childB.exitCode !== null ? r(null) : childB.once('exit', r)));
-    await hammer(PA, W1_ROWS, (i) => [`UPDATE bench SET v = v + 1, s = 'w1b' WHERE id = $1`, [i + 1]]);
-    const queued = await scalar(A, `SELECT count(*) AS v FROM multisite.change`);
-    const catchUp = new Replicator({ site: 'b', local: B, peers: [{ name: 'a', db: A }] });
-    const cu0 = now();
-    const consumed = await catchUp.syncAll();
-    const cuMs = now() - cu0;
-    if ((await scalar(B, `SELECT sum(v) AS v FROM bench`)) !== 2 * W1_ROWS) throw new Error('W1 backlog did not converge');
-    results.W1backlog = {
-      updatesQueued: W1_ROWS,
-      changesInQueue: queued,
-      changesConsumed: consumed,
-      catchUpSeconds: +(cuMs / 1000).toFixed(2),
-      rowsPerSec: Math.round(consumed / (cuMs / 1000)),
-    };
-    const restarted = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', join(dir, 'b.yaml')], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    children[1] = restarted;
-    await waitUntil(async () => (await scalar(A, `SELECT count(*) AS v FROM pg_stat_activity WHERE application_name = 'multisite-replicate-b'`)) > 0);
-
-    // --- W2: 20,000 inserts at each site at once, disjoint rows ---
-    const w2Start = now();
-    await Promise.all([
-      hammer(PA, W2_ROWS, (i) => [`INSERT INTO w2 VALUES ($1::int, 'a', md5($1::text))`, [i + 1]]),
-      hammer(PB, W2_ROWS, (i) => [`INSERT INTO w2 VALUES ($1::int, 'b', md5($1::text))`, [W2_ROWS + i + 1]]),
-    ]);
-    const w2WritesDone = now();
-    const w2Done = await waitUntil(
-      async () => (await scalar(A, `SELECT count(*) AS v FROM w2`)) === 2 * W2_ROWS && (await scalar(B, `SELECT count(*) AS v FROM w2`)) === 2 * W2_ROWS,
-    );
-    results.W2 = {
-      writesPerSite: W2_ROWS,
-      writeSeconds: +((w2WritesDone - w2Start) / 1000).toFixed(2),
-      convergenceSeconds: +((w2Done - w2Start) / 1000).toFixed(2),
-      rowsPerSec: Math.round((2 * W2_ROWS) / ((w2Done - w2Start) / 1000)),
-      finalLagSeconds: +((w2Done - w2WritesDone) / 1000).toFixed(3),
-    };
-
-    // --- W3: the same 2,000 rows updated at both sites within the same second ---
-    const conflictsBefore = (await scalar(A, `SELECT count(*) AS v FROM multisite.conflict`)) + (await scalar(B, `SELECT count(*) AS v FROM multisite.conflict`));
-    const w3Start = now();
-    const chunk = 100;
     await Promise.all(
-      [PA, PB].map((p, si) =>
-        hammer(p, Math.ceil(W3_ROWS / chunk), (i) => [
-          `UPDATE bench SET s = $3 || id WHERE id > $1 AND id <= $2`,
-          [i * chunk, Math.min(W3_ROWS, (i + 1) * chunk), si === 0 ? 'a-' : 'b-'],
-        ]),
-      ),
-    );
-    const w3WritesDone = now();
-    const digest = async (db: Db) => (await db.query<{ d: string }>(`SELECT md5(string_agg(b::text, ',' ORDER BY id)) AS d FROM bench b`)).rows[0]!.d;
-    const pendingAt = async (db: Db) => scalar(db, `SELECT count(*) AS v FROM multisite.change`);
-    const w3Done = await waitUntil(async () => (await digest(A)) === (await digest(B)) && (await scalar(A, `SELECT count(*) AS v FROM bench WHERE id <= ${W3_ROWS} AND s LIKE 'init%'`)) === 0);
-    const conflictsAfter = (await scalar(A, `SELECT count(*) AS v FROM multisite.conflict`)) + (await scalar(B, `SELECT count(*) AS v FROM multisite.conflict`));
-    const winners = await A.query<{ w: string; n: string }>(`SELECT left(s, 1) AS w, count(*)::text AS n FROM bench WHERE id <= ${W3_ROWS} GROUP BY 1 ORDER BY 1`);
-    results.W3 = {
-      rowsAtBothSites: W3_ROWS,
-      writeSeconds: +((w3WritesDone - w3Start) / 1000).toFixed(2),
-      convergenceSeconds: +((w3Done - w3Start) / 1000).toFixed(2),
-      identical: (await digest(A)) === (await digest(B)),
-      conflictRecords: conflictsAfter - conflictsBefore,
-      winners: Object.fromEntries(winners.rows.map((r) => [r.w, Number(r.n)])),
-      pendingAfter: { a: await pendingAt(A), b: await pendingAt(B) },
-    };
-
-    // --- W4: 5,000 updates of one hot row at a ---
-    const wmBefore = await B.query<{ changes: string; rows: string }>(`SELECT changes::text, rows_applied::text AS rows FROM multisite.watermark WHERE peer = 'a'`);
-    const w4Start = now();
-    const hot = await PA.connect();
-    try {
-      for (let i = 0; i < W4_UPDATES; i++) await hot.query(`UPDATE bench SET v = v + 1 WHERE id = 1`);
-    } finally {
-      hot.release();
-    }
-    const w4WritesDone = now();
-    const target = await scalar(A, `SELECT v FROM bench WHERE id = 1`);
-    const w4Done = await waitUntil(async () => (await scalar(B, `SELECT v FROM bench WHERE id = 1`)) === target);
-    const wmAfter = await B.query<{ changes: string; rows: string; batches: string }>(`SELECT changes::text, rows_applied::text AS rows, batches::text FROM multisite.watermark WHERE peer = 'a'`);
-    results.W4 = {
-      updates: W4_UPDATES,
-      writeSeconds: +((w4WritesDone - w4Start) / 1000).toFixed(2),
-      changesShipped: Number(wmAfter.rows[0]!.changes) - Number(wmBefore.rows[0]!.changes),
-      rowApplies: Number(wmAfter.rows[0]!.rows) - Number(wmBefore.rows[0]!.rows),
-      convergenceSeconds: +((w4Done - w4Start) / 1000).toFixed(2),
-      finalLagSeconds: +((w4Done - w4WritesDone) / 1000).toFixed(3),
-    };
-
-    printTable(results);
-    mkdirSync('bench/results', { recursive: true });
-    writeFileSync(
-      'bench/results/replication.json',
-      `${JSON.stringify({ at: new Date().toISOString(), scale: SCALE, connections: CONNS, results, bucardo: { rowsPerSec: 1100, lagAfterBurstSeconds: 30 } }, null, 2)}\n`,
+      Array.from({ length: conns }, async () => {
+        const c = await pool.connect();
+        try {
+          for (;;) {
+            const i = next++;
+            if (i >= count) break;
+            const [sql, params] = stmt(i);
+            await c.query(sql, params);
+          }
+        } finally {
+          c.release();
+        }
+      }),
     );
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
-    await Promise.all(pools.map((p) => p.end()));
-    await Promise.all(dbs.map((d) => d.close()));
-    for (const d of names) await admin(`DROP DATABASE IF EXISTS "${d}" WITH (FORCE)`).catch(() => undefined);
+    await pool.end();
+  }
+  return (now() - t0) / 1000;
+}
+
+const PGBENCH_TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'];
+
+async function pgbenchInit(dbName: string, site: number): Promise<void> {
+  await run(PGBENCH, ['-i', '-q', '-s', '1', '-h', '127.0.0.1', '-U', 'postgres', dbName]);
+  // pgbench_history has no key; replication needs one: odd ids at a, even at b (both modes alike)
+  await run('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-qc',
+    `ALTER TABLE pgbench_history ADD COLUMN hid bigint GENERATED BY DEFAULT AS IDENTITY (START WITH ${site + 1} INCREMENT BY 2) PRIMARY KEY`, dbName]);
+}
+
+async function pgbench(dbName: string, builtin: 'tpcb-like' | 'simple-update'): Promise<number> {
+  const r = await run(PGBENCH, ['-n', '-b', builtin, '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-h', '127.0.0.1', '-U', 'postgres', dbName], { maxBuffer: 1 << 24 });
+  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
+  if (!m) throw new Error(`pgbench printed no tps:\n${r.stdout}\n${r.stderr}`);
+  return Number(m[1]);
+}
+
+interface Row {
+  workload: string;
+  'no trigger': string;
+  multisite: string;
+  ratio: string;
+  'max lag s': string;
+  'end state': string;
+  conflicts: string;
+  'changes/batch': string;
+}
+
+const results: Record<string, unknown> = {};
+const rows: Row[] = [];
+
+function push(workload: string, plain: number, ours: number, unit: string, extra: { lag?: number; same?: boolean; conflicts?: number; perBatch?: number }, json: Record<string, unknown>): void {
+  const ratio = plain > 0 ? ours / plain : NaN;
+  rows.push({
+    workload,
+    'no trigger': `${Math.round(plain)} ${unit}`,
+    multisite: `${Math.round(ours)} ${unit}`,
+    ratio: `${ratio.toFixed(2)}x`,
+    'max lag s': extra.lag === undefined ? '' : extra.lag.toFixed(2),
+    'end state': extra.same === undefined ? '' : extra.same ? 'identical' : 'DIFFERENT',
+    conflicts: extra.conflicts === undefined ? '' : String(extra.conflicts),
+    'changes/batch': extra.perBatch === undefined ? '' : extra.perBatch.toFixed(0),
+  });
+  results[workload] = { noTrigger: plain, multisite: ours, unit, ratio, ...extra, ...json };
+  process.stdout.write(`${workload}: no trigger ${plain.toFixed(0)} ${unit}, multisite ${ours.toFixed(0)} ${unit} (${ratio.toFixed(2)}x)\n`);
+}
+
+/** pgbench at both sites at once; tps summed over the two sites. */
+async function pgbenchBoth(builtin: 'tpcb-like' | 'simple-update'): Promise<void> {
+  const tps: Record<Mode, number> = { none: 0, multisite: 0 };
+  let extra: Parameters<typeof push>[4] = {};
+  let json: Record<string, unknown> = {};
+  for (const mode of ['none', 'multisite'] as Mode[]) {
+    const p = await Pair.create(`pgb`, mode, 'SELECT 1', PGBENCH_TABLES, pgbenchInit);
+    try {
+      const before = await p.stats();
+      const { result, maxLagS } = await p.withLag(() => Promise.all(p.names.map((d) => pgbench(d, builtin))));
+      tps[mode] = result[0]! + result[1]!;
+      if (mode === 'multisite') {
+        const convergeS = await p.converge();
+        const [a, b] = await Promise.all(p.dbs.map((d) => digest(d, PGBENCH_TABLES)));
+        const s = await p.stats();
+        const batches = s.batches - before.batches;
+        extra = { lag: maxLagS, same: a === b, conflicts: s.conflicts, perBatch: batches ? (s.changes - before.changes) / batches : 0 };
+        json = { perSite: result, convergeSecondsAfterRun: convergeS, batches, changes: s.changes - before.changes, rowsApplied: s.rowsApplied };
+      } else json.perSiteNoTrigger = result;
+    } finally {
+      await p.close();
+    }
+  }
+  push(`pgbench ${builtin}, ${CLIENTS} clients × ${SECONDS} s at both sites`, tps.none, tps.multisite, 'tps', extra, json);
+}
+
+/** Autocommit inserts, then updates of the same rows, on one connection at a. */
+async function autocommit(): Promise<void> {
+  const N = n(5000);
+  const rate: Record<Mode, { ins: number; upd: number }> = { none: { ins: 0, upd: 0 }, multisite: { ins: 0, upd: 0 } };
+  const extra: Record<string, Parameters<typeof push>[4]> = {};
+  for (const mode of ['none', 'multisite'] as Mode[]) {
+    const p = await Pair.create('auto', mode, `CREATE TABLE t (id int PRIMARY KEY, v text, n int)`, ['t']);
+    try {
+      const ins = await p.withLag(() => hammer(p.names[0]!, 1, N, (i) => [`INSERT INTO t VALUES ($1::int, md5($1::text), $1::int)`, [i]]));
+      const upd = await p.withLag(() => hammer(p.names[0]!, 1, N, (i) => [`UPDATE t SET n = n + 1 WHERE id = $1`, [i]]));
+      rate[mode] = { ins: N / ins.result, upd: N / upd.result };
+      await p.converge();
+      const same = (await digest(p.dbs[0]!, ['t'])) === (await digest(p.dbs[1]!, ['t']));
+      extra[`ins-${mode}`] = { lag: ins.maxLagS, same };
+      extra[`upd-${mode}`] = { lag: upd.maxLagS, same };
+    } finally {
+      await p.close();
+    }
+  }
+  push(`autocommit inserts, 1 connection (${N})`, rate.none.ins, rate.multisite.ins, 'rows/s', extra['ins-multisite']!, {});
+  push(`autocommit updates, 1 connection (${N})`, rate.none.upd, rate.multisite.upd, 'rows/s', extra['upd-multisite']!, {});
+}
+
+/** Inserts at both sites at once, 4 connections each, disjoint keys. */
+async function bothSites(): Promise<void> {
+  const N = n(10_000);
+  const rate: Record<Mode, number> = { none: 0, multisite: 0 };
+  let extra: Parameters<typeof push>[4] = {};
+  let json: Record<string, unknown> = {};
+  for (const mode of ['none', 'multisite'] as Mode[]) {
+    const p = await Pair.create('both', mode, `CREATE TABLE w (id int PRIMARY KEY, site text, v text)`, ['w']);
+    try {
+      const before = await p.stats();
+      const { result, maxLagS } = await p.withLag(async () => {
+        const t0 = now();
+        await Promise.all(p.names.map((d, si) => hammer(d, CLIENTS, N, (i) => [`INSERT INTO w VALUES ($1::int, $2, md5($1::text))`, [si * N + i + 1, SITES[si]]])));
+        return (now() - t0) / 1000;
+      });
+      rate[mode] = (2 * N) / result;
+      if (mode === 'multisite') {
+        const convergeS = await p.converge();
+        const s = await p.stats();
+        const batches = s.batches - before.batches;
+        extra = { lag: maxLagS, same: (await digest(p.dbs[0]!, ['w'])) === (await digest(p.dbs[1]!, ['w'])), conflicts: s.conflicts, perBatch: batches ? (s.changes - before.changes) / batches : 0 };
+        json = { writeSeconds: result, convergeSecondsAfterWrites: convergeS, batches };
+      }
+    } finally {
+      await p.close();
+    }
+  }
+  push(`inserts at both sites at once (${N} each, ${CLIENTS} conns each)`, rate.none, rate.multisite, 'rows/s', extra, json);
+}
+
+/** Updates of one hot row at a: how many row versions b receives. */
+async function hotRow(): Promise<void> {
+  const N = n(5000);
+  const p = await Pair.create('hot', 'multisite', `CREATE TABLE h (id int PRIMARY KEY, v bigint NOT NULL); INSERT INTO h VALUES (1, 0);`, ['h']);
+  try {
+    await p.converge();
+    const before = await p.dbs[1]!.query<{ c: string; r: string; b: string }>(`SELECT changes::text AS c, rows_applied::text AS r, batches::text AS b FROM multisite.watermark WHERE peer = 'a'`);
+    const { result, maxLagS } = await p.withLag(() => hammer(p.names[0]!, 1, N, () => [`UPDATE h SET v = v + 1 WHERE id = 1`, []]));
+    const convergeS = await p.converge();
+    const after = await p.dbs[1]!.query<{ c: string; r: string; b: string }>(`SELECT changes::text AS c, rows_applied::text AS r, batches::text AS b FROM multisite.watermark WHERE peer = 'a'`);
+    const d = (k: 'c' | 'r' | 'b') => Number(after.rows[0]?.[k] ?? 0) - Number(before.rows[0]?.[k] ?? 0);
+    results.hotRow = { updates: N, writeSeconds: result, changesRead: d('c'), rowVersionsShipped: d('r'), batches: d('b'), maxLagS, convergeSecondsAfterWrites: convergeS };
+    rows.push({ workload: `hot row: ${N} updates of one row at a`, 'no trigger': '', multisite: `${d('r')} versions applied at b`, ratio: '', 'max lag s': maxLagS.toFixed(2), 'end state': 'identical', conflicts: '0', 'changes/batch': (d('c') / Math.max(1, d('b'))).toFixed(0) });
+    process.stdout.write(`hot row: ${N} updates in ${result.toFixed(1)} s, ${d('r')} row versions applied at b in ${d('b')} batches\n`);
+  } finally {
+    await p.close();
   }
 }
 
-function printTable(r: Record<string, unknown>): void {
-  const o = r.overhead as Record<string, number>;
-  const w1 = r.W1 as Record<string, number>;
-  const w1b = r.W1backlog as Record<string, number>;
-  const w2 = r.W2 as Record<string, number>;
-  const w3 = r.W3 as Record<string, unknown>;
-  const w4 = r.W4 as Record<string, number>;
-  const rows: [string, string, string][] = [
-    ['W1', `${w1.updates} updates at a, ${CONNS} conns`, `${w1.rowsPerSec} rows/s end to end; all at b after ${w1.secondsUntilAllAtB} s; final lag ${w1.finalLagSeconds} s (writes ${w1.writeRate}/s)`],
-    ['W1 backlog', `${w1b.updatesQueued} updates queued, then applied`, `${w1b.rowsPerSec} rows/s apply capacity (caught up in ${w1b.catchUpSeconds} s)`],
-    ['W2', `${w2.writesPerSite} inserts at each site`, `converged in ${w2.convergenceSeconds} s (${w2.rowsPerSec} rows/s); final lag ${w2.finalLagSeconds} s`],
-    ['W3', `${w3.rowsAtBothSites} rows at both sites`, `identical=${w3.identical}; ${w3.conflictRecords} conflict records; converged in ${w3.convergenceSeconds} s; winners ${JSON.stringify(w3.winners)}`],
-    ['W4', `${w4.updates} updates, one hot row`, `${w4.changesShipped} changes shipped, ${w4.rowApplies} row applies; converged in ${w4.convergenceSeconds} s; final lag ${w4.finalLagSeconds} s`],
-    ['trigger', `${o.singleRowInserts} single-row inserts`, `${o.withoutTriggerPerSec}/s without, ${o.withTriggerPerSec}/s with capture (${pct(o.withTriggerPerSec!, o.withoutTriggerPerSec!)})`],
-    ['trigger', `${o.bulkRows} rows, one INSERT`, `${o.bulkWithoutTriggerPerSec}/s without, ${o.bulkWithTriggerPerSec}/s with capture (${pct(o.bulkWithTriggerPerSec!, o.bulkWithoutTriggerPerSec!)})`],
-    ['Bucardo', 'reference', '~1,100 rows/s, ~30 s lag after a burst, no conflict record'],
-  ];
-  const w = [11, 38];
-  process.stdout.write(`${'load'.padEnd(w[0]!)} ${'what'.padEnd(w[1]!)} result\n`);
-  for (const [a, b, c] of rows) process.stdout.write(`${a.padEnd(w[0]!)} ${b.padEnd(w[1]!)} ${c}\n`);
+/** A backlog at a while b's replicator is stopped, then applied by one in-process replicator. */
+async function catchUp(): Promise<void> {
+  const N = n(50_000);
+  const p = await Pair.create('catch', 'multisite', `CREATE TABLE c (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0, s text); INSERT INTO c SELECT g, 0, 'init' FROM generate_series(1, ${N}) g;`, ['c']);
+  try {
+    await p.stopReplicator(1);
+    await hammer(p.names[0]!, CLIENTS, N, (i) => [`UPDATE c SET v = v + 1, s = 'x' WHERE id = $1`, [i + 1]]);
+    const rep = new Replicator({ site: 'b', local: p.dbs[1]!, peers: [{ name: 'a', db: p.dbs[0]! }] });
+    const t0 = now();
+    const consumed = await rep.syncAll();
+    const s = (now() - t0) / 1000;
+    const batches = await scalar(p.dbs[1]!, `SELECT batches AS v FROM multisite.watermark WHERE peer = 'a'`);
+    if ((await scalar(p.dbs[1]!, `SELECT sum(v) AS v FROM c`)) !== N) throw new Error('catch-up did not converge');
+    results.catchUp = { changes: consumed, seconds: s, changesPerSecond: consumed / s, batches };
+    rows.push({ workload: `catch-up: ${N} queued updates applied`, 'no trigger': '', multisite: `${Math.round(consumed / s)} changes/s`, ratio: '', 'max lag s': '', 'end state': 'identical', conflicts: '0', 'changes/batch': (consumed / Math.max(1, batches)).toFixed(0) });
+    process.stdout.write(`catch-up: ${consumed} changes in ${s.toFixed(2)} s (${batches} batches)\n`);
+  } finally {
+    await p.close();
+  }
 }
 
-function pct(withT: number, without: number): string {
-  return `${Math.round((1 - withT / without) * 100)}% slower`;
+async function main(): Promise<void> {
+  const only = process.env.BENCH_ONLY?.split(',');
+  const steps: [string, () => Promise<void>][] = [
+    ['tpcb', () => pgbenchBoth('tpcb-like')],
+    ['simple', () => pgbenchBoth('simple-update')],
+    ['autocommit', autocommit],
+    ['both', bothSites],
+    ['hot', hotRow],
+    ['catchup', catchUp],
+  ];
+  for (const [name, step] of steps) if (!only || only.includes(name)) await step();
+  report('replication', rows as unknown as Record<string, string>[], { seconds: SECONDS, clients: CLIENTS, scale: SCALE, results });
 }
 
 main().catch((err: unknown) => {

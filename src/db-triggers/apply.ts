@@ -1,14 +1,15 @@
 import { quoteIdent, type Queryable } from '../db/index.js';
 import { consolidate } from './consolidate.js';
 import { tableColumns } from './migrate.js';
-import { decide, type Decision, type LocalRow } from './resolve.js';
+import { bookkeeping, plan, rowKey, safeStatement, type Planned, type TableMeta } from './plan.js';
+import type { LocalRow } from './resolve.js';
 import { cmpStamp, maxStamp, ZERO, type ClockState, type ConflictRecord, type Consolidated, type Policy, type RawChange, type Stamp } from './types.js';
 import type { Watermark } from './watermark.js';
 
 /** Replicated tables of the local database: primary key and columns. */
 export class TableCatalog {
-  private tables = new Map<string, { pk: string[]; columns: string[] }>();
-  async get(q: Queryable, tbl: string): Promise<{ pk: string[]; columns: string[] } | undefined> {
+  private tables = new Map<string, TableMeta>();
+  async get(q: Queryable, tbl: string): Promise<TableMeta | undefined> {
     let t = this.tables.get(tbl);
     if (!t) {
       const r = await q.query<{ pk: string[] }>(`SELECT pk_columns AS pk FROM multisite.replicated_table WHERE tbl = $1`, [tbl]);
@@ -28,15 +29,62 @@ export interface ApplyResult {
   errors: number;
 }
 
-interface Planned {
-  inc: Consolidated;
-  decision: Decision;
+/** The local rows and clocks of the rows a batch touches, locked: the planner's input. */
+async function loadLocal(tx: Queryable, merged: readonly Consolidated[], metas: ReadonlyMap<string, TableMeta | undefined>): Promise<Map<string, LocalRow>> {
+  const byTable = new Map<string, Consolidated[]>();
+  for (const inc of merged) {
+    if (!metas.get(inc.tbl)) continue;
+    let list = byTable.get(inc.tbl);
+    if (!list) byTable.set(inc.tbl, (list = []));
+    list.push(inc);
+  }
+  // Lock and read the local rows first, then their clocks: the same order as a local writer
+  // (row, then trigger), so the two cannot deadlock on one row.
+  const rows = new Map<string, string>();
+  for (const [tbl, list] of byTable) {
+    const meta = metas.get(tbl)!;
+    const on = meta.pk.map((c) => `t.${quoteIdent(c)} = r.${quoteIdent(c)}`).join(' AND ');
+    const r = await tx.query<{ pk: string; row: string }>(
+      `SELECT k.value::text AS pk, to_jsonb(t)::text AS row
+         FROM jsonb_array_elements($1::jsonb) k
+         CROSS JOIN LATERAL jsonb_populate_record(NULL::${tbl}, k.value) r
+         JOIN ${tbl} t ON ${on}
+        FOR UPDATE OF t`,
+      [`[${list.map((c) => c.pk).join(',')}]`],
+    );
+    for (const x of r.rows) rows.set(rowKey(tbl, x.pk), x.row);
+  }
+  // the current clock of each row (row_clock or its latest local change): index probes per key
+  const keys = JSON.stringify(merged.filter((c) => metas.get(c.tbl)).map((c) => [c.tbl, JSON.parse(c.pk) as unknown]));
+  const rc = await tx.query<{ tbl: string; pk: string; s: string; top: string }>(
+    `SELECT x ->> 0 AS tbl, (x -> 1)::text AS pk, p.s::text AS s, p.top::text AS top
+       FROM jsonb_array_elements($1::jsonb) x CROSS JOIN LATERAL multisite.clock_of(x ->> 0, x -> 1) p
+      WHERE p.s IS NOT NULL`,
+    [keys],
+  );
+  const clocks = new Map<string, { s: ClockState; top: number }>();
+  for (const x of rc.rows) clocks.set(rowKey(x.tbl, x.pk), { s: JSON.parse(x.s) as ClockState, top: Number(x.top) });
+  const out = new Map<string, LocalRow>();
+  for (const inc of merged) {
+    const key = rowKey(inc.tbl, inc.pk);
+    const row = rows.get(key) ?? null;
+    const clock = clocks.get(key);
+    out.set(key, { exists: row !== null, row, clock: clock?.s ?? null, top: clock?.top ?? 0 });
+  }
+  return out;
+}
+
+/** A primary-key clash at apply: a local insert of the same key committed after the rows were read. */
+export class RaceError extends Error {
+  override name = 'RaceError';
+  readonly code = 'RETRY';
 }
 
 /**
  * Applies one batch of a peer's changes inside the caller's transaction (which already did
- * SET LOCAL multisite.applying = 'on' and locked the watermark row). `safe`: run each row in its own
- * subtransaction and send failures to the conflict log instead of failing the batch.
+ * SET LOCAL multisite.applying = 'on' and locked the watermark row): read → plan (pure) → run.
+ * `safe`: run each row in its own subtransaction and send failures to the conflict log instead of
+ * failing the batch.
  */
 export async function applyBatch(
   tx: Queryable,
@@ -49,155 +97,40 @@ export async function applyBatch(
 ): Promise<ApplyResult> {
   const merged = consolidate(changes);
   if (merged.length === 0) return { rows: 0, conflicts: [], errors: 0 };
-  const unknown: Consolidated[] = [];
-  const byTable = new Map<string, Consolidated[]>();
-  const metas = new Map<string, { pk: string[]; columns: string[] } | undefined>();
+  const metas = new Map<string, TableMeta | undefined>();
   for (const inc of merged) if (!metas.has(inc.tbl)) metas.set(inc.tbl, await catalog.get(tx, inc.tbl));
-  for (const inc of merged) {
-    const meta = metas.get(inc.tbl);
-    if (!meta) {
-      unknown.push(inc);
-      continue;
-    }
-    let list = byTable.get(inc.tbl);
-    if (!list) byTable.set(inc.tbl, (list = []));
-    list.push(inc);
-  }
-
-  // Lock and read the local rows first, then their clocks: the same order as a local writer
-  // (row, then trigger), so the two cannot deadlock on one row.
-  const localRows = new Map<string, string>();
-  for (const [tbl, list] of byTable) {
-    const meta = metas.get(tbl)!;
-    const on = meta.pk.map((c) => `t.${quoteIdent(c)} = r.${quoteIdent(c)}`).join(' AND ');
-    const r = await tx.query<{ pk: string; row: string }>(
-      `SELECT k.value::text AS pk, to_jsonb(t)::text AS row
-         FROM jsonb_array_elements($1::jsonb) k
-         CROSS JOIN LATERAL jsonb_populate_record(NULL::${tbl}, k.value) r
-         JOIN ${tbl} t ON ${on}
-        FOR UPDATE OF t`,
-      [`[${list.map((c) => c.pk).join(',')}]`],
-    );
-    for (const x of r.rows) localRows.set(`${tbl}\u0000${x.pk}`, x.row);
-  }
-  const keys = JSON.stringify(merged.map((c) => [c.tbl, JSON.parse(c.pk) as unknown]));
-  const clocks = new Map<string, { s: ClockState; top: number }>();
-  const rc = await tx.query<{ tbl: string; pk: string; s: string; top: string }>(
-    `SELECT c.tbl, c.pk::text AS pk, c.s::text AS s, c.top::text AS top
-       FROM multisite.row_clock c
-      WHERE (c.tbl, c.pk) IN (SELECT x ->> 0, x -> 1 FROM jsonb_array_elements($1::jsonb) x)
-      FOR UPDATE`,
-    [keys],
-  );
-  for (const x of rc.rows) clocks.set(`${x.tbl}\u0000${x.pk}`, { s: JSON.parse(x.s) as ClockState, top: Number(x.top) });
-
-  const plan: Planned[] = [];
-  for (const inc of merged) {
-    const meta = metas.get(inc.tbl);
-    if (!meta) continue;
-    const key = `${inc.tbl}\u0000${inc.pk}`;
-    const row = localRows.get(key) ?? null;
-    const clock = clocks.get(key);
-    const local: LocalRow = { exists: row !== null, row, clock: clock?.s ?? null, top: clock?.top ?? 0 };
-    plan.push({ inc, decision: decide(inc, local, { columns: meta.columns, policy }) });
-  }
-
-  const actions: { p: Planned; pk: string[] }[] = [];
-  for (const p of plan) if (p.decision.action.kind !== 'none') actions.push({ p, pk: metas.get(p.inc.tbl)!.pk });
+  const p = plan(merged, metas, await loadLocal(tx, merged, metas), policy);
   const failed = new Map<Planned, string>();
-  if (actions.length && safe) {
-    // one round trip, each row in its own subtransaction: failures are reported, the rest applies
-    const payload = `[${actions.map((a) => actionJson(a.p, a.pk)).join(',')}]`;
-    const r = await tx.query<{ f: string }>(`SELECT multisite.apply_actions($1::jsonb, true)::text AS f`, [payload]);
+  if (p.actions.length && safe) {
+    const r = await tx.query<{ f: string }>(safeStatement(p.actions).sql, safeStatement(p.actions).params);
     const list = JSON.parse(r.rows[0]!.f) as { i: number; state: string; error: string; constraint?: string }[];
     for (const f of list) {
-      const a = actions[f.i]!;
-      const resolved = f.state === '23505' && f.constraint ? await uniqueClash(tx, a.p, a.pk, f.constraint, me) : null;
-      if (resolved === null) failed.set(a.p, `${f.state}: ${f.error}`);
-      else if (resolved.applied) a.p.decision.conflicts.push(resolved.record);
+      const a = p.actions[f.i]!;
+      if (f.state === '23505' && f.constraint && (await isPrimaryKey(tx, a.inc.tbl, f.constraint))) {
+        throw new RaceError(`a local insert of ${a.inc.tbl} ${a.inc.pk} committed during apply`);
+      }
+      const resolved = f.state === '23505' && f.constraint ? await uniqueClash(tx, a, f.constraint, me) : null;
+      if (resolved === null) failed.set(a, `${f.state}: ${f.error}`);
+      else if (resolved.applied) a.decision.conflicts.push(resolved.record);
       else {
-        a.p.decision = { ...a.p.decision, action: { kind: 'none' }, clock: null, strip: null, conflicts: [...a.p.decision.conflicts, resolved.record] };
+        a.decision = { ...a.decision, action: { kind: 'none' }, clock: null, strip: null, conflicts: [...a.decision.conflicts, resolved.record] };
       }
     }
-  } else if (actions.length) {
-    // fast path: one set-based statement per run of one table, operation and column set (in order,
-    // so parents still come before children); any error sends the caller to the safe path
-    for (let i = 0; i < actions.length; ) {
-      const key = groupKey(actions[i]!.p);
-      let j = i + 1;
-      while (j < actions.length && groupKey(actions[j]!.p) === key) j++;
-      await runGroup(tx, actions.slice(i, j));
-      i = j;
+  } else {
+    // fast path: any error sends the caller to the safe path
+    for (const st of p.statements) {
+      const r = await tx.query(st.sql, st.params);
+      if (st.expect !== undefined && r.rowCount !== st.expect) throw new Error(`${st.expect - r.rowCount} rows to update are missing`);
     }
   }
-
-  const conflicts: ConflictRecord[] = [];
-  for (const inc of unknown) {
-    conflicts.push(errorRecord(inc, `table ${inc.tbl} is not replicated at this site (run multisite migrate with it)`));
-  }
-  const clockRows: string[] = [];
-  const stripAll: string[] = [];
-  const stripCols: string[] = [];
-  for (const p of plan) {
-    const why = failed.get(p);
-    if (why !== undefined) {
-      conflicts.push(errorRecord(p.inc, why));
-      continue;
-    }
-    conflicts.push(...p.decision.conflicts);
-    const k = `{"t":${JSON.stringify(p.inc.tbl)},"k":${p.inc.pk}`;
-    if (p.decision.clock) clockRows.push(`${k},"s":${JSON.stringify(p.decision.clock)},"top":${p.decision.top}}`);
-    if (p.decision.strip?.all !== undefined) stripAll.push(`${k},"h":${p.decision.strip.all}}`);
-    if (p.decision.strip?.cols) stripCols.push(`${k},"w":${JSON.stringify(p.decision.strip.cols)}}`);
-  }
-  if (clockRows.length) {
-    await tx.query(
-      `INSERT INTO multisite.row_clock AS rc (tbl, pk, s, top)
-       SELECT x.t, x.k, x.s, x.top FROM jsonb_to_recordset($1::jsonb) AS x(t text, k jsonb, s jsonb, top bigint)
-       ON CONFLICT (tbl, pk) DO UPDATE SET s = excluded.s, top = greatest(rc.top, excluded.top)`,
-      [`[${clockRows.join(',')}]`],
-    );
-  }
-  // The losing local changes leave the queue (they are in the conflict log).
-  if (stripAll.length) {
-    await tx.query(
-      `DELETE FROM multisite.change c USING jsonb_to_recordset($1::jsonb) AS x(t text, k jsonb, h bigint)
-        WHERE c.tbl = x.t AND c.pk = x.k AND c.origin = $2 AND c.h < x.h`,
-      [`[${stripAll.join(',')}]`, me],
-    );
-  }
-  if (stripCols.length) {
-    await tx.query(
-      `WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(t text, k jsonb, w jsonb)),
-       u AS (
-         UPDATE multisite.change c
-            SET cols = ARRAY(SELECT col FROM unnest(c.cols) col WHERE NOT (x.w ? col AND (x.w ->> col)::bigint > c.h))
-           FROM x
-          WHERE c.tbl = x.t AND c.pk = x.k AND c.origin = $2 AND c.op = 'U'
-          RETURNING c.id, c.cols)
-       DELETE FROM multisite.change d USING u WHERE d.id = u.id AND cardinality(u.cols) = 0`,
-      [`[${stripCols.join(',')}]`, me],
-    );
-  }
-  if (conflicts.length) await insertConflicts(tx, peer, conflicts);
-  const applied = plan.filter((p) => p.decision.action.kind !== 'none' && !failed.has(p)).length;
-  return { rows: applied, conflicts, errors: failed.size + unknown.length };
+  const book = bookkeeping(p, failed, peer, me);
+  for (const st of book.statements) await tx.query(st.sql, st.params);
+  return { rows: book.rows, conflicts: book.conflicts, errors: failed.size + p.unknown.length };
 }
 
-function errorRecord(inc: Consolidated, reason: string): ConflictRecord {
-  return {
-    tbl: inc.tbl,
-    pk: inc.pk,
-    kind: 'apply-error',
-    columns: inc.kind === 'U' ? Object.keys(inc.cols).sort() : null,
-    winnerSite: null,
-    winnerH: null,
-    winner: null,
-    loserSite: inc.origin,
-    loserH: inc.h,
-    loser: inc.row,
-    reason: `could not apply ${inc.kind === 'I' ? 'insert' : inc.kind === 'U' ? 'update' : 'delete'}: ${reason}`,
-  };
+async function isPrimaryKey(tx: Queryable, tbl: string, constraint: string): Promise<boolean> {
+  const r = await tx.query(`SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2 AND contype = 'p'`, [tbl, constraint]);
+  return r.rowCount > 0;
 }
 
 /**
@@ -207,14 +140,8 @@ function errorRecord(inc: Consolidated, reason: string): ConflictRecord {
  * local row wins, the incoming change is dropped. Both go to the conflict log as unique-clash.
  * Returns null when the clash cannot be resolved (then it is logged as apply-error).
  */
-async function uniqueClash(
-  tx: Queryable,
-  p: Planned,
-  pk: string[],
-  constraint: string,
-  me: string,
-): Promise<{ applied: boolean; record: ConflictRecord } | null> {
-  const { inc } = p;
+async function uniqueClash(tx: Queryable, p: Planned, constraint: string, me: string): Promise<{ applied: boolean; record: ConflictRecord } | null> {
+  const { inc, pk } = p;
   if (inc.kind === 'D' || (p.decision.action.kind !== 'insert' && p.decision.action.kind !== 'update')) return null;
   const tbl = inc.tbl;
   const cols = await tx.query<{ col: string }>(
@@ -228,7 +155,7 @@ async function uniqueClash(
   const pkObj = `jsonb_build_object(${pk.map((c) => `'${c.replace(/'/g, "''")}', t.${quoteIdent(c)}`).join(', ')})`;
   const other = await tx.query<{ pk: string; row: string; s: string | null; top: string | null }>(
     `SELECT ${pkObj}::text AS pk, to_jsonb(t)::text AS row, rc.s::text AS s, rc.top::text AS top
-       FROM ${tbl} t LEFT JOIN multisite.row_clock rc ON rc.tbl = $2 AND rc.pk = ${pkObj}
+       FROM ${tbl} t CROSS JOIN LATERAL multisite.clock_of($2, ${pkObj}) rc
       WHERE (${uq.map((c) => `t.${c}`).join(', ')}) = (SELECT ${uq.map((c) => `r.${c}`).join(', ')} FROM jsonb_populate_record(NULL::${tbl}, $1::jsonb) r)
       FOR UPDATE OF t`,
     [inc.row, tbl],
@@ -264,74 +191,10 @@ async function uniqueClash(
     [tbl, o.pk, JSON.stringify(tomb), Math.max(Number(o.top ?? 0), inc.h)],
   );
   await tx.query(`DELETE FROM multisite.change WHERE tbl = $1 AND pk = $2::jsonb AND origin = $3`, [tbl, o.pk, me]);
-  const retry = await tx.query<{ f: string }>(`SELECT multisite.apply_actions($1::jsonb, true)::text AS f`, [`[${actionJson(p, pk)}]`]);
+  const st = safeStatement([p]);
+  const retry = await tx.query<{ f: string }>(st.sql, st.params);
   if ((JSON.parse(retry.rows[0]!.f) as unknown[]).length > 0) return null;
   return { applied: true, record };
-}
-
-function groupKey(p: Planned): string {
-  const a = p.decision.action;
-  return `${p.inc.tbl}\u0000${a.kind}\u0000${a.kind === 'update' ? a.cols.join(',') : ''}`;
-}
-
-/** Applies a run of same-shaped actions with one statement over jsonb_populate_recordset. */
-async function runGroup(tx: Queryable, group: { p: Planned; pk: string[] }[]): Promise<void> {
-  const first = group[0]!;
-  const tbl = first.p.inc.tbl;
-  const a = first.p.decision.action;
-  const match = first.pk.map((c) => `t.${quoteIdent(c)} = r.${quoteIdent(c)}`).join(' AND ');
-  const src = `jsonb_populate_recordset(NULL::${tbl}, $1::jsonb) r`;
-  if (a.kind === 'insert') {
-    await tx.query(`INSERT INTO ${tbl} SELECT r.* FROM ${src}`, [`[${group.map((g) => g.p.inc.row).join(',')}]`]);
-  } else if (a.kind === 'update') {
-    const sets = a.cols.map((c) => `${quoteIdent(c)} = r.${quoteIdent(c)}`).join(', ');
-    const r = await tx.query(`UPDATE ${tbl} t SET ${sets} FROM ${src} WHERE ${match}`, [`[${group.map((g) => g.p.inc.row).join(',')}]`]);
-    if (r.rowCount !== group.length) throw new Error(`${group.length - r.rowCount} rows to update are missing`);
-  } else if (a.kind === 'delete') {
-    await tx.query(`DELETE FROM ${tbl} t USING ${src} WHERE ${match}`, [`[${group.map((g) => g.p.inc.pk).join(',')}]`]);
-  }
-}
-
-/** The statement for one decision, as JSON for multisite.apply_actions (row text embedded raw). */
-function actionJson(p: Planned, pk: string[]): string | null {
-  const { inc, decision } = p;
-  const tbl = inc.tbl;
-  const where = `(${pk.map((c) => `${quoteIdent(c)}`).join(', ')}) = (SELECT ${pk.map((c) => `k.${quoteIdent(c)}`).join(', ')} FROM jsonb_populate_record(NULL::${tbl}, $2) k)`;
-  let sql: string;
-  let must = false;
-  switch (decision.action.kind) {
-    case 'none':
-      return null;
-    case 'insert':
-      sql = `INSERT INTO ${tbl} SELECT * FROM jsonb_populate_record(NULL::${tbl}, $1)`;
-      break;
-    case 'update': {
-      const cols = decision.action.cols.map(quoteIdent);
-      sql = `UPDATE ${tbl} SET (${cols.join(', ')}) = (SELECT ${cols.map((c) => `r.${c}`).join(', ')} FROM jsonb_populate_record(NULL::${tbl}, $1) r) WHERE ${where}`;
-      must = true;
-      break;
-    }
-    case 'delete':
-      sql = `DELETE FROM ${tbl} WHERE ${where}`;
-      break;
-  }
-  return `{"sql":${JSON.stringify(sql)},"row":${inc.row ?? 'null'},"pk":${inc.pk},"must":${must}}`;
-}
-
-async function insertConflicts(tx: Queryable, peer: string, list: ConflictRecord[]): Promise<void> {
-  const rows = list.map(
-    (c) =>
-      `{"tbl":${JSON.stringify(c.tbl)},"pk":${c.pk},"kind":${JSON.stringify(c.kind)},"columns":${JSON.stringify(c.columns)},` +
-      `"winner_site":${JSON.stringify(c.winnerSite)},"winner_h":${c.winnerH ?? 'null'},"winner":${c.winner ?? 'null'},` +
-      `"loser_site":${JSON.stringify(c.loserSite)},"loser_h":${c.loserH ?? 'null'},"loser":${c.loser ?? 'null'},"reason":${JSON.stringify(c.reason)}}`,
-  );
-  await tx.query(
-    `INSERT INTO multisite.conflict (peer, tbl, pk, kind, columns, winner_site, winner_h, winner, loser_site, loser_h, loser, reason)
-     SELECT $2, x.tbl, x.pk, x.kind, x.columns, x.winner_site, x.winner_h, x.winner, x.loser_site, x.loser_h, x.loser, x.reason
-       FROM jsonb_to_recordset($1::jsonb) AS x(tbl text, pk jsonb, kind text, columns text[], winner_site text, winner_h bigint,
-            winner jsonb, loser_site text, loser_h bigint, loser jsonb, reason text)`,
-    [`[${rows.join(',')}]`, peer],
-  );
 }
 
 /** Reads the watermark row of a peer (creating it), locked for this transaction. */

@@ -14,6 +14,9 @@ export class ReplicationMetrics {
   private readonly trimmed: Counter;
   private readonly tombstones: Counter;
   private readonly peerUp: Gauge;
+  private readonly stalled: Gauge;
+  private readonly stalls: Counter;
+  private readonly batchLimit: Gauge;
   private readonly window: { t: number; n: number }[] = [];
 
   constructor(registry: Registry) {
@@ -36,6 +39,9 @@ export class ReplicationMetrics {
     });
     this.trimmed = new Counter({ name: `${p}trimmed_total`, help: 'Acknowledged local changes trimmed', registers });
     this.tombstones = new Counter({ name: `${p}tombstones_trimmed_total`, help: 'Row clocks of deleted rows trimmed after tombstone-retention-days', registers });
+    this.stalled = new Gauge({ name: `${p}stalled`, help: '1 while no progress is made with the peer although its changes are pending', labelNames: ['peer'], registers });
+    this.stalls = new Counter({ name: `${p}stalls_total`, help: 'Times replication from the peer stalled (and recovery started)', labelNames: ['peer'], registers });
+    this.batchLimit = new Gauge({ name: `${p}batch_limit`, help: 'Changes the next read may take (grows with the backlog)', labelNames: ['peer'], registers });
     this.peerUp = new Gauge({ name: `${p}peer_up`, help: '1 when the last sync with the peer succeeded', labelNames: ['peer'], registers });
   }
 
@@ -46,7 +52,9 @@ export class ReplicationMetrics {
     lagSeconds: number,
     batchLagSeconds: number,
     remaining: number,
+    limit: number,
   ): void {
+    this.batchLimit.set({ peer }, limit);
     this.changes.inc({ peer }, r.changes);
     this.rows.inc({ peer }, r.rows);
     if (r.conflicts) this.conflicts.inc({ peer }, r.conflicts);
@@ -70,6 +78,11 @@ export class ReplicationMetrics {
 
   observeTombstones(n: number): void {
     if (n) this.tombstones.inc(n);
+  }
+
+  setStalled(peer: string, stalled: boolean): void {
+    if (stalled) this.stalls.inc({ peer });
+    this.stalled.set({ peer }, stalled ? 1 : 0);
   }
 
   setUp(peer: string, up: boolean): void {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { qualifiedName, quoteIdent, type Db, type Queryable } from '../db/index.js';
@@ -22,8 +23,10 @@ export interface MigrateResult {
   removed: string[];
 }
 
-const TRIGGER = 'multisite_capture';
-const NOTIFY_TRIGGER = 'multisite_notify';
+/** Version 1's row-level capture and per-statement NOTIFY triggers (dropped on upgrade). */
+const OLD_TRIGGERS = ['multisite_capture', 'multisite_notify'];
+/** One statement-level trigger per operation: a trigger with transition tables takes one event. */
+const TRIGGERS = { INSERT: 'multisite_capture_i', UPDATE: 'multisite_capture_u', DELETE: 'multisite_capture_d' } as const;
 
 /** Installs (idempotently) the schema, functions and one capture trigger per table. */
 export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResult> {
@@ -53,12 +56,16 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResu
     }
     for (const w of wanted) {
       await dropTriggers(tx, w.tbl);
-      const args = w.pk.map((c) => `'${c.replace(/'/g, "''")}'`).join(', ');
+      const fn = captureFunction(w.tbl);
+      await tx.query(captureFunctionSql(fn, w.tbl, w.pk, await comparableColumns(tx, w.tbl)));
       await tx.query(
-        `CREATE TRIGGER ${TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${w.tbl} FOR EACH ROW EXECUTE FUNCTION multisite.capture(${args})`,
+        `CREATE TRIGGER ${TRIGGERS.INSERT} AFTER INSERT ON ${w.tbl} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
       );
       await tx.query(
-        `CREATE TRIGGER ${NOTIFY_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${w.tbl} FOR EACH STATEMENT EXECUTE FUNCTION multisite.notify()`,
+        `CREATE TRIGGER ${TRIGGERS.UPDATE} AFTER UPDATE ON ${w.tbl} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+      );
+      await tx.query(
+        `CREATE TRIGGER ${TRIGGERS.DELETE} AFTER DELETE ON ${w.tbl} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
       );
       await tx.query(
         `INSERT INTO multisite.replicated_table (tbl, pk_columns) VALUES ($1, $2) ON CONFLICT (tbl) DO UPDATE SET pk_columns = excluded.pk_columns`,
@@ -84,8 +91,119 @@ export async function uninstall(db: Db): Promise<string[]> {
 async function dropTriggers(tx: Queryable, tbl: string): Promise<void> {
   const exists = await tx.query(`SELECT to_regclass($1) AS r`, [tbl]);
   if ((exists.rows[0] as { r: unknown } | undefined)?.r == null) return;
-  await tx.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${tbl}`);
-  await tx.query(`DROP TRIGGER IF EXISTS ${NOTIFY_TRIGGER} ON ${tbl}`);
+  for (const t of [...OLD_TRIGGERS, ...Object.values(TRIGGERS)]) await tx.query(`DROP TRIGGER IF EXISTS ${t} ON ${tbl}`);
+  await tx.query(`DROP FUNCTION IF EXISTS ${captureFunction(tbl)}()`);
+}
+
+/**
+ * Stamps each change, in SQL (a function call per row costs more than the rest): the hybrid
+ * logical clock (above the wall clock, anything received and this row's history), the incarnation
+ * it applies to, what the writer had seen (base) and the row's clock after it (s). A row never
+ * stamped (older than the trigger, or written while capture was off) has an unknown incarnation.
+ */
+const STAMP = `CROSS JOIN LATERAL (SELECT greatest(v_ms * 1024, st.hlc_floor + 1, coalesce(p.top, 0) + 1) AS h) hh
+        CROSS JOIN LATERAL (
+          SELECT CASE WHEN p.s IS NULL OR (x.op <> 'I' AND jsonb_typeof(p.s -> 'd') = 'object')
+                      THEN '{"i": null, "c": {}, "d": null}'::jsonb ELSE p.s END AS ps,
+                 jsonb_build_array(hh.h, st.name) AS stamp) q
+        CROSS JOIN LATERAL (
+          SELECT hh.h AS h,
+                 CASE x.op WHEN 'I' THEN q.stamp ELSE q.ps -> 'i' END AS ins,
+                 CASE x.op WHEN 'I' THEN to_jsonb(coalesce(p.top, 0))
+                           WHEN 'U' THEN (SELECT jsonb_object_agg(c, coalesce(q.ps -> 'c' -> c -> 0, q.ps -> 'i' -> 0, '0'::jsonb)) FROM unnest(x.cols) c)
+                           ELSE jsonb_build_object('i', q.ps -> 'i', 'c', coalesce(q.ps -> 'c', '{}'::jsonb)) END AS base,
+                 CASE x.op WHEN 'I' THEN jsonb_build_object('i', q.stamp, 'c', '{}'::jsonb, 'd', null)
+                           WHEN 'U' THEN jsonb_set(q.ps, '{c}', coalesce(q.ps -> 'c', '{}'::jsonb) || (SELECT jsonb_object_agg(c, q.stamp) FROM unnest(x.cols) c))
+                           ELSE jsonb_build_object('i', null, 'c', '{}'::jsonb, 'd', jsonb_build_object('at', q.stamp, 'n', q.ps -> 'i',
+                                  'seen', jsonb_build_object('i', q.ps -> 'i', 'c', coalesce(q.ps -> 'c', '{}'::jsonb)))) END AS s) z`;
+
+/** The generated capture function of a table: one per table, named by a hash of its name. */
+export function captureFunction(tbl: string): string {
+  return `multisite.capture_${createHash('sha256').update(tbl).digest('hex').slice(0, 16)}`;
+}
+
+/** A column and how two of its values are compared: natively, or as text (types without `=`). */
+export interface ComparableColumn {
+  col: string;
+  native: boolean;
+}
+
+/** The non-generated columns of a table, and whether their type (or element type) has `=`. */
+export async function comparableColumns(q: Queryable, tbl: string): Promise<ComparableColumn[]> {
+  const r = await q.query<{ col: string; native: boolean }>(
+    `SELECT a.attname AS col,
+            EXISTS (SELECT 1 FROM pg_operator o WHERE o.oprname = '=' AND o.oprleft = b.t AND o.oprright = b.t) AS native
+       FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+      CROSS JOIN LATERAL (SELECT CASE WHEN ty.typcategory = 'A' THEN ty.typelem
+                                      WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END AS t) b
+      WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+      ORDER BY a.attname`,
+    [tbl],
+  );
+  return r.rows;
+}
+
+/**
+ * The statement-level capture function of one table (see sql/002). Per statement: one read of
+ * multisite.site and one set-based INSERT into multisite.change. An UPDATE's old and new rows are
+ * paired by primary key (a key that changed is a delete of the old key and an insert of the new
+ * one); its changed columns come from typed comparisons, never from comparing JSON.
+ */
+export function captureFunctionSql(fn: string, tbl: string, pk: string[], columns: ComparableColumn[]): string {
+  const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
+  const pkOf = (alias: string) => `jsonb_build_object(${pk.map((c) => `${lit(c)}, ${alias}.${quoteIdent(c)}`).join(', ')})`;
+  const on = pk.map((c) => `n.${quoteIdent(c)} = o.${quoteIdent(c)}`).join(' AND ');
+  const first = quoteIdent(pk[0]!);
+  const differs = (c: ComparableColumn) =>
+    c.native ? `n.${quoteIdent(c.col)} IS DISTINCT FROM o.${quoteIdent(c.col)}` : `n.${quoteIdent(c.col)}::text IS DISTINCT FROM o.${quoteIdent(c.col)}::text`;
+  const changed = `array_remove(ARRAY[${columns.map((c) => `CASE WHEN ${differs(c)} THEN ${lit(c.col)} END`).join(', ')}]::text[], NULL)`;
+  const changedJson = `coalesce((SELECT array_agg(e.key ORDER BY e.key) FROM jsonb_each(to_jsonb(n.*)) e WHERE e.value IS DISTINCT FROM to_jsonb(o.*) -> e.key), '{}')`;
+  const record = (source: string) => `
+      INSERT INTO multisite.change (tbl, pk, op, "row", cols, origin, h, ins, base, s)
+      SELECT ${lit(tbl)}, x.pk, x.op, x.r, x.cols, st.name, z.h, z.ins, z.base, z.s
+        FROM (${source}) x
+        LEFT JOIN LATERAL (
+          -- multisite.clock_of inlined: a SQL function called here would be planned anew per statement
+          SELECT z.s, z.top FROM (
+            (SELECT c.s, c.h AS top, 0 AS pri FROM multisite.change c
+              WHERE c.tbl = ${lit(tbl)} AND c.pk = x.pk AND c.s IS NOT NULL ORDER BY c.id DESC LIMIT 1)
+            UNION ALL
+            (SELECT r.s, r.top, 1 AS pri FROM multisite.row_clock r WHERE r.tbl = ${lit(tbl)} AND r.pk = x.pk)
+          ) z ORDER BY z.top DESC, z.pri DESC LIMIT 1) p ON true
+        ${STAMP}
+       ORDER BY x.ord;`;
+  return `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  st record; v_ms bigint;
+BEGIN
+  -- apply sessions (SET LOCAL multisite.applying = 'on') are not captured: no echo
+  IF current_setting('multisite.applying', true) = 'on' THEN RETURN NULL; END IF;
+  SELECT name, hlc_floor, clock_offset_ms INTO st FROM multisite.site;
+  IF st.name IS NULL THEN RAISE EXCEPTION 'multisite: site name not set (run multisite migrate)'; END IF;
+  v_ms := (extract(epoch FROM clock_timestamp()) * 1000)::bigint + st.clock_offset_ms;
+  IF TG_OP = 'INSERT' THEN${record(`SELECT 'I'::"char" AS op, ${pkOf('n')} AS pk, to_jsonb(n.*) AS r, NULL::text[] AS cols, 1 AS ord FROM new_rows n`)}
+  ELSIF TG_OP = 'DELETE' THEN${record(`SELECT 'D'::"char" AS op, ${pkOf('o')} AS pk, to_jsonb(o.*) AS r, NULL::text[] AS cols, 0 AS ord FROM old_rows o`)}
+  ELSIF (SELECT count(*) FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND attgenerated = '') = ${columns.length} THEN${record(`SELECT y.* FROM (
+          SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
+                 CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
+                 CASE WHEN n.${first} IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END AS r,
+                 CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${changed} END AS cols,
+                 CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
+            FROM new_rows n FULL JOIN old_rows o ON ${on}) y
+         WHERE y.op <> 'U' OR cardinality(y.cols) > 0`)}
+  ELSE
+    -- the table's columns changed since migrate generated this function (run migrate again):
+    -- compare the rows as JSON, slower but complete${record(`SELECT y.* FROM (
+          SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
+                 CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
+                 CASE WHEN n.${first} IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END AS r,
+                 CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${changedJson} END AS cols,
+                 CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
+            FROM new_rows n FULL JOIN old_rows o ON ${on}) y
+         WHERE y.op <> 'U' OR cardinality(y.cols) > 0`)}
+  END IF;
+  RETURN NULL;
+END $fn$`;
 }
 
 /** The primary-key columns of a table; refuses a missing table or one without a primary key. */

@@ -1,13 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../../src/db/index.js';
-import { migrate, MigrationError, uninstall } from '../../../src/db-triggers/migrate.js';
+import { migrate, MigrationError, sqlDir, uninstall } from '../../../src/db-triggers/migrate.js';
 import { Replicator } from '../../../src/db-triggers/replicator.js';
 import { replicationStatus } from '../../../src/db-triggers/status.js';
 import { createDatabases, dbUrl, dropDatabases, waitFor } from '../support/pg.js';
@@ -199,19 +199,21 @@ describe('replication between two sites on PostgreSQL', () => {
   it('trims changes every peer acknowledged', async () => {
     await A.query(`INSERT INTO item (region, id) SELECT 'trim', g FROM generate_series(1, 50) g`);
     await c.syncAll();
-    await c.site('b').rep.syncAll(); // acknowledges
-    await c.site('a').rep.trim();
-    expect(await rows(A, `SELECT count(*)::int AS n FROM multisite.change`)).toEqual([{ n: 0 }]);
-  });
+    // b acknowledges up to its read snapshot's xmin: a transaction running anywhere in the cluster
+    // (other tests) holds that back, so acknowledge and trim until it has passed
+    await waitFor('every acknowledged change trimmed', async () => {
+      await c.site('b').rep.syncAll();
+      await c.site('a').rep.trim();
+      return (await A.query<{ n: number }>(`SELECT count(*)::int AS n FROM multisite.change`)).rows[0]!.n === 0;
+    }, 120_000, 100);
+  }, 180_000);
 
-  it('wakes on NOTIFY: a running replicator applies within a fraction of a second', async () => {
+  it('a running replicator applies what arrives while it runs (polling, no wake-up signal)', async () => {
     const rb = c.site('b').rep;
     await rb.start();
     try {
-      const t0 = Date.now();
       await A.query(`INSERT INTO item (region, id, label) VALUES ('live', 1, 'now')`);
-      await waitFor('the row at b', async () => (await rows(B, `SELECT 1 FROM item WHERE region = 'live'`)).length === 1, 10_000, 5);
-      expect(Date.now() - t0).toBeLessThan(1000);
+      await waitFor('the row at b', async () => (await rows(B, `SELECT 1 FROM item WHERE region = 'live'`)).length === 1, 60_000, 20);
       const st = await replicationStatus(B, [{ name: 'a', db: A }]);
       expect(st.peers[0]).toMatchObject({ peer: 'a', pending: 0, lagSeconds: 0, stale: false });
       expect(st.recentConflicts.length).toBeGreaterThan(0);
@@ -220,7 +222,7 @@ describe('replication between two sites on PostgreSQL', () => {
     }
   });
 
-  it('LISTEN reconnects after its connection is killed, and wakes the replicator', async () => {
+  it('LISTEN (Db.listen) reconnects after its connection is killed, and wakes its caller', async () => {
     const wakes: string[] = [];
     const peer = await openDb(c.site('a').url, { applicationName: 'ms-listen-test' });
     try {
@@ -228,8 +230,8 @@ describe('replication between two sites on PostgreSQL', () => {
       await A.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ms-listen-test' AND query LIKE 'LISTEN%'`);
       await waitFor('the reconnect wake-up', () => wakes.length > 0, 10_000);
       wakes.length = 0;
-      await A.query(`INSERT INTO parent VALUES (77, 'after reconnect')`);
-      await waitFor('a notification on the new connection', () => wakes.length > 0, 10_000);
+      await A.query(`NOTIFY multisite_change, 'after reconnect'`);
+      await waitFor('a notification on the new connection', () => wakes.includes('after reconnect'), 10_000);
       await stop();
     } finally {
       await peer.close();
@@ -301,8 +303,8 @@ describe('three sites', () => {
     await c.site('a').db.query(`INSERT INTO kv (k, v, u) VALUES (100, 'from a', 'key')`);
     await c.site('b').db.query(`INSERT INTO kv (k, v, u) VALUES (200, 'from b', 'key')`); // later: keeps the key
     // c first takes a's row, then meets b's
-    await c.site('c').rep.syncPeer({ name: 'a', db: c.site('a').db });
-    await c.site('c').rep.syncPeer({ name: 'b', db: c.site('b').db });
+    await c.site('c').rep.syncPeer({ name: 'a' });
+    await c.site('c').rep.syncPeer({ name: 'b' });
     await c.syncAll();
     const d = await c.digests(['kv']);
     expect(d[1]).toBe(d[0]);
@@ -326,7 +328,7 @@ describe('migrate', () => {
       await migrate(db, { site: 'a', tables: ['t'] });
       await migrate(db, { site: 'a', tables: ['public.t'] });
       const trig = await db.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`);
-      expect(trig.rows).toEqual([{ tgname: 'multisite_capture' }, { tgname: 'multisite_notify' }]);
+      expect(trig.rows).toEqual([{ tgname: 'multisite_capture_d' }, { tgname: 'multisite_capture_i' }, { tgname: 'multisite_capture_u' }]);
       await expect(migrate(db, { site: 'a', tables: ['nokey'] })).rejects.toThrow(MigrationError);
       await expect(migrate(db, { site: 'a', tables: ['nokey'] })).rejects.toThrow(/public\.nokey has no primary key/);
       await db.query(`INSERT INTO t VALUES (1, 'x')`);
@@ -336,6 +338,51 @@ describe('migrate', () => {
       await db.query(`INSERT INTO t VALUES (2, 'y')`); // no trigger left behind
     } finally {
       await db.close();
+    }
+  });
+
+  it('upgrades a version-1 install in place: pending row-trigger changes still ship, clocks carry on, conflicts still found', async () => {
+    const names = await createDatabases('upg', 2);
+    created.push(...names);
+    const dbs = await Promise.all(names.map((n) => openDb(dbUrl(n))));
+    try {
+      for (const [i, db] of dbs.entries()) {
+        // what version 1's migrate left behind: 001 only, a row trigger and a NOTIFY trigger
+        await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, w text)`);
+        await db.exec(readFileSync(join(sqlDir(), '001_replication.sql'), 'utf8'));
+        await db.exec(`
+          INSERT INTO multisite.site (one, name) VALUES (true, '${'ab'[i]}');
+          CREATE TRIGGER multisite_capture AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION multisite.capture('id');
+          CREATE TRIGGER multisite_notify AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH STATEMENT EXECUTE FUNCTION multisite.notify();
+          INSERT INTO multisite.replicated_table (tbl, pk_columns) VALUES ('public.t', '{id}');`);
+      }
+      const [A1, B1] = dbs as [Db, Db];
+      await A1.query(`INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')`);
+      await A1.query(`UPDATE t SET v = 'a2' WHERE id = 1`);
+      for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
+      expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 2 }]);
+      const trig = await A1.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`);
+      expect(trig.rows.map((r) => r.tgname)).toEqual(['multisite_capture_d', 'multisite_capture_i', 'multisite_capture_u']);
+      // a version-2 write on top of a version-1 row clock: stamps after it
+      await A1.query(`UPDATE t SET w = 'a3' WHERE id = 1`);
+      const h = await A1.query<{ op: string; s: boolean; h: string }>(`SELECT op::text, s IS NOT NULL AS s, h::text FROM multisite.change ORDER BY id`);
+      expect(h.rows.map((r) => [r.op, r.s])).toEqual([['I', false], ['I', false], ['U', false], ['U', true]]);
+      expect(BigInt(h.rows[3]!.h)).toBeGreaterThan(BigInt(h.rows[2]!.h));
+      const reps = dbs.map((db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }));
+      await reps[1]!.syncAll();
+      // concurrent writes of one column after the upgrade: one winner at both sites, logged
+      await A1.query(`UPDATE t SET v = 'from a' WHERE id = 2`);
+      await B1.query(`UPDATE t SET v = 'from b' WHERE id = 2`);
+      for (let i = 0; i < 2; i++) for (const r of reps) await r.syncAll();
+      const [da, dbb] = await Promise.all(dbs.map((d) => digest(d, ['t'])));
+      expect(dbb).toBe(da);
+      expect(da).toContain('(1,a2,a3)');
+      // a synced first: it logged the conflict and dropped its losing change, so b never saw it
+      expect((await A1.query(`SELECT kind, winner_site, loser_site FROM multisite.conflict`)).rows).toEqual([
+        { kind: 'update-update', winner_site: 'b', loser_site: 'a' },
+      ]);
+    } finally {
+      await Promise.all(dbs.map((d) => d.close()));
     }
   });
 
@@ -384,7 +431,7 @@ describe('the replicate daemon', () => {
     await dropDatabases(created);
   });
 
-  it('serves metrics, applies on NOTIFY and stops cleanly on SIGTERM', async () => {
+  it('serves metrics, applies what it polls and stops cleanly on SIGTERM', async () => {
     const names = await createDatabases('daemon', 2);
     created.push(...names);
     for (const [i, n] of names.entries()) {
@@ -407,14 +454,15 @@ describe('the replicate daemon', () => {
       `site: b\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [t]\n  metrics: 127.0.0.1:${port}\n  sites:\n    a: { db: "${dbUrl(names[0]!)}" }\n    b: { db: "${dbUrl(names[1]!)}" }\n`,
     );
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // a loaded machine may take a minute to start tsx; nothing here asserts how long anything takes
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     const a = await openDb(dbUrl(names[0]!));
     const b = await openDb(dbUrl(names[1]!));
     try {
-      await waitFor('the replicator to start', () => log.includes('replicator starting'), 20_000);
+      await waitFor('the replicator to start', () => log.includes('replicator starting'), 120_000);
       await a.query(`INSERT INTO t VALUES (1, 'pushed')`);
-      await waitFor('the row at b', async () => (await b.query(`SELECT 1 FROM t`)).rowCount === 1, 10_000, 5);
+      await waitFor('the row at b', async () => (await b.query(`SELECT 1 FROM t`)).rowCount === 1, 60_000, 5);
       const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(body).toMatch(/multisite_replication_lag_seconds\{peer="a"\} 0/);
       expect(body).toMatch(/multisite_replication_changes_total\{peer="a"\} 1/);
@@ -429,7 +477,7 @@ describe('the replicate daemon', () => {
       await a.close();
       await b.close();
     }
-  });
+  }, 300_000);
 });
 
 describe('PGlite behind the same interface', () => {
@@ -454,5 +502,7 @@ describe('PGlite behind the same interface', () => {
       await a.close();
       await b.close();
     }
-  });
+    // no deadline of its own worth asserting: two WebAssembly PostgreSQL instances start and migrate
+    // in 5 s on an idle machine, 80 s on a loaded 2-core one; the work above has no waits to time out
+  }, 600_000);
 });

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { consolidate } from '../../../src/db-triggers/consolidate.js';
+import { bookkeeping, plan, rowKey, type TableMeta } from '../../../src/db-triggers/plan.js';
+import type { LocalRow } from '../../../src/db-triggers/resolve.js';
+import { hlcFromMs, type RawChange } from '../../../src/db-triggers/types.js';
+
+/** The planner is pure: changes and local state in, statements and conflict-log rows out. */
+const H = hlcFromMs(1_700_000_000_000);
+let ids = 0;
+function change(p: Partial<RawChange> & Pick<RawChange, 'op' | 'h'>): RawChange {
+  ids++;
+  return { id: String(ids), xid: '100', tbl: 'public.t', pk: '{"id": 1}', row: '{"id": 1, "a": "x", "b": 1}', cols: null, origin: 'a', ins: null, base: 0, ts: 0, ...p };
+}
+const tables = new Map<string, TableMeta | undefined>([['public.t', { pk: ['id'], columns: ['id', 'a', 'b'] }]]);
+const latest = { kind: 'latest' } as const;
+
+describe('planner', () => {
+  it('a hot row: 5,000 updates of one row plan as one update statement carrying the last row', () => {
+    const list: RawChange[] = [change({ op: 'I', h: H, ins: [H, 'a'] })];
+    for (let i = 1; i <= 5000; i++) list.push(change({ op: 'U', h: H + i, ins: [H, 'a'], cols: ['b'], base: { b: H + i - 1 }, row: `{"id": 1, "a": "x", "b": ${i}}` }));
+    const p = plan(consolidate(list), tables, new Map(), latest);
+    expect(p.statements).toHaveLength(1);
+    expect(p.statements[0]!.sql).toMatch(/^INSERT INTO public\.t/);
+    expect(p.statements[0]!.params[0]).toBe('[{"id": 1, "a": "x", "b": 5000}]');
+  });
+
+  it('same-shaped rows share one statement, order kept (parents before children)', () => {
+    const merged = consolidate([
+      change({ op: 'I', h: H + 1, ins: [H + 1, 'a'], pk: '{"id": 1}' }),
+      change({ op: 'I', h: H + 2, ins: [H + 2, 'a'], pk: '{"id": 2}', row: '{"id": 2, "a": "y", "b": 2}' }),
+      change({ op: 'D', h: H + 3, ins: [H, 'a'], pk: '{"id": 3}', base: { i: [H, 'a'], c: {} } }),
+    ]);
+    const local = new Map<string, LocalRow>([[rowKey('public.t', '{"id": 3}'), { exists: true, row: '{"id": 3}', clock: { i: [H, 'a'], c: {}, d: null }, top: H }]]);
+    const p = plan(merged, tables, local, latest);
+    expect(p.statements.map((s) => s.sql.split(' ')[0])).toEqual(['INSERT', 'DELETE']);
+    expect(p.statements[0]!.params[0]).toBe('[{"id": 1, "a": "x", "b": 1},{"id": 2, "a": "y", "b": 2}]');
+  });
+
+  it('a concurrent write that loses here: no statement, its loser row goes to the conflict log', () => {
+    const merged = consolidate([change({ op: 'U', h: H + 5, ins: [H, 'a'], cols: ['a'], base: { a: H }, row: '{"id": 1, "a": "from a", "b": 1}' })]);
+    const local = new Map<string, LocalRow>([
+      [rowKey('public.t', '{"id": 1}'), { exists: true, row: '{"id": 1, "a": "from b", "b": 1}', clock: { i: [H, 'a'], c: { a: [H + 9, 'b'] }, d: null }, top: H + 9 }],
+    ]);
+    const p = plan(merged, tables, local, latest);
+    expect(p.statements).toEqual([]);
+    const book = bookkeeping(p, new Map(), 'a', 'b');
+    expect(book.conflicts).toMatchObject([{ kind: 'update-update', winnerSite: 'b', loserSite: 'a', loser: '{"id": 1, "a": "from a", "b": 1}' }]);
+    expect(book.statements.map((s) => s.sql.trim().split(/\s+/).slice(0, 3).join(' '))).toEqual(['INSERT INTO multisite.row_clock', 'INSERT INTO multisite.conflict']);
+  });
+
+  it('a winner over this site\'s unsent change strips the loser from the local queue by index (LATERAL per key)', () => {
+    const merged = consolidate([change({ op: 'U', h: H + 9, ins: [H, 'a'], cols: ['a'], base: { a: H }, row: '{"id": 1, "a": "from a", "b": 1}' })]);
+    const local = new Map<string, LocalRow>([
+      [rowKey('public.t', '{"id": 1}'), { exists: true, row: '{"id": 1, "a": "from b", "b": 1}', clock: { i: [H, 'a'], c: { a: [H + 5, 'b'] }, d: null }, top: H + 5 }],
+    ]);
+    const p = plan(merged, tables, local, latest);
+    const book = bookkeeping(p, new Map(), 'a', 'b');
+    expect(book.rows).toBe(1);
+    expect(book.conflicts).toMatchObject([{ kind: 'update-update', winnerSite: 'a', loserSite: 'b' }]);
+    const strip = book.statements.find((s) => /UPDATE multisite\.change/.test(s.sql))!;
+    expect(strip.sql).toMatch(/CROSS JOIN LATERAL/);
+    expect(strip.params).toEqual(['[{"t":"public.t","k":{"id": 1},"w":{"a":' + String(H + 9) + '}}]', 'b']);
+  });
+
+  it('a table this site does not replicate: an apply-error record, nothing else', () => {
+    const p = plan(consolidate([change({ op: 'I', h: H, tbl: 'public.other' })]), tables, new Map(), latest);
+    expect(p.planned).toEqual([]);
+    expect(bookkeeping(p, new Map(), 'a', 'b').conflicts).toMatchObject([{ kind: 'apply-error', tbl: 'public.other' }]);
+  });
+
+  it('a failed statement becomes apply-error instead of its decision', () => {
+    const p = plan(consolidate([change({ op: 'I', h: H, ins: [H, 'a'] })]), tables, new Map(), latest);
+    const book = bookkeeping(p, new Map([[p.actions[0]!, '23503: missing parent']]), 'a', 'b');
+    expect(book.rows).toBe(0);
+    expect(book.conflicts).toMatchObject([{ kind: 'apply-error', reason: 'could not apply insert: 23503: missing parent' }]);
+  });
+});

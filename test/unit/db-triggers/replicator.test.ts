@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import type { ReadBatch, Source } from '../../../src/db-triggers/reader.js';
+import { nextDelay, Replicator } from '../../../src/db-triggers/replicator.js';
+import type { BatchOutcome, Sink } from '../../../src/db-triggers/sink.js';
+import type { RawChange } from '../../../src/db-triggers/types.js';
+import type { Watermark } from '../../../src/db-triggers/watermark.js';
+import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
+
+/**
+ * The replicator loop with a fake peer and a fake sink in virtual time: it is woken by nothing but
+ * its own poll (no NOTIFY), so these tests fail if the poll stops, stalls silently, or skips.
+ */
+function fakePeer() {
+  const queue: RawChange[] = [];
+  let xid = 0n;
+  const reads: { at: number; limit: number }[] = [];
+  const source = (timers: VirtualTimers): Source => ({
+    name: 'a',
+    async read(wm: Watermark, limit: number): Promise<ReadBatch> {
+      reads.push({ at: timers.now(), limit });
+      const fresh = queue.filter((c) => BigInt(c.xid) >= wm.xmin);
+      const take = fresh.slice(0, limit);
+      const last = take.length ? BigInt(take[take.length - 1]!.xid) + 1n : wm.xmin;
+      return { changes: take, next: { xmin: last, applied: [] }, limited: fresh.length > limit, remaining: Math.max(0, fresh.length - limit) };
+    },
+    async ack() {},
+  });
+  const write = (count = 1) => {
+    for (let i = 0; i < count; i++) {
+      xid++;
+      queue.push({ id: String(xid), xid: String(xid), tbl: 't', pk: `{"id": ${xid}}`, op: 'I', row: '{}', cols: null, origin: 'a', h: Number(xid), ins: null, base: 0, ts: 0 });
+    }
+  };
+  return { source, write, reads };
+}
+
+function fakeSink(opts: { failApply?: () => boolean } = {}) {
+  let wm: Watermark = { xmin: 0n, applied: [] };
+  const applied: number[] = [];
+  const sink: Sink = {
+    readWatermark: async () => wm,
+    async apply(_peer, from, batch): Promise<BatchOutcome> {
+      if (opts.failApply?.()) throw Object.assign(new Error('poisoned batch'), { code: 'XX000' });
+      if (from !== wm) throw Object.assign(new Error('watermark moved'), { code: 'RETRY' });
+      wm = batch.next;
+      applied.push(batch.changes.length);
+      return { rows: batch.changes.length, conflicts: 0, errors: 0, lagMs: 0, newest: 0 };
+    },
+    trim: async () => 0,
+    trimTombstones: async () => 0,
+  };
+  return { sink, applied, consumed: () => applied.reduce((a, b) => a + b, 0) };
+}
+
+describe('replicator loop (virtual time, fake peer and sink)', () => {
+  it('picks up a change written while it idles, within the idle ceiling, with no wake-up signal', async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    const sink = fakeSink();
+    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, pollIntervalMs: 1000, busyPollMs: 200 });
+    await rep.start();
+    await timers.advance(60_000); // long idle: the poll has backed off to its ceiling
+    peer.write();
+    await timers.advance(1000);
+    expect(sink.consumed()).toBe(1);
+    await rep.stop();
+  });
+
+  it('backs off when idle (doubling to the ceiling), polls again at once while a backlog remains', async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    const sink = fakeSink();
+    peer.write(50);
+    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, pollIntervalMs: 800, busyPollMs: 200, batchSize: 10 });
+    await rep.start();
+    await timers.advance(5000);
+    // the backlog went in growing batches (10, 20, then the rest), all at t=0
+    expect(sink.applied).toEqual([10, 20, 20]);
+    const gaps = peer.reads.slice(1).map((r, i) => r.at - peer.reads[i]!.at);
+    // then: the busy delay after work, doubling while idle, never above the ceiling
+    expect(gaps.slice(0, 6)).toEqual([0, 0, 200, 400, 800, 800]);
+    expect(Math.max(...gaps)).toBe(800);
+    await rep.stop();
+  });
+
+  it('a batch that keeps failing is a stall: logged, counted, then retried in smaller batches until it moves', async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    let poisoned = true;
+    const sink = fakeSink({ failApply: () => poisoned });
+    const logs: string[] = [];
+    const logger = { error: (_o: unknown, m: string) => logs.push(m), warn: (_o: unknown, m: string) => logs.push(m), info: () => {}, debug: () => {} };
+    const stalled: boolean[] = [];
+    const metrics = { setStalled: (_p: string, s: boolean) => stalled.push(s), setUp: () => {}, observeIdle: () => {}, observeBatch: () => {}, observeTrim: () => {}, observeTombstones: () => {} };
+    peer.write(40);
+    const rep = new Replicator({
+      site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, batchSize: 40, stallMs: 30_000,
+      logger: logger as never, metrics: metrics as never,
+    });
+    await rep.start();
+    await timers.advance(29_000);
+    expect(logs.filter((l) => l.startsWith('replication stalled'))).toEqual([]);
+    await timers.advance(10_000);
+    expect(logs.filter((l) => l.startsWith('replication stalled'))).toHaveLength(1);
+    expect(stalled).toContain(true);
+    expect(peer.reads.at(-1)!.limit).toBe(10); // smaller batches
+    poisoned = false;
+    await timers.advance(10_000);
+    expect(sink.consumed()).toBe(40);
+    expect(logs).toContain('replication progressing again');
+    expect(stalled.at(-1)).toBe(false);
+    await rep.stop();
+  });
+
+  it('nextDelay: full batch → 0 is handled by the loop; work → busy; idle → doubling to the ceiling; failure → backoff', () => {
+    const o = { busyPollMs: 200, pollIntervalMs: 1000 };
+    expect(nextDelay({ found: true, more: false, failed: false }, 0, o)).toBe(200);
+    expect(nextDelay({ found: false, more: false, failed: false }, 0, o)).toBe(25);
+    expect(nextDelay({ found: false, more: false, failed: false }, 600, o)).toBe(1000);
+    expect(nextDelay({ found: false, more: false, failed: true }, 0, o)).toBe(5000);
+  });
+});
