@@ -13,7 +13,15 @@ export type Route = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export async function serveMetrics(registry: Registry, host: string, port: number, routes: Route[] = []): Promise<Server> {
   const server = createServer((req, res) => {
-    if (routes.some((route) => route(req, res))) return;
+    // A route that throws on a hostile request (e.g. path `//`, which `new URL` refuses) answers
+    // 400 instead of leaving the client without a reply.
+    try {
+      if (routes.some((route) => route(req, res))) return;
+    } catch (err) {
+      if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end(`bad request: ${(err as Error).message}\n`);
+      return;
+    }
     if (req.url === '/metrics') {
       registry.metrics().then(
         (body) => {
