@@ -3,7 +3,7 @@
  * with writers at both sites (single- and multi-row transactions, 200-row bulk inserts, deletes,
  * primary-key changes, 1% of transactions held open 0.5–3 s, so change ids commit out of order):
  * a quarter of the kills at a random moment, half inside the apply transaction, a quarter followed
- * by a 2–5 s outage so the next batch is big. Then the daemons run on their own until the sites
+ * by an outage that lasts until the peer's backlog passes three batches, so the next batch is big. Then the daemons run on their own until the sites
  * converge: nothing lost, nothing applied twice (every site consumed exactly the number of changes
  * its peer produced), no conflict.
  */
@@ -20,6 +20,8 @@ import { digest } from './harness.js';
 const KILLS = Number(process.env.KILLS ?? 20);
 const SITES = ['a', 'b'] as const;
 const TABLES = ['ledger', 'counter'];
+/** Changes an outage lets pile up before the replicator restarts (batch-size is 300). */
+const OUTAGE_BACKLOG = 1000;
 
 describe('crash safety: kill -9 during apply', () => {
   let names: string[] = [];
@@ -147,6 +149,12 @@ describe('crash safety: kill -9 during apply', () => {
     };
     const writers = [writer(0), writer(1)];
 
+    /** How many of its peer's changes site i has applied (its watermark). */
+    const consumed = async (i: number) => {
+      const wm = await dbs[i]!.query<{ changes: string }>(`SELECT changes::text FROM multisite.watermark WHERE peer = $1`, [SITES[1 - i]]);
+      return Number(wm.rows[0]?.changes ?? -1);
+    };
+
     let duringApply = 0;
     try {
       for (let k = 0; k < KILLS; k++) {
@@ -181,7 +189,10 @@ describe('crash safety: kill -9 during apply', () => {
         }
         child.kill('SIGKILL');
         await exited(child);
-        if (mode === 'outage') await new Promise((r) => setTimeout(r, 2000 + Math.random() * 3000)); // the next batch is big
+        if (mode === 'outage') {
+          // an outage long enough that the next batch is big: the peer's backlog here passes three batches
+          await waitFor(`a backlog of ${OUTAGE_BACKLOG} changes at ${site}`, async () => produced[1 - si]! - (await consumed(si)) >= OUTAGE_BACKLOG, 120_000, 50);
+        }
         if (process.env.CRASH_DEBUG) console.error('iteration', k, site, mode);
       }
     } finally {
@@ -195,13 +206,7 @@ describe('crash safety: kill -9 during apply', () => {
     try {
       await waitFor(
         'both sites to consume every change of their peer',
-        async () => {
-          for (const [i, d] of dbs.entries()) {
-            const wm = await d.query<{ changes: string }>(`SELECT changes::text FROM multisite.watermark WHERE peer = $1`, [SITES[1 - i]]);
-            if (Number(wm.rows[0]?.changes ?? -1) < produced[1 - i]!) return false;
-          }
-          return true;
-        },
+        async () => (await consumed(0)) >= produced[1]! && (await consumed(1)) >= produced[0]!,
         600_000,
         200,
       );
@@ -228,8 +233,7 @@ describe('crash safety: kill -9 during apply', () => {
     }
     // exactly once: b consumed exactly what a produced and vice versa
     for (const [i, d] of dbs.entries()) {
-      const wm = await d.query<{ changes: string }>(`SELECT changes::text FROM multisite.watermark WHERE peer = $1`, [SITES[1 - i]]);
-      expect(Number(wm.rows[0]!.changes)).toBe(produced[1 - i]);
+      expect(await consumed(i)).toBe(produced[1 - i]);
       expect((await d.query(`SELECT count(*)::int AS n FROM multisite.conflict`)).rows).toEqual([{ n: 0 }]);
     }
   }, 1_800_000);
