@@ -172,6 +172,16 @@ export function captureFunctionSql(fn: string, tbl: string, pk: string[], column
           ) z ORDER BY z.top DESC, z.pri DESC LIMIT 1) p ON true
         ${STAMP}
        ORDER BY x.ord;`;
+  // An update's old and new rows paired by key; a changed key is a delete plus an insert. `cols`
+  // is the expression for the changed columns (typed, or as JSON when the table changed).
+  const pairedRows = (cols: string) => `SELECT y.* FROM (
+          SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
+                 CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
+                 CASE WHEN n.${first} IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END AS r,
+                 CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${cols} END AS cols,
+                 CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
+            FROM new_rows n FULL JOIN old_rows o ON ${on}) y
+         WHERE y.op <> 'U' OR cardinality(y.cols) > 0`;
   return `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
   st record; v_ms bigint;
@@ -183,24 +193,10 @@ BEGIN
   v_ms := (extract(epoch FROM clock_timestamp()) * 1000)::bigint + st.clock_offset_ms;
   IF TG_OP = 'INSERT' THEN${record(`SELECT 'I'::"char" AS op, ${pkOf('n')} AS pk, to_jsonb(n.*) AS r, NULL::text[] AS cols, 1 AS ord FROM new_rows n`)}
   ELSIF TG_OP = 'DELETE' THEN${record(`SELECT 'D'::"char" AS op, ${pkOf('o')} AS pk, to_jsonb(o.*) AS r, NULL::text[] AS cols, 0 AS ord FROM old_rows o`)}
-  ELSIF (SELECT count(*) FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND attgenerated = '') = ${columns.length} THEN${record(`SELECT y.* FROM (
-          SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
-                 CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
-                 CASE WHEN n.${first} IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END AS r,
-                 CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${changed} END AS cols,
-                 CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
-            FROM new_rows n FULL JOIN old_rows o ON ${on}) y
-         WHERE y.op <> 'U' OR cardinality(y.cols) > 0`)}
+  ELSIF (SELECT count(*) FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND attgenerated = '') = ${columns.length} THEN${record(pairedRows(changed))}
   ELSE
     -- the table's columns changed since migrate generated this function (run migrate again):
-    -- compare the rows as JSON, slower but complete${record(`SELECT y.* FROM (
-          SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
-                 CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
-                 CASE WHEN n.${first} IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END AS r,
-                 CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${changedJson} END AS cols,
-                 CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
-            FROM new_rows n FULL JOIN old_rows o ON ${on}) y
-         WHERE y.op <> 'U' OR cardinality(y.cols) > 0`)}
+    -- compare the rows as JSON, slower but complete${record(pairedRows(changedJson))}
   END IF;
   RETURN NULL;
 END $fn$`;
