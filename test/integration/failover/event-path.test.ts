@@ -114,8 +114,9 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
     const calls = flushCalls.length;
     await setAll(lb, 'maint');
     await until('site a unusable in the table', () => !site.backend.table.isUsable('a'), performance.now());
-    // The packet cache still holds the old answer (the flush cannot get through), and PowerDNS answers at once.
-    for (let i = 0; i < 5; i++) expect(await answer()).toBe(`${A},${B}`);
+    // PowerDNS keeps answering while its API is down: from the packet cache (the old answer) until
+    // that entry's TTL runs out, which a loaded machine can reach, then from the backend (the new one).
+    for (let i = 0; i < 5; i++) expect([`${A},${B}`, B]).toContain(await answer());
     expect(addresses(await query(site.pdns.host, site.pdns.port, 'ns1.example.com.', 'A'))).toEqual(['192.0.2.53']);
     await apiRelay.resume();
     await until('the retried flush lands and PowerDNS answers without site a', async () => (await answer()) === B, performance.now(), 30_000);
