@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/config/index.js';
-import { realTimers } from '../src/haproxy-agent/timers.js';
+import { realTimers } from '../src/shared/timers.js';
 import { EventStream } from '../src/haproxy/index.js';
 import { startHaproxy, startWebServer, type WebServer } from '../src/lab/haproxy.js';
 import { startPdns } from '../src/lab/pdns.js';

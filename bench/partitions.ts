@@ -9,7 +9,7 @@
  * `inter-site` address is a relay holding every chunk WAN_MS in each direction
  * (src/lab/tcp-delay.ts). Only forwarded requests and the remote health checks cross it.
  */
-import { httpGet, startPartitionLab, type PartitionLab } from '../src/partitions/lab.js';
+import { httpGet, startPartitionLab, type PartitionLab } from '../src/lab/partitions.js';
 import { post, sharedKey } from '../src/partitions/index.js';
 import { percentile, report } from './lib/table.js';
 

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 
 /**
  * Starts a daemon and keeps it running until SIGTERM or SIGINT, then stops it cleanly. The signal

@@ -1,6 +1,6 @@
 import { checkHost, ConfigErrors, loadConfig, partsOf, type LoadedConfig, type Part } from '../config/index.js';
 import { replicationOf } from '../db-triggers/site-config.js';
-import { createLogger, logLevel, type Logger } from '../log.js';
+import { createLogger, logLevel, type Logger } from '../shared/log.js';
 import { describeZoneProblems, loadZones, type LoadedZone } from '../pdns-backend/zones.js';
 
 export interface Checked {
@@ -43,7 +43,7 @@ export function preflight(file: string, parts?: Part[]): Checked {
 
 /**
  * A daemon's logger at the level the precedence gives (flag > MULTISITE_LOG_LEVEL > the file's
- * log-level > info; src/log.ts), with the preflight warnings logged on it.
+ * log-level > info; src/shared/log.ts), with the preflight warnings logged on it.
  */
 export function daemonLogger(name: string, flag: string | undefined, checked: Checked, section: 'backend' | 'agent' | 'replication'): Logger {
   const { loaded } = checked;

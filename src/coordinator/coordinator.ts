@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AdminState } from '../haproxy/index.js';
-import type { Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
+import type { Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
 import type { CheckResult, ServerCheck } from './verify.js';
 
 /** One HAProxy of the site, through its Runtime API. */

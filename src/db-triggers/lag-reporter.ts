@@ -1,7 +1,7 @@
 import type { LoadedConfig } from '../config/index.js';
 import type { Db } from '../db/index.js';
-import type { Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
+import type { Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
 import { openSiteDb } from './site-config.js';
 import { replicaLagMs } from './status.js';
 

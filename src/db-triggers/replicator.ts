@@ -1,6 +1,6 @@
 import type { Db } from '../db/index.js';
-import { realTimers, type Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
+import { realTimers, type Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
 import { sameWatermark } from './apply.js';
 import type { ReplicationMetrics } from './metrics.js';
 import { dbSource, type Source } from './reader.js';

@@ -2,7 +2,7 @@ import { ConfigError, ConfigErrors, keyPath, resolvePath, type LoadedConfig } fr
 import { openDb, type Db, type OpenOptions } from '../db/index.js';
 import { readSecret } from '../shared/secrets.js';
 import type { ReplicationConfig, ReplicationSiteDb } from '../config/replication-schema.js';
-import { ownerWinsPolicy } from '../partitions/owner-wins.js';
+import { ownerWinsPolicy } from './owner-wins.js';
 import type { Policy } from './types.js';
 
 /** The replication section of a loaded config, checked against `sites` (errors name file:line:col). */

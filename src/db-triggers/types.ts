@@ -161,7 +161,7 @@ export type Policy =
       /** The site owning a row (its partition's active site); undefined falls back to `latest`. */
       ownerOf: (tbl: string, pk: string) => string | undefined;
       /**
-       * Partitions (src/partitions/owner-wins.ts): compares two versions of a row by the ownership
+       * Partitions (src/db-triggers/owner-wins.ts): compares two versions of a row by the ownership
        * epoch each was written in; true: the incoming one wins, false: the local one, undefined:
        * not decided here (ownerOf, then the latest clock).
        */

@@ -1,5 +1,5 @@
 import { AUTH_HEADER, signRequest } from '../coordinator/auth.js';
-import { realTimers, type Timers } from '../haproxy-agent/timers.js';
+import { realTimers, type Timers } from '../shared/timers.js';
 import { KEY_MIN_BYTES, readSecretFile, secretBytes, SecretError } from '../shared/secrets.js';
 
 /**

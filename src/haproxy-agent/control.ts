@@ -1,4 +1,4 @@
-import { controlSocketRequest, JsonLineServer } from '../control-socket.js';
+import { controlSocketRequest, JsonLineServer } from '../shared/control-socket.js';
 
 export type AgentRequest = { cmd: 'status' } | { cmd: 'drain' | 'undrain'; server: string };
 export type AgentResponse = { ok: true; [k: string]: unknown } | { ok: false; error: string };

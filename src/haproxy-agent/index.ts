@@ -2,9 +2,9 @@ import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../config/index.js';
 import { loadReportSource, type AgentConfig } from '../config/agent-schema.js';
-import { createLogger, type Logger } from '../log.js';
-import { createRegistry, serveMetrics } from '../metrics.js';
-import { DrainStore } from '../pdns-backend/drain-store.js';
+import { createLogger, type Logger } from '../shared/log.js';
+import { createRegistry, serveMetrics } from '../shared/metrics.js';
+import { DrainStore } from '../shared/drain-store.js';
 import { readKey } from '../site-health/peers/index.js';
 import { AgentControl, type AgentRequest, type AgentResponse } from './control.js';
 import { LoadSender } from './load-sender.js';
@@ -13,14 +13,14 @@ import { checksFromConfig, ServerHealth, type ServerChecks, type ServerHealthHoo
 import { AgentService } from './service.js';
 import { connectionCap, openFdCount, openFileLimit } from './fd-limit.js';
 import { HaproxyPusher, type HaproxyRef } from './push.js';
-import { realTimers, type Timers } from './timers.js';
+import { realTimers, type Timers } from '../shared/timers.js';
 import { RuntimeClient } from '../haproxy/index.js';
 
 export { formatReply, loadToWeight, sanitizeReason, type ReplyState } from './reply.js';
 export { agentRequest, type AgentRequest, type AgentResponse } from './control.js';
 export { ServerHealth, type ServerChecks, type CheckKind } from './server-health.js';
 export { CheckRunner, type CheckState, type RunnerOptions } from './runner.js';
-export type { Timers } from './timers.js';
+export type { Timers } from '../shared/timers.js';
 
 export interface AgentOptions {
   logger?: Logger;

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { encodeLoadReport } from '../site-health/load-reports.js';
 import type { ServerHealth } from './server-health.js';
-import type { Timers } from './timers.js';
+import type { Timers } from '../shared/timers.js';
 
 export interface LoadSenderOptions {
   site: string;

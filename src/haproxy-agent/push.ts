@@ -1,6 +1,6 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 import { RuntimeCommandError, type StatFilter, type StatRow } from '../haproxy/index.js';
-import type { Timers } from './timers.js';
+import type { Timers } from '../shared/timers.js';
 
 /** What the pusher needs of one HAProxy's Runtime API (RuntimeClient; tests fake it). */
 export interface PushTarget {

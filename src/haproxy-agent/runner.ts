@@ -1,6 +1,6 @@
 import type { CheckFn } from './checks.js';
 import type { Outcome } from './probe.js';
-import type { Timers } from './timers.js';
+import type { Timers } from '../shared/timers.js';
 
 export interface RunnerOptions {
   intervalMs: number;

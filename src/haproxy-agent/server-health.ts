@@ -2,7 +2,7 @@ import type { AgentServerConfig } from '../config/agent-schema.js';
 import { keywordCheck, loadCheck, messageCheck, type CheckFn } from './checks.js';
 import { formatReply, loadToWeight, type ReplyState } from './reply.js';
 import { CheckRunner, type CheckState, type RunEvent, type RunnerOptions } from './runner.js';
-import type { Timers } from './timers.js';
+import type { Timers } from '../shared/timers.js';
 
 export type CheckKind = 'message' | 'keyword' | 'load';
 

@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 import type { AgentMetrics, Refusal } from './metrics.js';
 import { replyWord } from './metrics.js';
 import { formatReply } from './reply.js';

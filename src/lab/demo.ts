@@ -35,7 +35,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
     for (const s of sites) await ctl(s, ['undrain', 'a']);
     await show(sites, 'operator undrains site a: back in its place');
     say(`site status at a:\n${(await exec(process.execPath, [cli, 'site', 'status', '--config', sites[0]!.config])).stdout}`);
-    await (await import('../partitions/demo.js')).runPartitionsDemo(say);
+    await (await import('./partitions-demo.js')).runPartitionsDemo(say);
     if (opts.keep) {
       say(`running; try: dig @127.0.0.2 -p ${sites[0]!.pdns.port} www.example.com A   (Ctrl-C stops)`);
       await new Promise<void>((r) => process.once('SIGINT', () => r()));

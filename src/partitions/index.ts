@@ -4,21 +4,21 @@ import { openSiteDb } from '../db-triggers/site-config.js';
 import { replicaLagMs } from '../db-triggers/status.js';
 import { RuntimeClient } from '../haproxy/index.js';
 import { partitionBackend, remoteServer } from '../haproxy-config/generate.js';
-import { realTimers, type Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
-import type { Route } from '../metrics.js';
+import { realTimers, type Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
+import type { Route } from '../shared/metrics.js';
 import type { BalancedName } from '../pdns-backend/balanced.js';
 import type { SiteStateTable } from '../site-health/state-table.js';
-import { MAC_HEADER, peerOrigins, post, readBody, reply, sharedKey, verify } from '../peer-http.js';
+import { MAC_HEADER, peerOrigins, post, readBody, reply, sharedKey, verify } from '../shared/peer-http.js';
 import { PartitionManager, type ManagerEffects } from './manager.js';
-import { writeOwnership } from './owner-wins.js';
+import { writeOwnership } from '../db-triggers/owner-wins.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
 
 export { PartitionManager, type ManagerEffects, type ManagerOptions, type TransferEvent } from './manager.js';
 export { evaluate, failback, newer, rulesOf, initialOwnership, epochStamp, type Ownership, type PartitionRule, type SiteView, type Change } from './ownership.js';
-export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from './owner-wins.js';
+export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from '../db-triggers/owner-wins.js';
 
-export { MAC_HEADER, post, sharedKey, sign, verify } from '../peer-http.js';
+export { MAC_HEADER, post, sharedKey, sign, verify } from '../shared/peer-http.js';
 export { replicaLagMs } from '../db-triggers/status.js';
 
 export interface RunningPartitions {

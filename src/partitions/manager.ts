@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
+import type { Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
 import type { SiteStateTable } from '../site-health/state-table.js';
 import { evaluate, failback, initialOwnership, newer, type AutoFailback, type Change, type Ownership, type PartitionRule, type SiteView } from './ownership.js';
 

@@ -1,5 +1,5 @@
-import { controlSocketRequest, JsonLineServer } from '../control-socket.js';
-import type { Logger } from '../log.js';
+import { controlSocketRequest, JsonLineServer } from '../shared/control-socket.js';
+import type { Logger } from '../shared/log.js';
 import type { SiteStateTable } from '../site-health/state-table.js';
 
 export type ControlRequest = { cmd: 'status' } | { cmd: 'drain' | 'undrain'; site: string } | { cmd: 'explain'; name: string; client?: string };

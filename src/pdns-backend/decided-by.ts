@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
-import type { Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
-import type { Route } from '../metrics.js';
-import { MAC_HEADER, post, readBody, reply, verify } from '../peer-http.js';
+import type { Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
+import type { Route } from '../shared/metrics.js';
+import { MAC_HEADER, post, readBody, reply, verify } from '../shared/peer-http.js';
 import type { BalancedName } from './balanced.js';
-import type { ClientNet } from './client.js';
+import type { ClientNet } from '../site-health/client.js';
 import type { Orderings } from './orderings.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { SiteStateTable } from '../site-health/state-table.js';
 import { addressesFor, type BalancedName } from './balanced.js';
-import { parseClient, probeKey } from './client.js';
+import { parseClient, probeKey } from '../site-health/client.js';
 import type { Orderings } from './orderings.js';
 
 export interface Explanation {

@@ -1,6 +1,6 @@
 import { Agent } from 'node:http';
 import axios, { type AxiosInstance } from 'axios';
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 import { flushTargets } from './flush-targets.js';
 import type { BackendMetrics } from './metrics.js';
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { FastHistogram } from '../fast-metrics.js';
+import { FastHistogram } from '../shared/fast-metrics.js';
 
 /** What an operator graphs: calls by method, their latency, flushes and errors. */
 export class BackendMetrics {

@@ -2,9 +2,9 @@ import { EventEmitter } from 'node:events';
 import { MetricsTable } from '../site-health/metrics-table.js';
 import type { SiteStateTable } from '../site-health/state-table.js';
 import { decide, type BalancedName, type Decision } from './balanced.js';
-import { parseClient, probeKey, type ClientNet } from './client.js';
+import { parseClient, probeKey, type ClientNet } from '../site-health/client.js';
 import { smoothSchedule, type PolicyInputs } from './policies.js';
-import { setNewest } from '../bounded-map.js';
+import { setNewest } from '../shared/bounded-map.js';
 
 /** A decision made by another site's backend (`decided-by`), kept for the name's TTL. */
 export interface RemoteDecision {

@@ -1,4 +1,4 @@
-import { commonBits, contains, probeBits, type ClientNet } from './client.js';
+import { commonBits, contains, probeBits, type ClientNet } from '../site-health/client.js';
 
 /**
  * The balancing policies as pure functions: (candidate sites already filtered to the usable ones,

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { isUsable, type HaproxyEvent, type RuntimeClient, type StatRow } from '../haproxy/index.js';
-import type { Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
+import type { Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
 
 export interface PoolWatcherOptions {
   /** HAProxy backend (pool) name. */

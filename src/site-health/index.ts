@@ -1,8 +1,8 @@
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../config/index.js';
 import { EventStream, RuntimeClient } from '../haproxy/index.js';
-import { realTimers, type Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
+import { realTimers, type Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
 import { PoolWatcher, type StreamHandlers } from './haproxy-pool.js';
 import { startPeers, type Peers, type SummaryHooks } from './peers/index.js';
 import type { SiteStateTable } from './state-table.js';

@@ -2,8 +2,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
-import type { Timers } from '../haproxy-agent/timers.js';
-import type { Logger } from '../log.js';
+import type { Timers } from '../shared/timers.js';
+import type { Logger } from '../shared/log.js';
 import type { SiteFigures } from '../pdns-backend/policies.js';
 
 /**

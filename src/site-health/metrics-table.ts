@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { setNewest } from '../bounded-map.js';
+import { setNewest } from '../shared/bounded-map.js';
 import type { ProbeFigures, SiteFigures } from '../pdns-backend/policies.js';
 
 export type { ProbeFigures, SiteFigures } from '../pdns-backend/policies.js';

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { redactUrl, type Db } from '../../db/index.js';
-import { createRegistry, serveMetrics } from '../../metrics.js';
+import { createRegistry, serveMetrics } from '../../shared/metrics.js';
 import { ReplicationMetrics } from '../../db-triggers/metrics.js';
 import { Replicator } from '../../db-triggers/replicator.js';
 import { openSiteDb, policyOf, replicationOf } from '../../db-triggers/site-config.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../shared/log.js';
 import type { BackendMetrics } from '../metrics.js';
 
 /** A transport between PowerDNS and the handler; the methods are the same on each. */

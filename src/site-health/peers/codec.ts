@@ -1,6 +1,6 @@
 import { KEY_MIN_BYTES } from '../../shared/secrets.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { formatV6, parseClient, probeKey } from '../../pdns-backend/client.js';
+import { formatV6, parseClient, probeKey } from '../client.js';
 
 /**
  * The heartbeat wire format (version 1): one UDP datagram, big-endian, at most 511 bytes.

@@ -1,9 +1,9 @@
 import type { Registry } from 'prom-client';
 import { resolvePath, type LoadedConfig } from '../../config/index.js';
-import { realTimers, type Timers } from '../../haproxy-agent/timers.js';
-import type { Logger } from '../../log.js';
+import { realTimers, type Timers } from '../../shared/timers.js';
+import type { Logger } from '../../shared/log.js';
 import { KEY_MIN_BYTES, readSecret } from '../../shared/secrets.js';
-import type { Route } from '../../metrics.js';
+import type { Route } from '../../shared/metrics.js';
 import type { SiteStateTable } from '../state-table.js';
 import { checkKey, type SharedProbe, type SiteSummary } from './codec.js';
 import { PeerMetrics } from './metrics.js';

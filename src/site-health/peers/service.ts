@@ -1,6 +1,6 @@
-import type { Timers } from '../../haproxy-agent/timers.js';
-import { setNewest } from '../../bounded-map.js';
-import type { Logger } from '../../log.js';
+import type { Timers } from '../../shared/timers.js';
+import { setNewest } from '../../shared/bounded-map.js';
+import type { Logger } from '../../shared/log.js';
 import type { SiteStateTable } from '../state-table.js';
 import { decode, encode, MAX_PROBES, type Message, type RejectReason, type SharedProbe, type SiteSummary } from './codec.js';
 import { ReplayGuard } from './guard.js';

@@ -6,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Coordinator, coordinatorRoute, verifyServer, type ServerCheck } from '../../../src/coordinator/index.js';
 import { FailoverClient, type FailoverEvent } from '../../../src/failover-client/index.js';
 import { RuntimeClient } from '../../../src/haproxy/index.js';
-import { realTimers } from '../../../src/haproxy-agent/timers.js';
+import { realTimers } from '../../../src/shared/timers.js';
 import { startHaproxy, type Haproxy } from '../../../src/lab/haproxy.js';
 import { freePort } from '../../../src/lab/ports.js';
-import { serveMetrics } from '../../../src/metrics.js';
+import { serveMetrics } from '../../../src/shared/metrics.js';
 import { until } from '../agent/support.js';
 
 /** A web server answering "NAME PATH" that can die (stop listening, drop connections) and come back. */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/index.js';
 import { startCoordinator, type RunningCoordinator } from '../../../src/coordinator/index.js';
 import { FailoverClient, type FailoverEvent } from '../../../src/index.js';
-import { serveMetrics } from '../../../src/metrics.js';
+import { serveMetrics } from '../../../src/shared/metrics.js';
 import { Registry } from 'prom-client';
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/index.js';
-import { installOwnerWins, ownerWinsPolicy, writeOwnership } from '../../../src/partitions/owner-wins.js';
+import { installOwnerWins, ownerWinsPolicy, writeOwnership } from '../../../src/db-triggers/owner-wins.js';
 import { initialOwnership, rulesOf, type Ownership } from '../../../src/partitions/ownership.js';
 import { TWO_SITES } from '../../unit/partitions/fixtures.js';
 import { createCluster, digest, type Cluster } from '../replication/harness.js';

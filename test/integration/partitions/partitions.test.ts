@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpGet, startPartitionLab, type LabSite, type PartitionLab } from '../../../src/partitions/lab.js';
+import { httpGet, startPartitionLab, type LabSite, type PartitionLab } from '../../../src/lab/partitions.js';
 import { post, sharedKey } from '../../../src/partitions/index.js';
 import { addresses, query } from '../support/dns.js';
 import { waitForValue } from '../support/ports.js';

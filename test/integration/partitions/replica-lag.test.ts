@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/index.js';
 import { ReplicaLagReporter } from '../../../src/db-triggers/lag-reporter.js';
-import { realTimers } from '../../../src/haproxy-agent/timers.js';
+import { realTimers } from '../../../src/shared/timers.js';
 import { replicaLagMs } from '../../../src/partitions/index.js';
 import { createCluster, type Cluster } from '../replication/harness.js';
 

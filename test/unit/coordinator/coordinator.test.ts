@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { AUTH_HEADER, Coordinator, coordinatorRoute, signRequest, verifyRequest, type ServerCheck } from '../../../src/coordinator/index.js';
 import type { AdminState } from '../../../src/haproxy/index.js';
-import { serveMetrics } from '../../../src/metrics.js';
+import { serveMetrics } from '../../../src/shared/metrics.js';
 import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 
 const silent = pino({ level: 'silent' });

@@ -1,4 +1,4 @@
-import type { Timers } from '../../../src/haproxy-agent/timers.js';
+import type { Timers } from '../../../src/shared/timers.js';
 
 /** Virtual time: timers fire only when the test advances the clock, in order, exactly on time. */
 export class VirtualTimers implements Timers {

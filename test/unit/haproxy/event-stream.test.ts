@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { realTimers } from '../../../src/haproxy-agent/timers.js';
+import { realTimers } from '../../../src/shared/timers.js';
 import { EventStream, type HaproxyEvent } from '../../../src/haproxy/index.js';
 
 const until = async (cond: () => boolean, what: string) => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/index.js';
 import { decide, type LocalRow } from '../../../src/db-triggers/resolve.js';
 import type { Consolidated } from '../../../src/db-triggers/types.js';
-import { compareVersions, ownerWinsPolicy, parseEpochStamp } from '../../../src/partitions/owner-wins.js';
+import { compareVersions, ownerWinsPolicy, parseEpochStamp } from '../../../src/db-triggers/owner-wins.js';
 import { evaluate, failback, initialOwnership, newer, rulesOf, type Ownership, type SiteView } from '../../../src/partitions/ownership.js';
 import { TWO_SITES } from './fixtures.js';
 

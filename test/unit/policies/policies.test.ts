@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BalancedConfig } from '../../../src/config/index.js';
 import { compileBalanced, decide } from '../../../src/pdns-backend/balanced.js';
-import { parseClient } from '../../../src/pdns-backend/client.js';
+import { parseClient } from '../../../src/site-health/client.js';
 import { byFigure, smoothSchedule, type Hysteresis, type ProbeFigures, type SiteFigures } from '../../../src/pdns-backend/policies.js';
 
 const sites = ['a', 'b', 'c'];

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Server } from 'node:http';
-import { createRegistry, serveMetrics } from '../../../src/metrics.js';
+import { createRegistry, serveMetrics } from '../../../src/shared/metrics.js';
 
 /** One raw HTTP request; resolves with whatever the server wrote before closing. */
 function rawRequest(port: number, text: string): Promise<string> {

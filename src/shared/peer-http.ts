@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Config, LoadedConfig } from './config/index.js';
-import { readKey } from './site-health/peers/index.js';
+import type { Config, LoadedConfig } from '../config/index.js';
+import { readKey } from '../site-health/peers/index.js';
 
 /**
  * Signed JSON over HTTP between sites' backends (and from the CLI): partition ownership,

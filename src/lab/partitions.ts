@@ -8,10 +8,10 @@ import { Registry } from 'prom-client';
 import { loadConfig, type LoadedConfig } from '../config/index.js';
 import { generateHaproxyConfig } from '../haproxy-config/generate.js';
 import { startAgent, type RunningAgent } from '../haproxy-agent/index.js';
-import { startPdns, type Pdns } from '../lab/pdns.js';
-import { freePort, waitFor } from '../lab/ports.js';
-import { startProcess, type Started } from '../lab/processes.js';
-import { startTcpDelay } from '../lab/tcp-delay.js';
+import { startPdns, type Pdns } from './pdns.js';
+import { freePort, waitFor } from './ports.js';
+import { startProcess, type Started } from './processes.js';
+import { startTcpDelay } from './tcp-delay.js';
 import { start as startBackend, type RunningBackend } from '../pdns-backend/index.js';
 
 /**

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { httpGet, startPartitionLab, type LabSite, type PartitionLab } from './lab.js';
+import { httpGet, startPartitionLab, type LabSite, type PartitionLab } from './partitions.js';
 
 const exec = promisify(execFile);
 

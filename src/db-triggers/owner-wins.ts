@@ -1,7 +1,7 @@
 import type { PartitionsConfig } from '../config/partitions-schema.js';
 import { qualifiedName, quoteIdent, type Db, type Queryable } from '../db/index.js';
-import type { Policy } from '../db-triggers/types.js';
-import type { Ownership } from './ownership.js';
+import type { Policy } from './types.js';
+import type { Ownership } from '../partitions/ownership.js';
 
 /**
  * The `owner-wins` replication policy for partitioned rows.
