@@ -155,7 +155,7 @@ balanced:
   - { name: www.example.com, ttl: 300, addresses: { a: [192.0.2.1], b: [198.51.100.1] } }
 `;
     writeFileSync(join(dir, 'site.yaml'), siteYaml);
-    const { start: startBackend } = await import('../src/pdns-backend/index.js');
+    const { startSite: startBackend } = await import('../src/site/index.js');
     const backend = await startBackend(parseConfig(siteYaml, join(dir, 'site.yaml')), { logger, registry: new Registry() });
     cleanup.push(() => backend.stop());
     const pdns = await startPdns({ host, apiPort, apiKey: `bench-${apiPort}`, backend: { kind: 'remote', connection: `unix:path=${dir}/backend.sock` }, probeName: 'example.com.' });

@@ -12,7 +12,7 @@ import { startPdns, type Pdns } from './pdns.js';
 import { freePort, waitFor } from './ports.js';
 import { startProcess, type Started } from './processes.js';
 import { startTcpDelay } from './tcp-delay.js';
-import { start as startBackend, type RunningBackend } from '../pdns-backend/index.js';
+import { startSite as startBackend, type RunningSite as RunningBackend } from '../site/index.js';
 
 /**
  * Two sites with partitions on loopback, every part real: per site two web servers answering

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
-import { start, type RunningBackend } from '../../src/pdns-backend/index.js';
+import { startSite, type RunningSite } from '../../src/site/index.js';
 import { parseZone } from '../../src/pdns-backend/zonefile/index.js';
 import { startPdns, type Pdns } from './support/pdns.js';
 
@@ -27,7 +27,7 @@ const TYPES = ['A', 'AAAA', 'NS', 'SOA', 'MX', 'TXT', 'CNAME', 'DNAME', 'SRV', '
 let dir: string;
 let bind: Pdns;
 let remote: Pdns;
-let backend: RunningBackend;
+let backend: RunningSite;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ms-diff-'));
@@ -36,7 +36,7 @@ beforeAll(async () => {
     config,
     `site: a\nsites: [{ name: a }]\nbackend: { socket: ${dir}/backend.sock, control: ${dir}/control.sock, state-file: ${dir}/state.json }\nzones:\n${ZONES.map((z) => `  - { name: ${z.name}, file: ${z.file} }`).join('\n')}\n`,
   );
-  backend = await start(loadConfig(config), { logger: pino({ level: 'silent' }), registry: new Registry() });
+  backend = await startSite(loadConfig(config), { logger: pino({ level: 'silent' }), registry: new Registry() });
   [bind, remote] = await Promise.all([
     startPdns({ host: '127.0.0.4', backend: { kind: 'bind', zones: ZONES.map((z) => ({ name: z.name, file: z.file })) }, probeName: 'example.com.' }),
     startPdns({ host: '127.0.0.5', backend: { kind: 'remote', connection: `unix:path=${dir}/backend.sock` }, probeName: 'example.com.' }),

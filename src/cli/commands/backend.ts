@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { placeProblem } from '../../config/index.js';
-import { start } from '../../pdns-backend/index.js';
+import { startSite } from '../../site/index.js';
 import { parse, required, UsageError } from '../args.js';
 import { runDaemon } from '../daemon.js';
 import { daemonLogger, preflight } from '../preflight.js';
@@ -12,5 +12,5 @@ export async function run(args: string[]): Promise<number> {
   const socketProblem = values.socket !== undefined ? placeProblem(resolve(values.socket), 'socket') : undefined;
   if (socketProblem) throw new UsageError(`--socket: ${socketProblem}`);
   const logger = daemonLogger('backend', values['log-level'], checked, 'backend');
-  return runDaemon(logger, () => start(checked.loaded, { socket: values.socket, logger }));
+  return runDaemon(logger, () => startSite(checked.loaded, { socket: values.socket, logger }));
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../../../src/config/index.js';
-import { start, type RunningBackend } from '../../../src/pdns-backend/index.js';
+import { startSite as startSiteDaemon, type RunningSite } from '../../../src/site/index.js';
 import { freePort } from './ports.js';
 import { startPdns, type Pdns } from './pdns.js';
 
@@ -13,7 +13,7 @@ export interface SiteUnderTest {
   configFile: string;
   socket: string;
   control: string;
-  backend: RunningBackend;
+  backend: RunningSite;
   pdns: Pdns;
   /** The backend's metrics registry: a test waits on a counter instead of sleeping. */
   registry: Registry;
@@ -48,7 +48,7 @@ export async function startSite(opts: SiteOptions): Promise<SiteUnderTest> {
   writeFileSync(configFile, configText);
   const loaded = loadConfig(configFile);
   const registry = new Registry();
-  const backend = await start(loaded, { logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), registry });
+  const backend = await startSiteDaemon(loaded, { logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), registry });
   const socket = backend.connectors[0]!.address;
   const connection =
     opts.connector === 'http' ? `http:url=http://${opts.host}:${httpPort}/dns,post=1,post_json=1` : `unix:path=${socket}`;
