@@ -1,7 +1,7 @@
 import { checkHost, ConfigErrors, loadConfig, partsOf, type LoadedConfig, type Part } from '../config/index.js';
-import { replicationOf } from '../db-triggers/site-config.js';
+import { replicationOf } from '../db-triggers/index.js';
 import { createLogger, logLevel, type Logger } from '../shared/log.js';
-import { describeZoneProblems, loadZones, type LoadedZone } from '../pdns-backend/zones.js';
+import { describeZoneProblems, loadZones, type LoadedZone } from '../pdns-backend/index.js';
 
 export interface Checked {
   loaded: LoadedConfig;

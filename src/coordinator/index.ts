@@ -1,11 +1,10 @@
 import type { Registry } from 'prom-client';
-import { resolvePath, type LoadedConfig } from '../config/index.js';
+import { readKey, resolvePath, type LoadedConfig } from '../config/index.js';
 import { RuntimeClient } from '../haproxy/index.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
 import { readBody, reply } from '../shared/peer-http.js';
-import { readKey } from '../site-health/peers/index.js';
 import { AUTH_HEADER, verifyRequest } from './auth.js';
 import { Coordinator, UnknownServerError, type LoadBalancer } from './coordinator.js';
 import { verifyServer, type ServerCheck } from './verify.js';

@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { tcpCheck } from '../site-health/peers/probe.js';
+import { tcpCheck } from '../site-health/index.js';
 
 export interface ServerCheck {
   name: string;

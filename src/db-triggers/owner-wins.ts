@@ -1,7 +1,18 @@
-import type { PartitionsConfig } from '../config/partitions-schema.js';
+import type { PartitionsConfig } from '../config/index.js';
 import { qualifiedName, quoteIdent, type Db, type Queryable } from '../db/index.js';
 import type { Policy } from './types.js';
-import type { Ownership } from '../partitions/ownership.js';
+
+
+/** A partition's ownership as replication stores it (src/partitions/ownership.ts's Ownership fits). */
+export interface Ownership {
+  partition: string;
+  active: string;
+  epoch: number;
+  since: number;
+  /** Carried by partitions' records; not stored here. */
+  home?: string;
+  reason?: string;
+}
 
 /**
  * The `owner-wins` replication policy for partitioned rows.

@@ -1,7 +1,6 @@
-import { ConfigError, ConfigErrors, keyPath, resolvePath, type LoadedConfig } from '../config/index.js';
+import { ConfigError, ConfigErrors, keyPath, resolvePath, type LoadedConfig, type ReplicationConfig, type ReplicationSiteDb } from '../config/index.js';
 import { openDb, type Db, type OpenOptions } from '../db/index.js';
 import { readSecret } from '../shared/secrets.js';
-import type { ReplicationConfig, ReplicationSiteDb } from '../config/replication-schema.js';
 import { ownerWinsPolicy } from './owner-wins.js';
 import type { Policy } from './types.js';
 

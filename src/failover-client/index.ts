@@ -1,4 +1,4 @@
-import { AUTH_HEADER, signRequest } from '../coordinator/auth.js';
+import { AUTH_HEADER, signRequest } from '../coordinator/index.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import { KEY_MIN_BYTES, readSecretFile, secretBytes, SecretError } from '../shared/secrets.js';
 

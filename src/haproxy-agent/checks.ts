@@ -1,4 +1,4 @@
-import type { KeywordCheckConfig, LoadCheckConfig, MessageCheckConfig } from '../config/agent-schema.js';
+import type { KeywordCheckConfig, LoadCheckConfig, MessageCheckConfig } from '../config/index.js';
 import { failureOf, httpGet, tcpConnect, type Outcome, type Target } from './probe.js';
 
 /** A check run: must settle; the runner aborts it through `signal` at its timeout. */

@@ -1,11 +1,9 @@
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { resolvePath, type LoadedConfig } from '../config/index.js';
-import { loadReportSource, type AgentConfig } from '../config/agent-schema.js';
+import { readKey, resolvePath, type LoadedConfig, loadReportSource, type AgentConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { createRegistry, serveMetrics } from '../shared/metrics.js';
 import { DrainStore } from '../shared/drain-store.js';
-import { readKey } from '../site-health/peers/index.js';
 import { AgentControl, type AgentRequest, type AgentResponse } from './control.js';
 import { LoadSender } from './load-sender.js';
 import { AgentMetrics } from './metrics.js';

@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
-import { encodeLoadReport } from '../site-health/load-reports.js';
+import { encodeLoadReport } from '../shared/load-report.js';
 import type { ServerHealth } from './server-health.js';
 import type { Timers } from '../shared/timers.js';
 

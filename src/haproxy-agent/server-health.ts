@@ -1,4 +1,4 @@
-import type { AgentServerConfig } from '../config/agent-schema.js';
+import type { AgentServerConfig } from '../config/index.js';
 import { keywordCheck, loadCheck, messageCheck, type CheckFn } from './checks.js';
 import { formatReply, loadToWeight, type ReplyState } from './reply.js';
 import { CheckRunner, type CheckState, type RunEvent, type RunnerOptions } from './runner.js';

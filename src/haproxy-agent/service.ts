@@ -1,7 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../shared/log.js';
-import type { AgentMetrics, Refusal } from './metrics.js';
-import { replyWord } from './metrics.js';
+import { type AgentMetrics, type Refusal, replyWord } from './metrics.js';
 import { formatReply } from './reply.js';
 import type { ServerHealth } from './server-health.js';
 

@@ -1,5 +1,4 @@
-import type { Config } from '../config/index.js';
-import { forwardSource, standbyOf, type LoadBalancerConfig, type PartitionConfig, type PartitionsConfig } from '../config/partitions-schema.js';
+import { type Config, forwardSource, standbyOf, type LoadBalancerConfig, type PartitionConfig, type PartitionsConfig } from '../config/index.js';
 
 /**
  * The HAProxy configuration of one site's load balancer (`multisite haproxy-config`): a pure

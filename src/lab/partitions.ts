@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig, type LoadedConfig } from '../config/index.js';
-import { generateHaproxyConfig } from '../haproxy-config/generate.js';
+import { generateHaproxyConfig } from '../haproxy-config/index.js';
 import { startAgent, type RunningAgent } from '../haproxy-agent/index.js';
 import { startPdns, type Pdns } from './pdns.js';
 import { freePort, waitFor } from './ports.js';

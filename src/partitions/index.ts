@@ -1,25 +1,35 @@
-import { resolvePath, type LoadedConfig } from '../config/index.js';
+import { peerOrigins, resolvePath, sharedKey, type LoadedConfig } from '../config/index.js';
 import type { Db } from '../db/index.js';
-import { openSiteDb } from '../db-triggers/site-config.js';
-import { replicaLagMs } from '../db-triggers/status.js';
+import { openSiteDb, replicaLagMs, writeOwnership } from '../db-triggers/index.js';
 import { RuntimeClient } from '../haproxy/index.js';
-import { partitionBackend, remoteServer } from '../haproxy-config/generate.js';
+import { partitionBackend, remoteServer } from '../haproxy-config/index.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
-import type { BalancedName } from '../pdns-backend/balanced.js';
-import type { SiteStateTable } from '../site-health/state-table.js';
-import { MAC_HEADER, peerOrigins, post, readBody, reply, sharedKey, verify } from '../shared/peer-http.js';
+import type { SiteStateTable } from '../site-health/index.js';
+import { MAC_HEADER, post, readBody, reply, verify } from '../shared/peer-http.js';
 import { PartitionManager, type ManagerEffects } from './manager.js';
-import { writeOwnership } from '../db-triggers/owner-wins.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
 
 export { PartitionManager, type ManagerEffects, type ManagerOptions, type TransferEvent } from './manager.js';
 export { evaluate, failback, newer, rulesOf, initialOwnership, epochStamp, type Ownership, type PartitionRule, type SiteView, type Change } from './ownership.js';
-export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from '../db-triggers/owner-wins.js';
+export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from '../db-triggers/index.js';
 
-export { MAC_HEADER, post, sharedKey, sign, verify } from '../shared/peer-http.js';
-export { replicaLagMs } from '../db-triggers/status.js';
+export { MAC_HEADER, post, sign, verify } from '../shared/peer-http.js';
+export { sharedKey } from '../config/index.js';
+export { replicaLagMs } from '../db-triggers/index.js';
+
+/**
+ * What partitions change in a balanced DNS name (the backend's BalancedName fits): the sites in
+ * preference order, limited to those with addresses. Structural, so partitions need not import
+ * the backend (the site wires them together).
+ */
+export interface PreferredName {
+  readonly name: string;
+  preference: string[];
+  readonly a: ReadonlyMap<string, unknown>;
+  readonly aaaa: ReadonlyMap<string, unknown>;
+}
 
 export interface RunningPartitions {
   manager?: PartitionManager;
@@ -30,7 +40,7 @@ export interface RunningPartitions {
 export interface PartitionDeps {
   table: SiteStateTable;
   /** The backend's compiled balanced names (a partition's dns-name is one of them). */
-  balanced: BalancedName[];
+  balanced: PreferredName[];
   /** Flushes names from PowerDNS's caches. */
   flush?(names: string[]): void;
   /**

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
-import type { SiteStateTable } from '../site-health/state-table.js';
+import type { SiteStateTable } from '../site-health/index.js';
 import { evaluate, failback, initialOwnership, newer, type AutoFailback, type Change, type Ownership, type PartitionRule, type SiteView } from './ownership.js';
 
 /**

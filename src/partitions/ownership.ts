@@ -1,4 +1,4 @@
-import { standbyOf, type PartitionsConfig } from '../config/partitions-schema.js';
+import { standbyOf, type PartitionsConfig } from '../config/index.js';
 
 /**
  * Who owns each partition, and the rules that move ownership (pure; time is passed in).

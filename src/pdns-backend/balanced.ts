@@ -1,6 +1,6 @@
 import { isIPv4 } from 'node:net';
 import type { BalancedConfig, Fallback } from '../config/index.js';
-import { parseClient } from '../site-health/client.js';
+import { parseClient } from '../site-health/index.js';
 import { applyPolicy, dependenceOf, type Dependence, type PolicyInputs, type PolicyName, type PolicyParams, type TopologyEntry } from './policies.js';
 
 /** Documented defaults of the policy parameters (docs/policies.md). */

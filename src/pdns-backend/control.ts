@@ -1,6 +1,6 @@
 import { controlSocketRequest, JsonLineServer } from '../shared/control-socket.js';
 import type { Logger } from '../shared/log.js';
-import type { SiteStateTable } from '../site-health/state-table.js';
+import type { SiteStateTable } from '../site-health/index.js';
 
 export type ControlRequest = { cmd: 'status' } | { cmd: 'drain' | 'undrain'; site: string } | { cmd: 'explain'; name: string; client?: string };
 export type ControlResponse = { ok: true; [k: string]: unknown } | { ok: false; error: string };

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
 import { MAC_HEADER, post, readBody, reply, verify } from '../shared/peer-http.js';
 import type { BalancedName } from './balanced.js';
-import type { ClientNet } from '../site-health/client.js';
+import type { ClientNet } from '../site-health/index.js';
 import type { Orderings } from './orderings.js';
 
 /**

@@ -1,6 +1,5 @@
-import type { SiteStateTable } from '../site-health/state-table.js';
+import { type SiteStateTable, parseClient, probeKey } from '../site-health/index.js';
 import { addressesFor, type BalancedName } from './balanced.js';
-import { parseClient, probeKey } from '../site-health/client.js';
 import type { Orderings } from './orderings.js';
 
 export interface Explanation {

@@ -1,4 +1,4 @@
-import type { SiteStateTable } from '../site-health/state-table.js';
+import type { SiteStateTable } from '../site-health/index.js';
 import type { BalancedName } from './balanced.js';
 import type { BackendMetrics } from './metrics.js';
 import { Orderings } from './orderings.js';

@@ -1,8 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { MetricsTable } from '../site-health/metrics-table.js';
-import type { SiteStateTable } from '../site-health/state-table.js';
+import { MetricsTable, type SiteStateTable, parseClient, probeKey, type ClientNet } from '../site-health/index.js';
 import { decide, type BalancedName, type Decision } from './balanced.js';
-import { parseClient, probeKey, type ClientNet } from '../site-health/client.js';
 import { smoothSchedule, type PolicyInputs } from './policies.js';
 import { setNewest } from '../shared/bounded-map.js';
 

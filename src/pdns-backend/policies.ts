@@ -1,4 +1,6 @@
-import { commonBits, contains, probeBits, type ClientNet } from '../site-health/client.js';
+import { commonBits, contains, probeBits, type ClientNet, type ProbeFigures, type SiteFigures } from '../site-health/index.js';
+
+export type { ProbeFigures, SiteFigures } from '../site-health/index.js';
 
 /**
  * The balancing policies as pure functions: (candidate sites already filtered to the usable ones,
@@ -33,28 +35,6 @@ export function dependenceOf(p: PolicyName): Dependence {
     default:
       return 'client';
   }
-}
-
-/** A site's aggregate as its agents report it (and its backends carry in heartbeats). */
-export interface SiteFigures {
-  /** CPU load (or the configured load source), mean over the site's servers. */
-  load?: number;
-  /** Mean response time of the site's checks, ms. */
-  responseMs?: number;
-  /** Active connections, summed over the site's servers. */
-  connections?: number;
-}
-
-/** What a probe from one site to a client's network measured. */
-export interface ProbeFigures {
-  rttMs: number;
-  /** Replies / probes sent, 0..1. */
-  completion: number;
-  /** Hops from the site to the client (from the reply TTL), when known. */
-  hops?: number;
-  /** When it was measured (ms, the caller's clock). */
-  at: number;
-  method: 'icmp' | 'tcp';
 }
 
 export interface TopologyEntry {

@@ -1,7 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Config, LoadedConfig } from '../config/index.js';
-import { readKey } from '../site-health/peers/index.js';
 
 /**
  * Signed JSON over HTTP between sites' backends (and from the CLI): partition ownership,
@@ -18,17 +16,6 @@ export function sign(key: Buffer, body: string): string {
 export function verify(key: Buffer, body: string, mac: string | undefined): boolean {
   if (!mac || !/^[0-9a-f]{64}$/.test(mac)) return false;
   return timingSafeEqual(Buffer.from(sign(key, body), 'hex'), Buffer.from(mac, 'hex'));
-}
-
-/** The peers' shared key (peers.key-file or peers.key-env, checked as the heartbeats check it); undefined without peers. */
-export function sharedKey(loaded: LoadedConfig): Buffer | undefined {
-  const p = loaded.config.peers;
-  return p ? readKey(loaded, 'peers', p) : undefined;
-}
-
-/** Each site's backend origins (its `status-url`s), where /partitions and /decide are served. */
-export function peerOrigins(config: Config): Map<string, string[]> {
-  return new Map(config.sites.map((s) => [s.name, s['status-url'].map((u) => new URL(u).origin)]));
 }
 
 /** POSTs a body, signed when a key is given. */

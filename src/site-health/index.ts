@@ -9,6 +9,12 @@ import type { SiteStateTable } from './state-table.js';
 
 export { SiteStateTable, UnknownSiteError, type SiteState, type StateChange } from './state-table.js';
 export { PoolWatcher, poolVerdict, type LoadBalancerView } from './haproxy-pool.js';
+export { type ClientNet, commonBits, contains, parseClient, probeBits, probeKey, probeTarget } from './client.js';
+export { LoadAggregator, LoadReportListener } from './load-reports.js';
+export { MetricsTable, type ProbeFigures, type SiteFigures } from './metrics-table.js';
+export { tcpCheck } from './peers/probe.js';
+export { sitesSection } from './peers/cli-status.js';
+export { Prober } from './probes.js';
 
 export interface HealthSources {
   stop(): Promise<void>;

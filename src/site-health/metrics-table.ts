@@ -1,8 +1,26 @@
 import { EventEmitter } from 'node:events';
 import { setNewest } from '../shared/bounded-map.js';
-import type { ProbeFigures, SiteFigures } from '../pdns-backend/policies.js';
+/** A site's aggregate as its agents report it (and its backends carry in heartbeats). */
+export interface SiteFigures {
+  /** CPU load (or the configured load source), mean over the site's servers. */
+  load?: number;
+  /** Mean response time of the site's checks, ms. */
+  responseMs?: number;
+  /** Active connections, summed over the site's servers. */
+  connections?: number;
+}
 
-export type { ProbeFigures, SiteFigures } from '../pdns-backend/policies.js';
+/** What a probe from one site to a client's network measured. */
+export interface ProbeFigures {
+  rttMs: number;
+  /** Replies / probes sent, 0..1. */
+  completion: number;
+  /** Hops from the site to the client (from the reply TTL), when known. */
+  hops?: number;
+  /** When it was measured (ms, the caller's clock). */
+  at: number;
+  method: 'icmp' | 'tcp';
+}
 
 export interface MetricsChange {
   /** figures: a site's load/response time; probe: a probe result for a client network. */

@@ -1,10 +1,10 @@
 import { randomInt } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { connect, isIPv4 } from 'node:net';
-import type { ProbesConfig } from '../config/policy-schema.js';
+import type { ProbesConfig } from '../config/index.js';
 import type { Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
-import type { ProbeFigures } from '../pdns-backend/policies.js';
+import type { ProbeFigures } from './metrics-table.js';
 
 /** One measurement of the way to an address: `count` echo requests (or connects). */
 export interface ProbeMethod {

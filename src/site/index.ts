@@ -1,9 +1,8 @@
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { resolvePath, type LoadedConfig } from '../config/index.js';
-import { probesSchema } from '../config/policy-schema.js';
+import { peerOrigins, readKey, resolvePath, sharedKey, type LoadedConfig, probesSchema } from '../config/index.js';
 import { startCoordinator, type RunningCoordinator } from '../coordinator/index.js';
-import { ReplicaLagReporter } from '../db-triggers/lag-reporter.js';
+import { ReplicaLagReporter } from '../db-triggers/index.js';
 import { startPartitions, type RunningPartitions } from '../partitions/index.js';
 import {
   BackendMetrics,
@@ -27,16 +26,9 @@ import {
 import { DrainStore } from '../shared/drain-store.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { createRegistry, serveMetrics } from '../shared/metrics.js';
-import { peerOrigins, sharedKey } from '../shared/peer-http.js';
 import { readSecret as readSharedSecret } from '../shared/secrets.js';
 import { realTimers } from '../shared/timers.js';
-import { contains, parseClient, probeTarget } from '../site-health/client.js';
-import { startHealthSources, type HealthSources } from '../site-health/index.js';
-import { LoadAggregator, LoadReportListener } from '../site-health/load-reports.js';
-import { MetricsTable } from '../site-health/metrics-table.js';
-import { readKey } from '../site-health/peers/index.js';
-import { Prober } from '../site-health/probes.js';
-import { SiteStateTable } from '../site-health/state-table.js';
+import { contains, parseClient, probeTarget, startHealthSources, type HealthSources, LoadAggregator, LoadReportListener, MetricsTable, Prober, SiteStateTable } from '../site-health/index.js';
 
 export interface SiteOptions {
   /** Overrides backend.socket. */

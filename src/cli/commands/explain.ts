@@ -1,6 +1,5 @@
 import { loadConfig, resolvePath } from '../../config/index.js';
-import { controlRequest } from '../../pdns-backend/control.js';
-import { formatExplanation, type Explanation } from '../../pdns-backend/explain.js';
+import { controlRequest, formatExplanation, type Explanation } from '../../pdns-backend/index.js';
 import { parse, UsageError } from '../args.js';
 
 /**

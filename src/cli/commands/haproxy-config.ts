@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { loadConfig } from '../../config/index.js';
-import { generateHaproxyConfig, HaproxyConfigError } from '../../haproxy-config/generate.js';
+import { generateHaproxyConfig, HaproxyConfigError } from '../../haproxy-config/index.js';
 import { parse, required } from '../args.js';
 
 /**

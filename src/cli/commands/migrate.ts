@@ -1,7 +1,6 @@
 import { loadConfig } from '../../config/index.js';
 import { openDb, redactUrl, type Db } from '../../db/index.js';
-import { migrate, MigrationError, uninstall } from '../../db-triggers/migrate.js';
-import { openSiteDb, replicationOf } from '../../db-triggers/site-config.js';
+import { migrate, MigrationError, uninstall, openSiteDb, replicationOf } from '../../db-triggers/index.js';
 import { readSecretFile } from '../../shared/secrets.js';
 import { parse, UsageError } from '../args.js';
 

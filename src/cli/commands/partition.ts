@@ -1,7 +1,6 @@
 import { loadConfig, type LoadedConfig } from '../../config/index.js';
-import { openSiteDb } from '../../db-triggers/site-config.js';
-import { installOwnerWins, post, sharedKey, uninstallOwnerWins, type Ownership } from '../../partitions/index.js';
-import { initialOwnership, rulesOf } from '../../partitions/ownership.js';
+import { openSiteDb } from '../../db-triggers/index.js';
+import { installOwnerWins, post, sharedKey, uninstallOwnerWins, type Ownership, initialOwnership, rulesOf } from '../../partitions/index.js';
 import { parse, required, UsageError } from '../args.js';
 
 /**

@@ -1,9 +1,7 @@
 import type { Server } from 'node:http';
 import { redactUrl, type Db } from '../../db/index.js';
 import { createRegistry, serveMetrics } from '../../shared/metrics.js';
-import { ReplicationMetrics } from '../../db-triggers/metrics.js';
-import { Replicator } from '../../db-triggers/replicator.js';
-import { openSiteDb, policyOf, replicationOf } from '../../db-triggers/site-config.js';
+import { ReplicationMetrics, Replicator, openSiteDb, policyOf, replicationOf } from '../../db-triggers/index.js';
 import { parse, required } from '../args.js';
 import { daemonLogger, preflight } from '../preflight.js';
 

@@ -1,6 +1,6 @@
 import { loadConfig, resolvePath } from '../../config/index.js';
-import { controlRequest } from '../../pdns-backend/control.js';
-import type { SiteState } from '../../site-health/state-table.js';
+import { controlRequest } from '../../pdns-backend/index.js';
+import type { SiteState } from '../../site-health/index.js';
 import { parse, UsageError } from '../args.js';
 
 /** `multisite site drain|undrain SITE` and `multisite site status`, through the control socket. */

@@ -1,7 +1,6 @@
 import { loadConfig, type LoadedConfig } from '../../config/index.js';
 import type { Db } from '../../db/index.js';
-import { openSiteDb, replicationOf } from '../../db-triggers/site-config.js';
-import { formatReplicationStatus, replicationStatus, type ReplicationStatus } from '../../db-triggers/status.js';
+import { formatReplicationStatus, openSiteDb, replicationOf, replicationStatus, type ReplicationStatus } from '../../db-triggers/index.js';
 import { parse, required } from '../args.js';
 
 /**
@@ -13,7 +12,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parse(args, { config: { type: 'string' }, json: { type: 'boolean', default: false } });
   const loaded = loadConfig(required(values.config, '--config'));
   const sections: { name: string; text: string; data: unknown }[] = [];
-  if (loaded.config.backend.metrics) sections.push(await (await import('../../site-health/peers/cli-status.js')).sitesSection(loaded));
+  if (loaded.config.backend.metrics) sections.push(await (await import('../../site-health/index.js')).sitesSection(loaded));
   if (loaded.config.replication) {
     const s = await replicationSection(loaded);
     sections.push({ name: 'replication', text: formatReplicationStatus(s), data: s });

@@ -1,11 +1,10 @@
 import type { Registry } from 'prom-client';
-import { resolvePath, type LoadedConfig } from '../../config/index.js';
+import { readKey, type LoadedConfig } from '../../config/index.js';
 import { realTimers, type Timers } from '../../shared/timers.js';
 import type { Logger } from '../../shared/log.js';
-import { KEY_MIN_BYTES, readSecret } from '../../shared/secrets.js';
 import type { Route } from '../../shared/metrics.js';
 import type { SiteStateTable } from '../state-table.js';
-import { checkKey, type SharedProbe, type SiteSummary } from './codec.js';
+import { type SharedProbe, type SiteSummary } from './codec.js';
 import { PeerMetrics } from './metrics.js';
 import { probeSite, statusProof } from './probe.js';
 import { PeerService, type PeerStatus } from './service.js';
@@ -22,20 +21,6 @@ export interface Peers {
   /** GET /status, to mount on the backend's metrics server. */
   routes: Route[];
   stop(): Promise<void>;
-}
-
-/**
- * A shared key from a file (relative to the config) or the environment, read by the one reader
- * every part uses (src/shared/secrets.ts); at least 16 bytes; never logged.
- */
-export function readKey(loaded: LoadedConfig, section: string, src: { 'key-file'?: string; 'key-env'?: string }): Buffer {
-  if (!src['key-file'] && !src['key-env']) throw new Error(`${section}: give key-file or key-env`);
-  try {
-    const file = src['key-file'] ? resolvePath(loaded, src['key-file']) : undefined;
-    return checkKey(readSecret({ ...(file ? { file } : { env: src['key-env'] }) }, { minBytes: KEY_MIN_BYTES }));
-  } catch (err) {
-    throw new Error(`${section}.${src['key-file'] ? 'key-file' : 'key-env'}: ${(err as Error).message}`);
-  }
 }
 
 /** Timing the machine runs with, from the config and its documented defaults. */

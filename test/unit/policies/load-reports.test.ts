@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeLoadReport, encodeLoadReport, LoadAggregator, type LoadReport } from '../../../src/site-health/load-reports.js';
-import { Prober, type ProbeMethod } from '../../../src/site-health/probes.js';
+import { Prober, type ProbeMethod, checksum, echoRequest, hopsFromTtl, parseReply } from '../../../src/site-health/probes.js';
 import { probesSchema } from '../../../src/config/policy-schema.js';
-import { checksum, echoRequest, hopsFromTtl, parseReply } from '../../../src/site-health/probes.js';
 import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 
 const KEY = Buffer.from('0123456789abcdef-load');

@@ -1,0 +1,1 @@
+export { HaproxyConfigError, generateHaproxyConfig, partitionBackend, remoteServer } from './generate.js';
