@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: deps apt npm build test test-unit test-integration fuzz demo bench clean
+.PHONY: deps apt npm build lint test test-unit test-integration fuzz demo bench clean
 
 deps: apt npm
 
@@ -26,8 +26,17 @@ node_modules/.installed: package-lock.json
 build: npm
 	npx tsc -p tsconfig.json
 
+# ESLint (typescript-eslint; line and function length), Prettier's check, and the import
+# boundaries between parts (dependency-cruiser, fed from boundaries.json). `npx prettier --write .`
+# fixes the formatting.
+lint: npm
+	npx eslint --max-warnings 0 .
+	npx prettier --check .
+	npx depcruise src --config .dependency-cruiser.cjs --output-type err
+
 test: deps build
 	npx tsc -p tsconfig.test.json
+	$(MAKE) --no-print-directory lint
 	npx vitest run
 
 test-unit: npm
