@@ -17,3 +17,4 @@ export { describeZoneProblems, loadZones, type LoadedZone } from './zones.js';
 export type { Connector, ConnectorDeps } from './connectors/connector.js';
 export { HttpConnector } from './connectors/http.js';
 export { UnixConnector } from './connectors/unix.js';
+export { balancedNames, createBackend, type Backend, type BackendDeps } from './serve.js';
