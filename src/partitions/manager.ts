@@ -1,7 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
+import { field, readStateFile, writeStateFile } from '../shared/state-file.js';
 import type { SiteStateTable } from '../site-health/index.js';
 import { evaluate, failback, initialOwnership, newer, type AutoFailback, type Change, type Ownership, type PartitionRule, type SiteView } from './ownership.js';
 
@@ -213,25 +212,34 @@ export class PartitionManager {
     this.reconciles++;
   }
 
+  /** Ownership saved by an earlier run; a damaged file is refused (StateFileError), not read as none. */
   private readState(): Ownership[] {
     if (!this.o.stateFile) return [];
-    try {
-      const v = JSON.parse(readFileSync(this.o.stateFile, 'utf8')) as { partitions?: Ownership[] };
-      return Array.isArray(v.partitions) ? v.partitions : [];
-    } catch {
-      return [];
-    }
+    return readStateFile(this.o.stateFile, parseOwnershipState) ?? [];
   }
 
   private writeState(): void {
     if (!this.o.stateFile) return;
     try {
-      mkdirSync(dirname(this.o.stateFile), { recursive: true });
-      const tmp = `${this.o.stateFile}.tmp`;
-      writeFileSync(tmp, `${JSON.stringify({ site: this.o.site, partitions: this.records() }, null, 2)}\n`);
-      renameSync(tmp, this.o.stateFile);
+      writeStateFile(this.o.stateFile, { site: this.o.site, partitions: this.records() });
     } catch (err) {
       this.o.logger.warn({ file: this.o.stateFile, err: (err as Error).message }, 'cannot save partition ownership');
     }
   }
+}
+
+function parseOwnershipState(data: unknown): Ownership[] {
+  const list = field(data, 'partitions');
+  if (!Array.isArray(list)) throw new Error('"partitions" must be a list');
+  return list.map((o: unknown, i) => {
+    const ok =
+      typeof field(o, 'partition') === 'string' &&
+      typeof field(o, 'home') === 'string' &&
+      typeof field(o, 'active') === 'string' &&
+      Number.isInteger(field(o, 'epoch')) &&
+      typeof field(o, 'since') === 'number' &&
+      typeof field(o, 'reason') === 'string';
+    if (!ok) throw new Error(`partitions[${i}] must have partition, home, active, epoch, since and reason`);
+    return o as Ownership;
+  });
 }

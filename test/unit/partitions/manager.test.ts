@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/index.js';
 import { PartitionManager, type ManagerEffects } from '../../../src/partitions/manager.js';
 import { rulesOf, type Ownership } from '../../../src/partitions/ownership.js';
+import { StateFileError } from '../../../src/shared/state-file.js';
 import { SiteStateTable } from '../../../src/site-health/state-table.js';
 import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 import { TWO_SITES } from './fixtures.js';
@@ -11,7 +15,7 @@ const config = parseConfig(TWO_SITES, 'site.yaml').config;
 const rules = rulesOf(config.partitions!, ['a', 'b']);
 
 /** Site a's manager in virtual time, with effects that only record what they were asked. */
-function siteA(startGraceMs = 0, lag: { ms: number | undefined } = { ms: 0 }) {
+function siteA(startGraceMs = 0, lag: { ms: number | undefined } = { ms: 0 }, stateFile?: string) {
   const timers = new VirtualTimers();
   const table = new SiteStateTable(['a', 'b'], () => timers.now());
   const announced: Ownership[][] = [];
@@ -32,6 +36,7 @@ function siteA(startGraceMs = 0, lag: { ms: number | undefined } = { ms: 0 }) {
     logger: pino({ level: 'silent' }),
     reconcileMs: 1000,
     startGraceMs,
+    ...(stateFile ? { stateFile } : {}),
   });
   return { timers, table, manager, announced };
 }
@@ -114,5 +119,20 @@ describe('PartitionManager (virtual time)', () => {
     expect(manager.get('p2')!.reason).toMatch(/replica lag 200 ms/);
     expect(manager.history.at(-1)!.at - caughtUp).toBeLessThanOrEqual(1000);
     await manager.stop();
+  });
+
+  it('refuses a damaged ownership file instead of starting from the configured owners', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'multisite-partitions-'));
+    try {
+      const file = join(dir, 'partitions.json');
+      writeFileSync(file, '{"site": "a", "partitions": [{"partition": "p1"');
+      expect(() => siteA(0, { ms: 0 }, file)).toThrow(StateFileError);
+      writeFileSync(file, '{"site": "a", "partitions": [{"partition": "p1", "active": 3}]}');
+      expect(() => siteA(0, { ms: 0 }, file)).toThrow(/partitions\[0\]/);
+      writeFileSync(file, JSON.stringify({ site: 'a', partitions: [{ partition: 'p1', home: 'a', active: 'b', epoch: 4, since: 1, reason: 'failure transfer' }] }));
+      expect(siteA(0, { ms: 0 }, file).manager.get('p1')).toMatchObject({ active: 'b', epoch: 4 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
