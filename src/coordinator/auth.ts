@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { macHex, macMatches } from '../shared/envelope.js';
 
 /**
  * Requests to the coordinator are signed, not sent with a password: the header
@@ -9,7 +9,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 export const AUTH_HEADER = 'x-multisite-auth';
 
 function mac(key: Buffer, t: number, method: string, path: string, body: string): string {
-  return createHmac('sha256', key).update(`${t}\n${method.toUpperCase()}\n${path}\n${body}`).digest('hex');
+  return macHex(key, signedText(t, method, path, body));
+}
+
+function signedText(t: number, method: string, path: string, body: string): string {
+  return `${t}\n${method.toUpperCase()}\n${path}\n${body}`;
 }
 
 export function signRequest(key: Buffer, method: string, path: string, body: string, now = Date.now()): string {
@@ -23,7 +27,6 @@ export function verifyRequest(key: Buffer, header: string | undefined, method: s
   if (!m) return { ok: false, reason: `missing or malformed ${AUTH_HEADER} header` };
   const t = Number(m[1]);
   if (Math.abs(t - now) > maxSkewMs) return { ok: false, reason: `request time is ${t - now} ms off (at most ±${maxSkewMs})` };
-  const want = Buffer.from(mac(key, t, method, path, body), 'hex');
-  if (!timingSafeEqual(want, Buffer.from(m[2]!, 'hex'))) return { ok: false, reason: 'bad signature' };
+  if (!macMatches(key, signedText(t, method, path, body), m[2])) return { ok: false, reason: 'bad signature' };
   return { ok: true };
 }

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { mac as hmac, MAC_BYTES as MAC, macMatches } from './envelope.js';
 
 /**
  * Load reports (version 1): one UDP datagram per web server, from its site's agent to the site's
@@ -21,7 +21,6 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export const LOAD_REPORT_VERSION = 1;
 const MAGIC = 0x4d4c;
-const MAC = 32;
 const MAX = 511;
 const U16_NONE = 0xffff;
 const U32_NONE = 0xffffffff;
@@ -64,7 +63,7 @@ export function encodeLoadReport(r: LoadReport, key: Buffer): Buffer {
   at = buf.writeUInt32BE(r.connections === undefined ? U32_NONE : clamp(r.connections, U32_NONE - 1), at);
   at = buf.writeUInt32BE(r.responseMs === undefined ? U32_NONE : clamp(r.responseMs * 1000, U32_NONE - 1), at);
   const body = buf.subarray(0, at);
-  return Buffer.concat([body, createHmac('sha256', key).update(body).digest()]);
+  return Buffer.concat([body, hmac(key, body)]);
 }
 
 export function decodeLoadReport(buf: Buffer, key: Buffer): { ok: true; report: LoadReport } | { ok: false; reason: LoadRejectReason; detail: string } {
@@ -73,8 +72,7 @@ export function decodeLoadReport(buf: Buffer, key: Buffer): { ok: true; report: 
   if (buf.readUInt16BE(0) !== MAGIC) return fail('malformed', 'bad magic');
   if (buf[2] !== LOAD_REPORT_VERSION) return fail('version', `version ${buf[2]}`);
   const body = buf.subarray(0, buf.length - MAC);
-  const mac = createHmac('sha256', key).update(body).digest();
-  if (!timingSafeEqual(mac, buf.subarray(buf.length - MAC))) return fail('bad-mac', 'MAC does not match the key');
+  if (!macMatches(key, body, buf.subarray(buf.length - MAC))) return fail('bad-mac', 'MAC does not match the key');
   let at = 3;
   const need = (n: number) => {
     if (at + n > body.length) throw new RangeError('truncated');

@@ -1,5 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { macHex, macMatches } from './envelope.js';
 
 /**
  * Signed JSON over HTTP between sites' backends (and from the CLI): partition ownership,
@@ -10,12 +10,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export const MAC_HEADER = 'x-multisite-mac';
 
 export function sign(key: Buffer, body: string): string {
-  return createHmac('sha256', key).update(body).digest('hex');
+  return macHex(key, body);
 }
 
 export function verify(key: Buffer, body: string, mac: string | undefined): boolean {
-  if (!mac || !/^[0-9a-f]{64}$/.test(mac)) return false;
-  return timingSafeEqual(Buffer.from(sign(key, body), 'hex'), Buffer.from(mac, 'hex'));
+  return macMatches(key, body, mac);
 }
 
 /** POSTs a body, signed when a key is given. */
