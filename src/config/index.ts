@@ -7,4 +7,4 @@ export { readKey, sharedKey, peerOrigins, type KeySource } from './keys.js';
 export { type AgentConfig, type AgentServerConfig, type KeywordCheckConfig, type LoadCheckConfig, type MessageCheckConfig, loadReportSource } from './agent-schema.js';
 export { type LoadBalancerConfig, type PartitionConfig, type PartitionsConfig, forwardSource, standbyOf } from './partitions-schema.js';
 export { type ProbesConfig, probesSchema } from './policy-schema.js';
-export { type ReplicationConfig, type ReplicationSiteDb } from './replication-schema.js';
+export { REPLICATION_DEFAULTS, type ReplicationConfig, type ReplicationSiteDb } from './replication-schema.js';

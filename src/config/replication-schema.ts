@@ -19,6 +19,19 @@ const listen = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/, 'expected ADDRESS:PORT, e.g. 127.0.0.1:9464');
 
+/**
+ * Replication's defaults, written once: the schema fills them in, and a Replicator built without
+ * a config (tests, benchmarks, the library) falls back to the same values.
+ */
+export const REPLICATION_DEFAULTS = {
+  'batch-size': 5000,
+  'poll-interval-ms': 1000,
+  'trim-interval-ms': 5000,
+  'conflict-retention-days': 30,
+  'tombstone-retention-days': 7,
+  'max-lag-seconds': 30,
+} as const;
+
 export const replicationSchema = z
   .strictObject({
     /** Tables replicated at every site ("schema.table" or "table" in public). */
@@ -30,21 +43,21 @@ export const replicationSchema = z
     /** For site-priority: the sites, strongest first (default: the order of `sites:`). */
     priority: z.array(z.string()).optional(),
     /** Peer changes read and applied per transaction (a larger transaction is applied whole). */
-    'batch-size': z.number().int().min(1).max(100_000).default(5000),
+    'batch-size': z.number().int().min(1).max(100_000).default(REPLICATION_DEFAULTS['batch-size']),
     /** Poll interval when no notification wakes the replicator. */
-    'poll-interval-ms': z.number().int().min(10).max(600_000).default(1000),
+    'poll-interval-ms': z.number().int().min(10).max(600_000).default(REPLICATION_DEFAULTS['poll-interval-ms']),
     /** How often acknowledged changes are trimmed from the change table. */
-    'trim-interval-ms': z.number().int().min(100).max(3_600_000).default(5000),
+    'trim-interval-ms': z.number().int().min(100).max(3_600_000).default(REPLICATION_DEFAULTS['trim-interval-ms']),
     /** Conflict-log rows older than this are deleted; 0 keeps them. */
-    'conflict-retention-days': z.number().int().min(0).max(36500).default(30),
+    'conflict-retention-days': z.number().int().min(0).max(36500).default(REPLICATION_DEFAULTS['conflict-retention-days']),
     /**
      * Tombstones (row clocks of deleted rows) older than this are deleted; 0 keeps them. A change
      * made at a site before it saw a delete, arriving later than this after the delete, is then
      * no longer recognised as concurrent with it (a site cut off that long must be re-seeded).
      */
-    'tombstone-retention-days': z.number().int().min(0).max(36500).default(7),
+    'tombstone-retention-days': z.number().int().min(0).max(36500).default(REPLICATION_DEFAULTS['tombstone-retention-days']),
     /** A peer lagging more than this is reported as stale (`multisite status`, DNS demotion). */
-    'max-lag-seconds': z.number().min(0).default(30),
+    'max-lag-seconds': z.number().min(0).default(REPLICATION_DEFAULTS['max-lag-seconds']),
     /** Prometheus metrics and /healthz of `multisite replicate`. */
     metrics: listen.optional(),
     'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

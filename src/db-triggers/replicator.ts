@@ -1,4 +1,5 @@
 import type { Db } from '../db/index.js';
+import { REPLICATION_DEFAULTS } from '../config/index.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import { sameWatermark } from './apply.js';
@@ -92,12 +93,12 @@ export class Replicator {
     this.sink = opts.sink ?? dbSink(required(opts.local, 'local'), opts.site, policy, (peer, err) => this.log?.warn({ peer, err: err.message }, 'batch failed; applying row by row'));
     this.sources = opts.sources ?? required(opts.peers, 'peers').map((p) => dbSource(p.name, p.db));
     this.o = {
-      batchSize: opts.batchSize ?? 5000,
-      pollIntervalMs: opts.pollIntervalMs ?? 1000,
+      batchSize: opts.batchSize ?? REPLICATION_DEFAULTS['batch-size'],
+      pollIntervalMs: opts.pollIntervalMs ?? REPLICATION_DEFAULTS['poll-interval-ms'],
       busyPollMs: opts.busyPollMs ?? 200,
-      trimIntervalMs: opts.trimIntervalMs ?? 5000,
-      conflictRetentionDays: opts.conflictRetentionDays ?? 30,
-      tombstoneRetentionDays: opts.tombstoneRetentionDays ?? 7,
+      trimIntervalMs: opts.trimIntervalMs ?? REPLICATION_DEFAULTS['trim-interval-ms'],
+      conflictRetentionDays: opts.conflictRetentionDays ?? REPLICATION_DEFAULTS['conflict-retention-days'],
+      tombstoneRetentionDays: opts.tombstoneRetentionDays ?? REPLICATION_DEFAULTS['tombstone-retention-days'],
       stallMs: opts.stallMs ?? 30_000,
     };
   }
