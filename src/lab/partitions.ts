@@ -80,6 +80,27 @@ export interface LabOptions {
 
 const SITES = ['a', 'b'] as const;
 
+interface SitePorts {
+  lb: number;
+  agent: number;
+  dns: number;
+  api: number;
+  metrics: number;
+  heartbeat: number;
+  web: number[];
+  wan: number;
+}
+
+/** What every step of the lab reads: where it lives, its addresses and ports, the options. */
+interface LabContext {
+  dir: string;
+  hosts: [string, string];
+  ports: SitePorts[];
+  opts: LabOptions;
+  /** Run in reverse order by stop(). */
+  stops: (() => Promise<unknown>)[];
+}
+
 export async function startPartitionLab(opts: LabOptions = {}): Promise<PartitionLab> {
   const hosts = opts.hosts ?? ['127.0.0.2', '127.0.0.3'];
   const dir = mkdtempSync(join(tmpdir(), 'ms-partitions-'));
@@ -91,130 +112,18 @@ export async function startPartitionLab(opts: LabOptions = {}): Promise<Partitio
   };
   try {
     writeFileSync(join(dir, 'peers.key'), 'lab-shared-key-0123456789abcdef\n');
-    const ports: { lb: number; agent: number; dns: number; api: number; metrics: number; heartbeat: number; web: number[]; wan: number }[] = [];
-    for (const host of hosts) {
-      ports.push({
-        lb: await freePort(host),
-        agent: await freePort(host),
-        dns: await freePort(host),
-        api: await freePort(host),
-        metrics: await freePort(host),
-        heartbeat: await freePort(host),
-        web: [await freePort(host), await freePort(host)],
-        wan: await freePort(host),
-      });
-    }
-    const siteDir = (i: number) => join(dir, SITES[i]!);
-    SITES.forEach((_, i) => mkdirSync(siteDir(i), { recursive: true }));
-    const sock = (i: number) => join(siteDir(i), 'haproxy.sock');
-    const period = opts.periodMs ?? 100;
-    const configFor = (i: number) => {
-      const h = hosts[i]!;
-      const p = ports[i]!;
-      const site = SITES[i]!;
-      return `site: ${site}
-sites:
-${SITES.map((s, j) => `  - name: ${s}
-    heartbeat: ["${hosts[j]}:${ports[j]!.heartbeat}"]
-    status-url: ["http://${hosts[j]}:${ports[j]!.metrics}/status"]
-    lb-address: ["${hosts[j]}:${ports[j]!.lb}"]`).join('\n')}
-backend:
-  socket: ${join(siteDir(i), 'backend.sock')}
-  control: ${join(siteDir(i), 'control.sock')}
-  state-file: ${join(siteDir(i), 'state.json')}
-  metrics: ${h}:${p.metrics}
-  log-level: ${opts.logLevel ?? 'warn'}
-pdns:
-  url: http://${h}:${p.api}
-  api-key-file: ${join(siteDir(i), 'api.key')}
-  retries: 1
-zones:
-  - name: example.com
-    records: ["@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 60", "@ 3600 IN NS ns1", "ns1 IN A ${hosts[0]}"]
-balanced:
-  - { name: p1.example.com, policy: failover, ttl: 5, addresses: { a: [${hosts[0]}], b: [${hosts[1]}] } }
-  - { name: p2.example.com, policy: failover, ttl: 5, addresses: { a: [${hosts[0]}], b: [${hosts[1]}] } }
-health:
-  load-balancers: [${sock(i)}]
-  backend: web
-  interval-ms: 100
-peers:
-  listen: ${h}:${p.heartbeat}
-  key-file: ${join(dir, 'peers.key')}
-  period-ms: ${period}
-  probe-timeout-ms: ${opts.timeoutMs ?? 200}
-  probe-attempts: 1
-  recover-periods: 3
-agent:
-  listen: ${h}:${p.agent}
-  control: ${join(siteDir(i), 'agent.sock')}
-  state-file: ${join(siteDir(i), 'agent-state.json')}
-  log-level: ${opts.logLevel ?? 'warn'}
-  servers:
-${p.web.map((port, k) => `    - name: web/w${k + 1}
-      address: ${h}:${port}
-      checks: { message: { type: http, path: /health, interval-ms: 100, timeout-ms: ${opts.timeoutMs ?? 1000}, rise: 1, fall: 2 } }`).join('\n')}
-partitions:
-  state-file: ${join(siteDir(i), 'partitions.json')}
-  remote-check-ms: 200
-  hold-down-ms: ${opts.holdDownMs ?? 2000}
-  start-grace-ms: 1000
-  load-balancers:
-${SITES.map((s, j) => `    ${s}:
-      listen: ${hosts[j]}:${ports[j]!.lb}${opts.wanDelayMs ? `
-      inter-site: ${hosts[j]}:${ports[j]!.wan}
-      forward-source: ${hosts[j]}` : ''}
-      stats-socket: ${sock(j)}
-      agent: ${hosts[j]}:${ports[j]!.agent}
-      agent-inter-ms: 200
-      servers:
-${ports[j]!.web.map((port, k) => `        - { name: w${k + 1}, address: "${hosts[j]}:${port}" }`).join('\n')}`).join('\n')}
-  list:
-    - { name: p1, active: a, hosts: [p1.example.com], path-prefixes: [/p1/], tenants: [t1], dns-name: p1.example.com, failback: ${opts.failback ?? 'manual'} }
-    - { name: p2, active: b, hosts: [p2.example.com], path-prefixes: [/p2/], tenants: [t2], dns-name: p2.example.com, failback: auto }
-${opts.replication ?? ''}`;
-    };
-
-    const sites: LabSite[] = [];
+    const ports: SitePorts[] = [];
+    for (const host of hosts) ports.push(await sitePorts(host));
+    SITES.forEach((_, i) => mkdirSync(siteDir(dir, i), { recursive: true }));
+    const ctx: LabContext = { dir, hosts, ports, opts, stops };
     if (opts.wanDelayMs) {
       for (const [i, h] of hosts.entries()) {
         const wan = await startTcpDelay({ host: h, port: ports[i]!.wan }, { host: h, port: ports[i]!.lb }, opts.wanDelayMs);
         stops.push(() => wan.stop());
       }
     }
-    for (const [i, site] of SITES.entries()) {
-      const h = hosts[i]!;
-      const p = ports[i]!;
-      const configFile = join(siteDir(i), 'multisite.yaml');
-      const apiKey = `lab-api-${p.api}`;
-      writeFileSync(join(siteDir(i), 'api.key'), `${apiKey}\n`);
-      writeFileSync(configFile, configFor(i));
-      const loaded = loadConfig(configFile);
-      const logger = pino({ level: opts.logLevel ?? process.env.TEST_LOG ?? 'silent' });
-
-      const web: LabWeb[] = [];
-      for (const [k, port] of p.web.entries()) {
-        const w = await startNamedWeb(site, `w${k + 1}`, h, port);
-        stops.push(() => w.kill());
-        web.push(w);
-      }
-      const agent = await startAgent(loaded, { logger, registry: new Registry() });
-      stops.push(() => agent.stop());
-      const haproxyConfig = generateHaproxyConfig(loaded.config);
-      const cfgPath = join(siteDir(i), 'haproxy.cfg');
-      writeFileSync(cfgPath, haproxyConfig);
-      const haproxy = startProcess('haproxy', ['-db', '-f', cfgPath]);
-      stops.push(() => haproxy.stop());
-      await waitFor(`haproxy of site ${site}`, async () => {
-        if (haproxy.child.exitCode !== null) throw new Error(`haproxy exited:\n${haproxy.output().slice(-2000)}`);
-        return (await httpGet(h, p.lb, '/multisite/lb-health')).status > 0;
-      });
-      sites.push({
-        name: site, host: h, lb: { host: h, port: p.lb }, dns: { host: h, port: p.dns }, metrics: { host: h, port: p.metrics },
-        socket: sock(i), configFile, loaded, haproxyConfig, web, agent, haproxy,
-        backend: undefined as unknown as RunningBackend, pdns: undefined as unknown as Pdns,
-      });
-    }
+    const sites: LabSite[] = [];
+    for (const i of SITES.keys()) sites.push(await startLoadBalancing(ctx, i));
     // Backends after both load balancers exist (the manager sets their servers at start), one right
     // after the other: a backend alone would verify its silent peer down and take its partitions.
     for (const s of sites) {
@@ -227,23 +136,165 @@ ${opts.replication ?? ''}`;
         host: s.host,
         port: ports[i]!.dns,
         apiPort: ports[i]!.api,
-        apiKey: `lab-api-${ports[i]!.api}`,
+        apiKey: apiKeyOf(ports[i]!),
         backend: { kind: 'remote', connection: `unix:path=${s.backend.connectors[0]!.address}` },
         probeName: 'example.com',
       });
       stops.push(() => s.pdns.stop());
     }
-    // Ready: every site serves both partitions through its load balancer.
-    for (const s of sites) {
-      for (const part of ['p1', 'p2']) {
-        await waitFor(`${part} through ${s.name}'s load balancer`, async () => (await httpGet(s.host, s.lb.port, '/', `${part}.example.com`)).status === 200);
-      }
-    }
+    await partitionsServed(sites);
     return { dir, sites, site: (n) => sites.find((s) => s.name === n)!, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+async function sitePorts(host: string): Promise<SitePorts> {
+  return {
+    lb: await freePort(host),
+    agent: await freePort(host),
+    dns: await freePort(host),
+    api: await freePort(host),
+    metrics: await freePort(host),
+    heartbeat: await freePort(host),
+    web: [await freePort(host), await freePort(host)],
+    wan: await freePort(host),
+  };
+}
+
+const siteDir = (dir: string, i: number) => join(dir, SITES[i]!);
+const haproxySocket = (dir: string, i: number) => join(siteDir(dir, i), 'haproxy.sock');
+const apiKeyOf = (p: SitePorts) => `lab-api-${p.api}`;
+
+/** Site i's web servers, agent and HAProxy, started; its backend and PowerDNS come later. */
+async function startLoadBalancing(ctx: LabContext, i: number): Promise<LabSite> {
+  const { dir, hosts, ports, opts, stops } = ctx;
+  const site = SITES[i]!;
+  const h = hosts[i]!;
+  const p = ports[i]!;
+  const configFile = join(siteDir(dir, i), 'multisite.yaml');
+  writeFileSync(join(siteDir(dir, i), 'api.key'), `${apiKeyOf(p)}\n`);
+  writeFileSync(configFile, labConfig(ctx, i));
+  const loaded = loadConfig(configFile);
+  const logger = pino({ level: opts.logLevel ?? process.env.TEST_LOG ?? 'silent' });
+  const web: LabWeb[] = [];
+  for (const [k, port] of p.web.entries()) {
+    const w = await startNamedWeb(site, `w${k + 1}`, h, port);
+    stops.push(() => w.kill());
+    web.push(w);
+  }
+  const agent = await startAgent(loaded, { logger, registry: new Registry() });
+  stops.push(() => agent.stop());
+  const haproxyConfig = generateHaproxyConfig(loaded.config);
+  const cfgPath = join(siteDir(dir, i), 'haproxy.cfg');
+  writeFileSync(cfgPath, haproxyConfig);
+  const haproxy = startProcess('haproxy', ['-db', '-f', cfgPath]);
+  stops.push(() => haproxy.stop());
+  await waitFor(`haproxy of site ${site}`, async () => {
+    if (haproxy.child.exitCode !== null) throw new Error(`haproxy exited:\n${haproxy.output().slice(-2000)}`);
+    return (await httpGet(h, p.lb, '/multisite/lb-health')).status > 0;
+  });
+  return {
+    name: site,
+    host: h,
+    lb: { host: h, port: p.lb },
+    dns: { host: h, port: p.dns },
+    metrics: { host: h, port: p.metrics },
+    socket: haproxySocket(dir, i),
+    configFile,
+    loaded,
+    haproxyConfig,
+    web,
+    agent,
+    haproxy,
+    backend: undefined as unknown as RunningBackend,
+    pdns: undefined as unknown as Pdns,
+  };
+}
+
+/** Ready: every site serves both partitions through its load balancer. */
+async function partitionsServed(sites: LabSite[]): Promise<void> {
+  for (const s of sites) {
+    for (const part of ['p1', 'p2']) {
+      await waitFor(`${part} through ${s.name}'s load balancer`, async () => (await httpGet(s.host, s.lb.port, '/', `${part}.example.com`)).status === 200);
+    }
+  }
+}
+
+/** Site i's multisite.yaml. */
+function labConfig(ctx: LabContext, i: number): string {
+  const { dir, hosts, ports, opts } = ctx;
+  const h = hosts[i]!;
+  const p = ports[i]!;
+  const d = siteDir(dir, i);
+  return `site: ${SITES[i]}
+sites:
+${SITES.map((s, j) => `  - name: ${s}
+    heartbeat: ["${hosts[j]}:${ports[j]!.heartbeat}"]
+    status-url: ["http://${hosts[j]}:${ports[j]!.metrics}/status"]
+    lb-address: ["${hosts[j]}:${ports[j]!.lb}"]`).join('\n')}
+backend:
+  socket: ${join(d, 'backend.sock')}
+  control: ${join(d, 'control.sock')}
+  state-file: ${join(d, 'state.json')}
+  metrics: ${h}:${p.metrics}
+  log-level: ${opts.logLevel ?? 'warn'}
+pdns:
+  url: http://${h}:${p.api}
+  api-key-file: ${join(d, 'api.key')}
+  retries: 1
+zones:
+  - name: example.com
+    records: ["@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 60", "@ 3600 IN NS ns1", "ns1 IN A ${hosts[0]}"]
+balanced:
+  - { name: p1.example.com, policy: failover, ttl: 5, addresses: { a: [${hosts[0]}], b: [${hosts[1]}] } }
+  - { name: p2.example.com, policy: failover, ttl: 5, addresses: { a: [${hosts[0]}], b: [${hosts[1]}] } }
+health:
+  load-balancers: [${haproxySocket(dir, i)}]
+  backend: web
+  interval-ms: 100
+peers:
+  listen: ${h}:${p.heartbeat}
+  key-file: ${join(dir, 'peers.key')}
+  period-ms: ${opts.periodMs ?? 100}
+  probe-timeout-ms: ${opts.timeoutMs ?? 200}
+  probe-attempts: 1
+  recover-periods: 3
+agent:
+  listen: ${h}:${p.agent}
+  control: ${join(d, 'agent.sock')}
+  state-file: ${join(d, 'agent-state.json')}
+  log-level: ${opts.logLevel ?? 'warn'}
+  servers:
+${p.web.map((port, k) => `    - name: web/w${k + 1}
+      address: ${h}:${port}
+      checks: { message: { type: http, path: /health, interval-ms: 100, timeout-ms: ${opts.timeoutMs ?? 1000}, rise: 1, fall: 2 } }`).join('\n')}
+${partitionsConfig(ctx, i)}`;
+}
+
+/** The `partitions:` section (the same at both sites but for the state file). */
+function partitionsConfig(ctx: LabContext, i: number): string {
+  const { dir, hosts, ports, opts } = ctx;
+  return `partitions:
+  state-file: ${join(siteDir(dir, i), 'partitions.json')}
+  remote-check-ms: 200
+  hold-down-ms: ${opts.holdDownMs ?? 2000}
+  start-grace-ms: 1000
+  load-balancers:
+${SITES.map((s, j) => `    ${s}:
+      listen: ${hosts[j]}:${ports[j]!.lb}${opts.wanDelayMs ? `
+      inter-site: ${hosts[j]}:${ports[j]!.wan}
+      forward-source: ${hosts[j]}` : ''}
+      stats-socket: ${haproxySocket(dir, j)}
+      agent: ${hosts[j]}:${ports[j]!.agent}
+      agent-inter-ms: 200
+      servers:
+${ports[j]!.web.map((port, k) => `        - { name: w${k + 1}, address: "${hosts[j]}:${port}" }`).join('\n')}`).join('\n')}
+  list:
+    - { name: p1, active: a, hosts: [p1.example.com], path-prefixes: [/p1/], tenants: [t1], dns-name: p1.example.com, failback: ${opts.failback ?? 'manual'} }
+    - { name: p2, active: b, hosts: [p2.example.com], path-prefixes: [/p2/], tenants: [t2], dns-name: p2.example.com, failback: auto }
+${opts.replication ?? ''}`;
 }
 
 /** A web server answering every request with "SITE/SERVER" (and /health 200). */
