@@ -64,165 +64,217 @@ function rank(order: readonly string[], site: string): number {
   return i < 0 ? order.length : i;
 }
 
+type Deletion = Extract<Consolidated, { kind: 'D' }>;
+type Write = Exclude<Consolidated, { kind: 'D' }>;
+type Tombstone = NonNullable<ClockState['d']>;
+
+/** The local row as the rules see it: its incarnation, its column stamps, its tombstone. */
+interface RowView {
+  /** The live row's incarnation (ZERO when there is none). */
+  L: Stamp;
+  tomb: Tombstone | null;
+  colsNow: Record<string, Stamp>;
+  stampOf(col: string): Stamp;
+  top: number;
+  record(r: Omit<ConflictRecord, 'tbl' | 'pk'>): ConflictRecord;
+}
+
+/** Column versions an incoming insert or update carries: its stamp and the base its writer saw. */
+type IncomingCols = Record<string, { s: Stamp; base: number }>;
+
 export function decide(inc: Consolidated, local: LocalRow, ctx: DecideContext): Decision {
-  const clock = local.clock;
-  let top = Math.max(local.top, inc.h);
-  const live = local.exists;
-  const tomb = !live ? (clock?.d ?? null) : null;
-  const L: Stamp = live ? (clock && !clock.d ? (clock.i ?? ZERO) : ZERO) : ZERO;
-  const colsNow: Record<string, Stamp> = live && clock && !clock.d ? clock.c : {};
-  const stampOf = (col: string): Stamp => colsNow[col] ?? L;
-  const none = (conflicts: ConflictRecord[] = [], c: ClockState | null = null): Decision => ({
-    action: { kind: 'none' },
-    clock: c,
-    top,
-    conflicts,
-    strip: null,
-  });
-  const record = (r: Omit<ConflictRecord, 'tbl' | 'pk'>): ConflictRecord => ({ tbl: inc.tbl, pk: inc.pk, ...r });
-
-  if (inc.kind === 'D') {
-    const at: Stamp = [inc.h, inc.origin];
-    const n = inc.ins ?? ZERO;
-    if (!live) {
-      const d = tomb && cmpStamp(tomb.n ?? ZERO, n) > 0 ? tomb : tomb && cmpStamp(tomb.n ?? ZERO, n) === 0 && cmpStamp(tomb.at, at) > 0 ? tomb : { at, n, seen: inc.seen };
-      return none([], { i: null, c: {}, d });
-    }
-    if (cmpStamp(L, n) > 0) return none(); // the row was re-created after what the delete saw
-    // Local versions the deleter had not seen lose to the delete: logged.
-    const unseen = ctx.columns.map((col) => [col, stampOf(col)] as const).filter(([col, s]) => !wasSeen(inc.seen, L, col, s));
-    const conflicts = unseen.length
-      ? [
-          record({
-            kind: cmpStamp(L, inc.seen.i ?? ZERO) !== 0 ? 'insert-delete' : 'update-delete',
-            columns: unseen.map(([c]) => c).sort(),
-            winnerSite: inc.origin,
-            winnerH: inc.h,
-            winner: null,
-            loserSite: unseen.reduce((a, b) => (cmpStamp(a[1], b[1]) >= 0 ? a : b))[1][1] || null,
-            loserH: Math.max(...unseen.map(([, s]) => s[0])),
-            loser: local.row,
-            reason: 'a delete wins over concurrent changes it had not seen',
-          }),
-        ]
-      : [];
-    return { action: { kind: 'delete' }, clock: { i: null, c: {}, d: { at, n, seen: inc.seen } }, top, conflicts, strip: { all: inc.h } };
-  }
-
+  const view = viewOf(inc, local);
+  if (inc.kind === 'D') return decideDelete(inc, local, ctx, view);
   const incIns: Stamp = inc.kind === 'I' ? inc.ins : (inc.ins ?? ZERO);
-  // Column versions carried by the incoming change.
-  const incCols: Record<string, { s: Stamp; base: number }> = {};
+  const incCols: IncomingCols = {};
   if (inc.kind === 'I') {
     for (const col of ctx.columns) incCols[col] = { s: inc.ins, base: inc.base };
   }
   for (const [col, v] of Object.entries(inc.cols)) incCols[col] = { s: [v.h, inc.origin], base: v.base };
-  const explicit = (i: Stamp): Record<string, Stamp> => {
-    const c: Record<string, Stamp> = {};
-    for (const [col, v] of Object.entries(incCols)) if (cmpStamp(v.s, i) !== 0) c[col] = v.s;
-    return c;
+  if (!local.exists) return decideAbsent(inc, view, incIns, incCols);
+  return decideLive(inc, local, ctx, view, incIns, incCols);
+}
+
+function viewOf(inc: Consolidated, local: LocalRow): RowView {
+  const clock = local.clock;
+  const live = local.exists;
+  const colsNow: Record<string, Stamp> = live && clock && !clock.d ? clock.c : {};
+  const L: Stamp = live ? (clock && !clock.d ? (clock.i ?? ZERO) : ZERO) : ZERO;
+  return {
+    L,
+    tomb: !live ? (clock?.d ?? null) : null,
+    colsNow,
+    stampOf: (col) => colsNow[col] ?? L,
+    top: Math.max(local.top, inc.h),
+    record: (r) => ({ tbl: inc.tbl, pk: inc.pk, ...r }),
   };
+}
 
-  if (!live) {
-    if (tomb && cmpStamp(incIns, tomb.n ?? ZERO) <= 0) {
-      // the delete removed this incarnation (or a newer one): the insert/update is gone
-      const unseen = Object.entries(incCols).filter(([col, v]) => !wasSeen(tomb.seen, incIns, col, v.s));
-      const maxH = Math.max(...Object.values(incCols).map((v) => v.s[0]), inc.h);
-      const conflicts = unseen.length
-        ? [
-            record({
-              kind: inc.kind === 'I' ? 'insert-delete' : 'delete-update',
-              columns: unseen.map(([c]) => c).sort(),
-              winnerSite: tomb.at[1],
-              winnerH: tomb.at[0],
-              winner: null,
-              loserSite: inc.origin,
-              loserH: maxH,
-              loser: inc.row,
-              reason: 'the row was deleted concurrently; a delete wins over changes it had not seen',
-            }),
-          ]
-        : [];
-      return none(conflicts);
-    }
-    // new row, a newer incarnation than the tombstone, or an update of a row never seen here:
-    // create it from the entire row the change carries
-    return { action: { kind: 'insert' }, clock: { i: incIns, c: explicit(incIns), d: null }, top, conflicts: [], strip: null };
+function none(view: RowView, conflicts: ConflictRecord[] = [], c: ClockState | null = null): Decision {
+  return { action: { kind: 'none' }, clock: c, top: view.top, conflicts, strip: null };
+}
+
+/** A delete removes the incarnation it saw and any older one, and wins over concurrent updates. */
+function decideDelete(inc: Deletion, local: LocalRow, ctx: DecideContext, view: RowView): Decision {
+  const { L, tomb, stampOf } = view;
+  const at: Stamp = [inc.h, inc.origin];
+  const n = inc.ins ?? ZERO;
+  if (!local.exists) {
+    const keepTomb = tomb && (cmpStamp(tomb.n ?? ZERO, n) > 0 || (cmpStamp(tomb.n ?? ZERO, n) === 0 && cmpStamp(tomb.at, at) > 0));
+    return none(view, [], { i: null, c: {}, d: keepTomb ? tomb : { at, n, seen: inc.seen } });
   }
+  if (cmpStamp(L, n) > 0) return none(view); // the row was re-created after what the delete saw
+  // Local versions the deleter had not seen lose to the delete: logged.
+  const unseen = ctx.columns.map((col) => [col, stampOf(col)] as const).filter(([col, s]) => !wasSeen(inc.seen, L, col, s));
+  const conflicts = unseen.length
+    ? [
+        view.record({
+          kind: cmpStamp(L, inc.seen.i ?? ZERO) !== 0 ? 'insert-delete' : 'update-delete',
+          columns: unseen.map(([c]) => c).sort(),
+          winnerSite: inc.origin,
+          winnerH: inc.h,
+          winner: null,
+          loserSite: unseen.reduce((a, b) => (cmpStamp(a[1], b[1]) >= 0 ? a : b))[1][1] || null,
+          loserH: Math.max(...unseen.map(([, s]) => s[0])),
+          loser: local.row,
+          reason: 'a delete wins over concurrent changes it had not seen',
+        }),
+      ]
+    : [];
+  const clock: ClockState = { i: null, c: {}, d: { at, n, seen: inc.seen } };
+  return { action: { kind: 'delete' }, clock, top: view.top, conflicts, strip: { all: inc.h } };
+}
 
-  // Live row: column by column.
+/** No live row here: a deleted incarnation stays deleted; anything newer is created whole. */
+function decideAbsent(inc: Write, view: RowView, incIns: Stamp, incCols: IncomingCols): Decision {
+  const tomb = view.tomb;
+  if (tomb && cmpStamp(incIns, tomb.n ?? ZERO) <= 0) {
+    // the delete removed this incarnation (or a newer one): the insert/update is gone
+    const unseen = Object.entries(incCols).filter(([col, v]) => !wasSeen(tomb.seen, incIns, col, v.s));
+    const maxH = Math.max(...Object.values(incCols).map((v) => v.s[0]), inc.h);
+    const conflicts = unseen.length
+      ? [
+          view.record({
+            kind: inc.kind === 'I' ? 'insert-delete' : 'delete-update',
+            columns: unseen.map(([c]) => c).sort(),
+            winnerSite: tomb.at[1],
+            winnerH: tomb.at[0],
+            winner: null,
+            loserSite: inc.origin,
+            loserH: maxH,
+            loser: inc.row,
+            reason: 'the row was deleted concurrently; a delete wins over changes it had not seen',
+          }),
+        ]
+      : [];
+    return none(view, conflicts);
+  }
+  // new row, a newer incarnation than the tombstone, or an update of a row never seen here:
+  // create it from the entire row the change carries
+  const explicit: Record<string, Stamp> = {};
+  for (const [col, v] of Object.entries(incCols)) if (cmpStamp(v.s, incIns) !== 0) explicit[col] = v.s;
+  return { action: { kind: 'insert' }, clock: { i: incIns, c: explicit, d: null }, top: view.top, conflicts: [], strip: null };
+}
+
+/** What merging column by column decided: the columns each side keeps, and the stamps involved. */
+interface ColumnMerge {
+  won: string[];
+  /** Incoming columns that won over a version their writer had not seen (logged, stripped here). */
+  wonUnseen: string[];
+  lost: string[];
+  newCols: Record<string, Stamp>;
+  winH: number;
+  loseLocal: Stamp;
+}
+
+/** A live row: column by column, each keeps its winning version. */
+function decideLive(inc: Write, local: LocalRow, ctx: DecideContext, view: RowView, incIns: Stamp, incCols: IncomingCols): Decision {
+  const { L } = view;
   const insertInsert = inc.kind === 'I' && cmpStamp(incIns, L) !== 0;
-  const won: string[] = [];
-  const wonUnseen: string[] = [];
-  const lost: string[] = [];
-  const newCols: Record<string, Stamp> = { ...colsNow };
+  const m = mergeColumns(inc, local, ctx, view, incCols, insertInsert);
   const newIns = maxStamp(L, incIns);
-  let winH = 0;
-  let loseLocal: Stamp = ZERO;
+  // Keep only column stamps that differ from the incarnation's.
+  const c: Record<string, Stamp> = {};
+  for (const [col, s] of Object.entries(m.newCols)) if (cmpStamp(s, newIns) !== 0) c[col] = s;
+  for (const col of ctx.columns) if (!(col in m.newCols) && cmpStamp(L, newIns) !== 0) c[col] = L;
+  const conflicts = columnConflicts(inc, local, ctx, view, incCols, m, insertInsert ? 'insert-insert' : 'update-update');
+  const strip = m.wonUnseen.length ? { cols: Object.fromEntries(m.wonUnseen.map((col) => [col, m.newCols[col]![0]])) } : null;
+  return {
+    action: m.won.length ? { kind: 'update', cols: m.won.sort() } : { kind: 'none' },
+    clock: { i: newIns, c, d: null },
+    top: view.top,
+    conflicts,
+    strip,
+  };
+}
+
+function mergeColumns(inc: Write, local: LocalRow, ctx: DecideContext, view: RowView, incCols: IncomingCols, insertInsert: boolean): ColumnMerge {
+  const m: ColumnMerge = { won: [], wonUnseen: [], lost: [], newCols: { ...view.colsNow }, winH: 0, loseLocal: ZERO };
   for (const [col, v] of Object.entries(incCols)) {
-    const loc = stampOf(col);
+    const loc = view.stampOf(col);
     if (cmpStamp(v.s, loc) === 0) continue;
     const concurrent = insertInsert || v.base < loc[0];
     if (incomingWins(v.s, loc, concurrent, ctx.policy, inc.tbl, inc.pk, inc.row, local.row)) {
-      won.push(col);
-      newCols[col] = v.s;
+      m.won.push(col);
+      m.newCols[col] = v.s;
       if (concurrent) {
-        wonUnseen.push(col);
-        winH = Math.max(winH, v.s[0]);
-        loseLocal = maxStamp(loseLocal, loc);
+        m.wonUnseen.push(col);
+        m.winH = Math.max(m.winH, v.s[0]);
+        m.loseLocal = maxStamp(m.loseLocal, loc);
       }
     } else {
-      newCols[col] = loc;
-      lost.push(col);
+      m.newCols[col] = loc;
+      m.lost.push(col);
     }
-    top = Math.max(top, v.s[0], loc[0]);
+    view.top = Math.max(view.top, v.s[0], loc[0]);
   }
-  // Keep only column stamps that differ from the incarnation's.
-  const c: Record<string, Stamp> = {};
-  for (const [col, s] of Object.entries(newCols)) if (cmpStamp(s, newIns) !== 0) c[col] = s;
-  for (const col of ctx.columns) if (!(col in newCols) && cmpStamp(L, newIns) !== 0) c[col] = L;
+  return m;
+}
 
+/** The conflict log's rows for a column merge: one for the columns each side lost. */
+function columnConflicts(
+  inc: Write,
+  local: LocalRow,
+  ctx: DecideContext,
+  view: RowView,
+  incCols: IncomingCols,
+  m: ColumnMerge,
+  kind: 'insert-insert' | 'update-update',
+): ConflictRecord[] {
   const conflicts: ConflictRecord[] = [];
-  const kind = insertInsert ? 'insert-insert' : 'update-update';
-  if (wonUnseen.length) {
+  const were = (cols: string[]) => `the same column${cols.length > 1 ? 's were' : ' was'} changed concurrently`;
+  if (m.wonUnseen.length) {
     conflicts.push(
-      record({
+      view.record({
         kind,
-        columns: wonUnseen.sort(),
+        columns: m.wonUnseen.sort(),
         winnerSite: inc.origin,
-        winnerH: winH,
+        winnerH: m.winH,
         winner: inc.row,
-        loserSite: loseLocal[1] || null,
-        loserH: loseLocal[0],
+        loserSite: m.loseLocal[1] || null,
+        loserH: m.loseLocal[0],
         loser: local.row,
-        reason: `the same column${wonUnseen.length > 1 ? 's were' : ' was'} changed concurrently; ${policyWord(ctx.policy)} kept ${inc.origin}'s version`,
+        reason: `${were(m.wonUnseen)}; ${policyWord(ctx.policy)} kept ${inc.origin}'s version`,
       }),
     );
   }
-  if (lost.length) {
-    const locWin = lost.map(stampOf).reduce(maxStamp);
+  if (m.lost.length) {
+    const locWin = m.lost.map(view.stampOf).reduce(maxStamp);
     conflicts.push(
-      record({
+      view.record({
         kind,
-        columns: lost.sort(),
+        columns: m.lost.sort(),
         winnerSite: locWin[1] || null,
         winnerH: locWin[0],
         winner: local.row,
         loserSite: inc.origin,
-        loserH: Math.max(...lost.map((col) => incCols[col]!.s[0])),
+        loserH: Math.max(...m.lost.map((col) => incCols[col]!.s[0])),
         loser: inc.row,
-        reason: `the same column${lost.length > 1 ? 's were' : ' was'} changed concurrently; ${policyWord(ctx.policy)} kept this site's version`,
+        reason: `${were(m.lost)}; ${policyWord(ctx.policy)} kept this site's version`,
       }),
     );
   }
-  const strip = wonUnseen.length ? { cols: Object.fromEntries(wonUnseen.map((col) => [col, newCols[col]![0]])) } : null;
-  const newClock: ClockState = { i: newIns, c, d: null };
-  return {
-    action: won.length ? { kind: 'update', cols: won.sort() } : { kind: 'none' },
-    clock: newClock,
-    top,
-    conflicts,
-    strip,
-  };
+  return conflicts;
 }
 
 /**
