@@ -26,7 +26,10 @@ const quick = process.argv.includes('--quick');
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const dir = mkdtempSync(join(tmpdir(), 'ms-bench-dns-'));
 const HOSTS = 1000;
-/** The port LUA ifportup checks (a listener the bench opens on the sites' addresses is not possible: they are documentation addresses; ifportup then answers all, as it does when every check fails). */
+/**
+ * The port LUA ifportup checks (a listener the bench opens on the sites' addresses is not possible: they are
+ * documentation addresses; ifportup then answers all, as it does when every check fails).
+ */
 const UP_PORT = 80;
 
 /**

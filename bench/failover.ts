@@ -190,7 +190,9 @@ ${balanced}
     const ourAnswer = async (i = 0) => (await aRecords(OURS, ours.port, `n${i}.example.com.`)).join();
     const luaAnswer = async () => (await aRecords(LUA, lua.port, 'www.lua.test.')).sort().join();
     const both = `${A},${B}`;
-    /** How many names answer other than `expect`, and how many did not answer twice (every name asked, 200 at a time). */
+    /**
+     * How many names answer other than `expect`, and how many did not answer twice (every name asked, 200 at a time).
+     */
     const staleNames = async (expect: string) => {
       const stale: string[] = [];
       const unanswered: string[] = [];

@@ -26,7 +26,7 @@ function answer(line) {
   if (line.includes('"method":"getAllDomainMetadata"') || line.includes('"method":"getDomainMetadata"')) return '{"result":[]}\n';
   return '{"result":false}\n';
 }
-try { unlinkSync(path); } catch {}
+try { unlinkSync(path); } catch { /* no stale socket to remove */ }
 const server = net.createServer((s) => {
   s.setEncoding('utf8');
   let pending = '';

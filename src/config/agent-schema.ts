@@ -17,7 +17,10 @@ const hostPort = z
   })
   .refine((a) => a.port > 0 && a.port < 65536, 'port must be 1..65535');
 
-/** An explicit address (no name lookups for what we listen on). The schema in schema.ts imports this file, so it is not reused from there. */
+/**
+ * An explicit address (no name lookups for what we listen on). The schema in schema.ts imports this file, so it is
+ * not reused from there.
+ */
 const listenAddr = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/, 'expected ADDRESS:PORT, e.g. 127.0.0.1:5555')
@@ -46,7 +49,10 @@ const haproxyServer = z
  * on each Runtime API socket), instead of waiting for HAProxy's next agent-inter poll.
  */
 export const agentHaproxySchema = z.strictObject({
-  /** `stats socket PATH level admin` of every HAProxy of the site; [] turns the push off. Debian's haproxy.cfg ships the default. */
+  /**
+   * `stats socket PATH level admin` of every HAProxy of the site; [] turns the push off. Debian's haproxy.cfg ships
+   * the default.
+   */
   'runtime-api': z.array(z.string().min(1)).default(['/run/haproxy/admin.sock']),
   /** Per command (connect and answer): a slow Runtime API never holds the agent up. */
   'timeout-ms': ms(500, 10),

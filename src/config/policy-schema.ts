@@ -25,7 +25,9 @@ export const cidr = z.string().superRefine((s, ctx) => {
   if (network !== addr!.toLowerCase()) ctx.addIssue({ code: 'custom', message: `${s} has host bits set: the network is ${network}/${bits}` });
 });
 
-/** The address with every bit past `bits` cleared, written as isIP-valid text (IPv6 fully expanded unless unchanged). */
+/**
+ * The address with every bit past `bits` cleared, written as isIP-valid text (IPv6 fully expanded unless unchanged).
+ */
 function networkOf(addr: string, bits: number): string {
   const bytes = addressBytes(addr);
   for (let i = 0; i < bytes.length; i++) {

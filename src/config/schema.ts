@@ -105,7 +105,10 @@ export const balancedSchema = z.strictObject({
   fallback: fallbackSchema.default('all'),
   /** Addresses per site (A and/or AAAA). */
   addresses: z.record(siteName, z.array(ipAddress).min(1)),
-  /** For `failover`: the fixed order of sites (default: the order of `sites`); for the other policies but local-first, the preference order ties fall back to. */
+  /**
+   * For `failover`: the fixed order of sites (default: the order of `sites`); for the other policies but local-first,
+   * the preference order ties fall back to.
+   */
   order: z.array(siteName).optional(),
   /** policy, weights, topology, hysteresis, closest, decided-by: see policy-schema.ts and docs/policies.md. */
   ...policyKeys,

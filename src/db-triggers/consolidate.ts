@@ -35,7 +35,10 @@ function cmpId(a: string, b: string): number {
 /** Folds one row's changes (sorted by clock). Returns null when they cancel out. */
 export function mergeRow(list: readonly RawChange[], firstPos = 0, lastPos = 0): Consolidated | null {
   let acc: Consolidated | null = null;
-  /** True while the accumulated insert created a row that did not exist before the batch (the delete then ships no row). */
+  /**
+   * True while the accumulated insert created a row that did not exist before the batch (the delete then ships no
+   * row).
+   */
   let createdHere = false;
   const ids: string[] = [];
   let ts = Infinity;

@@ -1,10 +1,9 @@
 import type { Server } from 'node:http';
-import type { Registry } from 'prom-client';
 import { resolvePath, type AgentConfig, type LoadedConfig } from '../config/index.js';
 import { createLogger } from '../shared/log.js';
 import { createRegistry, serveMetrics } from '../shared/metrics.js';
 import { DrainStore } from '../shared/drain-store.js';
-import { realTimers, type Timers } from '../shared/timers.js';
+import { realTimers } from '../shared/timers.js';
 import { AgentControl, type AgentRequest, type AgentResponse } from './control.js';
 import {
   createLoadSender,

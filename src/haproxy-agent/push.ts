@@ -14,7 +14,10 @@ export interface HaproxyRef {
   server: string;
 }
 
-/** ok: HAProxy took it; deferred: `up` left to HAProxy's own check; rejected: HAProxy refused the command; failed: the socket did not answer. */
+/**
+ * ok: HAProxy took it; deferred: `up` left to HAProxy's own check; rejected: HAProxy refused the command; failed: the
+ * socket did not answer.
+ */
 export type PushResult = 'ok' | 'deferred' | 'rejected' | 'failed';
 
 export interface PushOptions {

@@ -20,6 +20,7 @@ const MAX_ADDRESS = 64;
  * slow path (qtype shape, zone-id range, address length); anything else takes the slow path.
  */
 const FAST_LOOKUP =
+  // eslint-disable-next-line no-control-regex -- JSON strings may not hold raw control characters: refuse them
   /^\{"method":"lookup","parameters":\{"local":"[^"\\\x00-\x1f]{0,64}","qname":"([^"\\\x00-\x1f]*)","qtype":"([A-Za-z][A-Za-z0-9]{0,15})","real-remote":"([^"\\\x00-\x1f]{0,64})","remote":"([^"\\\x00-\x1f]{0,64})","zone-id":(-1|0|[1-9]\d{0,9})\}\}$/;
 const INT32_MAX = 2_147_483_647;
 

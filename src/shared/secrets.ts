@@ -59,6 +59,7 @@ function asText(raw: Buffer): string | undefined {
   }
   const trimmed = text.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '');
   // Control characters inside (NUL, ESC, a newline between two lines) mean binary, not text.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
   return /[\u0000-\u001f\u007f]/.test(trimmed) ? undefined : trimmed;
 }
 

@@ -95,9 +95,18 @@ export class LoadAggregator {
       }
       if (!e.report.up) continue;
       n++;
-      if (e.report.load !== undefined) (loadSum += e.report.load), loadN++;
-      if (e.report.responseMs !== undefined) (respSum += e.report.responseMs), respN++;
-      if (e.report.connections !== undefined) (conns += e.report.connections), connsN++;
+      if (e.report.load !== undefined) {
+        loadSum += e.report.load;
+        loadN++;
+      }
+      if (e.report.responseMs !== undefined) {
+        respSum += e.report.responseMs;
+        respN++;
+      }
+      if (e.report.connections !== undefined) {
+        conns += e.report.connections;
+        connsN++;
+      }
     }
     if (n === 0) return undefined;
     const f: SiteFigures = {};

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import { probesSchema, readKey, type LoadedConfig } from '../config/index.js';
 import { ReplicaLagReporter } from '../db-triggers/index.js';
-import type { BalancedName, Orderings } from '../pdns-backend/index.js';
+import type { BalancedName } from '../pdns-backend/index.js';
 import type { Logger } from '../shared/log.js';
 import { realTimers } from '../shared/timers.js';
 import {

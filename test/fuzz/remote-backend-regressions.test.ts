@@ -17,7 +17,10 @@ const relative = ['foo', 'com', 'www.example.com', 'nothing.example.org'].flatMa
   JSON.stringify({ method: 'lookup', parameters: { qname, qtype: 'ANY' } }),
 ]);
 
-/** PowerDNS's DNSName reads "foo" as "foo.": the answer is the absolute name's (computed here: absolute names never looped). */
+/**
+ * PowerDNS's DNSName reads "foo" as "foo.": the answer is the absolute name's (computed here: absolute names never
+ * looped).
+ */
 const asAbsolute = (line: string) => {
   const req = JSON.parse(line) as { parameters: { qname: string } };
   req.parameters.qname += '.';

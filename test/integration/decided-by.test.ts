@@ -28,7 +28,10 @@ describe('decided-by: another site decides the order (real pdns_server, three ba
     const s = cluster.site(site);
     return addresses(await query(s.host, s.pdns.port, 'dec.example.com.', 'A', { timeoutMs: 3000 }));
   };
-  /** Polls until the answer is `want` (a query that times out while c is stopped counts as "not yet"); the ms it took, for the log. */
+  /**
+   * Polls until the answer is `want` (a query that times out while c is stopped counts as "not yet"); the ms it took,
+   * for the log.
+   */
   const until = async (what: string, fn: () => Promise<string[]>, want: string[]) => (await waitForValue(what, fn, (v) => v.join() === want.join())).ms;
 
   it("b answers c's order (a first) instead of its own (b first)", async () => {

@@ -30,7 +30,10 @@ export function fromHex(hex: string): number[] | undefined {
   return out;
 }
 
-/** Strict RFC 4648 base64 (padding required), or undefined. PowerDNS decodes through OpenSSL, which turns bad input into zero bytes rather than an error, so we refuse it up front. */
+/**
+ * Strict RFC 4648 base64 (padding required), or undefined. PowerDNS decodes through OpenSSL, which turns bad input
+ * into zero bytes rather than an error, so we refuse it up front.
+ */
 export function fromBase64(b64: string): Uint8Array | undefined {
   if (b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) return undefined;
   return Buffer.from(b64, 'base64');

@@ -233,7 +233,10 @@ class Parser {
     }
   }
 
-  /** `parts` are without the comment; a $GENERATE template keeps all of `raw` (its lines are comment-chopped when read). */
+  /**
+   * `parts` are without the comment; a $GENERATE template keeps all of `raw` (its lines are comment-chopped when
+   * read).
+   */
   private directive(line: string, parts: Part[], raw: Part[]): void {
     const cmd = parts[0]!.text.toUpperCase();
     const args = parts.slice(1);
@@ -253,7 +256,10 @@ class Parser {
     }
   }
 
-  /** Paths are relative to the top zone file's directory, as PowerDNS's bind backend resolves them against one `directory`. */
+  /**
+   * Paths are relative to the top zone file's directory, as PowerDNS's bind backend resolves them against one
+   * `directory`.
+   */
   private include(arg: Part, originPart?: Part): void {
     if (!this.fromFile) this.fail('$INCLUDE is only allowed in zone files');
     const name = arg.text.replace(/^"(.*)"$/, '$1');

@@ -75,7 +75,10 @@ const SCHEMAS: Record<string, Field[]> = {
   LOC: [loc],
 };
 
-/** Types PowerDNS parses but we do not normalise (rare, intricate syntax): their data goes to PowerDNS exactly as its zone parser would pass it. */
+/**
+ * Types PowerDNS parses but we do not normalise (rare, intricate syntax): their data goes to PowerDNS exactly as its
+ * zone parser would pass it.
+ */
 const VERBATIM = new Set(['IPSECKEY', 'APL', 'SVCB', 'HTTPS', 'CSYNC', 'RRSIG', 'NID', 'L64', 'LUA']);
 
 /** The bind backend drops these (PowerDNS synthesises NSEC/NSEC3 itself). */
@@ -115,7 +118,10 @@ function generic(type: string, content: string): string {
   return bytes.length === 0 ? '\\# 0' : `\\# ${bytes.length} ${toHex(bytes)}`;
 }
 
-/** Known types in generic form become their presentation form: PowerDNS reads `\#` only for types it has no parser for. */
+/**
+ * Known types in generic form become their presentation form: PowerDNS reads `\#` only for types it has no parser
+ * for.
+ */
 function fromWire(type: string, bytes: Uint8Array, fields: Field[]): string {
   const w = new WireReader(bytes, type);
   const out = fields.map((f) => f.wire(w));

@@ -49,7 +49,10 @@ function wireString(w: WireReader, what: string): Uint8Array {
   return w.take(w.uint(1, what), what);
 }
 
-/** One character-string (HINFO, NAPTR): at most 255 octets, else PowerDNS would split it into two and garble the record. */
+/**
+ * One character-string (HINFO, NAPTR): at most 255 octets, else PowerDNS would split it into two and garble the
+ * record.
+ */
 export function string(what: string): Field {
   return {
     what,

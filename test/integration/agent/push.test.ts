@@ -44,7 +44,7 @@ async function webServer(port: number) {
  */
 describe('agent → HAProxy Runtime API push (real haproxy)', () => {
   let dir: string;
-  let web: Awaited<ReturnType<typeof webServer>>[] = [];
+  const web: Awaited<ReturnType<typeof webServer>>[] = [];
   let haproxy: Haproxy;
   let agent: RunningAgent;
   let lb: RuntimeClient;
@@ -53,7 +53,9 @@ describe('agent → HAProxy Runtime API push (real haproxy)', () => {
   const w2Runs: { failures: number; up: boolean | undefined }[] = [];
   const FALL = 3;
 
-  /** Servers without `check` (HAProxy's own checks would run at a random time of their own): running reads "no check". */
+  /**
+   * Servers without `check` (HAProxy's own checks would run at a random time of their own): running reads "no check".
+   */
   const running = (r: StatRow) => r.status === 'no check';
   const pool = async (): Promise<Record<string, StatRow>> => Object.fromEntries((await lb.showStat({ proxy: 'web', serversOnly: true })).map((r) => [r.name, r]));
   const pushedOk = async (server: string) => (await registry.getSingleMetricAsString('multisite_agent_push_timestamp_seconds')).includes(`server="${server}"`);

@@ -41,7 +41,7 @@ ${balanced}`;
 
 describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pdns_server)', () => {
   let dir: string;
-  let web: WebServer[] = [];
+  const web: WebServer[] = [];
   let haproxy: Haproxy;
   let second: Haproxy | undefined;
   let site: SiteUnderTest;

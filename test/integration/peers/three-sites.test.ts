@@ -23,7 +23,10 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => cluster?.stop());
 
-/** Polls every 10 ms until `check` holds; the ms it took from `since` (logged, never asserted: speed is bench/failover.ts's). */
+/**
+ * Polls every 10 ms until `check` holds; the ms it took from `since` (logged, never asserted: speed is
+ * bench/failover.ts's).
+ */
 async function until(what: string, check: () => Promise<boolean>, since = performance.now()): Promise<number> {
   await waitFor(what, check, 30_000, 10);
   return performance.now() - since;

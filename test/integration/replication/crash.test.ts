@@ -3,7 +3,8 @@
  * with writers at both sites (single- and multi-row transactions, 200-row bulk inserts, deletes,
  * primary-key changes, 1% of transactions held open 0.5–3 s, so change ids commit out of order):
  * a quarter of the kills at a random moment, half inside the apply transaction, a quarter followed
- * by an outage that lasts until the peer's backlog passes three batches, so the next batch is big. Then the daemons run on their own until the sites
+ * by an outage that lasts until the peer's backlog passes three batches, so the next batch is big. Then the daemons
+ * run on their own until the sites
  * converge: nothing lost, nothing applied twice (every site consumed exactly the number of changes
  * its peer produced), no conflict.
  */

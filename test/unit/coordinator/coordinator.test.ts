@@ -86,7 +86,8 @@ describe('coordinator', () => {
     expect(lbs[0]!.writes).toEqual(['web/w1 maint', 'web/w1 maint']);
     alive.set('web/w1', true);
     await timers.advance(2020); // re-check at 4040: answers
-    expect(verifications.map((v) => v.at)).toEqual([0, 2020, 4040]); // the next re-check is 2000 ms after the previous one ended
+    // the next re-check is 2000 ms after the previous one ended
+    expect(verifications.map((v) => v.at)).toEqual([0, 2020, 4040]);
     expect(lbs.map((l) => l.writes.at(-1))).toEqual(['web/w1 ready', 'web/w1 ready']);
     expect(coordinator.status()[0]).toEqual({ server: 'web/w1', state: 'online' });
     await timers.advance(10_000);

@@ -82,7 +82,7 @@ describe('haproxy-config generator', () => {
       '    c:\n      listen: 127.0.0.4:8080\n      inter-site: 127.0.0.4:8081\n      stats-socket: /run/c.sock\n      servers: [{ name: w1, address: 127.0.0.41:8080 }]\n  list:\n',
     );
     const out = generateHaproxyConfig(parseConfig(three, 'x.yaml').config, { site: 'c' });
-    expect(out).toMatch(/backend part-p1\n[\s\S]*?server remote\.a 127\.0\.0\.2:8080 [^\n]*rise 2\n    server remote\.b 127\.0\.0\.3:8080 [^\n]*disabled\n/);
+    expect(out).toMatch(/backend part-p1\n[\s\S]*?server remote\.a 127\.0\.0\.2:8080 [^\n]*rise 2\n {4}server remote\.b 127\.0\.0\.3:8080 [^\n]*disabled\n/);
     expect(out).toContain('bind 127.0.0.4:8080');
     expect(haproxyCheck(out).ok).toBe(true);
   });
