@@ -72,9 +72,23 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResu
         [w.tbl, w.pk],
       );
     }
+    for (const st of DROP_V1_CAPTURE) await tx.query(st);
     return { tables: wanted.map((w) => ({ tbl: w.tbl, pk: w.pk })), removed };
   });
 }
+
+/**
+ * Schema version 3: version 1's row-level capture functions are gone from sql/001. They are
+ * dropped here, in the transaction that replaced every table's triggers, not in a sql/ file run
+ * before it: dropping them there (CASCADE) would leave a version-1 table uncaptured until its new
+ * triggers exist. Without CASCADE: a trigger still using them would fail the migrate, not vanish.
+ */
+const DROP_V1_CAPTURE = [
+  `DROP FUNCTION IF EXISTS multisite.capture()`,
+  `DROP FUNCTION IF EXISTS multisite.capture_row(text, jsonb, "char", jsonb, text[])`,
+  `DROP FUNCTION IF EXISTS multisite.pk_of(jsonb, text[])`,
+  `UPDATE multisite.site SET schema_version = 3 WHERE schema_version < 3`,
+];
 
 /** Removes the triggers and the whole multisite schema (change table, conflict log, watermarks). */
 export async function uninstall(db: Db): Promise<string[]> {
