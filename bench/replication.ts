@@ -13,7 +13,8 @@
  *
  * Every multisite workload ends with: identical end state at both sites (digest), conflicts logged.
  * Environment: BENCH_PGURL (default postgres://postgres@127.0.0.1:5432), BENCH_SECONDS (pgbench
- * duration, default 15), BENCH_SCALE (row counts, default 1), PGBENCH (the pgbench binary).
+ * duration, default 15), BENCH_SCALE (row counts, default 1), PGBENCH (the pgbench binary),
+ * BENCH_DIST=1 (replicators from dist/ instead of the source tree).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -84,7 +85,8 @@ class Pair {
   }
 
   startReplicator(i: number): void {
-    const entry = existsSync('dist/cli/main.js') ? ['dist/cli/main.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
+    // the source tree by default: a dist/ built earlier would measure other code than the migrate above
+    const entry = process.env.BENCH_DIST === '1' && existsSync('dist/cli/main.js') ? ['dist/cli/main.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
     this.children[i] = spawn(process.execPath, [...entry, 'replicate', '--config', join(this.dir, `${SITES[i]}.yaml`)], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
 
@@ -332,41 +334,58 @@ async function bothSites(): Promise<void> {
   push(`inserts at both sites at once (${N} each, ${CLIENTS} conns each)`, rate.none, rate.multisite, 'rows/s', extra, json);
 }
 
-/** Updates of one hot row at a: how many row versions b receives. */
-async function hotRow(): Promise<void> {
-  const N = n(5000);
-  const p = await Pair.create('hot', 'multisite', `CREATE TABLE h (id int PRIMARY KEY, v bigint NOT NULL); INSERT INTO h VALUES (1, 0);`, ['h']);
+/** The same writes on a pair with no trigger: rows/s (the peer figure of hot row and catch-up). */
+async function plainRate(label: string, schema: string, conns: number, count: number, stmt: (i: number) => [string, unknown[]]): Promise<number> {
+  const p = await Pair.create(label, 'none', schema, []);
   try {
-    await p.converge();
-    const before = await p.dbs[1]!.query<{ c: string; r: string; b: string }>(`SELECT changes::text AS c, rows_applied::text AS r, batches::text AS b FROM multisite.watermark WHERE peer = 'a'`);
-    const { result, maxLagS } = await p.withLag(() => hammer(p.names[0]!, 1, N, () => [`UPDATE h SET v = v + 1 WHERE id = 1`, []]));
-    const convergeS = await p.converge();
-    const after = await p.dbs[1]!.query<{ c: string; r: string; b: string }>(`SELECT changes::text AS c, rows_applied::text AS r, batches::text AS b FROM multisite.watermark WHERE peer = 'a'`);
-    const d = (k: 'c' | 'r' | 'b') => Number(after.rows[0]?.[k] ?? 0) - Number(before.rows[0]?.[k] ?? 0);
-    results.hotRow = { updates: N, writeSeconds: result, changesRead: d('c'), rowVersionsShipped: d('r'), batches: d('b'), maxLagS, convergeSecondsAfterWrites: convergeS };
-    rows.push({ workload: `hot row: ${N} updates of one row at a`, 'no trigger': '', multisite: `${d('r')} versions applied at b`, ratio: '', 'max lag s': maxLagS.toFixed(2), 'end state': 'identical', conflicts: '0', 'changes/batch': (d('c') / Math.max(1, d('b'))).toFixed(0) });
-    process.stdout.write(`hot row: ${N} updates in ${result.toFixed(1)} s, ${d('r')} row versions applied at b in ${d('b')} batches\n`);
+    return count / (await hammer(p.names[0]!, conns, count, stmt));
   } finally {
     await p.close();
   }
 }
 
-/** A backlog at a while b's replicator is stopped, then applied by one in-process replicator. */
+/** Updates of one hot row at a: how many row versions b receives (write rate beside no trigger). */
+async function hotRow(): Promise<void> {
+  const N = n(5000);
+  const schema = `CREATE TABLE h (id int PRIMARY KEY, v bigint NOT NULL); INSERT INTO h VALUES (1, 0);`;
+  const update = (): [string, unknown[]] => [`UPDATE h SET v = v + 1 WHERE id = 1`, []];
+  const plain = await plainRate('hot', schema, 1, N, update);
+  const p = await Pair.create('hot', 'multisite', schema, ['h']);
+  try {
+    await p.converge();
+    const before = await p.dbs[1]!.query<{ c: string; r: string; b: string }>(`SELECT changes::text AS c, rows_applied::text AS r, batches::text AS b FROM multisite.watermark WHERE peer = 'a'`);
+    const { result, maxLagS } = await p.withLag(() => hammer(p.names[0]!, 1, N, update));
+    const convergeS = await p.converge();
+    const after = await p.dbs[1]!.query<{ c: string; r: string; b: string }>(`SELECT changes::text AS c, rows_applied::text AS r, batches::text AS b FROM multisite.watermark WHERE peer = 'a'`);
+    const d = (k: 'c' | 'r' | 'b') => Number(after.rows[0]?.[k] ?? 0) - Number(before.rows[0]?.[k] ?? 0);
+    const same = (await digest(p.dbs[0]!, ['h'])) === (await digest(p.dbs[1]!, ['h']));
+    results.hotRow = { updates: N, noTriggerPerSecond: plain, perSecond: N / result, writeSeconds: result, changesRead: d('c'), rowVersionsShipped: d('r'), batches: d('b'), maxLagS, convergeSecondsAfterWrites: convergeS };
+    rows.push({ workload: `hot row: ${N} updates of one row at a (row versions applied at b)`, 'no trigger': `${Math.round(plain)} upd/s`, multisite: `${Math.round(N / result)} upd/s, ${d('r')} versions`, ratio: `${(N / result / plain).toFixed(2)}x`, 'max lag s': maxLagS.toFixed(2), 'end state': same ? 'identical' : 'DIFFERENT', conflicts: '0', 'changes/batch': (d('c') / Math.max(1, d('b'))).toFixed(0) });
+    process.stdout.write(`hot row: ${N} updates in ${result.toFixed(1)} s (no trigger ${plain.toFixed(0)}/s), ${d('r')} row versions applied at b in ${d('b')} batches\n`);
+  } finally {
+    await p.close();
+  }
+}
+
+/** A backlog at a while b's replicator is stopped, then applied by one in-process replicator (beside the rate the same updates are written with no trigger). */
 async function catchUp(): Promise<void> {
   const N = n(50_000);
-  const p = await Pair.create('catch', 'multisite', `CREATE TABLE c (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0, s text); INSERT INTO c SELECT g, 0, 'init' FROM generate_series(1, ${N}) g;`, ['c']);
+  const schema = `CREATE TABLE c (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0, s text); INSERT INTO c SELECT g, 0, 'init' FROM generate_series(1, ${N}) g;`;
+  const update = (i: number): [string, unknown[]] => [`UPDATE c SET v = v + 1, s = 'x' WHERE id = $1`, [i + 1]];
+  const plain = await plainRate('catch', schema, CLIENTS, N, update);
+  const p = await Pair.create('catch', 'multisite', schema, ['c']);
   try {
     await p.stopReplicator(1);
-    await hammer(p.names[0]!, CLIENTS, N, (i) => [`UPDATE c SET v = v + 1, s = 'x' WHERE id = $1`, [i + 1]]);
+    await hammer(p.names[0]!, CLIENTS, N, update);
     const rep = new Replicator({ site: 'b', local: p.dbs[1]!, peers: [{ name: 'a', db: p.dbs[0]! }] });
     const t0 = now();
     const consumed = await rep.syncAll();
     const s = (now() - t0) / 1000;
     const batches = await scalar(p.dbs[1]!, `SELECT batches AS v FROM multisite.watermark WHERE peer = 'a'`);
     if ((await scalar(p.dbs[1]!, `SELECT sum(v) AS v FROM c`)) !== N) throw new Error('catch-up did not converge');
-    results.catchUp = { changes: consumed, seconds: s, changesPerSecond: consumed / s, batches };
-    rows.push({ workload: `catch-up: ${N} queued updates applied`, 'no trigger': '', multisite: `${Math.round(consumed / s)} changes/s`, ratio: '', 'max lag s': '', 'end state': 'identical', conflicts: '0', 'changes/batch': (consumed / Math.max(1, batches)).toFixed(0) });
-    process.stdout.write(`catch-up: ${consumed} changes in ${s.toFixed(2)} s (${batches} batches)\n`);
+    results.catchUp = { changes: consumed, seconds: s, changesPerSecond: consumed / s, noTriggerWritesPerSecond: plain, batches };
+    rows.push({ workload: `catch-up: ${N} queued updates applied (beside: written, ${CLIENTS} conns)`, 'no trigger': `${Math.round(plain)} rows/s`, multisite: `${Math.round(consumed / s)} changes/s`, ratio: `${(consumed / s / plain).toFixed(2)}x`, 'max lag s': '', 'end state': 'identical', conflicts: '0', 'changes/batch': (consumed / Math.max(1, batches)).toFixed(0) });
+    process.stdout.write(`catch-up: ${consumed} changes in ${s.toFixed(2)} s (${batches} batches); the same updates with no trigger: ${plain.toFixed(0)}/s\n`);
   } finally {
     await p.close();
   }

@@ -37,5 +37,6 @@ $$;
 -- generated trigger's INSERT itself (migrate.ts, STAMP): a function call per row cost more.
 DROP FUNCTION IF EXISTS multisite.stamp("char", text[], jsonb, bigint, bigint, bigint, text);
 
--- Version 1 sent one NOTIFY per statement; nothing listens for wake-ups any more.
+-- Version 1 sent one NOTIFY per statement; nothing listens for wake-ups any more. (Its row-level
+-- capture functions are dropped by migrate.ts once the new triggers are in place: version 3.)
 DROP FUNCTION IF EXISTS multisite.notify() CASCADE;

@@ -44,7 +44,7 @@ export const replicationSchema = z
     priority: z.array(z.string()).optional(),
     /** Peer changes read and applied per transaction (a larger transaction is applied whole). */
     'batch-size': z.number().int().min(1).max(100_000).default(REPLICATION_DEFAULTS['batch-size']),
-    /** Poll interval when no notification wakes the replicator. */
+    /** Ceiling of the idle poll: the replicator polls (no NOTIFY), backing off from 25 ms to this while idle. */
     'poll-interval-ms': z.number().int().min(10).max(600_000).default(REPLICATION_DEFAULTS['poll-interval-ms']),
     /** How often acknowledged changes are trimmed from the change table. */
     'trim-interval-ms': z.number().int().min(100).max(3_600_000).default(REPLICATION_DEFAULTS['trim-interval-ms']),

@@ -6,7 +6,7 @@ import type { LocalRow } from './resolve.js';
 import { cmpStamp, maxStamp, ZERO, type ClockState, type ConflictRecord, type Consolidated, type Policy, type RawChange, type Stamp } from './types.js';
 import type { Watermark } from './watermark.js';
 
-/** Replicated tables of the local database: primary key and columns. */
+/** Replicated tables of the local database: primary key, columns, part in foreign keys. */
 export class TableCatalog {
   private tables = new Map<string, TableMeta>();
   async get(q: Queryable, tbl: string): Promise<TableMeta | undefined> {
@@ -15,7 +15,11 @@ export class TableCatalog {
       const r = await q.query<{ pk: string[] }>(`SELECT pk_columns AS pk FROM multisite.replicated_table WHERE tbl = $1`, [tbl]);
       const pk = r.rows[0]?.pk;
       if (!pk) return undefined;
-      t = { pk, columns: await tableColumns(q, tbl) };
+      const fk = await q.query<{ fk: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND (conrelid = $1::regclass OR confrelid = $1::regclass)) AS fk`,
+        [tbl],
+      );
+      t = { pk, columns: await tableColumns(q, tbl), fk: fk.rows[0]?.fk === true };
       this.tables.set(tbl, t);
     }
     return t;

@@ -16,6 +16,8 @@ export interface TableMeta {
   pk: string[];
   /** Columns, generated ones excluded. */
   columns: string[];
+  /** The table references or is referenced by a foreign key (its rows' apply order can matter). */
+  fk?: boolean;
 }
 
 export interface Statement {
@@ -66,20 +68,36 @@ export function plan(
     planned.push({ inc, decision: decide(inc, state, { columns: meta.columns, policy }), pk: meta.pk });
   }
   const actions = planned.filter((p) => p.decision.action.kind !== 'none');
-  return { planned, unknown, statements: setStatements(actions), actions };
+  return { planned, unknown, statements: setStatements(actions, tables), actions };
 }
 
-/** Runs of same-shaped actions, each one statement over jsonb_populate_recordset (order kept: parents first). */
-function setStatements(actions: readonly Planned[]): Statement[] {
-  const out: Statement[] = [];
-  for (let i = 0; i < actions.length; ) {
-    const key = groupKey(actions[i]!);
-    let j = i + 1;
-    while (j < actions.length && groupKey(actions[j]!) === key) j++;
-    out.push(groupStatement(actions.slice(i, j)));
-    i = j;
+/**
+ * Same-shaped actions (table, operation, column set) share one statement over
+ * jsonb_populate_recordset. An action joins the open statement of its shape unless an action in
+ * between must stay before it: one on the same table (a delete then an insert of the same unique
+ * value), or both tables take part in foreign keys (parents before children). So a batch of
+ * interleaved transactions over unrelated tables (pgbench: accounts, tellers, branches, history)
+ * is a handful of statements, not one per row: the apply transaction, which holds the rows'
+ * locks, ends sooner.
+ */
+function setStatements(actions: readonly Planned[], tables: ReadonlyMap<string, TableMeta | undefined>): Statement[] {
+  const groups: { key: string; tbl: string; items: Planned[] }[] = [];
+  const fk = (tbl: string) => tables.get(tbl)?.fk === true;
+  for (const a of actions) {
+    const key = groupKey(a);
+    let open: (typeof groups)[number] | undefined;
+    for (let i = groups.length - 1; i >= 0; i--) {
+      const g = groups[i]!;
+      if (g.key === key) {
+        open = g;
+        break;
+      }
+      if (g.tbl === a.inc.tbl || (fk(g.tbl) && fk(a.inc.tbl))) break;
+    }
+    if (open) open.items.push(a);
+    else groups.push({ key, tbl: a.inc.tbl, items: [a] });
   }
-  return out;
+  return groups.map((g) => groupStatement(g.items));
 }
 
 function groupKey(p: Planned): string {

@@ -347,9 +347,10 @@ describe('migrate', () => {
     const dbs = await Promise.all(names.map((n) => openDb(dbUrl(n))));
     try {
       for (const [i, db] of dbs.entries()) {
-        // what version 1's migrate left behind: 001 only, a row trigger and a NOTIFY trigger
+        // what version 1's migrate left behind: 001 with its capture functions, a row trigger and a NOTIFY trigger
         await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, w text)`);
         await db.exec(readFileSync(join(sqlDir(), '001_replication.sql'), 'utf8'));
+        await db.exec(readFileSync(new URL('../../fixtures/replication/v1-capture.sql', import.meta.url), 'utf8'));
         await db.exec(`
           INSERT INTO multisite.site (one, name) VALUES (true, '${'ab'[i]}');
           CREATE TRIGGER multisite_capture AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION multisite.capture('id');
@@ -360,7 +361,10 @@ describe('migrate', () => {
       await A1.query(`INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')`);
       await A1.query(`UPDATE t SET v = 'a2' WHERE id = 1`);
       for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
-      expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 2 }]);
+      expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 3 }]);
+      // version 1's capture functions are gone with its triggers
+      const v1 = await A1.query(`SELECT proname FROM pg_proc WHERE pronamespace = 'multisite'::regnamespace AND proname IN ('capture', 'capture_row', 'pk_of', 'notify')`);
+      expect(v1.rows).toEqual([]);
       const trig = await A1.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`);
       expect(trig.rows.map((r) => r.tgname)).toEqual(['multisite_capture_d', 'multisite_capture_i', 'multisite_capture_u']);
       // a version-2 write on top of a version-1 row clock: stamps after it

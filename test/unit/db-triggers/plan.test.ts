@@ -74,4 +74,44 @@ describe('planner', () => {
     expect(book.rows).toBe(0);
     expect(book.conflicts).toMatchObject([{ kind: 'apply-error', reason: 'could not apply insert: 23503: missing parent' }]);
   });
+
+  describe('statements over interleaved transactions', () => {
+    // one batch of pgbench-like transactions: each updates a row of x and inserts into y
+    const txs = (n: number) =>
+      consolidate(
+        Array.from({ length: n }, (_, i) => [
+          change({ op: 'U', h: H + 10 + 2 * i, tbl: 'public.x', pk: `{"id": ${i}}`, ins: [H, 'a'], cols: ['v'], base: { v: H }, row: `{"id": ${i}, "v": ${i}}` }),
+          change({ op: 'I', h: H + 11 + 2 * i, tbl: 'public.y', pk: `{"id": ${i}}`, ins: [H + 11 + 2 * i, 'a'], row: `{"id": ${i}}` }),
+        ]).flat(),
+      );
+    const local = (n: number) =>
+      new Map<string, LocalRow>(Array.from({ length: n }, (_, i) => [rowKey('public.x', `{"id": ${i}}`), { exists: true, row: `{"id": ${i}, "v": 0}`, clock: { i: [H, 'a'], c: {}, d: null }, top: H }]));
+    const meta = (fk: boolean) =>
+      new Map<string, TableMeta | undefined>([
+        ['public.x', { pk: ['id'], columns: ['id', 'v'], fk }],
+        ['public.y', { pk: ['id'], columns: ['id'], fk }],
+      ]);
+
+    it('tables without foreign keys: one statement per table and shape, whatever the interleaving', () => {
+      const p = plan(txs(50), meta(false), local(50), latest);
+      expect(p.statements.map((s) => s.sql.split(' ').slice(0, 3).join(' '))).toEqual(['UPDATE public.x t', 'INSERT INTO public.y']);
+      expect(p.statements[0]!.expect).toBe(50);
+      expect(JSON.parse(p.statements[1]!.params[0] as string)).toHaveLength(50);
+    });
+
+    it('tables in foreign keys keep the change order (a parent before its child)', () => {
+      const p = plan(txs(3), meta(true), local(3), latest);
+      expect(p.statements.map((s) => s.sql.split(' ')[0])).toEqual(['UPDATE', 'INSERT', 'UPDATE', 'INSERT', 'UPDATE', 'INSERT']);
+    });
+
+    it('a statement never moves before another one of its own table (delete, then an insert reusing a unique value)', () => {
+      const merged = consolidate([
+        change({ op: 'I', h: H + 1, ins: [H + 1, 'a'], pk: '{"id": 1}' }),
+        change({ op: 'D', h: H + 2, ins: [H, 'a'], pk: '{"id": 3}', base: { i: [H, 'a'], c: {} } }),
+        change({ op: 'I', h: H + 3, ins: [H + 3, 'a'], pk: '{"id": 2}', row: '{"id": 2, "a": "y", "b": 2}' }),
+      ]);
+      const l = new Map<string, LocalRow>([[rowKey('public.t', '{"id": 3}'), { exists: true, row: '{"id": 3}', clock: { i: [H, 'a'], c: {}, d: null }, top: H }]]);
+      expect(plan(merged, tables, l, latest).statements.map((s) => s.sql.split(' ')[0])).toEqual(['INSERT', 'DELETE', 'INSERT']);
+    });
+  });
 });
