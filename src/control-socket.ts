@@ -94,7 +94,8 @@ export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (v === '') return 'an empty string';
   if (Array.isArray(v)) return 'an array';
-  return v === undefined ? 'missing' : `a ${typeof v}`;
+  if (v === undefined) return 'missing';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 function removeSocket(path: string): void {
