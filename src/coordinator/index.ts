@@ -4,7 +4,7 @@ import { RuntimeClient } from '../haproxy/index.js';
 import { realTimers, type Timers } from '../haproxy-agent/timers.js';
 import type { Logger } from '../log.js';
 import type { Route } from '../metrics.js';
-import { readBody, reply } from '../peer-http.js';
+import { parseJsonObject, readBody, reply } from '../peer-http.js';
 import { readKey } from '../site-health/peers/index.js';
 import { AUTH_HEADER, verifyRequest } from './auth.js';
 import { Coordinator, UnknownServerError, type LoadBalancer } from './coordinator.js';
@@ -75,12 +75,9 @@ export function coordinatorRoute(coordinator: Coordinator, key: Buffer, maxSkewM
         }
         if (path === COORDINATOR_PATHS.servers) return req.method === 'GET' ? reply(res, 200, coordinator.status()) : reply(res, 405, { error: 'GET only' });
         if (req.method !== 'POST') return reply(res, 405, { error: 'POST only' });
-        let json: { server?: unknown; reporter?: unknown; reason?: unknown };
-        try {
-          json = JSON.parse(body) as typeof json;
-        } catch {
-          return reply(res, 400, { error: 'body is not JSON' });
-        }
+        const parsed = parseJsonObject(body, '{"server": "BACKEND/SERVER", "reporter"?, "reason"?}');
+        if (!parsed.ok) return reply(res, 400, { error: parsed.error });
+        const json = parsed.value;
         if (typeof json.server !== 'string') return reply(res, 400, { error: 'server: "BACKEND/SERVER" is required' });
         const reporter = typeof json.reporter === 'string' ? json.reporter.slice(0, 200) : (req.socket.remoteAddress ?? 'unknown');
         const reason = typeof json.reason === 'string' ? json.reason.slice(0, 500) : 'no reason given';
