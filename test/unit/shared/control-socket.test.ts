@@ -78,3 +78,25 @@ describe('control socket values', () => {
     ]);
   });
 });
+
+describe("the agent's control socket (same JsonLineServer)", () => {
+  it('names a non-object request and a drain without a server, and still answers status', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { AgentControl, agentRequest } = await import('../../../src/haproxy-agent/control.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ms-agentctl-'));
+    const control = new AgentControl(join(dir, 'agent.sock'), (req) => (req.cmd === 'status' ? { ok: true, servers: [] } : { ok: false, error: `unknown server '${String((req as { server?: unknown }).server)}'` }));
+    await control.start();
+    try {
+      const ask = (req: unknown) => agentRequest(control.path, req as never);
+      expect(await ask(null)).toEqual({ ok: false, error: 'a request is a JSON object like {"cmd":"status"}, not null' });
+      expect(await ask({ cmd: 'drain' })).toEqual({ ok: false, error: 'drain needs "server", a non-empty string, not missing' });
+      expect(await ask({ cmd: 'undrain', server: 7 })).toEqual({ ok: false, error: 'undrain needs "server", a non-empty string, not a number' });
+      expect(await ask({ cmd: 'status' })).toEqual({ ok: true, servers: [] });
+    } finally {
+      await control.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
