@@ -84,7 +84,7 @@ describe('control socket, fuzzed', () => {
       }),
       { numRuns: fuzzRuns(200), endOnFailure: true },
     );
-  });
+  }, 600_000);
 
   it('answers the same whatever the framing: split at any offsets, many per chunk, oversized, garbage', async () => {
     const oversized = fc.nat({ max: 20_000 }).map((n) => JSON.stringify({ cmd: 'explain', name: 'n'.repeat(4097 + n) }));
@@ -106,7 +106,7 @@ describe('control socket, fuzzed', () => {
       }),
       { numRuns: fuzzRuns(60), endOnFailure: true },
     );
-  });
+  }, 600_000);
 
   it('still answers on a new connection and the old one', async () => {
     const fresh = await ctl.open();
