@@ -108,12 +108,11 @@ describe('control socket, fuzzed', () => {
     );
   }, 600_000);
 
-  it('still answers on a new connection and the old one', async () => {
+  // (The first property's connection may be gone by now: a client silent for 5 s is dropped.)
+  it('still answers on a new connection', async () => {
     const fresh = await ctl.open();
     await fresh.write(`${PROBE}\n`);
     await expectProbe(fresh, 'the fuzz runs');
     fresh.close();
-    await conn.write(`${PROBE}\n`);
-    await expectProbe(conn, 'the fuzz runs');
   });
 });
