@@ -4,7 +4,7 @@ import { RuntimeClient } from '../haproxy/index.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
-import { readBody, reply } from '../shared/peer-http.js';
+import { parseJsonObject, readBody, reply } from '../shared/peer-http.js';
 import { AUTH_HEADER, verifyRequest } from './auth.js';
 import { Coordinator, UnknownServerError, type LoadBalancer } from './coordinator.js';
 import { verifyServer, type ServerCheck } from './verify.js';
@@ -74,12 +74,9 @@ export function coordinatorRoute(coordinator: Coordinator, key: Buffer, maxSkewM
         }
         if (path === COORDINATOR_PATHS.servers) return req.method === 'GET' ? reply(res, 200, coordinator.status()) : reply(res, 405, { error: 'GET only' });
         if (req.method !== 'POST') return reply(res, 405, { error: 'POST only' });
-        let json: { server?: unknown; reporter?: unknown; reason?: unknown };
-        try {
-          json = JSON.parse(body) as typeof json;
-        } catch {
-          return reply(res, 400, { error: 'body is not JSON' });
-        }
+        const parsed = parseJsonObject(body, '{"server": "BACKEND/SERVER", "reporter"?, "reason"?}');
+        if (!parsed.ok) return reply(res, 400, { error: parsed.error });
+        const json = parsed.value;
         if (typeof json.server !== 'string') return reply(res, 400, { error: 'server: "BACKEND/SERVER" is required' });
         const reporter = typeof json.reporter === 'string' ? json.reporter.slice(0, 200) : (req.socket.remoteAddress ?? 'unknown');
         const reason = typeof json.reason === 'string' ? json.reason.slice(0, 500) : 'no reason given';

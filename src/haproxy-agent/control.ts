@@ -1,4 +1,4 @@
-import { controlSocketRequest, JsonLineServer } from '../shared/control-socket.js';
+import { type ControlRequestObject, controlSocketRequest, describe, JsonLineServer } from '../shared/control-socket.js';
 
 export type AgentRequest = { cmd: 'status' } | { cmd: 'drain' | 'undrain'; server: string };
 export type AgentResponse = { ok: true; [k: string]: unknown } | { ok: false; error: string };
@@ -14,7 +14,7 @@ export class AgentControl {
     readonly path: string,
     private readonly execute: (req: AgentRequest) => AgentResponse,
   ) {
-    this.server = new JsonLineServer(path, (line) => this.answer(line));
+    this.server = new JsonLineServer(path, (req) => this.answer(req));
   }
 
   start(): Promise<void> {
@@ -25,12 +25,11 @@ export class AgentControl {
     return this.server.stop();
   }
 
-  private answer(line: string): AgentResponse {
-    try {
-      return this.execute(JSON.parse(line) as AgentRequest);
-    } catch (err) {
-      return { ok: false, error: err instanceof SyntaxError ? 'malformed JSON' : (err as Error).message };
-    }
+  /** JsonLineServer already checked the shape and turns a throw into `{ok: false, error}`. */
+  private answer(raw: ControlRequestObject): AgentResponse {
+    const req = raw as AgentRequest;
+    if ((req.cmd === 'drain' || req.cmd === 'undrain') && (typeof req.server !== 'string' || req.server === '')) return { ok: false, error: `${req.cmd} needs "server", a non-empty string, not ${describe(req.server)}` };
+    return this.execute(req);
   }
 }
 

@@ -7,7 +7,7 @@ import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
 import type { SiteStateTable } from '../site-health/index.js';
-import { MAC_HEADER, post, readBody, reply, verify } from '../shared/peer-http.js';
+import { MAC_HEADER, parseJsonObject, post, readBody, reply, verify } from '../shared/peer-http.js';
 import { PartitionManager, type ManagerEffects } from './manager.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
 
@@ -171,10 +171,13 @@ export function partitionsRoute(manager: PartitionManager, site: string, key: Bu
         const mac = req.headers[MAC_HEADER];
         const trusted = key ? verify(key, body, typeof mac === 'string' ? mac : undefined) : url.pathname === '/partitions/failback' && isLoopback(req.socket.remoteAddress);
         if (!trusted) return reply(res, 403, { error: 'not signed with the shared key' });
-        const msg = JSON.parse(body) as { site?: string; partitions?: Ownership[]; partition?: string; time?: number };
+        const parsed = parseJsonObject(body, url.pathname === '/partitions' ? '{"site", "partitions": [...]}' : '{"partition", "time"}');
+        if (!parsed.ok) return reply(res, 400, { error: parsed.error });
+        const msg = parsed.value as { site?: unknown; partitions?: unknown; partition?: unknown; time?: unknown };
         if (url.pathname === '/partitions') {
           if (!Array.isArray(msg.partitions)) return reply(res, 400, { error: 'partitions: expected a list' });
-          const adopted = await manager.merge(msg.partitions, msg.site ?? '?');
+          if (!msg.partitions.every((p) => typeof p === 'object' && p !== null && !Array.isArray(p))) return reply(res, 400, { error: 'partitions: every entry must be an object' });
+          const adopted = await manager.merge(msg.partitions as Ownership[], typeof msg.site === 'string' ? msg.site : '?');
           return reply(res, 200, { adopted });
         }
         if (typeof msg.time !== 'number' || Math.abs(Date.now() - msg.time) > 60_000) return reply(res, 400, { error: 'time: missing or more than 60 s off' });

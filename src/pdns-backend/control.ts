@@ -1,4 +1,4 @@
-import { controlSocketRequest, JsonLineServer } from '../shared/control-socket.js';
+import { type ControlRequestObject, controlSocketRequest, describe, JsonLineServer } from '../shared/control-socket.js';
 import type { Logger } from '../shared/log.js';
 import type { SiteStateTable } from '../site-health/index.js';
 
@@ -22,22 +22,19 @@ export class ControlServer {
     readonly path: string,
     private readonly deps: ControlDeps,
   ) {
-    this.server = new JsonLineServer(path, (line) => this.execute(line));
+    this.server = new JsonLineServer(path, (req) => this.execute(req));
   }
 
   start(): Promise<void> {
     return this.server.start();
   }
 
-  execute(line: string): ControlResponse {
-    let req: ControlRequest;
-    try {
-      req = JSON.parse(line) as ControlRequest;
-    } catch {
-      return { ok: false, error: 'malformed JSON' };
-    }
+  /** One request (JsonLineServer already checked it is an object with a string `cmd`). */
+  execute(raw: ControlRequestObject): ControlResponse {
+    const req = raw as ControlRequest;
     const { table } = this.deps;
     try {
+      if ((req.cmd === 'drain' || req.cmd === 'undrain') && (typeof req.site !== 'string' || req.site === '')) return { ok: false, error: `${req.cmd} needs "site", a non-empty string, not ${describe(req.site)}` };
       if (req.cmd === 'status') return { ok: true, sites: table.snapshot() };
       if (req.cmd === 'drain' || req.cmd === 'undrain') {
         const changed = table.setDrained(req.site, req.cmd === 'drain');

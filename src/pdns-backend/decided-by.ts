@@ -3,7 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
-import { MAC_HEADER, post, readBody, reply, verify } from '../shared/peer-http.js';
+import { MAC_HEADER, parseJsonObject, post, readBody, reply, verify } from '../shared/peer-http.js';
 import type { BalancedName } from './balanced.js';
 import type { ClientNet } from '../site-health/index.js';
 import type { Orderings } from './orderings.js';
@@ -167,12 +167,9 @@ export function decideRoute(orderings: Orderings, key: Buffer, logger: Logger): 
       (body) => {
         const mac = req.headers[MAC_HEADER];
         if (!verify(key, body, typeof mac === 'string' ? mac : undefined)) return reply(res, 403, { error: 'not signed with the peers key' });
-        let r: Partial<DecideRequest>;
-        try {
-          r = JSON.parse(body) as Partial<DecideRequest>;
-        } catch {
-          return reply(res, 400, { error: 'body is not JSON' });
-        }
+        const parsed = parseJsonObject(body, '{"site", "name", "nonce", "client"?}');
+        if (!parsed.ok) return reply(res, 400, { error: parsed.error });
+        const r = parsed.value as Partial<DecideRequest>;
         if (typeof r.name !== 'string' || typeof r.nonce !== 'string' || (r.client !== undefined && typeof r.client !== 'string')) {
           return reply(res, 400, { error: 'expected {"site", "name", "nonce", "client"?}' });
         }

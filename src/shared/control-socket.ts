@@ -1,23 +1,28 @@
 import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { LineSplitter, OVERSIZED_LINE } from './line-splitter.js';
 
-/** A request line longer than this is refused (and the connection closed). */
+/** A request line longer than this (UTF-8 bytes) gets one error reply; the connection stays open. */
 const MAX_LINE = 4096;
 /** A bind of a control socket that has not completed by then fails the daemon's start. */
 const LISTEN_TIMEOUT_MS = 10_000;
+/** A client silent this long is dropped (a local CLI answers in milliseconds). */
+const IDLE_TIMEOUT_MS = 5000;
 
 /**
- * A daemon's local control socket (mode 0600): one JSON request per line, one JSON reply line per
- * request, from `handle` (which never throws: it answers `{ok: false, error}` instead). A stale
- * socket file is replaced; idle clients are dropped after 5 s.
+ * A daemon's local control socket (mode 0600): one JSON object per line, exactly one JSON reply
+ * line per request, in order (blank lines are not requests). Malformed JSON, a non-object or a
+ * missing/non-string `cmd` is refused here; `handle` gets the rest and may throw: its message
+ * becomes `{ok: false, error}`. Over-long lines are framed as in LineSplitter. A stale socket file
+ * is replaced; idle clients are dropped after 5 s.
  */
 export class JsonLineServer {
   private server?: Server;
 
   constructor(
     readonly path: string,
-    private readonly handle: (line: string) => object,
+    private readonly handle: (req: ControlRequestObject) => object,
   ) {}
 
   async start(): Promise<void> {
@@ -43,20 +48,54 @@ export class JsonLineServer {
 
   private serve(socket: Socket): void {
     socket.setEncoding('utf8');
-    socket.setTimeout(5000, () => socket.destroy());
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
     socket.on('error', () => socket.destroy());
-    let buf = '';
+    const lines = new LineSplitter(MAX_LINE);
     socket.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > MAX_LINE) return void socket.end(`${JSON.stringify({ ok: false, error: 'request too long' })}\n`);
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        socket.write(`${JSON.stringify(this.handle(line))}\n`);
+      lines.push(chunk);
+      let line: string | typeof OVERSIZED_LINE | undefined;
+      let out = '';
+      while ((line = lines.next()) !== undefined) {
+        if (line === OVERSIZED_LINE) out += `${JSON.stringify(refusal(`request longer than ${MAX_LINE} bytes`))}\n`;
+        else if (line.trim() !== '') out += `${JSON.stringify(this.answer(line))}\n`;
       }
+      if (out) socket.write(out);
     });
   }
+
+  /** `handle` only ever sees an object with a string `cmd`; anything else is refused here, named. */
+  private answer(line: string): object {
+    let req: unknown;
+    try {
+      req = JSON.parse(line);
+    } catch {
+      return refusal('malformed JSON');
+    }
+    if (typeof req !== 'object' || req === null || Array.isArray(req)) return refusal(`a request is a JSON object like {"cmd":"status"}, not ${describe(req)}`);
+    const { cmd } = req as { cmd?: unknown };
+    if (typeof cmd !== 'string') return refusal(`"cmd" must be a string, not ${describe(cmd)}`);
+    try {
+      return this.handle(req as ControlRequestObject);
+    } catch (err) {
+      return refusal((err as Error).message);
+    }
+  }
+}
+
+/** A request that passed the shape check: its other fields are still the handler's to check. */
+export type ControlRequestObject = { cmd: string; [field: string]: unknown };
+
+function refusal(error: string): { ok: false; error: string } {
+  return { ok: false, error };
+}
+
+/** A value's JSON type for error messages (never its content, which may be huge). */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === '') return 'an empty string';
+  if (Array.isArray(v)) return 'an array';
+  if (v === undefined) return 'missing';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 function removeSocket(path: string): void {

@@ -59,6 +59,23 @@ export function readBody(req: IncomingMessage, max: number): Promise<string> {
   });
 }
 
+export type ParsedBody = { ok: true; value: Record<string, unknown> } | { ok: false; error: string };
+
+/**
+ * A request body that must be a JSON object. Signed bodies are parsed with this too: a correct
+ * signature proves who sent it, not that its shape is right (`null` used to answer 500).
+ */
+export function parseJsonObject(body: string, example: string): ParsedBody {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return { ok: false, error: `body is not JSON; expected ${example}` };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, error: `body must be a JSON object like ${example}, not ${v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`}` };
+  return { ok: true, value: v as Record<string, unknown> };
+}
+
 /** A JSON reply, signed when a key is given; never twice. */
 export function reply(res: ServerResponse, status: number, body: unknown, key?: Buffer): void {
   if (res.headersSent) return;

@@ -1,6 +1,7 @@
 import { mkdirSync, lstatSync, unlinkSync, chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { LineSplitter, OVERSIZED_LINE } from '../../shared/line-splitter.js';
 import { failure } from '../handler.js';
 import type { Connector, ConnectorDeps } from './connector.js';
 
@@ -82,21 +83,17 @@ async function removeStaleSocket(path: string): Promise<void> {
 }
 
 /**
- * One connection's framing: every request line gets exactly one reply line, in order.
+ * One connection's framing (LineSplitter): every request line gets exactly one reply line, in order.
  *
  * PowerDNS reads a reply until what it has parses as JSON (unixconnector.cc recv_message), so a
  * second reply for one request would be glued to the next and put every later reply out of step.
  * An over-long line is therefore answered once, with an error, when its newline finally arrives;
- * the bytes in between are dropped as they come (memory stays bounded) and the connection stays
- * open, in step. Closing without a reply instead would cost PowerDNS its timeout (2 s) first.
- * Blank lines are not requests and get no reply; bytes after the last newline when the client
- * closes are an unfinished request: logged and counted, not answered.
+ * the connection stays open, in step. Closing without a reply instead would cost PowerDNS its
+ * timeout (2 s) first. Blank lines are not requests and get no reply; bytes after the last newline
+ * when the client closes are an unfinished request: logged and counted, not answered.
  */
 class LineConnection {
-  /** Received, not yet answered: complete lines, then at most one unfinished line. */
-  private pending = '';
-  /** Inside an over-long line: its bytes are dropped until its newline. */
-  private discarding = false;
+  private readonly lines: LineSplitter;
   /** The socket's buffer is full: stop answering (and reading) until it drains. */
   private blocked = false;
   private timerOn = false;
@@ -105,9 +102,12 @@ class LineConnection {
     private readonly socket: Socket,
     private readonly deps: ConnectorDeps,
   ) {
+    this.lines = new LineSplitter(deps.maxRequestBytes, () =>
+      deps.logger.warn({ limit: deps.maxRequestBytes }, 'unix request line over the limit: dropping it until its newline'),
+    );
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
-      this.pending = this.pending.length > 0 ? this.pending + chunk : chunk;
+      this.lines.push(chunk);
       this.answer();
     });
     socket.on('drain', () => {
@@ -116,13 +116,13 @@ class LineConnection {
       if (!this.blocked) socket.resume();
     });
     socket.on('timeout', () => {
-      deps.logger.warn({ bytes: this.pending.length }, 'closing unix connection: incomplete request line');
+      deps.logger.warn({ bytes: this.lines.unfinishedBytes }, 'closing unix connection: incomplete request line');
       deps.metrics?.errors.inc({ kind: 'partial' });
       socket.destroy();
     });
     socket.on('end', () => {
-      if (this.discarding || this.pending.trim() !== '') {
-        deps.logger.warn({ bytes: this.pending.length }, 'unix connection closed mid-request');
+      if (this.lines.unfinishedRequest) {
+        deps.logger.warn({ bytes: this.lines.unfinishedBytes }, 'unix connection closed mid-request');
         deps.metrics?.errors.inc({ kind: 'partial' });
       }
       socket.end();
@@ -131,34 +131,19 @@ class LineConnection {
   }
 
   private answer(): void {
-    const { deps } = this;
-    const max = deps.maxRequestBytes;
     let out = '';
-    let start = 0;
-    let nl = -1;
-    while (!this.blocked && (nl = this.pending.indexOf('\n', start)) >= 0) {
-      const line = this.pending.slice(start, nl);
-      start = nl + 1;
-      if (this.discarding || tooLong(line, max)) {
-        this.discarding = false;
-        out += `${this.oversized()}\n`;
-      } else if (line.trim() !== '') out += `${deps.handleLine(line)}\n`;
+    let line: string | typeof OVERSIZED_LINE | undefined;
+    while (!this.blocked && (line = this.lines.next()) !== undefined) {
+      if (line === OVERSIZED_LINE) out += `${this.oversized()}\n`;
+      else if (line.trim() !== '') out += `${this.deps.handleLine(line)}\n`;
       if (out.length >= WRITE_BATCH) {
         this.write(out);
         out = '';
       }
     }
-    this.pending = start === 0 ? this.pending : this.pending.slice(start);
-    // No newline left: what remains is one unfinished line. Past the limit it cannot become a
-    // request we would answer with anything but the error, so its bytes are not kept.
-    if (nl < 0 && (this.discarding || tooLong(this.pending, max))) {
-      if (!this.discarding) deps.logger.warn({ limit: max }, 'unix request line over the limit: dropping it until its newline');
-      this.discarding = true;
-      this.pending = '';
-    }
     if (out) this.write(out);
     // The idle timer only runs while half a line waits; PowerDNS's idle connections stay open.
-    const midLine = this.discarding || this.pending.length > 0;
+    const midLine = this.lines.midLine;
     if (midLine !== this.timerOn) {
       this.timerOn = midLine;
       this.socket.setTimeout(midLine ? PARTIAL_LINE_TIMEOUT_MS : 0);
@@ -177,9 +162,4 @@ class LineConnection {
       this.socket.pause();
     }
   }
-}
-
-/** Over the limit in UTF-8 bytes (a JS string's length counts UTF-16 units). */
-function tooLong(s: string, max: number): boolean {
-  return s.length > max || (s.length * 3 > max && Buffer.byteLength(s) > max);
 }

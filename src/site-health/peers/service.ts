@@ -131,7 +131,7 @@ export class PeerService {
     const decoded = decode(buf, this.o.key);
     if (!decoded.ok) return this.reject(decoded.reason, decoded.detail, from);
     const msg = decoded.msg;
-    const verdict = this.guard.check(msg, this.o.wallNow());
+    const verdict = this.guard.check(msg, this.o.wallNow(), this.o.timers.now());
     if (!verdict.ok) return this.reject(verdict.reason, verdict.detail, from, msg);
     const at = this.o.timers.now();
     if (msg.type === 'heartbeat') {

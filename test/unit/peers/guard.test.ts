@@ -43,3 +43,32 @@ describe('replay and freshness guard', () => {
     expect(g.check(hb({ site: 'zz' }), now)).toMatchObject({ ok: false, reason: 'unknown-site' });
   });
 });
+
+describe('a sender whose clock was set back and restarted (earlier boot)', () => {
+  // Wall clocks moved back one hour together; the sender restarted: its boot is now earlier.
+  const back = now - 3_600_000;
+  const restarted = (seq: number, mono: number) => [hb({ boot: back - 1000, seq, time: back }), back, mono] as const;
+
+  it('is accepted once its previous boot has been silent for more than twice the skew window', () => {
+    const g = guard();
+    expect(g.check(hb({ seq: 500 }), now, 0)).toEqual({ ok: true });
+    expect(g.check(...restarted(1, 10_000))).toMatchObject({ ok: false, reason: 'replay' });
+    expect(g.check(...restarted(2, 10_001))).toEqual({ ok: true });
+    expect(g.check(...restarted(2, 10_002))).toMatchObject({ ok: false, reason: 'replay' });
+    expect(g.check(...restarted(3, 10_003))).toEqual({ ok: true });
+  });
+
+  it('gives a replay of the previous boot nothing: it is outside the skew window by then', () => {
+    const g = guard();
+    g.check(hb({ seq: 500 }), now, 0);
+    g.check(hb({ boot: back - 1000, seq: 1, time: back }), back, 10_001);
+    expect(g.check(hb({ seq: 501 }), back + 1, 10_002)).toMatchObject({ ok: false, reason: 'skew' });
+  });
+
+  it('is still refused while the previous boot is heard from (a replay, not a restart)', () => {
+    const g = guard();
+    g.check(hb({ seq: 500 }), now, 0);
+    g.check(hb({ seq: 501 }), now, 9_000);
+    expect(g.check(hb({ boot: now - 120_000, seq: 1 }), now, 10_001)).toMatchObject({ ok: false, reason: 'replay' });
+  });
+});
