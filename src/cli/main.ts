@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { commands } from './commands/index.js';
-import { UsageError } from './args.js';
+import { readFileSync } from 'node:fs';
+import { commands, type CommandEntry } from './commands/index.js';
+import { UsageError, wantsHelp } from './args.js';
 
 /** `multisite <command> [options]`: each command lives in its own file and is loaded on demand. */
 async function main(argv: string[]): Promise<number> {
@@ -9,10 +10,18 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`multisite ${version()}\n`);
+    return 0;
+  }
   const entry = commands[name];
   if (!entry) {
     process.stderr.write(`multisite: unknown command '${name}'\n\n${usage()}`);
     return 2;
+  }
+  if (wantsHelp(rest)) {
+    process.stdout.write(commandHelp(name, entry));
+    return 0;
   }
   try {
     const mod = await entry.load();
@@ -30,6 +39,16 @@ async function main(argv: string[]): Promise<number> {
 function usage(): string {
   const rows = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(15)} ${c.summary}`);
   return `usage: multisite <command> [options]\n\ncommands:\n${rows.join('\n')}\n`;
+}
+
+function commandHelp(name: string, c: CommandEntry): string {
+  return `usage: multisite ${name} ${c.usage}\n\n${c.summary}\n\nexample:\n  ${c.example}\n`;
+}
+
+/** The installed package's version (package.json sits two levels above dist/cli/main.js). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 main(process.argv.slice(2)).then(

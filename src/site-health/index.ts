@@ -13,7 +13,7 @@ export { type ClientNet, commonBits, contains, parseClient, probeBits, probeKey,
 export { LoadAggregator, LoadReportListener } from './load-reports.js';
 export { MetricsTable, type ProbeFigures, type SiteFigures } from './metrics-table.js';
 export { tcpCheck } from './peers/probe.js';
-export type { SummaryHooks } from './peers/index.js';
+export type { StatusBody, SummaryHooks } from './peers/index.js';
 export { sitesSection } from './peers/cli-status.js';
 export { Prober } from './probes.js';
 

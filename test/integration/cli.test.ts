@@ -83,6 +83,19 @@ describe('multisite CLI', () => {
     expect(await backend.stop()).toBe(0);
   });
 
+  it('--version, and --help on every sub-command (usage, summary, an example; nothing opened or started)', async () => {
+    const { version } = JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as { version: string };
+    expect(await multisite('--version')).toMatchObject({ code: 0, stdout: `multisite ${version}\n` });
+    const { commands } = await import('../../src/cli/commands/index.js');
+    for (const name of Object.keys(commands)) {
+      const res = await multisite(name, '--help');
+      expect(res, name).toMatchObject({ code: 0, stderr: '' });
+      expect(res.stdout, name).toMatch(new RegExp(`^usage: multisite ${name} .*\n\n.+\n\nexample:\n  multisite ${name}( |\n)`));
+    }
+    // A file named like the flag is not opened: check-config --help is help.
+    expect((await multisite('check-config', '-h')).stdout).toMatch(/^usage: multisite check-config FILE/);
+  });
+
   it('serves Prometheus metrics and /healthz when backend.metrics is set', async () => {
     const { freePort } = await import('./support/ports.js');
     const port = await freePort('127.0.0.1');
@@ -95,9 +108,20 @@ describe('multisite CLI', () => {
       expect(text).toContain('# TYPE multisite_backend_call_seconds histogram');
       expect(text).toContain('multisite_backend_errors_total');
       expect(text).toContain('multisite_backend_process_cpu_seconds_total');
+      // status exit codes: 0 all well, 1 degraded (a drained site), 2 cannot tell (backend gone).
+      await multisite('site', 'undrain', 'b', '--config', withMetrics); // the test above left b drained
+      expect(await multisite('status', '--config', withMetrics)).toMatchObject({ code: 0 });
+      await multisite('site', 'drain', 'b', '--config', withMetrics);
+      const degraded = await multisite('status', '--config', withMetrics);
+      expect(degraded).toMatchObject({ code: 1 });
+      expect(degraded.stdout).toMatch(/^b +drained +- +answers drained \d\d:\d\d:\d\d \(.* ago\) .*drained by an operator$/m);
+      await multisite('site', 'undrain', 'b', '--config', withMetrics);
     } finally {
       expect(await p.stop()).toBe(0);
     }
+    const gone = await multisite('status', '--config', withMetrics, '--json');
+    expect(gone).toMatchObject({ code: 2 });
+    expect(JSON.parse(gone.stdout)).toMatchObject({ health: 'unknown', sites: { error: expect.stringContaining('not reachable') } });
   });
 
   it('refuses to start a second backend on a live socket, and replaces a stale one', async () => {

@@ -5,6 +5,8 @@ export interface CommandModule {
 export interface CommandEntry {
   summary: string;
   usage: string;
+  /** One command line that works, shown by `multisite NAME --help`. */
+  example: string;
   load(): Promise<CommandModule>;
 }
 
@@ -12,56 +14,67 @@ export const commands: Record<string, CommandEntry> = {
   backend: {
     summary: 'run the PowerDNS remote backend (unix socket and HTTP connectors)',
     usage: '--config FILE [--socket PATH] [--log-level LEVEL]',
+    example: 'multisite backend --config /etc/multisite/site-a.yaml',
     load: () => import('./backend.js'),
   },
   'check-config': {
     summary: 'validate a config file without starting anything',
     usage: 'FILE',
+    example: 'multisite check-config /etc/multisite/site-a.yaml',
     load: () => import('./check-config.js'),
   },
   site: {
     summary: 'drain or undrain a site in every answer, or show site states (via the backend control socket)',
     usage: 'drain|undrain|status [SITE] [--config FILE | --control PATH]',
+    example: 'multisite site drain b --config /etc/multisite/site-a.yaml',
     load: () => import('./site.js'),
   },
   agent: {
     summary: 'run the HAProxy agent-check service, or drain/undrain a web server in it',
     usage: '--config FILE [--log-level LEVEL] | drain|undrain SERVER [--config FILE | --control PATH] | status [--config FILE | --control PATH] [--json]',
+    example: 'multisite agent drain web1 --config /etc/multisite/site-a.yaml',
     load: () => import('./agent.js'),
   },
   demo: {
     summary: 'start a two-site cluster on loopback and show failover',
     usage: '[--keep]',
+    example: 'multisite demo --keep',
     load: () => import('./demo.js'),
   },
   migrate: {
     summary: 'install (or --uninstall) replication in a database: change table, conflict log, capture triggers',
     usage: '--db URL --site NAME --tables t1,t2 [--password-file F] [--uninstall] | --config FILE [--uninstall]',
+    example: 'multisite migrate --config /etc/multisite/site-a.yaml',
     load: () => import('./migrate.js'),
   },
   replicate: {
     summary: "run this site's replicator (multi-master, per-column conflicts, exactly-once apply)",
     usage: '--config FILE [--once] [--log-level LEVEL]',
+    example: 'multisite replicate --config /etc/multisite/site-a.yaml',
     load: () => import('./replicate.js'),
   },
   'haproxy-config': {
     summary: "print the HAProxy configuration of a site's load balancer (partitions: forwarding, backups, agent checks)",
     usage: '--config FILE [--site NAME] [--out FILE]',
+    example: 'multisite haproxy-config --config /etc/multisite/site-a.yaml --out /etc/haproxy/multisite.cfg',
     load: () => import('./haproxy-config.js'),
   },
   partition: {
     summary: 'partition ownership: failback P to its configured active site, status, migrate (owner-wins epoch trigger)',
     usage: 'failback P --config FILE | status --config FILE [--json] | migrate --config FILE [--uninstall]',
+    example: 'multisite partition status --config /etc/multisite/site-a.yaml',
     load: () => import('./partition.js'),
   },
   explain: {
     summary: 'show what a balanced name answers for a client and why (site states, load, response time, probes, policy steps)',
     usage: 'NAME [--client IP[/BITS]] [--config FILE | --control PATH] [--json]',
+    example: 'multisite explain www.example.com --client 203.0.113.7 --config /etc/multisite/site-a.yaml',
     load: () => import('./explain.js'),
   },
   status: {
     summary: 'show cluster state: every site (state, since, why, last heartbeat), replication lag per peer, recent conflicts',
     usage: '--config FILE [--json]',
+    example: 'multisite status --config /etc/multisite/site-a.yaml',
     load: () => import('./status.js'),
   },
 };

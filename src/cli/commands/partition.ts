@@ -1,3 +1,4 @@
+import { localTime } from '../../shared/local-time.js';
 import { loadConfig, type LoadedConfig } from '../../config/index.js';
 import { openSiteDb } from '../../db-triggers/index.js';
 import { installOwnerWins, post, sharedKey, uninstallOwnerWins, type Ownership, initialOwnership, rulesOf } from '../../partitions/index.js';
@@ -68,6 +69,6 @@ export async function partitionRecords(loaded: LoadedConfig): Promise<{ source: 
 }
 
 export function formatPartitions(s: { source: string; partitions: Ownership[] }): string {
-  const rows = s.partitions.map((o) => `  ${o.partition.padEnd(12)} ${o.active.padEnd(10)} ${String(o.epoch).padStart(5)}  ${new Date(o.since).toISOString()}  ${o.active === o.home ? '' : `(home ${o.home}) `}${o.reason}`);
+  const rows = s.partitions.map((o) => `  ${o.partition.padEnd(12)} ${o.active.padEnd(10)} ${String(o.epoch).padStart(5)}  ${localTime(o.since)}  ${o.active === o.home ? '' : `(home ${o.home}) `}${o.reason}`);
   return `partitions (from ${s.source})\n  ${'partition'.padEnd(12)} ${'active'.padEnd(10)} epoch  since                     why\n${rows.join('\n')}\n`;
 }

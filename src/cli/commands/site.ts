@@ -1,3 +1,4 @@
+import { localTime } from '../../shared/local-time.js';
 import { loadConfig, resolvePath } from '../../config/index.js';
 import { controlRequest } from '../../pdns-backend/index.js';
 import type { SiteState } from '../../site-health/index.js';
@@ -31,6 +32,6 @@ function controlPath(config?: string, control?: string): string {
 }
 
 export function formatStatus(sites: SiteState[]): string {
-  const rows = sites.map((s) => `${s.site.padEnd(12)} ${(s.usable ? 'up' : 'down').padEnd(6)} ${new Date(s.since).toISOString()}  ${s.reason}`);
+  const rows = sites.map((s) => `${s.site.padEnd(12)} ${(s.usable ? 'up' : 'down').padEnd(6)} ${localTime(s.since)}  ${s.reason}`);
   return `${'SITE'.padEnd(12)} ${'STATE'.padEnd(6)} ${'SINCE'.padEnd(24)}  WHY\n${rows.join('\n')}\n`;
 }

@@ -1,33 +1,78 @@
 import { loadConfig, type LoadedConfig } from '../../config/index.js';
 import type { Db } from '../../db/index.js';
 import { formatReplicationStatus, openSiteDb, replicationOf, replicationStatus, type ReplicationStatus } from '../../db-triggers/index.js';
+import type { StatusBody } from '../../site-health/index.js';
 import { parse, required } from '../args.js';
 
 /**
+ * How a section judges the cluster, and the exit code `multisite status` gives for it: 0 all well,
+ * 1 degraded (something known to be wrong: a site down, drained or suspect, a replica stale or a
+ * peer database unreachable, a partition away from its home site), 2 cannot tell (this site's
+ * backend or database did not answer). A known problem outranks an unknown: 1 beats 2.
+ */
+export type Health = 'ok' | 'degraded' | 'unknown';
+export const EXIT: Record<Health, number> = { ok: 0, degraded: 1, unknown: 2 };
+interface Section {
+  name: string;
+  text: string;
+  data: unknown;
+  health: Health;
+}
+
+/**
  * multisite status --config FILE [--json]
- * One section per part of the cluster: sites (state, since, why, last heartbeat, from the backend's
- * /status), replication (lag per peer, recent conflicts), partitions.
+ * One section per part of the cluster: sites (state, last change, why, last heartbeat, from the
+ * backend's /status), replication (lag per peer, recent conflicts), partitions. Exit code: EXIT.
  */
 export async function run(args: string[]): Promise<number> {
   const { values } = parse(args, { config: { type: 'string' }, json: { type: 'boolean', default: false } });
   const loaded = loadConfig(required(values.config, '--config'));
-  const sections: { name: string; text: string; data: unknown }[] = [];
-  if (loaded.config.backend.metrics) sections.push(await (await import('../../site-health/index.js')).sitesSection(loaded));
-  if (loaded.config.replication) {
-    const s = await replicationSection(loaded);
-    sections.push({ name: 'replication', text: formatReplicationStatus(s), data: s });
-  }
-  if (loaded.config.partitions) {
-    const { partitionRecords, formatPartitions } = await import('./partition.js');
-    const s = await partitionRecords(loaded);
-    sections.push({ name: 'partitions', text: formatPartitions(s), data: s });
-  }
+  const sections: Section[] = [];
+  if (loaded.config.backend.metrics) sections.push(await sites(loaded));
+  if (loaded.config.replication) sections.push(await replication(loaded));
+  if (loaded.config.partitions) sections.push(await partitions(loaded));
+  const health = overall(sections.map((s) => s.health));
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(Object.fromEntries(sections.map((s) => [s.name, s.data])), null, 2)}\n`);
+    const body = { health, ...Object.fromEntries(sections.map((s) => [s.name, s.data])) };
+    process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+  } else if (!sections.length) {
+    process.stdout.write('nothing configured to report\n');
   } else {
-    process.stdout.write(sections.length ? sections.map((s) => s.text).join('\n') : 'nothing configured to report\n');
+    process.stdout.write(`${sections.map((s) => s.text).join('\n')}\nhealth: ${health}\n`);
   }
-  return 0;
+  return EXIT[health];
+}
+
+export function overall(parts: Health[]): Health {
+  if (parts.includes('degraded')) return 'degraded';
+  return parts.includes('unknown') ? 'unknown' : 'ok';
+}
+
+async function sites(loaded: LoadedConfig): Promise<Section> {
+  const s = await (await import('../../site-health/index.js')).sitesSection(loaded);
+  const body = s.data as Partial<StatusBody>;
+  if (!body.sites) return { ...s, health: 'unknown' };
+  const bad = body.sites.some((x) => !x.usable || x.drained || (x.peer !== undefined && x.peer.state !== 'up'));
+  return { ...s, health: bad ? 'degraded' : 'ok' };
+}
+
+async function replication(loaded: LoadedConfig): Promise<Section> {
+  try {
+    const s = await replicationSection(loaded);
+    const bad = s.peers.some((p) => p.error !== undefined || p.stale);
+    return { name: 'replication', text: formatReplicationStatus(s), data: s, health: bad ? 'degraded' : 'ok' };
+  } catch (err) {
+    const error = `this site's database could not be read: ${(err as Error).message}`;
+    return { name: 'replication', text: `replication: ${error}\n`, data: { error }, health: 'unknown' };
+  }
+}
+
+async function partitions(loaded: LoadedConfig): Promise<Section> {
+  const { partitionRecords, formatPartitions } = await import('./partition.js');
+  const s = await partitionRecords(loaded);
+  const away = s.partitions.some((p) => p.active !== p.home);
+  const health: Health = s.source !== 'backend' ? 'unknown' : away ? 'degraded' : 'ok';
+  return { name: 'partitions', text: formatPartitions(s), data: s, health };
 }
 
 /** Opens this site's and the peers' databases, reads the state, closes them. */

@@ -1,4 +1,5 @@
 import type { LoadedConfig } from '../../config/index.js';
+import { ago as agoText, localTime } from '../../shared/local-time.js';
 import type { StatusBody } from './index.js';
 
 /**
@@ -23,18 +24,25 @@ export async function sitesSection(loaded: LoadedConfig, now = Date.now()): Prom
 const lag = (ms: number | undefined) => (ms === undefined ? '-' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 export function formatSites(body: StatusBody, now: number): string {
-  const ago = (t: number | undefined) => (t === undefined ? '-' : `${((now - t) / 1000).toFixed(1)} s ago`);
+  const ago = (t: number | undefined) => (t === undefined ? '-' : agoText(now - t));
   const rows = body.sites.map((s) => [
     s.site === body.site ? `${s.site} (this site)` : s.site,
     s.drained ? 'drained' : s.usable ? 'up' : 'down',
     s.peer ? s.peer.state : '-',
-    new Date(s.peer?.since ?? s.since).toISOString(),
+    lastChange(s, now),
     s.peer ? ago(s.peer.lastHeartbeat) : '-',
     lag(s.peer?.summary?.replicationLagMs),
     s.drained || !s.usable ? s.reason : (s.peer?.reason ?? s.reason),
   ]);
-  const head = ['site', 'answers', 'peer', 'since', 'last heartbeat', 'replica lag', 'why'];
+  const head = ['site', 'answers', 'peer', 'last change (local time)', 'last heartbeat', 'replica lag', 'why'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(width[i]!))).join('  ');
   return `sites (as seen by ${body.site}${body.node ? `, backend ${body.node}` : ''}):\n${[head, ...rows].map(line).join('\n')}\n`;
+}
+
+/** What changed last for a site, and when: its place in the answers, or its peer state. */
+function lastChange(s: StatusBody['sites'][number], now: number): string {
+  const answers = s.drained ? 'drained' : s.usable ? 'up' : 'down';
+  if (s.peer && s.peer.since > s.since) return `peer ${s.peer.state} ${localTime(s.peer.since, now)}`;
+  return `answers ${answers} ${localTime(s.since, now)}`;
 }

@@ -109,9 +109,14 @@ describe('three sites, real pdns_server and backends, 1 s heartbeats', () => {
       expect(await p.answer()).toEqual(p.name === 'a' ? ['192.0.2.1', '192.0.2.2'] : ['192.0.2.2', '192.0.2.1']);
     }
     // multisite status shows it too: state, since, why, last heartbeat.
-    const { stdout } = await exec(process.execPath, ['dist/cli/main.js', 'status', '--config', cluster.site('a').configFile]);
+    // Exit code 1: degraded (c is down).
+    const status = await exec(process.execPath, ['dist/cli/main.js', 'status', '--config', cluster.site('a').configFile]).catch((e: { code: number; stdout: string }) => e);
+    expect(status).toMatchObject({ code: 1 });
+    const { stdout } = status;
     expect(stdout).toMatch(/^sites \(as seen by a, backend 127\.0\.0\.2:\d+\):$/m);
-    expect(stdout).toMatch(/^c +down +down +\S+Z +\d+\.\d s ago +- +peer: verified down: /m); // no replication: lag "-"
+    // The last change in local time (today: no date) and how long ago; no replication: lag "-".
+    expect(stdout).toMatch(/^c +down +down +(answers|peer) down \d\d:\d\d:\d\d \(\d+\.\d s ago\) +\d+\.\d s ago +- +peer: verified down: /m);
+    expect(stdout).toMatch(/^health: degraded$/m);
     expect(stdout).toMatch(/^b +up +up +/m);
   });
 
