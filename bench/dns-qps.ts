@@ -38,8 +38,18 @@ const UP_PORT = 80;
  * in its zone would make PowerDNS run the LUA script on top (that measured LUA, not us).
  */
 function writeZone(lua: boolean): string {
-  const lines = ['$ORIGIN bench.example.', '$TTL 300', '@ SOA ns1 hostmaster 1 3600 600 86400 60', '@ NS ns1', 'ns1 A 192.0.2.53', '@ MX 10 mail', 'mail A 192.0.2.25', ...(lua ? luaRecords(UP_PORT) : [])];
-  for (let i = 0; i < HOSTS; i++) lines.push(`host${i} A 10.${(i >> 8) & 255}.${i & 255}.1`, `host${i} TXT "host number ${i}"`);
+  const lines = [
+    '$ORIGIN bench.example.',
+    '$TTL 300',
+    '@ SOA ns1 hostmaster 1 3600 600 86400 60',
+    '@ NS ns1',
+    'ns1 A 192.0.2.53',
+    '@ MX 10 mail',
+    'mail A 192.0.2.25',
+    ...(lua ? luaRecords(UP_PORT) : []),
+  ];
+  for (let i = 0; i < HOSTS; i++)
+    lines.push(`host${i} A 10.${(i >> 8) & 255}.${i & 255}.1`, `host${i} TXT "host number ${i}"`);
   const file = join(dir, lua ? 'bench.example.lua.zone' : 'bench.example.zone');
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
@@ -51,10 +61,38 @@ function writeQueries(name: string, lines: string[]): string {
   return file;
 }
 
-async function dnsperf(pdns: Pdns, queries: string, binary = false): Promise<{ qps: number; avgMs: number; lost: number }> {
-  const { stdout } = await exec('dnsperf', ['-s', pdns.host, '-p', String(pdns.port), '-d', queries, '-l', String(seconds), '-c', '4', '-Q', '1000000', '-q', '200', ...(binary ? ['-B'] : [])], { maxBuffer: 1 << 24 });
+async function dnsperf(
+  pdns: Pdns,
+  queries: string,
+  binary = false,
+): Promise<{ qps: number; avgMs: number; lost: number }> {
+  const { stdout } = await exec(
+    'dnsperf',
+    [
+      '-s',
+      pdns.host,
+      '-p',
+      String(pdns.port),
+      '-d',
+      queries,
+      '-l',
+      String(seconds),
+      '-c',
+      '4',
+      '-Q',
+      '1000000',
+      '-q',
+      '200',
+      ...(binary ? ['-B'] : []),
+    ],
+    { maxBuffer: 1 << 24 },
+  );
   const num = (re: RegExp) => Number(re.exec(stdout)?.[1] ?? NaN);
-  return { qps: num(/Queries per second:\s+([\d.]+)/), avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000, lost: num(/Queries lost:\s+(\d+)/) };
+  return {
+    qps: num(/Queries per second:\s+([\d.]+)/),
+    avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    lost: num(/Queries lost:\s+(\d+)/),
+  };
 }
 
 const CACHES_OFF = { 'cache-ttl': 0, 'query-cache-ttl': 0, 'negquery-cache-ttl': 0 };
@@ -62,10 +100,17 @@ const CACHES_OFF = { 'cache-ttl': 0, 'query-cache-ttl': 0, 'negquery-cache-ttl':
 async function main(): Promise<void> {
   const zone = writeZone(false);
   const luaZone = writeZone(true);
-  const mixed = writeQueries('mixed.txt', Array.from({ length: 5000 }, (_, i) => (i % 10 === 9 ? `nx${i}.bench.example A` : `host${(i * 7919) % HOSTS}.bench.example ${i % 3 === 0 ? 'TXT' : 'A'}`)));
+  const mixed = writeQueries(
+    'mixed.txt',
+    Array.from({ length: 5000 }, (_, i) =>
+      i % 10 === 9 ? `nx${i}.bench.example A` : `host${(i * 7919) % HOSTS}.bench.example ${i % 3 === 0 ? 'TXT' : 'A'}`,
+    ),
+  );
   const balanced = writeQueries('balanced.txt', ['www.bench.example A']);
   const config = join(dir, 'multisite.yaml');
-  writeFileSync(config, `site: a
+  writeFileSync(
+    config,
+    `site: a
 sites: [{ name: a }, { name: b }]
 backend: { socket: ${dir}/backend.sock, control: ${dir}/control.sock, state-file: ${dir}/state.json, log-level: warn }
 zones: [{ name: bench.example, file: ${zone} }]
@@ -74,28 +119,58 @@ balanced:
     addresses: { a: [192.0.2.10, 192.0.2.11], b: [198.51.100.10] }
 ${OURS_YAML}
 probes: { networks: [127.0.0.0/8] }
-`);
+`,
+  );
   const backend = startProcess(process.execPath, ['dist/cli/main.js', 'backend', '--config', config]);
-  await waitFor('backend socket', () => new Promise((r) => createConnection(`${dir}/backend.sock`).once('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).once('error', () => r(false))));
+  await waitFor(
+    'backend socket',
+    () =>
+      new Promise((r) =>
+        createConnection(`${dir}/backend.sock`)
+          .once('connect', function (this: import('node:net').Socket) {
+            this.destroy();
+            r(true);
+          })
+          .once('error', () => r(false)),
+      ),
+  );
   const rows: Record<string, string | number>[] = [];
-  const run = async (label: string, backendKind: 'bind' | 'remote' | 'canned', caches: 'default' | 'off', queries: string, threads = 3) => {
+  const run = async (
+    label: string,
+    backendKind: 'bind' | 'remote' | 'canned',
+    caches: 'default' | 'off',
+    queries: string,
+    threads = 3,
+  ) => {
     const sock = backendKind === 'canned' ? `${dir}/canned.sock` : `${dir}/backend.sock`;
     const pdns = await startPdns({
       host: '127.0.0.9',
-      backend: backendKind === 'bind' ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] } : { kind: 'remote', connection: `unix:path=${sock}` },
+      backend:
+        backendKind === 'bind'
+          ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] }
+          : { kind: 'remote', connection: `unix:path=${sock}` },
       settings: { ...(caches === 'off' ? CACHES_OFF : {}), 'distributor-threads': threads, loglevel: 3 },
       probeName: 'bench.example.',
     });
     try {
       const r = await dnsperf(pdns, queries);
-      rows.push({ run: label, caches, 'distributor-threads': threads, qps: Math.round(r.qps), 'avg ms': +r.avgMs.toFixed(3), lost: r.lost });
+      rows.push({
+        run: label,
+        caches,
+        'distributor-threads': threads,
+        qps: Math.round(r.qps),
+        'avg ms': +r.avgMs.toFixed(3),
+        lost: r.lost,
+      });
       process.stdout.write(`${label} caches=${caches} threads=${threads}: ${Math.round(r.qps)} qps\n`);
     } finally {
       await pdns.stop();
     }
   };
   try {
-    const cacheModes = (['default', 'off'] as const).filter((c) => !only || (only === 'cached' && c === 'default') || (only === 'uncached' && c === 'off'));
+    const cacheModes = (['default', 'off'] as const).filter(
+      (c) => !only || (only === 'cached' && c === 'default') || (only === 'uncached' && c === 'off'),
+    );
     for (const caches of cacheModes) {
       await run('(a) bind backend, zone file', 'bind', caches, mixed);
       const threadCounts = caches === 'off' && !quick ? [3, 6, 12] : [3];
@@ -106,13 +181,15 @@ probes: { networks: [127.0.0.0/8] }
         const canned = startProcess(process.execPath, ['bench/lib/canned-backend.mjs', `${dir}/canned.sock`]);
         await waitFor('canned backend', () => canned.output().includes('ready'));
         try {
-          for (const t of threadCounts) await run('(d) canned-answer Node backend (ceiling)', 'canned', caches, mixed, t);
+          for (const t of threadCounts)
+            await run('(d) canned-answer Node backend (ceiling)', 'canned', caches, mixed, t);
         } finally {
           await canned.stop();
         }
       }
     }
-    const bindQps = (caches: string) => Number(rows.find((r) => r.caches === caches && String(r.run).startsWith('(a)'))?.qps);
+    const bindQps = (caches: string) =>
+      Number(rows.find((r) => r.caches === caches && String(r.run).startsWith('(a)'))?.qps);
     for (const r of rows) r['× bind'] = +(Number(r.qps) / bindQps(String(r.caches))).toFixed(2);
     const ecsRows: Record<string, string | number>[] = [];
     let latency: Record<string, string | number>[] = [];
@@ -123,13 +200,28 @@ probes: { networks: [127.0.0.0/8] }
         const file = writeEcsQueries(join(dir, `ecs-${qname}.bin`), [qname], nets, 20_000);
         const pdns = await startPdns({
           host: '127.0.0.9',
-          backend: backendKind === 'bind' ? { kind: 'bind', zones: [{ name: 'bench.example', file: luaZone }] } : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
-          settings: { 'edns-subnet-processing': 'yes', 'enable-lua-records': backendKind === 'bind' ? 'yes' : 'no', 'distributor-threads': 3, loglevel: 3 },
+          backend:
+            backendKind === 'bind'
+              ? { kind: 'bind', zones: [{ name: 'bench.example', file: luaZone }] }
+              : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
+          settings: {
+            'edns-subnet-processing': 'yes',
+            'enable-lua-records': backendKind === 'bind' ? 'yes' : 'no',
+            'distributor-threads': 3,
+            loglevel: 3,
+          },
           probeName: 'bench.example.',
         });
         try {
           const r = await dnsperf(pdns, file, true);
-          ecsRows.push({ run: label, name: qname, networks: nets.length, qps: Math.round(r.qps), 'avg ms': +r.avgMs.toFixed(3), lost: r.lost });
+          ecsRows.push({
+            run: label,
+            name: qname,
+            networks: nets.length,
+            qps: Math.round(r.qps),
+            'avg ms': +r.avgMs.toFixed(3),
+            lost: r.lost,
+          });
           process.stdout.write(`${label} ${qname}: ${Math.round(r.qps)} qps\n`);
         } finally {
           await pdns.stop();
@@ -153,7 +245,15 @@ probes: { networks: [127.0.0.0/8] }
       for (const conns of [1, 6]) {
         const ours = await backendAlone(`${dir}/backend.sock`, conns, Math.min(seconds, 5));
         const ceiling = await backendAlone(`${dir}/echo.sock`, conns, Math.min(seconds, 5));
-        alone.push({ connections: conns, 'lookups/s': ours.perSecond, 'p50 µs': ours.p50us, 'p99 µs': ours.p99us, 'echo server/s': ceiling.perSecond, 'echo p99 µs': ceiling.p99us, '× echo': +(ours.perSecond / ceiling.perSecond).toFixed(2) });
+        alone.push({
+          connections: conns,
+          'lookups/s': ours.perSecond,
+          'p50 µs': ours.p50us,
+          'p99 µs': ours.p99us,
+          'echo server/s': ceiling.perSecond,
+          'echo p99 µs': ceiling.p99us,
+          '× echo': +(ours.perSecond / ceiling.perSecond).toFixed(2),
+        });
       }
       await echo.stop();
     }

@@ -26,7 +26,8 @@ import { startProcess } from '../src/lab/processes.js';
 import { aRecords, median } from './lib/agent-failover.js';
 import { report } from './lib/table.js';
 
-const argValue = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const argValue = (name: string) =>
+  process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
 const runs = Number(argValue('--runs') ?? 10);
 const sizes = (argValue('--names') ?? '1000,10000').split(',').map(Number);
 const A = '127.0.0.21';
@@ -59,7 +60,12 @@ function daemon(command: string, config: string) {
 }
 
 /** performance.now() when `check` first holds, polled every `everyMs`. */
-async function when(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000, everyMs = 1): Promise<number> {
+async function when(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+  everyMs = 1,
+): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     if (await check()) return performance.now();
@@ -91,14 +97,24 @@ interface Times {
   lua?: number;
 }
 
-async function scenario(names: number): Promise<{ down: Times[]; up: Times[]; wrong: number; answers: number; stales: number[]; settings: Record<string, unknown> }> {
+async function scenario(names: number): Promise<{
+  down: Times[];
+  up: Times[];
+  wrong: number;
+  answers: number;
+  stales: number[];
+  settings: Record<string, unknown>;
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'ms-bench-failover-'));
   const cleanup: (() => Promise<unknown> | unknown)[] = [() => rmSync(dir, { recursive: true, force: true })];
   try {
     const port = await commonPort();
     const webA: WebServer = await startWebServer({ host: A, port, database: 'unused' });
     const webB: WebServer = await startWebServer({ host: B, port, database: 'unused' });
-    cleanup.push(() => webA.kill().catch(() => {}), () => webB.kill().catch(() => {}));
+    cleanup.push(
+      () => webA.kill().catch(() => {}),
+      () => webB.kill().catch(() => {}),
+    );
 
     // HAProxy: the server line of docs/agent.md; the ring of docs/agent.md (the lab's default).
     const agentPort = await freePort('127.0.0.1');
@@ -141,7 +157,10 @@ ${push ? `  haproxy: { runtime-api: [${haproxy.socket}] }\n` : ''}  servers:
     const flushes: number[] = [];
     const apiPort = await freePort(OURS);
     writeFileSync(join(dir, 'api-key'), `bench-${apiPort}\n`);
-    const balanced = Array.from({ length: names }, (_, i) => `  - { name: n${i}.example.com, ttl: 300, addresses: { a: [${A}], b: [${B}] } }`).join('\n');
+    const balanced = Array.from(
+      { length: names },
+      (_, i) => `  - { name: n${i}.example.com, ttl: 300, addresses: { a: [${A}], b: [${B}] } }`,
+    ).join('\n');
     const siteYaml = `site: a
 sites: [{ name: a }, { name: b }]
 backend: { socket: ${dir}/backend.sock, control: ${dir}/control.sock, state-file: ${dir}/state.json }
@@ -160,7 +179,14 @@ ${balanced}
     backend.on('local pool verdict changed', (l, at) => table[l.up ? 'up' : 'down'].push(at));
     backend.on('flushed PowerDNS caches', (_l, at) => flushes.push(at));
     await when('the backend socket', () => existsSync(join(dir, 'backend.sock')), 60_000, 20);
-    const ours = await startPdns({ host: OURS, apiPort, apiKey: `bench-${apiPort}`, backend: { kind: 'remote', connection: `unix:path=${dir}/backend.sock` }, probeName: 'example.com.', settings: { 'distributor-threads': 6 } });
+    const ours = await startPdns({
+      host: OURS,
+      apiPort,
+      apiKey: `bench-${apiPort}`,
+      backend: { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
+      probeName: 'example.com.',
+      settings: { 'distributor-threads': 6 },
+    });
     cleanup.push(() => ours.stop());
 
     // PowerDNS LUA records on the same two web servers, the same run.
@@ -169,7 +195,12 @@ ${balanced}
       zoneFile,
       `$ORIGIN lua.test.\n@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\nwww 5 IN LUA A "ifportup(${port}, {'${A}', '${B}'}, {selector='all'})"\n`,
     );
-    const lua = await startPdns({ host: LUA, backend: { kind: 'bind', zones: [{ name: 'lua.test', file: zoneFile }] }, probeName: 'lua.test.', settings: { 'enable-lua-records': 'yes', 'lua-health-checks-interval': 1 } });
+    const lua = await startPdns({
+      host: LUA,
+      backend: { kind: 'bind', zones: [{ name: 'lua.test', file: zoneFile }] },
+      probeName: 'lua.test.',
+      settings: { 'enable-lua-records': 'yes', 'lua-health-checks-interval': 1 },
+    });
     cleanup.push(() => lua.stop());
 
     // Signals: HAProxy's own event stream, the backend's table.
@@ -181,7 +212,8 @@ ${balanced}
       onOpen: () => {},
       onClose: () => {},
       onEvent: (ev) => {
-        if (ev.type === 'server' && ev.server === 'w1' && (ev.kind === 'down' || ev.kind === 'up')) ring[ev.kind].push(performance.now());
+        if (ev.type === 'server' && ev.server === 'w1' && (ev.kind === 'down' || ev.kind === 'up'))
+          ring[ev.kind].push(performance.now());
       },
     });
     follow.start();
@@ -205,7 +237,10 @@ ${balanced}
           else if (g === '') unanswered.push(`n${i + j}`);
         }
       }
-      if (stale.length + unanswered.length > 0) process.stdout.write(`  not yet ${expect}: ${stale.length} old (${stale.slice(0, 4).join(' ')}), ${unanswered.length} unanswered twice\n`);
+      if (stale.length + unanswered.length > 0)
+        process.stdout.write(
+          `  not yet ${expect}: ${stale.length} old (${stale.slice(0, 4).join(' ')}), ${unanswered.length} unanswered twice\n`,
+        );
       return { old: stale.length, unanswered: unanswered.length };
     };
 
@@ -259,7 +294,11 @@ ${balanced}
         if (table[dir2].length > t0) t.informed = table[dir2][t0]! - start;
         if (flushes.length > f0) t.flushed = flushes[f0]! - start;
         (dir2 === 'down' ? down : up).push(t);
-        process.stdout.write(`${names} names, run ${run} ${dir2}: ${Object.entries(t).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')} ms\n`);
+        process.stdout.write(
+          `${names} names, run ${run} ${dir2}: ${Object.entries(t)
+            .map(([k, v]) => `${k} ${Math.round(v)}`)
+            .join(', ')} ms\n`,
+        );
       }
     }
     sampling = false;
@@ -282,7 +321,12 @@ const STAGES: [keyof Times, string][] = [
 async function main(): Promise<void> {
   const rows: Record<string, string | number>[] = [];
   const raw: Record<string, unknown> = {};
-  const context: Record<string, unknown> = { runs, sizes, cpus: cpus().length, loadavgAtStart: loadavg().map((x) => +x.toFixed(2)) };
+  const context: Record<string, unknown> = {
+    runs,
+    sizes,
+    cpus: cpus().length,
+    loadavgAtStart: loadavg().map((x) => +x.toFixed(2)),
+  };
   for (const n of sizes) {
     const r = await scenario(n);
     raw[n] = r;
@@ -300,8 +344,24 @@ async function main(): Promise<void> {
         runs: `${d.length}/${u.length}`,
       });
     }
-    rows.push({ names: n, stage: `cached names answering the old order right after the polled one changed (of ${n}, per change)`, 'fail median ms': `max ${Math.max(...r.stales)}`, 'fail max ms': '', 'recover median ms': '', 'recover max ms': '', runs: r.stales.length });
-    rows.push({ names: n, stage: `wrong answers (of ${r.answers} sampled every 5 ms)`, 'fail median ms': r.wrong, 'fail max ms': '', 'recover median ms': '', 'recover max ms': '', runs: '' });
+    rows.push({
+      names: n,
+      stage: `cached names answering the old order right after the polled one changed (of ${n}, per change)`,
+      'fail median ms': `max ${Math.max(...r.stales)}`,
+      'fail max ms': '',
+      'recover median ms': '',
+      'recover max ms': '',
+      runs: r.stales.length,
+    });
+    rows.push({
+      names: n,
+      stage: `wrong answers (of ${r.answers} sampled every 5 ms)`,
+      'fail median ms': r.wrong,
+      'fail max ms': '',
+      'recover median ms': '',
+      'recover max ms': '',
+      runs: '',
+    });
   }
   context.loadavgAtEnd = loadavg().map((x) => +x.toFixed(2));
   report('failover', rows, { ...context, raw });

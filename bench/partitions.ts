@@ -58,19 +58,36 @@ async function transfer(lab: PartitionLab, network: string): Promise<{ row: Row;
     for (const w of a.web) await w.revive();
     // back to the start: a usable at b, then the operator failback
     for (let i = 0; ; i++) {
-      const r = await post(`http://${a.metrics.host}:${a.metrics.port}/partitions/failback`, JSON.stringify({ partition: 'p1', time: Date.now() }), key);
+      const r = await post(
+        `http://${a.metrics.host}:${a.metrics.port}/partitions/failback`,
+        JSON.stringify({ partition: 'p1', time: Date.now() }),
+        key,
+      );
       if (r.status === 200) break;
       if (i > 400) throw new Error(`failback refused: ${r.body}`);
       await new Promise((res) => setTimeout(res, 50));
     }
-    while (!(await httpGet(b.lb.host, b.lb.port, '/', 'p1.example.com')).servedBy?.startsWith('a/')) await new Promise((res) => setTimeout(res, 20));
+    while (!(await httpGet(b.lb.host, b.lb.port, '/', 'p1.example.com')).servedBy?.startsWith('a/'))
+      await new Promise((res) => setTimeout(res, 20));
   }
   const sorted = [...runs].sort((x, y) => x - y);
-  return { row: { network, measure: `a's pool dead → b serves p1 (median; max) of ${RUNS}`, n: RUNS, 'p50 ms': percentile(sorted, 50), 'p99 ms': sorted.at(-1)! }, runs: runs.map(Math.round) };
+  return {
+    row: {
+      network,
+      measure: `a's pool dead → b serves p1 (median; max) of ${RUNS}`,
+      n: RUNS,
+      'p50 ms': percentile(sorted, 50),
+      'p99 ms': sorted.at(-1)!,
+    },
+    runs: runs.map(Math.round),
+  };
 }
 
 const rows: Row[] = [];
-const context: Record<string, unknown> = { wanDelayMs: WAN_MS, wanEmulation: 'TCP relay on the inter-site address (tc netem unavailable)' };
+const context: Record<string, unknown> = {
+  wanDelayMs: WAN_MS,
+  wanEmulation: 'TCP relay on the inter-site address (tc netem unavailable)',
+};
 for (const [network, wanDelayMs, hosts] of [
   ['loopback', 0, ['127.0.0.6', '127.0.0.7']],
   [`WAN ${WAN_MS} ms each way`, WAN_MS, ['127.0.0.10', '127.0.0.11']],

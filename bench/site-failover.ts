@@ -21,7 +21,12 @@ const LOSS = 0.3;
 const C = '192.0.2.3';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000, what = 'a condition', sites: ClusterSite[] = []): Promise<number> {
+async function until(
+  check: () => Promise<boolean>,
+  timeoutMs = 30_000,
+  what = 'a condition',
+  sites: ClusterSite[] = [],
+): Promise<number> {
   const t0 = performance.now();
   while (performance.now() - t0 < timeoutMs) {
     try {
@@ -31,8 +36,12 @@ async function until(check: () => Promise<boolean>, timeoutMs = 30_000, what = '
     }
     await sleep(5);
   }
-  const views = await Promise.all(sites.map(async (s) => `${s.name}: ${JSON.stringify((await s.status().catch(() => null))?.sites)}`));
-  throw new Error(`timed out waiting for ${what}\n${views.join('\n')}\n${sites.at(-1)?.backend.output().slice(-3000) ?? ''}`);
+  const views = await Promise.all(
+    sites.map(async (s) => `${s.name}: ${JSON.stringify((await s.status().catch(() => null))?.sites)}`),
+  );
+  throw new Error(
+    `timed out waiting for ${what}\n${views.join('\n')}\n${sites.at(-1)?.backend.output().slice(-3000) ?? ''}`,
+  );
 }
 
 const hasC = async (s: ClusterSite) => (await s.answer()).includes(C);
@@ -46,7 +55,12 @@ async function main(): Promise<void> {
     for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
       const times: number[] = [];
       for (let run = 0; run < runs; run++) {
-        await until(async () => (await Promise.all([a, b].map(hasC))).every(Boolean), 30_000, 'a and b to answer with c', [a, b, c]);
+        await until(
+          async () => (await Promise.all([a, b].map(hasC))).every(Boolean),
+          30_000,
+          'a and b to answer with c',
+          [a, b, c],
+        );
         await sleep(1000 + Math.random() * 1000); // a random phase of the heartbeat period
         const t0 = performance.now();
         c.backend.child.kill(signal);
@@ -58,13 +72,28 @@ async function main(): Promise<void> {
         else c.backend.child.kill('SIGCONT');
       }
       times.sort((x, y) => x - y);
-      rows.push({ measure: `${signal} of a site's backend → every peer's PowerDNS answer changed`, runs, median: `${percentile(times, 50).toFixed(0)} ms`, max: `${times.at(-1)!.toFixed(0)} ms`, target: '< 3000 ms' });
+      rows.push({
+        measure: `${signal} of a site's backend → every peer's PowerDNS answer changed`,
+        runs,
+        median: `${percentile(times, 50).toFixed(0)} ms`,
+        max: `${times.at(-1)!.toFixed(0)} ms`,
+        target: '< 3000 ms',
+      });
     }
 
     await until(async () => (await Promise.all([a, b].map(hasC))).every(Boolean));
-    const downs = async () => (await Promise.all(cluster.sites.map((s) => s.metric('multisite_peers_transitions_total', { to: 'down' })))).reduce((x, y) => x + y, 0);
-    const probes = async () => (await Promise.all(cluster.sites.map((s) => s.metric('multisite_peers_probes_total')))).reduce((x, y) => x + y, 0);
-    const proxies = cluster.sites.flatMap((x) => cluster.sites.filter((y) => y !== x).map((y) => cluster.proxy(x.name, y.name)));
+    const downs = async () =>
+      (
+        await Promise.all(cluster.sites.map((s) => s.metric('multisite_peers_transitions_total', { to: 'down' })))
+      ).reduce((x, y) => x + y, 0);
+    const probes = async () =>
+      (await Promise.all(cluster.sites.map((s) => s.metric('multisite_peers_probes_total')))).reduce(
+        (x, y) => x + y,
+        0,
+      );
+    const proxies = cluster.sites.flatMap((x) =>
+      cluster.sites.filter((y) => y !== x).map((y) => cluster.proxy(x.name, y.name)),
+    );
     const [downs0, probes0] = [await downs(), await probes()];
     const counts0 = proxies.map((p) => [p.forwarded, p.dropped] as const);
     for (const p of proxies) p.lossRate = LOSS;
@@ -94,7 +123,16 @@ async function main(): Promise<void> {
   } finally {
     await cluster.stop();
   }
-  report('site-failover', rows, { periodMs: 1000, suspectAfterMs: 1500, probeTimeoutMs: 400, probeAttempts: 2, recoverPeriods: 3, lossSeconds, loss: LOSS, full: lossSeconds >= 300 });
+  report('site-failover', rows, {
+    periodMs: 1000,
+    suspectAfterMs: 1500,
+    probeTimeoutMs: 400,
+    probeAttempts: 2,
+    recoverPeriods: 3,
+    lossSeconds,
+    loss: LOSS,
+    full: lossSeconds >= 300,
+  });
 }
 
 main().then(

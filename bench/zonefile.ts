@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { parseZone, ZoneFileError } from '../src/pdns-backend/zonefile/index.js';
 import { report } from './lib/table.js';
 
-const arg = (name: string, def: number) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : def);
+const arg = (name: string, def: number) =>
+  process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : def;
 const RECORDS = arg('--records', 100_000);
 const N = arg('--n', 200_000);
 
@@ -21,7 +22,15 @@ function zoneText(records: number): string {
   const lines = ['$TTL 1h', '@ SOA ns1 host ( 1 2 3 4 5 )'];
   for (let i = 0; i < records; i++) {
     const n = `h${i}`;
-    lines.push(i % 4 === 0 ? `${n} 300 IN A 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` : i % 4 === 1 ? `${n} MX 10 mail${i}` : i % 4 === 2 ? `${n} TXT "record ${i}" ; comment` : `${n} AAAA 2001:db8::${(i & 0xffff).toString(16)}`);
+    lines.push(
+      i % 4 === 0
+        ? `${n} 300 IN A 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+        : i % 4 === 1
+          ? `${n} MX 10 mail${i}`
+          : i % 4 === 2
+            ? `${n} TXT "record ${i}" ; comment`
+            : `${n} AAAA 2001:db8::${(i & 0xffff).toString(16)}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -63,18 +72,30 @@ try {
   const ours = best(() => parseZone(text, { origin: 'example.com' }));
   let theirs: number | string = 'zone2sql not installed';
   try {
-    theirs = best(() => execFileSync('zone2sql', [`--zone=${file}`, '--zone-name=example.com', '--gsqlite3'], { stdio: ['ignore', 'ignore', 'ignore'] }));
+    theirs = best(() =>
+      execFileSync('zone2sql', [`--zone=${file}`, '--zone-name=example.com', '--gsqlite3'], {
+        stdio: ['ignore', 'ignore', 'ignore'],
+      }),
+    );
   } catch {
     /* left as "not installed" */
   }
   const rows: Record<string, string | number>[] = [
-    { case: `${RECORDS} records: multisite parser`, 'ms (best of 3)': ours, ratio: typeof theirs === 'number' ? `${(ours / theirs).toFixed(2)} × zone2sql` : '' },
+    {
+      case: `${RECORDS} records: multisite parser`,
+      'ms (best of 3)': ours,
+      ratio: typeof theirs === 'number' ? `${(ours / theirs).toFixed(2)} × zone2sql` : '',
+    },
     { case: `${RECORDS} records: pdns zone2sql`, 'ms (best of 3)': theirs, ratio: '' },
   ];
   for (const [name, make] of PATHOLOGICAL) {
     const small = best(() => parseOrZoneError(make(N)));
     const large = best(() => parseOrZoneError(make(2 * N)));
-    rows.push({ case: `${name}: n=${N} → 2n`, 'ms (best of 3)': `${small.toFixed(1)} → ${large.toFixed(1)}`, ratio: `${(large / small).toFixed(2)} (2 = linear)` });
+    rows.push({
+      case: `${name}: n=${N} → 2n`,
+      'ms (best of 3)': `${small.toFixed(1)} → ${large.toFixed(1)}`,
+      ratio: `${(large / small).toFixed(2)} (2 = linear)`,
+    });
   }
   report('zonefile', rows, { records: RECORDS, n: N });
 } finally {

@@ -20,7 +20,7 @@ function boundaryRules(b) {
   const closed = parts.filter((p) => !b.openParts.includes(p) && !p.endsWith('.ts'));
   const pastIndex = {
     name: 'past-index',
-    comment: "another part is imported through its index.ts, its whole public surface",
+    comment: 'another part is imported through its index.ts, its whole public surface',
     severity: 'error',
     from: { path: '^src/([^/]+)/' },
     to: { path: `^src/(${closed.join('|')})/.+`, pathNot: ['^src/$1/', `^src/(${closed.join('|')})/index\\.ts$`] },

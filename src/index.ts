@@ -10,4 +10,13 @@ export {
   type HttpResponse,
 } from './failover-client/index.js';
 export { signRequest, verifyRequest, AUTH_HEADER } from './coordinator/auth.js';
-export { readSecret, readSecretFile, readSecretEnv, secretBytes, SecretError, KEY_MIN_BYTES, type SecretOptions, type SecretSource } from './shared/secrets.js';
+export {
+  readSecret,
+  readSecretFile,
+  readSecretEnv,
+  secretBytes,
+  SecretError,
+  KEY_MIN_BYTES,
+  type SecretOptions,
+  type SecretSource,
+} from './shared/secrets.js';

@@ -6,5 +6,7 @@ const server = net.createServer({ noDelay: true }, (s) => {
   s.on('error', () => s.destroy());
   s.once('data', () => s.end(reply));
 });
-server.listen({ host: '127.0.0.1', port: Number(process.argv[2]), backlog: 4096 }, () => process.stdout.write('ready\n'));
+server.listen({ host: '127.0.0.1', port: Number(process.argv[2]), backlog: 4096 }, () =>
+  process.stdout.write('ready\n'),
+);
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -22,12 +22,26 @@ export function aRecords(host: string, port: number, name: string, timeoutMs = 2
       sock.close();
       resolve((res.answers ?? []).filter((a) => a.type === 'A').map((a) => String((a as { data: unknown }).data)));
     });
-    sock.send(packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name, class: 'IN' }] }), port, host);
+    sock.send(
+      packet.encode({
+        type: 'query',
+        id,
+        flags: packet.RECURSION_DESIRED,
+        questions: [{ type: 'A', name, class: 'IN' }],
+      }),
+      port,
+      host,
+    );
   });
 }
 
 /** Polls `check` every `everyMs` until true; resolves with performance.now() at that moment. */
-export async function when(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000, everyMs = 2): Promise<number> {
+export async function when(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 15_000,
+  everyMs = 2,
+): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     if (await check()) return performance.now();

@@ -7,7 +7,14 @@ import { percentile } from './table.js';
  * `seconds`. The clients run in `threads` worker threads so one event loop is not the limit.
  * Latency is connect() to the reply's end, in ms.
  */
-export async function agentLoad(opts: { host: string; port: number; names: string[]; connections: number; seconds: number; threads: number }) {
+export async function agentLoad(opts: {
+  host: string;
+  port: number;
+  names: string[];
+  connections: number;
+  seconds: number;
+  threads: number;
+}) {
   const code = `
     const { workerData, parentPort } = require('node:worker_threads');
     const net = require('node:net');
@@ -33,15 +40,20 @@ export async function agentLoad(opts: { host: string; port: number; names: strin
   const per = Math.ceil(opts.connections / opts.threads);
   const started = Date.now();
   const results = await Promise.all(
-    Array.from({ length: opts.threads }, (_, t) =>
-      new Promise<{ n: number; errors: number; bad: number; lat: number[] }>((resolve, reject) => {
-        const w = new Worker(code, { eval: true, workerData: { ...opts, connections: Math.min(per, opts.connections - t * per) } });
-        w.once('message', (m) => {
-          resolve(m);
-          void w.terminate();
-        });
-        w.once('error', reject);
-      }),
+    Array.from(
+      { length: opts.threads },
+      (_, t) =>
+        new Promise<{ n: number; errors: number; bad: number; lat: number[] }>((resolve, reject) => {
+          const w = new Worker(code, {
+            eval: true,
+            workerData: { ...opts, connections: Math.min(per, opts.connections - t * per) },
+          });
+          w.once('message', (m) => {
+            resolve(m);
+            void w.terminate();
+          });
+          w.once('error', reject);
+        }),
     ),
   );
   const elapsed = (Date.now() - started) / 1000;

@@ -21,14 +21,26 @@ export async function backendAlone(socket: string, connections: number, seconds:
   `;
   const started = Date.now();
   const results = await Promise.all(
-    Array.from({ length: connections }, () => new Promise<{ n: number; lat: number[] }>((resolve, reject) => {
-      const w = new Worker(code, { eval: true, workerData: { socket, seconds } });
-      w.once('message', (m) => { resolve(m); void w.terminate(); });
-      w.once('error', reject);
-    })),
+    Array.from(
+      { length: connections },
+      () =>
+        new Promise<{ n: number; lat: number[] }>((resolve, reject) => {
+          const w = new Worker(code, { eval: true, workerData: { socket, seconds } });
+          w.once('message', (m) => {
+            resolve(m);
+            void w.terminate();
+          });
+          w.once('error', reject);
+        }),
+    ),
   );
   const elapsed = (Date.now() - started) / 1000;
   const lat = results.flatMap((r) => r.lat).sort((a, b) => a - b);
   const total = results.reduce((s, r) => s + r.n, 0);
-  return { connections, perSecond: Math.round(total / elapsed), p50us: +percentile(lat, 50).toFixed(1), p99us: +percentile(lat, 99).toFixed(1) };
+  return {
+    connections,
+    perSecond: Math.round(total / elapsed),
+    p50us: +percentile(lat, 50).toFixed(1),
+    p99us: +percentile(lat, 99).toFixed(1),
+  };
 }

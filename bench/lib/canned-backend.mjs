@@ -23,10 +23,15 @@ function answer(line) {
     return `{"result":[{"qtype":"A","qname":"${qname}","content":"192.0.2.1","ttl":300,"auth":true}]}\n`;
   }
   if (line.includes('"method":"initialize"')) return '{"result":true}\n';
-  if (line.includes('"method":"getAllDomainMetadata"') || line.includes('"method":"getDomainMetadata"')) return '{"result":[]}\n';
+  if (line.includes('"method":"getAllDomainMetadata"') || line.includes('"method":"getDomainMetadata"'))
+    return '{"result":[]}\n';
   return '{"result":false}\n';
 }
-try { unlinkSync(path); } catch { /* no stale socket to remove */ }
+try {
+  unlinkSync(path);
+} catch {
+  /* no stale socket to remove */
+}
 const server = net.createServer((s) => {
   s.setEncoding('utf8');
   let pending = '';
@@ -34,7 +39,10 @@ const server = net.createServer((s) => {
     pending += d;
     let out = '';
     let nl;
-    while ((nl = pending.indexOf('\n')) >= 0) { out += nothing ? '{"result":false}\n' : answer(pending.slice(0, nl)); pending = pending.slice(nl + 1); }
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      out += nothing ? '{"result":false}\n' : answer(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
     if (out) s.write(out);
   });
   s.on('error', () => s.destroy());

@@ -18,7 +18,9 @@ import { percentile } from './table.js';
 
 /** Client networks of the query mix: 10.x.y.0/24 (inside the topology map) and 172.16-31.y.0/24 (outside). */
 export function subnets(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => (i % 2 === 0 ? `10.${(i >> 8) & 255}.${i & 255}.0/24` : `172.${16 + ((i >> 8) & 15)}.${i & 255}.0/24`));
+  return Array.from({ length: n }, (_, i) =>
+    i % 2 === 0 ? `10.${(i >> 8) & 255}.${i & 255}.0/24` : `172.${16 + ((i >> 8) & 15)}.${i & 255}.0/24`,
+  );
 }
 
 /** The balanced names for our backend. `closest` has probe results for every subnet (set by the caller). */
@@ -51,7 +53,15 @@ export function writeEcsQueries(file: string, names: string[], nets: string[], c
       id: i & 0xffff,
       flags: 0,
       questions: [{ type: 'A', name: names[i % names.length]!, class: 'IN' }],
-      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0, options: [{ code: 'CLIENT_SUBNET', ip: ip!, sourcePrefixLength: Number(bits) }] } as unknown as packet.Answer],
+      additionals: [
+        {
+          type: 'OPT',
+          name: '.',
+          udpPayloadSize: 1232,
+          flags: 0,
+          options: [{ code: 'CLIENT_SUBNET', ip: ip!, sourcePrefixLength: Number(bits) }],
+        } as unknown as packet.Answer,
+      ],
     });
     const len = Buffer.alloc(2);
     len.writeUInt16BE(msg.length);
@@ -81,7 +91,10 @@ export function backendLookupLatency(configFile: string, nets: string[], lookups
   const handler = new Handler(zones, table, undefined, orderings);
   const out: Record<string, string | number>[] = [];
   for (const qname of ['topo.bench.example.', 'near.bench.example.']) {
-    const lines = nets.map((n) => `{"method":"lookup","parameters":{"local":"127.0.0.9","qname":"${qname}","qtype":"ANY","real-remote":"${n}","remote":"127.0.0.1","zone-id":1}}`);
+    const lines = nets.map(
+      (n) =>
+        `{"method":"lookup","parameters":{"local":"127.0.0.9","qname":"${qname}","qtype":"ANY","real-remote":"${n}","remote":"127.0.0.1","zone-id":1}}`,
+    );
     for (let i = 0; i < 20_000; i++) handler.handleLine(lines[i % lines.length]!);
     const lat = new Float64Array(lookups);
     for (let i = 0; i < lookups; i++) {
@@ -90,7 +103,14 @@ export function backendLookupLatency(configFile: string, nets: string[], lookups
       lat[i] = performance.now() - t0;
     }
     const sorted = [...lat].sort((a, b) => a - b);
-    out.push({ name: qname, lookups, networks: nets.length, 'p50 µs': +(percentile(sorted, 50) * 1000).toFixed(2), 'p99 µs': +(percentile(sorted, 99) * 1000).toFixed(2), 'max µs': +(sorted[sorted.length - 1]! * 1000).toFixed(1) });
+    out.push({
+      name: qname,
+      lookups,
+      networks: nets.length,
+      'p50 µs': +(percentile(sorted, 50) * 1000).toFixed(2),
+      'p99 µs': +(percentile(sorted, 99) * 1000).toFixed(2),
+      'max µs': +(sorted[sorted.length - 1]! * 1000).toFixed(1),
+    });
   }
   return out;
 }

@@ -20,7 +20,10 @@ export async function runDaemon(logger: Logger, start: () => Promise<{ stop(): P
     const first = await Promise.race([starting, signal]);
     if (typeof first === 'string') {
       logger.error({ signal: first }, 'signal while starting: giving up the start');
-      void starting.then((d) => d.stop(), () => undefined);
+      void starting.then(
+        (d) => d.stop(),
+        () => undefined,
+      );
       await new Promise<void>((resolve) => logger.flush(() => resolve()));
       process.exit(1);
     }

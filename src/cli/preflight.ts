@@ -38,14 +38,25 @@ export function preflight(file: string, parts?: Part[]): Checked {
   const zoneResult = want.includes('backend') ? collect(() => loadZones(loaded)) : undefined;
   const zoneProblems = zoneResult ? describeZoneProblems(zoneResult) : { warnings: [], errors: [] };
   if (errors.length > 0) throw new ConfigErrors(errors.flatMap((e) => e.errors));
-  return { loaded, warnings, zones: zoneResult?.zones ?? [], zoneWarnings: zoneProblems.warnings, zoneErrors: zoneProblems.errors };
+  return {
+    loaded,
+    warnings,
+    zones: zoneResult?.zones ?? [],
+    zoneWarnings: zoneProblems.warnings,
+    zoneErrors: zoneProblems.errors,
+  };
 }
 
 /**
  * A daemon's logger at the level the precedence gives (flag > MULTISITE_LOG_LEVEL > the file's
  * log-level > info; src/shared/log.ts), with the preflight warnings logged on it.
  */
-export function daemonLogger(name: string, flag: string | undefined, checked: Checked, section: 'backend' | 'agent' | 'replication'): Logger {
+export function daemonLogger(
+  name: string,
+  flag: string | undefined,
+  checked: Checked,
+  section: 'backend' | 'agent' | 'replication',
+): Logger {
   const { loaded } = checked;
   // Only a level the file sets: the schema's default must not beat the environment.
   const configured = loaded.has([section, 'log-level']) ? loaded.config[section]?.['log-level'] : undefined;

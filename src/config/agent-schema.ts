@@ -89,7 +89,12 @@ export const keywordCheckSchema = z.strictObject({
   keyword: z.string().min(1).max(1024).optional(),
   status: z.number().int().min(100).max(599).default(200),
   /** At most this many bytes of the body are read (the keyword must be within them). */
-  'max-bytes': z.number().int().min(16).max(16 * 1024 * 1024).default(64 * 1024),
+  'max-bytes': z
+    .number()
+    .int()
+    .min(16)
+    .max(16 * 1024 * 1024)
+    .default(64 * 1024),
   ...timing(100, 1000),
 });
 
@@ -104,27 +109,26 @@ export const loadCheckSchema = z.strictObject({
   'timeout-ms': ms(1000, 10),
 });
 
-export const agentServerSchema = z
-  .strictObject({
-    /** What HAProxy sends with agent-send, without the newline: "BACKEND/SERVER". */
-    name: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, e.g. web/w1'),
-    /**
-     * The server in HAProxy that the agent tells of verdict changes through agent.haproxy's Runtime
-     * API sockets (default: `name`, when it has the BACKEND/SERVER shape).
-     */
-    'haproxy-server': haproxyServer.optional(),
-    /** Where the checks go. */
-    address: hostPort,
-    /** Host header of HTTP checks (default: the address). */
-    'host-header': z.string().optional(),
-    checks: z
-      .strictObject({
-        message: messageCheckSchema.optional(),
-        keyword: keywordCheckSchema.optional(),
-        load: loadCheckSchema.optional(),
-      })
-      .refine((c) => c.message !== undefined || c.keyword !== undefined, 'give at least a message or a keyword check'),
-  });
+export const agentServerSchema = z.strictObject({
+  /** What HAProxy sends with agent-send, without the newline: "BACKEND/SERVER". */
+  name: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, e.g. web/w1'),
+  /**
+   * The server in HAProxy that the agent tells of verdict changes through agent.haproxy's Runtime
+   * API sockets (default: `name`, when it has the BACKEND/SERVER shape).
+   */
+  'haproxy-server': haproxyServer.optional(),
+  /** Where the checks go. */
+  address: hostPort,
+  /** Host header of HTTP checks (default: the address). */
+  'host-header': z.string().optional(),
+  checks: z
+    .strictObject({
+      message: messageCheckSchema.optional(),
+      keyword: keywordCheckSchema.optional(),
+      load: loadCheckSchema.optional(),
+    })
+    .refine((c) => c.message !== undefined || c.keyword !== undefined, 'give at least a message or a keyword check'),
+});
 
 export const agentSchema = z
   .strictObject({
@@ -169,14 +173,20 @@ export const agentSchema = z
     const lr = agent['load-report'];
     if (lr) {
       const src = loadReportSource(lr.to, lr.source, agent.listen.host);
-      if (typeof src !== 'string') ctx.addIssue({ code: 'custom', path: ['load-report', 'source'], message: src.error });
+      if (typeof src !== 'string')
+        ctx.addIssue({ code: 'custom', path: ['load-report', 'source'], message: src.error });
     }
     const seen = new Set<string>();
     agent.servers.forEach((s, i) => {
-      if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'name'], message: `duplicate server name '${s.name}'` });
+      if (seen.has(s.name))
+        ctx.addIssue({ code: 'custom', path: ['servers', i, 'name'], message: `duplicate server name '${s.name}'` });
       seen.add(s.name);
       if (s.checks.keyword && s.checks.keyword.keyword === undefined && agent['database-server'] === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['servers', i, 'checks', 'keyword'], message: 'give keyword, or agent.database-server (the default keyword)' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', i, 'checks', 'keyword'],
+          message: 'give keyword, or agent.database-server (the default keyword)',
+        });
       }
     });
   });
@@ -195,12 +205,26 @@ const isWildcard = (a: string) => a === '0.0.0.0' || a === '::';
  * target is on loopback; else the agent's listen address. Never the wildcard unless configured
  * (listen only on what is configured, and send from it). An error says what to configure.
  */
-export function loadReportSource(to: { host: string }[], source: string | undefined, listenHost: string): string | { error: string } {
+export function loadReportSource(
+  to: { host: string }[],
+  source: string | undefined,
+  listenHost: string,
+): string | { error: string } {
   const families = new Set(to.map((t) => isIP(t.host)));
   if (families.size !== 1) return { error: 'load-report.to mixes IPv4 and IPv6 addresses: one family per agent' };
   const family = [...families][0]!;
-  const pick = source ?? (to.every((t) => isLoopback(t.host)) ? (family === 4 ? '127.0.0.1' : '::1') : isWildcard(listenHost) ? undefined : listenHost);
-  if (pick === undefined) return { error: `give the address reports leave from (agent.listen is the wildcard ${listenHost})` };
-  if (isIP(pick) !== family) return { error: `source ${pick} is not of the family of load-report.to (IPv${family}): set load-report.source` };
+  const pick =
+    source ??
+    (to.every((t) => isLoopback(t.host))
+      ? family === 4
+        ? '127.0.0.1'
+        : '::1'
+      : isWildcard(listenHost)
+        ? undefined
+        : listenHost);
+  if (pick === undefined)
+    return { error: `give the address reports leave from (agent.listen is the wildcard ${listenHost})` };
+  if (isIP(pick) !== family)
+    return { error: `source ${pick} is not of the family of load-report.to (IPv${family}): set load-report.source` };
   return pick;
 }

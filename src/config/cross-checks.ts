@@ -42,26 +42,44 @@ export function crossCheck(cfg: Config, ctx: Ctx): void {
 /** peers: every peer site must be reachable and verifiable; both endpoints need backend.metrics. */
 function checkPeersAndCoordinator(cfg: Config, ctx: Ctx): void {
   if (cfg.peers) {
-    if (!cfg.backend.metrics) issue(ctx, ['peers'], 'peers need backend.metrics: it serves /status, which peers probe to verify this site');
+    if (!cfg.backend.metrics)
+      issue(ctx, ['peers'], 'peers need backend.metrics: it serves /status, which peers probe to verify this site');
     cfg.sites.forEach((s, i) => {
       const own = s.name === cfg.site;
       const listen = cfg.peers!.listen;
       if (own && s.heartbeat.length > 0 && !s.heartbeat.some((h) => h.host === listen.host && h.port === listen.port)) {
-        issue(ctx, ['peers', 'listen'], `${listen.host}:${listen.port} is not one of site '${s.name}' heartbeat addresses`);
+        issue(
+          ctx,
+          ['peers', 'listen'],
+          `${listen.host}:${listen.port} is not one of site '${s.name}' heartbeat addresses`,
+        );
       }
       if (own) return;
-      if (s.heartbeat.length === 0) issue(ctx, ['sites', i], `peer site '${s.name}' needs heartbeat: [ADDRESS:PORT, ...] (its backends' peers.listen)`);
+      if (s.heartbeat.length === 0)
+        issue(
+          ctx,
+          ['sites', i],
+          `peer site '${s.name}' needs heartbeat: [ADDRESS:PORT, ...] (its backends' peers.listen)`,
+        );
       if (s['status-url'].length === 0 && s['lb-address'].length === 0) {
-        issue(ctx, ['sites', i], `peer site '${s.name}' needs status-url or lb-address, to verify it before declaring it down`);
+        issue(
+          ctx,
+          ['sites', i],
+          `peer site '${s.name}' needs status-url or lb-address, to verify it before declaring it down`,
+        );
       }
     });
   }
   // The backend flushes PowerDNS's caches with this key; without one it cannot start.
-  if (cfg.pdns && !cfg.pdns['api-key-file'] && !cfg.pdns['api-key-env']) issue(ctx, ['pdns'], 'give api-key-file or api-key-env (the PowerDNS api-key) so the backend can flush caches');
+  if (cfg.pdns && !cfg.pdns['api-key-file'] && !cfg.pdns['api-key-env'])
+    issue(ctx, ['pdns'], 'give api-key-file or api-key-env (the PowerDNS api-key) so the backend can flush caches');
   if (cfg.coordinator) {
-    if (!cfg.backend.metrics) issue(ctx, ['coordinator'], 'the coordinator needs backend.metrics: its endpoint is served there');
-    if (!cfg.coordinator['load-balancers'] && !cfg.health) issue(ctx, ['coordinator'], 'give coordinator.load-balancers (or health.load-balancers)');
-    if (!cfg.coordinator.servers && !cfg.agent) issue(ctx, ['coordinator'], 'give coordinator.servers (or agent.servers)');
+    if (!cfg.backend.metrics)
+      issue(ctx, ['coordinator'], 'the coordinator needs backend.metrics: its endpoint is served there');
+    if (!cfg.coordinator['load-balancers'] && !cfg.health)
+      issue(ctx, ['coordinator'], 'give coordinator.load-balancers (or health.load-balancers)');
+    if (!cfg.coordinator.servers && !cfg.agent)
+      issue(ctx, ['coordinator'], 'give coordinator.servers (or agent.servers)');
   }
 }
 

@@ -16,7 +16,9 @@ export const healthSchema = z.strictObject({
    * The `ring` HAProxy logs server state changes to (docs/agent.md), followed with `show events
    * RING -w`: each change is read at once. `false`: poll only.
    */
-  'event-ring': z.union([z.string().regex(/^[A-Za-z0-9_.-]+$/, 'an HAProxy ring name'), z.literal(false)]).default('multisite'),
+  'event-ring': z
+    .union([z.string().regex(/^[A-Za-z0-9_.-]+$/, 'an HAProxy ring name'), z.literal(false)])
+    .default('multisite'),
   /** How often each load balancer is read while its events are followed (a safety net). */
   'safety-interval-ms': z.number().int().min(10).max(600_000).default(5000),
   /** Per-command timeout of the Runtime API. */

@@ -22,7 +22,11 @@ type Kind = 'socket' | 'file';
 
 /** The parts a config configures: check-config checks all of them. */
 export function partsOf(loaded: LoadedConfig): Part[] {
-  return ['backend', ...(loaded.config.agent ? (['agent'] as const) : []), ...(loaded.config.replication ? (['replicate'] as const) : [])];
+  return [
+    'backend',
+    ...(loaded.config.agent ? (['agent'] as const) : []),
+    ...(loaded.config.replication ? (['replicate'] as const) : []),
+  ];
 }
 
 /** Throws ConfigErrors for every problem found; returns located warnings (e.g. a world-readable key file). */
@@ -74,7 +78,8 @@ export function checkHost(loaded: LoadedConfig, parts: Part[]): string[] {
   }
   // The backend reads replica lag from the databases too (src/db-triggers/lag-reporter.ts).
   if ((parts.includes('replicate') || parts.includes('backend')) && c.replication) {
-    for (const [site, db] of Object.entries(c.replication.sites)) secret(['replication', 'sites', site], db, ['password-file', 'password-env'], { text: true });
+    for (const [site, db] of Object.entries(c.replication.sites))
+      secret(['replication', 'sites', site], db, ['password-file', 'password-env'], { text: true });
   }
   if (errors.length > 0) throw new ConfigErrors(errors);
   return warnings;
@@ -91,7 +96,8 @@ export function placeProblem(path: string, kind: Kind): string | undefined {
   while (!exists(dir) && dirname(dir) !== dir) dir = dirname(dir);
   const real = safeRealpath(dir);
   const pseudo = /^\/(proc|sys)(\/|$)/.exec(real) ?? /^\/(proc|sys)(\/|$)/.exec(path);
-  if (pseudo) return `${path} is under /${pseudo[1]}, a kernel pseudo-filesystem: no ${kind === 'socket' ? 'socket' : 'state file'} can live there`;
+  if (pseudo)
+    return `${path} is under /${pseudo[1]}, a kernel pseudo-filesystem: no ${kind === 'socket' ? 'socket' : 'state file'} can live there`;
   if (!statSync(dir).isDirectory()) return `${path} cannot be created: ${dir} is not a directory`;
   try {
     accessSync(dir, constants.W_OK | constants.X_OK);
@@ -104,8 +110,10 @@ export function placeProblem(path: string, kind: Kind): string | undefined {
   } catch {
     return undefined;
   }
-  if (st.isDirectory()) return `${path} is a directory; give the ${kind}'s own path, e.g. ${join(path, kind === 'socket' ? 'control.sock' : 'state.json')}`;
-  if (kind === 'socket' && !st.isSocket()) return `${path} exists and is not a socket (${describe(st)}): refusing to replace it`;
+  if (st.isDirectory())
+    return `${path} is a directory; give the ${kind}'s own path, e.g. ${join(path, kind === 'socket' ? 'control.sock' : 'state.json')}`;
+  if (kind === 'socket' && !st.isSocket())
+    return `${path} exists and is not a socket (${describe(st)}): refusing to replace it`;
   if (kind === 'file' && !st.isFile()) return `${path} exists and is not a regular file (${describe(st)})`;
   return undefined;
 }

@@ -1,6 +1,18 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Document,
+  type Node,
+  type Pair,
+} from 'yaml';
 import type { z } from 'zod';
 import { crossCheck } from './cross-checks.js';
 import { ConfigError, ConfigErrors } from './errors.js';
@@ -45,7 +57,17 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     return new ConfigError(file, p.line, p.column, keyPath(keyAt(doc, offset)), problem);
   };
   if (doc.errors.length > 0) {
-    throw new ConfigErrors(doc.errors.map((e) => locateOffset(e.pos[0], (e.message.split('\n')[0] ?? e.message).replace(/^Map keys must be unique$/, 'duplicate key (each key may appear once in a mapping)'))));
+    throw new ConfigErrors(
+      doc.errors.map((e) =>
+        locateOffset(
+          e.pos[0],
+          (e.message.split('\n')[0] ?? e.message).replace(
+            /^Map keys must be unique$/,
+            'duplicate key (each key may appear once in a mapping)',
+          ),
+        ),
+      ),
+    );
   }
   const locate = (path: (string | number)[]) => at(offsetOf(doc, path));
   let plain: unknown;
@@ -53,14 +75,25 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     plain = doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (err) {
     // The yaml library refuses an alias bomb without saying where: point at its first alias.
-    throw new ConfigErrors([locateOffset(firstAliasOffset(doc), `${(err as Error).message} (more than ${MAX_ALIASES} alias expansions): refused`)]);
+    throw new ConfigErrors([
+      locateOffset(
+        firstAliasOffset(doc),
+        `${(err as Error).message} (more than ${MAX_ALIASES} alias expansions): refused`,
+      ),
+    ]);
   }
   const result = checkedSchema.safeParse(plain ?? {});
   if (!result.success) {
     throw new ConfigErrors(result.error.issues.map((i) => toConfigError(i, file, locate)));
   }
   const dir = dirname(resolve(file));
-  const loaded: LoadedConfig = { config: result.data, file, dir, locate, has: (path) => nodeAt(doc, path) !== undefined };
+  const loaded: LoadedConfig = {
+    config: result.data,
+    file,
+    dir,
+    locate,
+    has: (path) => nodeAt(doc, path) !== undefined,
+  };
   checkFiles(loaded);
   return loaded;
 }
@@ -89,17 +122,19 @@ function checkFiles(loaded: LoadedConfig): void {
   if (errors.length > 0) throw new ConfigErrors(errors);
 }
 
-function toConfigError(
-  issue: z.core.$ZodIssue,
-  file: string,
-  locate: LoadedConfig['locate'],
-): ConfigError {
+function toConfigError(issue: z.core.$ZodIssue, file: string, locate: LoadedConfig['locate']): ConfigError {
   const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] ?? '';
     const { line, column } = locate([...path, key]);
     const keys = issue.keys.map((k) => `'${k}'`).join(', ');
-    return new ConfigError(file, line, column, keyPath([...path, key]), `unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}`);
+    return new ConfigError(
+      file,
+      line,
+      column,
+      keyPath([...path, key]),
+      `unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}`,
+    );
   }
   const { line, column } = locate(path);
   return new ConfigError(file, line, column, keyPath(path), issue.message);
@@ -108,7 +143,9 @@ function toConfigError(
 /** zones[1].file style, as an operator would write it. */
 export function keyPath(path: (string | number)[]): string {
   return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : /^[A-Za-z_][\w-]*$/.test(p) ? `${i ? '.' : ''}${p}` : `["${p}"]`))
+    .map((p, i) =>
+      typeof p === 'number' ? `[${p}]` : /^[A-Za-z_][\w-]*$/.test(p) ? `${i ? '.' : ''}${p}` : `["${p}"]`,
+    )
     .join('');
 }
 
@@ -137,7 +174,8 @@ function offsetOf(doc: Document, path: (string | number)[]): number {
 function nodeAt(doc: Document, path: (string | number)[]): unknown {
   let node: unknown = doc.contents;
   for (const part of path) {
-    if (isMap(node)) node = node.items.find((it: Pair) => isScalar(it.key) && String(it.key.value) === String(part))?.value;
+    if (isMap(node))
+      node = node.items.find((it: Pair) => isScalar(it.key) && String(it.key.value) === String(part))?.value;
     else if (isSeq(node) && typeof part === 'number') node = node.items[part];
     else return undefined;
     if (node === undefined || node === null) return undefined;

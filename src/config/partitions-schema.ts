@@ -24,11 +24,16 @@ const ident = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters
 const headerName = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'an HTTP header name');
 const host = z
   .string()
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/, 'a host name, e.g. p1.example.com')
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/,
+    'a host name, e.g. p1.example.com',
+  )
   .transform((s) => s.replace(/\.$/, '').toLowerCase());
 const pathPrefix = z.string().regex(/^\/[\x21-\x7e]*$/, 'an absolute URL path prefix, e.g. /p1/');
 const tenant = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces');
-const sql = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'a SQL identifier (schema.table or table)');
+const sql = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'a SQL identifier (schema.table or table)');
 
 export const failbackSchema = z.enum(['manual', 'auto']);
 
@@ -51,7 +56,10 @@ export const loadBalancerSchema = z.strictObject({
    * servers). Other sites honour the forwarded header only on requests from these addresses, so a
    * client cannot set it to dodge the routing. Default: the host of `inter-site`, else of `listen`.
    */
-  'forward-source': z.string().refine((s) => isIP(s) !== 0, 'an IPv4 or IPv6 address').optional(),
+  'forward-source': z
+    .string()
+    .refine((s) => isIP(s) !== 0, 'an IPv4 or IPv6 address')
+    .optional(),
   /** Runtime API socket (`stats socket PATH level admin`); failure transfer goes through it. */
   'stats-socket': z.string().min(1),
   /** The health agent's address (agent-addr/agent-port of every server line). */
@@ -114,7 +122,10 @@ export const partitionsSchema = z
     /** Replicated tables whose rows belong to partitions: table → tenant column. */
     tables: z.record(sql, z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a column name')).default({}),
     /** Column holding "EPOCH:ACTIVE-SITE" at write time (added to each partitioned table by migrate). */
-    'epoch-column': z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case column name').default('owner_epoch'),
+    'epoch-column': z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case column name')
+      .default('owner_epoch'),
     /** Where this site keeps the partitions' ownership (epochs) across restarts. */
     'state-file': z.string().default('/var/lib/multisite/partitions.json'),
   })
@@ -132,21 +143,29 @@ export const partitionsSchema = z
       }
       part.hosts.forEach((h, j) => {
         const other = hosts.get(h);
-        if (other !== undefined) at(['list', i, 'hosts', j], `host '${h}' is matched by partitions '${other}' and '${part.name}'`);
+        if (other !== undefined)
+          at(['list', i, 'hosts', j], `host '${h}' is matched by partitions '${other}' and '${part.name}'`);
         else hosts.set(h, part.name);
       });
       part.tenants.forEach((t, j) => {
         const other = tenants.get(t);
-        if (other !== undefined) at(['list', i, 'tenants', j], `tenant '${t}' is matched by partitions '${other}' and '${part.name}'`);
+        if (other !== undefined)
+          at(['list', i, 'tenants', j], `tenant '${t}' is matched by partitions '${other}' and '${part.name}'`);
         else tenants.set(t, part.name);
       });
       part['path-prefixes'].forEach((pre, j) => {
         const clash = prefixes.find((x) => x.prefix.startsWith(pre) || pre.startsWith(x.prefix));
-        if (clash) at(['list', i, 'path-prefixes', j], `path prefix '${pre}' overlaps '${clash.prefix}' of partition '${clash.partition}'`);
+        if (clash)
+          at(
+            ['list', i, 'path-prefixes', j],
+            `path prefix '${pre}' overlaps '${clash.prefix}' of partition '${clash.partition}'`,
+          );
         else prefixes.push({ prefix: pre, partition: part.name });
       });
-      if (part.standby?.includes(part.active)) at(['list', i, 'standby'], `'${part.active}' is the active site; it cannot also be standby`);
-      if (part.standby && new Set(part.standby).size !== part.standby.length) at(['list', i, 'standby'], 'a standby site is listed twice');
+      if (part.standby?.includes(part.active))
+        at(['list', i, 'standby'], `'${part.active}' is the active site; it cannot also be standby`);
+      if (part.standby && new Set(part.standby).size !== part.standby.length)
+        at(['list', i, 'standby'], 'a standby site is listed twice');
     });
   });
 
@@ -171,21 +190,27 @@ interface CrossInput {
 export function checkPartitions(cfg: CrossInput, ctx: Ctx): void {
   const p = cfg.partitions;
   if (!p) return;
-  const at = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path: ['partitions', ...path], message });
+  const at = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: 'custom', path: ['partitions', ...path], message });
   const sites = new Set(cfg.sites.map((s) => s.name));
   const known = [...sites].join(', ');
-  for (const site of Object.keys(p['load-balancers'])) if (!sites.has(site)) at(['load-balancers', site], `unknown site '${site}' (sites: ${known})`);
+  for (const site of Object.keys(p['load-balancers']))
+    if (!sites.has(site)) at(['load-balancers', site], `unknown site '${site}' (sites: ${known})`);
   const lb = (site: string) => site in p['load-balancers'];
   if (!lb(cfg.site)) at(['load-balancers'], `give this site's load balancer: load-balancers.${cfg.site}`);
   for (const [site, l] of Object.entries(p['load-balancers'])) {
     if (!l['forward-source'] && isWildcard(forwardSource(l))) {
-      at(['load-balancers', site], `${l['inter-site'] ? 'inter-site' : 'listen'} is a wildcard address; give forward-source: the address ${site}'s load balancer connects to other sites from`);
+      at(
+        ['load-balancers', site],
+        `${l['inter-site'] ? 'inter-site' : 'listen'} is a wildcard address; give forward-source: the address ${site}'s load balancer connects to other sites from`,
+      );
     }
   }
   const balanced = new Set(cfg.balanced.map((b) => b.name));
   p.list.forEach((part, i) => {
     if (!sites.has(part.active)) at(['list', i, 'active'], `unknown site '${part.active}' (sites: ${known})`);
-    else if (!lb(part.active)) at(['list', i, 'active'], `site '${part.active}' has no entry in partitions.load-balancers`);
+    else if (!lb(part.active))
+      at(['list', i, 'active'], `site '${part.active}' has no entry in partitions.load-balancers`);
     part.standby?.forEach((s, j) => {
       if (!sites.has(s)) at(['list', i, 'standby', j], `unknown site '${s}' (sites: ${known})`);
     });

@@ -25,7 +25,8 @@ const secret = {
   /** An environment variable holding the shared key. */
   'key-env': z.string().optional(),
 };
-const oneSecret = (s: { 'key-file'?: string; 'key-env'?: string }) => (s['key-file'] === undefined) !== (s['key-env'] === undefined);
+const oneSecret = (s: { 'key-file'?: string; 'key-env'?: string }) =>
+  (s['key-file'] === undefined) !== (s['key-env'] === undefined);
 const oneSecretMessage = 'give exactly one of key-file or key-env';
 
 export const peersSchema = z
@@ -34,7 +35,10 @@ export const peersSchema = z
     listen: address,
     ...secret,
     /** This backend's name in its heartbeats (default: its listen address). */
-    node: z.string().regex(/^[\x21-\x7e]{1,63}$/, 'printable ASCII without spaces, at most 63').optional(),
+    node: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,63}$/, 'printable ASCII without spaces, at most 63')
+      .optional(),
     /** A heartbeat goes to every backend of every peer site this often. */
     'period-ms': ms(1000, 50, 60_000),
     /** Silence after which an up peer becomes suspect and is probed (default: 1.5 × period-ms). */
@@ -56,7 +60,10 @@ export const coordinatorServerSchema = z.strictObject({
   /** Where the coordinator verifies it (never an address from a report). */
   address: address,
   check: z.enum(['http', 'tcp']).default('http'),
-  path: z.string().regex(/^\/[\x21-\x7e]*$/, 'an absolute URL path').default('/health'),
+  path: z
+    .string()
+    .regex(/^\/[\x21-\x7e]*$/, 'an absolute URL path')
+    .default('/health'),
   status: z.number().int().min(100).max(599).default(200),
 });
 

@@ -11,18 +11,34 @@ import { z } from 'zod';
 
 const siteName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a site name is lower-case letters, digits and dashes');
 
-export const policyNameSchema = z.enum(['local-first', 'failover', 'round-robin', 'ratio', 'least-load', 'fastest', 'topology', 'closest']);
+export const policyNameSchema = z.enum([
+  'local-first',
+  'failover',
+  'round-robin',
+  'ratio',
+  'least-load',
+  'fastest',
+  'topology',
+  'closest',
+]);
 
 /** "192.0.2.0/24" or "2001:db8::/32" with no host bits set (192.0.2.1/24 is refused: it names no network). */
 export const cidr = z.string().superRefine((s, ctx) => {
   const [addr, bits, more] = s.split('/');
   const fam = addr === undefined ? 0 : isIP(addr);
-  if (more !== undefined || bits === undefined || !/^\d{1,3}$/.test(bits) || fam === 0 || Number(bits) > (fam === 4 ? 32 : 128)) {
+  if (
+    more !== undefined ||
+    bits === undefined ||
+    !/^\d{1,3}$/.test(bits) ||
+    fam === 0 ||
+    Number(bits) > (fam === 4 ? 32 : 128)
+  ) {
     ctx.addIssue({ code: 'custom', message: 'expected a network as ADDRESS/BITS, e.g. 192.0.2.0/24' });
     return;
   }
   const network = networkOf(addr!, Number(bits));
-  if (network !== addr!.toLowerCase()) ctx.addIssue({ code: 'custom', message: `${s} has host bits set: the network is ${network}/${bits}` });
+  if (network !== addr!.toLowerCase())
+    ctx.addIssue({ code: 'custom', message: `${s} has host bits set: the network is ${network}/${bits}` });
 });
 
 /**
@@ -72,7 +88,8 @@ const secret = {
   /** An environment variable holding the shared key. */
   'key-env': z.string().optional(),
 };
-const oneSecret = (s: { 'key-file'?: string; 'key-env'?: string }) => (s['key-file'] === undefined) !== (s['key-env'] === undefined);
+const oneSecret = (s: { 'key-file'?: string; 'key-env'?: string }) =>
+  (s['key-file'] === undefined) !== (s['key-env'] === undefined);
 
 /** The policy keys of one `balanced[]` entry (spread into balancedSchema). */
 export const policyKeys = {

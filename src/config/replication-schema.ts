@@ -5,9 +5,7 @@ import { z } from 'zod';
 const siteDbSchema = z
   .strictObject({
     /** postgres://user@host:port/db, or pglite:DIR / pglite:memory (embedded, in-process only). */
-    db: z
-      .string()
-      .regex(/^(postgres(ql)?:\/\/|pglite:)/, 'expected a postgres://… or pglite:… URL'),
+    db: z.string().regex(/^(postgres(ql)?:\/\/|pglite:)/, 'expected a postgres://… or pglite:… URL'),
     /** A file holding the password (trailing newline ignored); relative to the config file. */
     'password-file': z.string().optional(),
     /** An environment variable holding the password. */
@@ -15,9 +13,7 @@ const siteDbSchema = z
   })
   .refine((s) => !(s['password-file'] && s['password-env']), 'give password-file or password-env, not both');
 
-const listen = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/, 'expected ADDRESS:PORT, e.g. 127.0.0.1:9464');
+const listen = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/, 'expected ADDRESS:PORT, e.g. 127.0.0.1:9464');
 
 /**
  * Replication's defaults, written once: the schema fills them in, and a Replicator built without
@@ -49,13 +45,23 @@ export const replicationSchema = z
     /** How often acknowledged changes are trimmed from the change table. */
     'trim-interval-ms': z.number().int().min(100).max(3_600_000).default(REPLICATION_DEFAULTS['trim-interval-ms']),
     /** Conflict-log rows older than this are deleted; 0 keeps them. */
-    'conflict-retention-days': z.number().int().min(0).max(36500).default(REPLICATION_DEFAULTS['conflict-retention-days']),
+    'conflict-retention-days': z
+      .number()
+      .int()
+      .min(0)
+      .max(36500)
+      .default(REPLICATION_DEFAULTS['conflict-retention-days']),
     /**
      * Tombstones (row clocks of deleted rows) older than this are deleted; 0 keeps them. A change
      * made at a site before it saw a delete, arriving later than this after the delete, is then
      * no longer recognised as concurrent with it (a site cut off that long must be re-seeded).
      */
-    'tombstone-retention-days': z.number().int().min(0).max(36500).default(REPLICATION_DEFAULTS['tombstone-retention-days']),
+    'tombstone-retention-days': z
+      .number()
+      .int()
+      .min(0)
+      .max(36500)
+      .default(REPLICATION_DEFAULTS['tombstone-retention-days']),
     /** A peer lagging more than this is reported as stale (`multisite status`, DNS demotion). */
     'max-lag-seconds': z.number().min(0).default(REPLICATION_DEFAULTS['max-lag-seconds']),
     /** Prometheus metrics and /healthz of `multisite replicate`. */

@@ -18,7 +18,10 @@ export const dnsName = z
   .string()
   .min(1)
   .max(254)
-  .regex(/^(\*\.)?([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?\.)*[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?\.?$/, 'not a valid DNS name')
+  .regex(
+    /^(\*\.)?([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?\.)*[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?\.?$/,
+    'not a valid DNS name',
+  )
   .transform((s) => (s.endsWith('.') ? s : `${s}.`).toLowerCase());
 
 export const ipAddress = z.string().refine((s) => isIP(s) !== 0, 'not an IPv4 or IPv6 address');
@@ -44,7 +47,14 @@ export const siteSchema = z.strictObject({
   /** UDP addresses of the site's backends' heartbeat listeners (their `peers.listen`). */
   heartbeat: z.array(listenAddress).default([]),
   /** Status endpoints of the site's backends (http://METRICS-ADDRESS/status), probed to verify it. */
-  'status-url': z.array(z.string().url().regex(/^http:\/\//, 'an http:// URL')).default([]),
+  'status-url': z
+    .array(
+      z
+        .string()
+        .url()
+        .regex(/^http:\/\//, 'an http:// URL'),
+    )
+    .default([]),
   /** The site's load balancer addresses; a TCP connect to one is part of the verification. */
   'lb-address': z.array(listenAddress).default([]),
 });
@@ -61,7 +71,12 @@ export const backendSchema = z.strictObject({
   /** Prometheus metrics and /healthz. */
   metrics: listenAddress.optional(),
   /** A request line (or HTTP body) longer than this is answered with an error, once, and dropped. */
-  'max-request-bytes': z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+  'max-request-bytes': z
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(1024 * 1024),
   'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
 

@@ -22,11 +22,20 @@ export function signRequest(key: Buffer, method: string, path: string, body: str
 
 export type AuthResult = { ok: true } | { ok: false; reason: string };
 
-export function verifyRequest(key: Buffer, header: string | undefined, method: string, path: string, body: string, now: number, maxSkewMs: number): AuthResult {
+export function verifyRequest(
+  key: Buffer,
+  header: string | undefined,
+  method: string,
+  path: string,
+  body: string,
+  now: number,
+  maxSkewMs: number,
+): AuthResult {
   const m = /^t=(\d{1,16}),mac=([0-9a-f]{64})$/.exec(header ?? '');
   if (!m) return { ok: false, reason: `missing or malformed ${AUTH_HEADER} header` };
   const t = Number(m[1]);
-  if (Math.abs(t - now) > maxSkewMs) return { ok: false, reason: `request time is ${t - now} ms off (at most ±${maxSkewMs})` };
+  if (Math.abs(t - now) > maxSkewMs)
+    return { ok: false, reason: `request time is ${t - now} ms off (at most ±${maxSkewMs})` };
   if (!macMatches(key, signedText(t, method, path, body), m[2])) return { ok: false, reason: 'bad signature' };
   return { ok: true };
 }

@@ -70,10 +70,29 @@ export class Coordinator {
     this.servers = new Map(o.servers.map((s) => [s.name, s]));
     if (o.registry) {
       const registers = [o.registry];
-      this.reports = new Counter({ name: 'multisite_coordinator_reports_total', help: 'Reports received, by outcome (offline, online, ready, unknown, refused)', labelNames: ['result'], registers });
-      this.rechecks = new Counter({ name: 'multisite_coordinator_rechecks_total', help: 'Re-checks of marked servers, by result', labelNames: ['result'], registers });
-      this.markedGauge = new Gauge({ name: 'multisite_coordinator_marked_servers', help: 'Servers the coordinator holds in maintenance', registers });
-      this.lbErrors = new Counter({ name: 'multisite_coordinator_runtime_api_errors_total', help: 'Failed Runtime API writes, by load balancer', labelNames: ['lb'], registers });
+      this.reports = new Counter({
+        name: 'multisite_coordinator_reports_total',
+        help: 'Reports received, by outcome (offline, online, ready, unknown, refused)',
+        labelNames: ['result'],
+        registers,
+      });
+      this.rechecks = new Counter({
+        name: 'multisite_coordinator_rechecks_total',
+        help: 'Re-checks of marked servers, by result',
+        labelNames: ['result'],
+        registers,
+      });
+      this.markedGauge = new Gauge({
+        name: 'multisite_coordinator_marked_servers',
+        help: 'Servers the coordinator holds in maintenance',
+        registers,
+      });
+      this.lbErrors = new Counter({
+        name: 'multisite_coordinator_runtime_api_errors_total',
+        help: 'Failed Runtime API writes, by load balancer',
+        labelNames: ['lb'],
+        registers,
+      });
     }
   }
 
@@ -84,7 +103,12 @@ export class Coordinator {
     if (marked) {
       marked.reporters.add(reporter);
       this.reports?.inc({ result: 'offline' });
-      return Promise.resolve({ server: name, state: 'offline', detail: `already marked offline: ${marked.reason}`, since: marked.since });
+      return Promise.resolve({
+        server: name,
+        state: 'offline',
+        detail: `already marked offline: ${marked.reason}`,
+        since: marked.since,
+      });
     }
     let running = this.verifying.get(name);
     if (!running) {
@@ -106,7 +130,9 @@ export class Coordinator {
   status(): { server: string; state: ServerVerdict; since?: number; reason?: string; reporters?: string[] }[] {
     return [...this.servers.keys()].map((name) => {
       const m = this.marked.get(name);
-      return m ? { server: name, state: 'offline', since: m.since, reason: m.reason, reporters: [...m.reporters] } : { server: name, state: 'online' };
+      return m
+        ? { server: name, state: 'offline', since: m.since, reason: m.reason, reporters: [...m.reporters] }
+        : { server: name, state: 'online' };
     });
   }
 
@@ -129,15 +155,26 @@ export class Coordinator {
     const check = await this.o.verify(server);
     if (check.ok) {
       this.reports?.inc({ result: 'online' });
-      this.o.logger.info({ server: server.name, reporter, reason, check: check.detail }, 'reported server answers; not marked');
+      this.o.logger.info(
+        { server: server.name, reporter, reason, check: check.detail },
+        'reported server answers; not marked',
+      );
       return { server: server.name, state: 'online', detail: check.detail };
     }
-    const marked: Marked = { since: this.o.wallNow(), reason: `${check.detail} (reported by ${reporter}: ${reason})`, reporters: new Set([reporter]), pending: new Set(this.o.loadBalancers.map((l) => l.socket)) };
+    const marked: Marked = {
+      since: this.o.wallNow(),
+      reason: `${check.detail} (reported by ${reporter}: ${reason})`,
+      reporters: new Set([reporter]),
+      pending: new Set(this.o.loadBalancers.map((l) => l.socket)),
+    };
     this.marked.set(server.name, marked);
     this.markedGauge?.set(this.marked.size);
     this.reports?.inc({ result: 'offline' });
     const errors = await this.write(server.name, marked, 'maint');
-    this.o.logger.warn({ server: server.name, reporter, reason, check: check.detail, errors }, 'reported server verified offline; put in maintenance on every load balancer');
+    this.o.logger.warn(
+      { server: server.name, reporter, reason, check: check.detail, errors },
+      'reported server verified offline; put in maintenance on every load balancer',
+    );
     this.schedule();
     const answer: ReportAnswer = { server: server.name, state: 'offline', detail: check.detail, since: marked.since };
     if (errors.length) answer.errors = errors;
@@ -167,20 +204,37 @@ export class Coordinator {
   private async recheckOne(server: ServerCheck, marked: Marked): Promise<ReportAnswer> {
     const check = await this.o.verify(server);
     this.rechecks?.inc({ result: check.ok ? 'answers' : 'offline' });
-    if (this.marked.get(server.name) !== marked) return { server: server.name, state: this.marked.has(server.name) ? 'offline' : 'online', detail: check.detail };
+    if (this.marked.get(server.name) !== marked)
+      return { server: server.name, state: this.marked.has(server.name) ? 'offline' : 'online', detail: check.detail };
     if (!check.ok) {
       // Keep the mark on every load balancer (an HAProxy restarted, or an agent said `ready`).
       marked.pending = new Set(this.o.loadBalancers.map((l) => l.socket));
       const errors = await this.write(server.name, marked, 'maint');
-      return { server: server.name, state: 'offline', detail: check.detail, since: marked.since, ...(errors.length ? { errors } : {}) };
+      return {
+        server: server.name,
+        state: 'offline',
+        detail: check.detail,
+        since: marked.since,
+        ...(errors.length ? { errors } : {}),
+      };
     }
     marked.pending = new Set(this.o.loadBalancers.map((l) => l.socket));
     const errors = await this.write(server.name, marked, 'ready');
-    if (errors.length > 0) return { server: server.name, state: 'offline', detail: `answers, but could not be marked ready everywhere`, since: marked.since, errors };
+    if (errors.length > 0)
+      return {
+        server: server.name,
+        state: 'offline',
+        detail: `answers, but could not be marked ready everywhere`,
+        since: marked.since,
+        errors,
+      };
     this.marked.delete(server.name);
     this.markedGauge?.set(this.marked.size);
     this.reports?.inc({ result: 'ready' });
-    this.o.logger.info({ server: server.name, check: check.detail, reporters: [...marked.reporters] }, 'marked server answers again; marked ready on every load balancer');
+    this.o.logger.info(
+      { server: server.name, check: check.detail, reporters: [...marked.reporters] },
+      'marked server answers again; marked ready on every load balancer',
+    );
     return { server: server.name, state: 'online', detail: check.detail };
   }
 
@@ -198,7 +252,9 @@ export class Coordinator {
   private async recheckAll(): Promise<void> {
     await Promise.all(
       [...this.marked.entries()].map(([name, m]) =>
-        this.recheckOne(this.servers.get(name)!, m).catch((err: Error) => this.o.logger.error({ err, server: name }, 're-check failed')),
+        this.recheckOne(this.servers.get(name)!, m).catch((err: Error) =>
+          this.o.logger.error({ err, server: name }, 're-check failed'),
+        ),
       ),
     );
   }

@@ -24,7 +24,14 @@ export function checkServer(s: ServerCheck, timeoutMs: number): Promise<CheckRes
       req.destroy();
       resolve({ ok, detail: `${where}: ${detail}` });
     };
-    const req = request({ host: s.address.host, port: s.address.port, path: s.path, method: 'GET', agent: false, headers: { connection: 'close', 'user-agent': 'multisite-coordinator' } });
+    const req = request({
+      host: s.address.host,
+      port: s.address.port,
+      path: s.path,
+      method: 'GET',
+      agent: false,
+      headers: { connection: 'close', 'user-agent': 'multisite-coordinator' },
+    });
     const timer = setTimeout(() => done(false, `no answer within ${timeoutMs} ms`), timeoutMs);
     req.once('error', (err: NodeJS.ErrnoException) => done(false, err.code ?? err.message));
     req.once('response', (res) => {
@@ -36,7 +43,12 @@ export function checkServer(s: ServerCheck, timeoutMs: number): Promise<CheckRes
 }
 
 /** Up to `attempts` checks; ok at the first that answers. */
-export async function verifyServer(s: ServerCheck, timeoutMs: number, attempts: number, check = checkServer): Promise<CheckResult> {
+export async function verifyServer(
+  s: ServerCheck,
+  timeoutMs: number,
+  attempts: number,
+  check = checkServer,
+): Promise<CheckResult> {
   let last: CheckResult = { ok: false, detail: 'not checked' };
   for (let i = 0; i < attempts; i++) {
     last = await check(s, timeoutMs);

@@ -3,7 +3,17 @@ import { consolidate } from './consolidate.js';
 import { tableColumns } from './migrate.js';
 import { bookkeeping, plan, rowKey, safeStatement, type Planned, type TableMeta } from './plan.js';
 import type { LocalRow } from './resolve.js';
-import { cmpStamp, maxStamp, ZERO, type ClockState, type ConflictRecord, type Consolidated, type Policy, type RawChange, type Stamp } from './types.js';
+import {
+  cmpStamp,
+  maxStamp,
+  ZERO,
+  type ClockState,
+  type ConflictRecord,
+  type Consolidated,
+  type Policy,
+  type RawChange,
+  type Stamp,
+} from './types.js';
 import type { Watermark } from './watermark.js';
 
 /** Replicated tables of the local database: primary key, columns, part in foreign keys. */
@@ -12,7 +22,10 @@ export class TableCatalog {
   async get(q: Queryable, tbl: string): Promise<TableMeta | undefined> {
     let t = this.tables.get(tbl);
     if (!t) {
-      const r = await q.query<{ pk: string[] }>(`SELECT pk_columns AS pk FROM multisite.replicated_table WHERE tbl = $1`, [tbl]);
+      const r = await q.query<{ pk: string[] }>(
+        `SELECT pk_columns AS pk FROM multisite.replicated_table WHERE tbl = $1`,
+        [tbl],
+      );
       const pk = r.rows[0]?.pk;
       if (!pk) return undefined;
       const fk = await q.query<{ fk: boolean }>(
@@ -34,7 +47,11 @@ export interface ApplyResult {
 }
 
 /** The local rows and clocks of the rows a batch touches, locked: the planner's input. */
-async function loadLocal(tx: Queryable, merged: readonly Consolidated[], metas: ReadonlyMap<string, TableMeta | undefined>): Promise<Map<string, LocalRow>> {
+async function loadLocal(
+  tx: Queryable,
+  merged: readonly Consolidated[],
+  metas: ReadonlyMap<string, TableMeta | undefined>,
+): Promise<Map<string, LocalRow>> {
   const byTable = new Map<string, Consolidated[]>();
   for (const inc of merged) {
     if (!metas.get(inc.tbl)) continue;
@@ -117,14 +134,21 @@ export async function applyBatch(
       if (resolved === null) failed.set(a, `${f.state}: ${f.error}`);
       else if (resolved.applied) a.decision.conflicts.push(resolved.record);
       else {
-        a.decision = { ...a.decision, action: { kind: 'none' }, clock: null, strip: null, conflicts: [...a.decision.conflicts, resolved.record] };
+        a.decision = {
+          ...a.decision,
+          action: { kind: 'none' },
+          clock: null,
+          strip: null,
+          conflicts: [...a.decision.conflicts, resolved.record],
+        };
       }
     }
   } else {
     // fast path: any error sends the caller to the safe path
     for (const st of p.statements) {
       const r = await tx.query(st.sql, st.params);
-      if (st.expect !== undefined && r.rowCount !== st.expect) throw new Error(`${st.expect - r.rowCount} rows to update are missing`);
+      if (st.expect !== undefined && r.rowCount !== st.expect)
+        throw new Error(`${st.expect - r.rowCount} rows to update are missing`);
     }
   }
   const book = bookkeeping(p, failed, peer, me);
@@ -133,7 +157,10 @@ export async function applyBatch(
 }
 
 async function isPrimaryKey(tx: Queryable, tbl: string, constraint: string): Promise<boolean> {
-  const r = await tx.query(`SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2 AND contype = 'p'`, [tbl, constraint]);
+  const r = await tx.query(
+    `SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2 AND contype = 'p'`,
+    [tbl, constraint],
+  );
   return r.rowCount > 0;
 }
 
@@ -144,7 +171,12 @@ async function isPrimaryKey(tx: Queryable, tbl: string, constraint: string): Pro
  * local row wins, the incoming change is dropped. Both go to the conflict log as unique-clash.
  * Returns null when the clash cannot be resolved (then it is logged as apply-error).
  */
-async function uniqueClash(tx: Queryable, p: Planned, constraint: string, me: string): Promise<{ applied: boolean; record: ConflictRecord } | null> {
+async function uniqueClash(
+  tx: Queryable,
+  p: Planned,
+  constraint: string,
+  me: string,
+): Promise<{ applied: boolean; record: ConflictRecord } | null> {
   const { inc, pk } = p;
   if (inc.kind === 'D' || (p.decision.action.kind !== 'insert' && p.decision.action.kind !== 'update')) return null;
   const tbl = inc.tbl;
@@ -188,7 +220,11 @@ async function uniqueClash(tx: Queryable, p: Planned, constraint: string, me: st
   // remove the local row (a tombstone keeps older copies of it from coming back), drop its queue
   const where = `(${pk.map((c) => quoteIdent(c)).join(', ')}) = (SELECT ${pk.map((c) => `k.${quoteIdent(c)}`).join(', ')} FROM jsonb_populate_record(NULL::${tbl}, $1::jsonb) k)`;
   await tx.query(`DELETE FROM ${tbl} WHERE ${where}`, [o.pk]);
-  const tomb: ClockState = { i: null, c: {}, d: { at: incoming, n: clock?.i ?? ZERO, seen: { i: clock?.i ?? null, c: clock?.c ?? {} } } };
+  const tomb: ClockState = {
+    i: null,
+    c: {},
+    d: { at: incoming, n: clock?.i ?? ZERO, seen: { i: clock?.i ?? null, c: clock?.c ?? {} } },
+  };
   await tx.query(
     `INSERT INTO multisite.row_clock AS rc (tbl, pk, s, top) VALUES ($1, $2::jsonb, $3::jsonb, $4)
      ON CONFLICT (tbl, pk) DO UPDATE SET s = excluded.s, top = greatest(rc.top, excluded.top)`,

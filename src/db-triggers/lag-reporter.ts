@@ -67,7 +67,10 @@ export class ReplicaLagReporter {
       const now = this.o.timers.now();
       if (now - this.lastWarn > 30_000) {
         this.lastWarn = now;
-        this.o.logger.warn({ err: (err as Error).message }, 'replica lag unknown (heartbeats say so); retried every interval');
+        this.o.logger.warn(
+          { err: (err as Error).message },
+          'replica lag unknown (heartbeats say so); retried every interval',
+        );
       }
     }
     return this.value;

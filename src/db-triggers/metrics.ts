@@ -22,14 +22,53 @@ export class ReplicationMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     const p = 'multisite_replication_';
-    this.lagSeconds = new Gauge({ name: `${p}lag_seconds`, help: 'Age of the oldest change of the peer not yet applied here (0: caught up)', labelNames: ['peer'], registers });
-    this.lagChanges = new Gauge({ name: `${p}lag_changes`, help: 'Changes of the peer not yet applied here', labelNames: ['peer'], registers });
-    this.applyLag = new Gauge({ name: `${p}last_batch_lag_seconds`, help: 'Capture-to-commit time of the oldest change in the last applied batch', labelNames: ['peer'], registers });
-    this.changes = new Counter({ name: `${p}changes_total`, help: 'Peer changes consumed (before consolidation)', labelNames: ['peer'], registers });
-    this.rows = new Counter({ name: `${p}rows_applied_total`, help: 'Consolidated row changes applied', labelNames: ['peer'], registers });
-    this.conflicts = new Counter({ name: `${p}conflicts_total`, help: 'Conflicts written to the conflict log', labelNames: ['peer'], registers });
-    this.errors = new Counter({ name: `${p}apply_errors_total`, help: 'Rows that could not apply (in the conflict log as apply-error)', labelNames: ['peer'], registers });
-    this.rate = new Gauge({ name: `${p}applied_per_second`, help: 'Peer changes consumed per second over the last 10 s', registers });
+    this.lagSeconds = new Gauge({
+      name: `${p}lag_seconds`,
+      help: 'Age of the oldest change of the peer not yet applied here (0: caught up)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.lagChanges = new Gauge({
+      name: `${p}lag_changes`,
+      help: 'Changes of the peer not yet applied here',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.applyLag = new Gauge({
+      name: `${p}last_batch_lag_seconds`,
+      help: 'Capture-to-commit time of the oldest change in the last applied batch',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.changes = new Counter({
+      name: `${p}changes_total`,
+      help: 'Peer changes consumed (before consolidation)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.rows = new Counter({
+      name: `${p}rows_applied_total`,
+      help: 'Consolidated row changes applied',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.conflicts = new Counter({
+      name: `${p}conflicts_total`,
+      help: 'Conflicts written to the conflict log',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.errors = new Counter({
+      name: `${p}apply_errors_total`,
+      help: 'Rows that could not apply (in the conflict log as apply-error)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.rate = new Gauge({
+      name: `${p}applied_per_second`,
+      help: 'Peer changes consumed per second over the last 10 s',
+      registers,
+    });
     this.batchSeconds = new Histogram({
       name: `${p}batch_seconds`,
       help: 'Apply transaction duration',
@@ -38,11 +77,35 @@ export class ReplicationMetrics {
       registers,
     });
     this.trimmed = new Counter({ name: `${p}trimmed_total`, help: 'Acknowledged local changes trimmed', registers });
-    this.tombstones = new Counter({ name: `${p}tombstones_trimmed_total`, help: 'Row clocks of deleted rows trimmed after tombstone-retention-days', registers });
-    this.stalled = new Gauge({ name: `${p}stalled`, help: '1 while no progress is made with the peer although its changes are pending', labelNames: ['peer'], registers });
-    this.stalls = new Counter({ name: `${p}stalls_total`, help: 'Times replication from the peer stalled (and recovery started)', labelNames: ['peer'], registers });
-    this.batchLimit = new Gauge({ name: `${p}batch_limit`, help: 'Changes the next read may take (grows with the backlog)', labelNames: ['peer'], registers });
-    this.peerUp = new Gauge({ name: `${p}peer_up`, help: '1 when the last sync with the peer succeeded', labelNames: ['peer'], registers });
+    this.tombstones = new Counter({
+      name: `${p}tombstones_trimmed_total`,
+      help: 'Row clocks of deleted rows trimmed after tombstone-retention-days',
+      registers,
+    });
+    this.stalled = new Gauge({
+      name: `${p}stalled`,
+      help: '1 while no progress is made with the peer although its changes are pending',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.stalls = new Counter({
+      name: `${p}stalls_total`,
+      help: 'Times replication from the peer stalled (and recovery started)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.batchLimit = new Gauge({
+      name: `${p}batch_limit`,
+      help: 'Changes the next read may take (grows with the backlog)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.peerUp = new Gauge({
+      name: `${p}peer_up`,
+      help: '1 when the last sync with the peer succeeded',
+      labelNames: ['peer'],
+      registers,
+    });
   }
 
   observeBatch(

@@ -26,7 +26,11 @@ export interface MigrateResult {
 /** Version 1's row-level capture and per-statement NOTIFY triggers (dropped on upgrade). */
 const OLD_TRIGGERS = ['multisite_capture', 'multisite_notify'];
 /** One statement-level trigger per operation: a trigger with transition tables takes one event. */
-const TRIGGERS = { INSERT: 'multisite_capture_i', UPDATE: 'multisite_capture_u', DELETE: 'multisite_capture_d' } as const;
+const TRIGGERS = {
+  INSERT: 'multisite_capture_i',
+  UPDATE: 'multisite_capture_u',
+  DELETE: 'multisite_capture_d',
+} as const;
 
 /** Installs (idempotently) the schema, functions and one capture trigger per table. */
 export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResult> {
@@ -45,7 +49,10 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResu
       const q = qualifiedName(t);
       const pk = await primaryKey(tx, q.schema, q.table);
       // the same spelling as the trigger's format('%I.%I', ...): quoted only where needed
-      const f = await tx.query<{ tbl: string }>(`SELECT format('%I.%I', $1::text, $2::text) AS tbl`, [q.schema, q.table]);
+      const f = await tx.query<{ tbl: string }>(`SELECT format('%I.%I', $1::text, $2::text) AS tbl`, [
+        q.schema,
+        q.table,
+      ]);
       wanted.push({ tbl: f.rows[0]!.tbl, schema: q.schema, table: q.table, pk });
     }
     const known = await tx.query<{ tbl: string }>(`SELECT tbl FROM multisite.replicated_table`);
@@ -105,7 +112,8 @@ export async function uninstall(db: Db): Promise<string[]> {
 async function dropTriggers(tx: Queryable, tbl: string): Promise<void> {
   const exists = await tx.query(`SELECT to_regclass($1) AS r`, [tbl]);
   if ((exists.rows[0] as { r: unknown } | undefined)?.r == null) return;
-  for (const t of [...OLD_TRIGGERS, ...Object.values(TRIGGERS)]) await tx.query(`DROP TRIGGER IF EXISTS ${t} ON ${tbl}`);
+  for (const t of [...OLD_TRIGGERS, ...Object.values(TRIGGERS)])
+    await tx.query(`DROP TRIGGER IF EXISTS ${t} ON ${tbl}`);
   await tx.query(`DROP FUNCTION IF EXISTS ${captureFunction(tbl)}()`);
 }
 
@@ -165,11 +173,14 @@ export async function comparableColumns(q: Queryable, tbl: string): Promise<Comp
  */
 export function captureFunctionSql(fn: string, tbl: string, pk: string[], columns: ComparableColumn[]): string {
   const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
-  const pkOf = (alias: string) => `jsonb_build_object(${pk.map((c) => `${lit(c)}, ${alias}.${quoteIdent(c)}`).join(', ')})`;
+  const pkOf = (alias: string) =>
+    `jsonb_build_object(${pk.map((c) => `${lit(c)}, ${alias}.${quoteIdent(c)}`).join(', ')})`;
   const on = pk.map((c) => `n.${quoteIdent(c)} = o.${quoteIdent(c)}`).join(' AND ');
   const first = quoteIdent(pk[0]!);
   const differs = (c: ComparableColumn) =>
-    c.native ? `n.${quoteIdent(c.col)} IS DISTINCT FROM o.${quoteIdent(c.col)}` : `n.${quoteIdent(c.col)}::text IS DISTINCT FROM o.${quoteIdent(c.col)}::text`;
+    c.native
+      ? `n.${quoteIdent(c.col)} IS DISTINCT FROM o.${quoteIdent(c.col)}`
+      : `n.${quoteIdent(c.col)}::text IS DISTINCT FROM o.${quoteIdent(c.col)}::text`;
   const changed = `array_remove(ARRAY[${columns.map((c) => `CASE WHEN ${differs(c)} THEN ${lit(c.col)} END`).join(', ')}]::text[], NULL)`;
   const changedJson = `coalesce((SELECT array_agg(e.key ORDER BY e.key) FROM jsonb_each(to_jsonb(n.*)) e WHERE e.value IS DISTINCT FROM to_jsonb(o.*) -> e.key), '{}')`;
   const record = (source: string) => `

@@ -2,7 +2,6 @@ import type { PartitionsConfig } from '../config/index.js';
 import { qualifiedName, quoteIdent, type Db, type Queryable } from '../db/index.js';
 import type { Policy } from './types.js';
 
-
 /** A partition's ownership as replication stores it (src/partitions/ownership.ts's Ownership fits). */
 export interface Ownership {
   partition: string;
@@ -66,7 +65,10 @@ export function versionKey(writer: string, stamp: EpochStamp | undefined): [numb
 }
 
 /** The comparison on its own (pure): true incoming wins, false local wins, undefined tie. */
-export function compareVersions(incoming: { site: string; stamp: EpochStamp | undefined }, local: { site: string; stamp: EpochStamp | undefined }): boolean | undefined {
+export function compareVersions(
+  incoming: { site: string; stamp: EpochStamp | undefined },
+  local: { site: string; stamp: EpochStamp | undefined },
+): boolean | undefined {
   const a = versionKey(incoming.site, incoming.stamp);
   const b = versionKey(local.site, local.stamp);
   if (a[0] !== b[0]) return a[0] > b[0];
@@ -106,8 +108,12 @@ export function ownerWinsPolicy(o: OwnerWinsOptions): Policy {
       const ir = parse(incoming.row);
       const lr = parse(local.row);
       const tenant = ir?.[tcol] ?? lr?.[tcol];
-      if (tenant === undefined || tenant === null || !partitionOfTenant.has(String(tenant))) return fallbackDecision(incoming.site, local.site);
-      return compareVersions({ site: incoming.site, stamp: parseEpochStamp(ir?.[column]) }, { site: local.site, stamp: parseEpochStamp(lr?.[column]) });
+      if (tenant === undefined || tenant === null || !partitionOfTenant.has(String(tenant)))
+        return fallbackDecision(incoming.site, local.site);
+      return compareVersions(
+        { site: incoming.site, stamp: parseEpochStamp(ir?.[column]) },
+        { site: local.site, stamp: parseEpochStamp(lr?.[column]) },
+      );
     },
   };
 }
@@ -119,7 +125,9 @@ export async function installOwnerWins(db: Db, p: PartitionsConfig, ownership: I
     // Serialises concurrent installs (two sites' tests, two migrate runs).
     await tx.query(`SELECT pg_advisory_xact_lock(hashtext('multisite_partitions'))`);
     await tx.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
-    await tx.query(`CREATE TABLE IF NOT EXISTS ${s}.ownership (partition text PRIMARY KEY, epoch bigint NOT NULL, active text NOT NULL, since timestamptz NOT NULL DEFAULT now())`);
+    await tx.query(
+      `CREATE TABLE IF NOT EXISTS ${s}.ownership (partition text PRIMARY KEY, epoch bigint NOT NULL, active text NOT NULL, since timestamptz NOT NULL DEFAULT now())`,
+    );
     await tx.query(`CREATE TABLE IF NOT EXISTS ${s}.tenant (tenant text PRIMARY KEY, partition text NOT NULL)`);
     await tx.query(`
       CREATE OR REPLACE FUNCTION ${s}.stamp() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -135,7 +143,8 @@ export async function installOwnerWins(db: Db, p: PartitionsConfig, ownership: I
         RETURN NEW;
       END $fn$`);
     await tx.query(`DELETE FROM ${s}.tenant`);
-    for (const part of p.list) for (const t of part.tenants) await tx.query(`INSERT INTO ${s}.tenant VALUES ($1, $2)`, [t, part.name]);
+    for (const part of p.list)
+      for (const t of part.tenants) await tx.query(`INSERT INTO ${s}.tenant VALUES ($1, $2)`, [t, part.name]);
     for (const o of ownership) await writeOwnership(tx, o, true);
     for (const [table, tenantCol] of Object.entries(p.tables)) {
       const q = qualifiedName(table);
@@ -159,7 +168,8 @@ export async function writeOwnership(q: Queryable, o: Ownership, onlyIfMissing =
 }
 
 export async function uninstallOwnerWins(db: Db, p: PartitionsConfig): Promise<void> {
-  for (const table of Object.keys(p.tables)) await db.exec(`DROP TRIGGER IF EXISTS ${EPOCH_TRIGGER} ON ${qualifiedName(table).quoted}`);
+  for (const table of Object.keys(p.tables))
+    await db.exec(`DROP TRIGGER IF EXISTS ${EPOCH_TRIGGER} ON ${qualifiedName(table).quoted}`);
   await db.exec(`DROP SCHEMA IF EXISTS ${quoteIdent(PARTITION_SCHEMA)} CASCADE`);
 }
 

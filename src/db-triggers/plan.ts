@@ -117,7 +117,10 @@ function groupStatement(group: readonly Planned[]): Statement {
     const sets = a.cols.map((c) => `${quoteIdent(c)} = r.${quoteIdent(c)}`).join(', ');
     return { sql: `UPDATE ${tbl} t SET ${sets} FROM ${src} WHERE ${match}`, params: [rows], expect: group.length };
   }
-  return { sql: `DELETE FROM ${tbl} t USING ${src} WHERE ${match}`, params: [`[${group.map((g) => g.inc.pk).join(',')}]`] };
+  return {
+    sql: `DELETE FROM ${tbl} t USING ${src} WHERE ${match}`,
+    params: [`[${group.map((g) => g.inc.pk).join(',')}]`],
+  };
 }
 
 /** The statement of one decision, as JSON for multisite.apply_actions (row text embedded raw). */
@@ -148,7 +151,10 @@ export function actionJson(p: Planned): string | null {
 
 /** The safe path: every action in its own subtransaction, failures reported (one round trip). */
 export function safeStatement(actions: readonly Planned[]): Statement {
-  return { sql: `SELECT multisite.apply_actions($1::jsonb, true)::text AS f`, params: [`[${actions.map(actionJson).join(',')}]`] };
+  return {
+    sql: `SELECT multisite.apply_actions($1::jsonb, true)::text AS f`,
+    params: [`[${actions.map(actionJson).join(',')}]`],
+  };
 }
 
 export interface Bookkeeping {
@@ -165,7 +171,9 @@ export interface Bookkeeping {
  * whose statement failed (logged as apply-error instead).
  */
 export function bookkeeping(p: Plan, failed: ReadonlyMap<Planned, string>, peer: string, me: string): Bookkeeping {
-  const conflicts: ConflictRecord[] = p.unknown.map((inc) => errorRecord(inc, `table ${inc.tbl} is not replicated at this site (run multisite migrate with it)`));
+  const conflicts: ConflictRecord[] = p.unknown.map((inc) =>
+    errorRecord(inc, `table ${inc.tbl} is not replicated at this site (run multisite migrate with it)`),
+  );
   const clockRows: string[] = [];
   const stripAll: string[] = [];
   const stripCols: string[] = [];

@@ -73,7 +73,18 @@ export class Replicator {
   readonly site: string;
   private readonly sink: Sink;
   private readonly sources: Source[];
-  private readonly o: Required<Pick<ReplicatorOptions, 'batchSize' | 'pollIntervalMs' | 'busyPollMs' | 'trimIntervalMs' | 'conflictRetentionDays' | 'tombstoneRetentionDays' | 'stallMs'>>;
+  private readonly o: Required<
+    Pick<
+      ReplicatorOptions,
+      | 'batchSize'
+      | 'pollIntervalMs'
+      | 'busyPollMs'
+      | 'trimIntervalMs'
+      | 'conflictRetentionDays'
+      | 'tombstoneRetentionDays'
+      | 'stallMs'
+    >
+  >;
   private readonly timers: Timers;
   private readonly log?: Logger;
   private readonly metrics?: ReplicationMetrics;
@@ -90,7 +101,11 @@ export class Replicator {
     this.metrics = opts.metrics;
     this.timers = opts.timers ?? realTimers;
     const policy = opts.policy ?? { kind: 'latest' };
-    this.sink = opts.sink ?? dbSink(required(opts.local, 'local'), opts.site, policy, (peer, err) => this.log?.warn({ peer, err: err.message }, 'batch failed; applying row by row'));
+    this.sink =
+      opts.sink ??
+      dbSink(required(opts.local, 'local'), opts.site, policy, (peer, err) =>
+        this.log?.warn({ peer, err: err.message }, 'batch failed; applying row by row'),
+      );
     this.sources = opts.sources ?? required(opts.peers, 'peers').map((p) => dbSource(p.name, p.db));
     this.o = {
       batchSize: opts.batchSize ?? REPLICATION_DEFAULTS['batch-size'],
@@ -140,14 +155,21 @@ export class Replicator {
     }
     const t0 = this.timers.now();
     const out = await this.sink.apply(peer.name, from, batch, safe);
-    const res: SyncResult = { changes: batch.changes.length, rows: out.rows, conflicts: out.conflicts, errors: out.errors, more: batch.limited };
+    const res: SyncResult = {
+      changes: batch.changes.length,
+      rows: out.rows,
+      conflicts: out.conflicts,
+      errors: out.errors,
+      more: batch.limited,
+    };
     if (res.changes > 0) {
       const ms = this.timers.now() - t0;
       // lag after this batch: 0 when nothing was left unread, else the age of the newest change applied
       const lagS = batch.limited ? Math.max(0, Date.now() - out.newest) / 1000 : 0;
       this.metrics?.observeBatch(peer.name, res, ms, lagS, (out.lagMs ?? 0) / 1000, batch.remaining, st.limit);
       this.log?.debug({ peer: peer.name, ...res, ms, limit: st.limit }, 'batch applied');
-      if (res.conflicts > 0) this.log?.info({ peer: peer.name, conflicts: res.conflicts, errors: res.errors }, 'conflicts logged');
+      if (res.conflicts > 0)
+        this.log?.info({ peer: peer.name, conflicts: res.conflicts, errors: res.errors }, 'conflicts logged');
     }
     // batches grow with the backlog, and shrink back when it is gone
     if (batch.limited) st.limit = Math.min(st.limit * 2, this.o.batchSize * MAX_LIMIT_FACTOR);
@@ -180,13 +202,17 @@ export class Replicator {
     st.failingSince ??= now;
     st.failures++;
     this.metrics?.setUp(peer, false);
-    if (st.failures === 1 || st.failures % 30 === 0) this.log?.error({ peer, err: err.message, failures: st.failures }, 'sync failed; will retry');
+    if (st.failures === 1 || st.failures % 30 === 0)
+      this.log?.error({ peer, err: err.message, failures: st.failures }, 'sync failed; will retry');
     if (now - st.failingSince >= this.o.stallMs) {
       st.stalled = true;
       st.limit = Math.max(1, Math.floor(st.limit / 4));
       st.failingSince = now;
       this.metrics?.setStalled(peer, true);
-      this.log?.error({ peer, err: err.message, failures: st.failures, limit: st.limit }, 'replication stalled: no progress while changes are pending; retrying with smaller batches, row by row');
+      this.log?.error(
+        { peer, err: err.message, failures: st.failures, limit: st.limit },
+        'replication stalled: no progress while changes are pending; retrying with smaller batches, row by row',
+      );
     }
   }
 
@@ -249,7 +275,11 @@ export class Replicator {
     for (const p of this.sources) {
       if (this.stopping) break;
       const watchdog = this.timers.setTimeout(
-        () => this.log?.error({ peer: p.name, ms: this.o.stallMs }, 'replication stalled: a sync has not finished; waiting for it'),
+        () =>
+          this.log?.error(
+            { peer: p.name, ms: this.o.stallMs },
+            'replication stalled: a sync has not finished; waiting for it',
+          ),
         this.o.stallMs,
       );
       try {

@@ -1,4 +1,15 @@
-import { cmpStamp, maxStamp, seenStamp, ZERO, type ClockState, type ConflictRecord, type Consolidated, type Policy, type Seen, type Stamp } from './types.js';
+import {
+  cmpStamp,
+  maxStamp,
+  seenStamp,
+  ZERO,
+  type ClockState,
+  type ConflictRecord,
+  type Consolidated,
+  type Policy,
+  type Seen,
+  type Stamp,
+} from './types.js';
 
 /**
  * Conflict rules (pure): what to do with one consolidated incoming change, given this site's row.
@@ -45,7 +56,16 @@ export interface DecideContext {
 }
 
 /** Does the incoming version beat the local one? Concurrent writes follow the policy. */
-export function incomingWins(inc: Stamp, loc: Stamp, concurrent: boolean, policy: Policy, tbl: string, pk: string, incRow: string | null = null, locRow: string | null = null): boolean {
+export function incomingWins(
+  inc: Stamp,
+  loc: Stamp,
+  concurrent: boolean,
+  policy: Policy,
+  tbl: string,
+  pk: string,
+  incRow: string | null = null,
+  locRow: string | null = null,
+): boolean {
   if (concurrent && policy.kind === 'site-priority') {
     const ri = rank(policy.order, inc[1]);
     const rl = rank(policy.order, loc[1]);
@@ -120,12 +140,15 @@ function decideDelete(inc: Deletion, local: LocalRow, ctx: DecideContext, view: 
   const at: Stamp = [inc.h, inc.origin];
   const n = inc.ins ?? ZERO;
   if (!local.exists) {
-    const keepTomb = tomb && (cmpStamp(tomb.n ?? ZERO, n) > 0 || (cmpStamp(tomb.n ?? ZERO, n) === 0 && cmpStamp(tomb.at, at) > 0));
+    const keepTomb =
+      tomb && (cmpStamp(tomb.n ?? ZERO, n) > 0 || (cmpStamp(tomb.n ?? ZERO, n) === 0 && cmpStamp(tomb.at, at) > 0));
     return none(view, [], { i: null, c: {}, d: keepTomb ? tomb : { at, n, seen: inc.seen } });
   }
   if (cmpStamp(L, n) > 0) return none(view); // the row was re-created after what the delete saw
   // Local versions the deleter had not seen lose to the delete: logged.
-  const unseen = ctx.columns.map((col) => [col, stampOf(col)] as const).filter(([col, s]) => !wasSeen(inc.seen, L, col, s));
+  const unseen = ctx.columns
+    .map((col) => [col, stampOf(col)] as const)
+    .filter(([col, s]) => !wasSeen(inc.seen, L, col, s));
   const conflicts = unseen.length
     ? [
         view.record({
@@ -173,7 +196,13 @@ function decideAbsent(inc: Write, view: RowView, incIns: Stamp, incCols: Incomin
   // create it from the entire row the change carries
   const explicit: Record<string, Stamp> = {};
   for (const [col, v] of Object.entries(incCols)) if (cmpStamp(v.s, incIns) !== 0) explicit[col] = v.s;
-  return { action: { kind: 'insert' }, clock: { i: incIns, c: explicit, d: null }, top: view.top, conflicts: [], strip: null };
+  return {
+    action: { kind: 'insert' },
+    clock: { i: incIns, c: explicit, d: null },
+    top: view.top,
+    conflicts: [],
+    strip: null,
+  };
 }
 
 /** What merging column by column decided: the columns each side keeps, and the stamps involved. */
@@ -188,7 +217,14 @@ interface ColumnMerge {
 }
 
 /** A live row: column by column, each keeps its winning version. */
-function decideLive(inc: Write, local: LocalRow, ctx: DecideContext, view: RowView, incIns: Stamp, incCols: IncomingCols): Decision {
+function decideLive(
+  inc: Write,
+  local: LocalRow,
+  ctx: DecideContext,
+  view: RowView,
+  incIns: Stamp,
+  incCols: IncomingCols,
+): Decision {
   const { L } = view;
   const insertInsert = inc.kind === 'I' && cmpStamp(incIns, L) !== 0;
   const m = mergeColumns(inc, local, ctx, view, incCols, insertInsert);
@@ -197,8 +233,18 @@ function decideLive(inc: Write, local: LocalRow, ctx: DecideContext, view: RowVi
   const c: Record<string, Stamp> = {};
   for (const [col, s] of Object.entries(m.newCols)) if (cmpStamp(s, newIns) !== 0) c[col] = s;
   for (const col of ctx.columns) if (!(col in m.newCols) && cmpStamp(L, newIns) !== 0) c[col] = L;
-  const conflicts = columnConflicts(inc, local, ctx, view, incCols, m, insertInsert ? 'insert-insert' : 'update-update');
-  const strip = m.wonUnseen.length ? { cols: Object.fromEntries(m.wonUnseen.map((col) => [col, m.newCols[col]![0]])) } : null;
+  const conflicts = columnConflicts(
+    inc,
+    local,
+    ctx,
+    view,
+    incCols,
+    m,
+    insertInsert ? 'insert-insert' : 'update-update',
+  );
+  const strip = m.wonUnseen.length
+    ? { cols: Object.fromEntries(m.wonUnseen.map((col) => [col, m.newCols[col]![0]])) }
+    : null;
   return {
     action: m.won.length ? { kind: 'update', cols: m.won.sort() } : { kind: 'none' },
     clock: { i: newIns, c, d: null },
@@ -208,7 +254,14 @@ function decideLive(inc: Write, local: LocalRow, ctx: DecideContext, view: RowVi
   };
 }
 
-function mergeColumns(inc: Write, local: LocalRow, ctx: DecideContext, view: RowView, incCols: IncomingCols, insertInsert: boolean): ColumnMerge {
+function mergeColumns(
+  inc: Write,
+  local: LocalRow,
+  ctx: DecideContext,
+  view: RowView,
+  incCols: IncomingCols,
+  insertInsert: boolean,
+): ColumnMerge {
   const m: ColumnMerge = { won: [], wonUnseen: [], lost: [], newCols: { ...view.colsNow }, winH: 0, loseLocal: ZERO };
   for (const [col, v] of Object.entries(incCols)) {
     const loc = view.stampOf(col);

@@ -116,7 +116,9 @@ export function dbSink(local: Db, me: string, policy: Policy, onFallback?: Fallb
         [peers, peers.length],
       );
       if (conflictRetentionDays > 0) {
-        await local.query(`DELETE FROM multisite.conflict WHERE at < now() - make_interval(days => $1::int)`, [conflictRetentionDays]);
+        await local.query(`DELETE FROM multisite.conflict WHERE at < now() - make_interval(days => $1::int)`, [
+          conflictRetentionDays,
+        ]);
       }
       return Number(r.rows[0]?.n ?? 0);
     },

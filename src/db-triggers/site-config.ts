@@ -1,4 +1,12 @@
-import { ConfigError, ConfigErrors, keyPath, resolvePath, type LoadedConfig, type ReplicationConfig, type ReplicationSiteDb } from '../config/index.js';
+import {
+  ConfigError,
+  ConfigErrors,
+  keyPath,
+  resolvePath,
+  type LoadedConfig,
+  type ReplicationConfig,
+  type ReplicationSiteDb,
+} from '../config/index.js';
 import { openDb, type Db, type OpenOptions } from '../db/index.js';
 import { readSecret } from '../shared/secrets.js';
 import { ownerWinsPolicy } from './owner-wins.js';
@@ -16,7 +24,8 @@ export function replicationOf(loaded: LoadedConfig): ReplicationConfig {
   const names = config.sites.map((s) => s.name);
   const errors: ConfigError[] = [];
   for (const n of names) if (!r.sites[n]) errors.push(err(['replication', 'sites'], `no database for site '${n}'`));
-  for (const n of Object.keys(r.sites)) if (!names.includes(n)) errors.push(err(['replication', 'sites', n], `unknown site '${n}'`));
+  for (const n of Object.keys(r.sites))
+    if (!names.includes(n)) errors.push(err(['replication', 'sites', n], `unknown site '${n}'`));
   (r.priority ?? []).forEach((n, i) => {
     if (!names.includes(n)) errors.push(err(['replication', 'priority', i], `unknown site '${n}'`));
   });
@@ -25,7 +34,10 @@ export function replicationOf(loaded: LoadedConfig): ReplicationConfig {
 }
 
 export function policyOf(loaded: LoadedConfig, r: ReplicationConfig): Policy {
-  const base: Policy = r.policy === 'site-priority' ? { kind: 'site-priority', order: r.priority ?? loaded.config.sites.map((s) => s.name) } : { kind: 'latest' };
+  const base: Policy =
+    r.policy === 'site-priority'
+      ? { kind: 'site-priority', order: r.priority ?? loaded.config.sites.map((s) => s.name) }
+      : { kind: 'latest' };
   // Partitioned tables (partitions.tables): owner-wins by ownership epoch; other rows keep `base`.
   const partitions = loaded.config.partitions;
   if (partitions && Object.keys(partitions.tables).length > 0) return ownerWinsPolicy({ partitions, fallback: base });
@@ -43,8 +55,9 @@ export async function openSiteDb(loaded: LoadedConfig, site: string, opts: OpenO
   const r = replicationOf(loaded);
   const s = r.sites[site]!;
   const password = passwordOf(loaded, s);
-  const url = s.db.startsWith('pglite:') && !s.db.startsWith('pglite:memory') && !s.db.startsWith('pglite:///')
-    ? `pglite:${resolvePath(loaded, s.db.slice('pglite:'.length))}`
-    : s.db;
+  const url =
+    s.db.startsWith('pglite:') && !s.db.startsWith('pglite:memory') && !s.db.startsWith('pglite:///')
+      ? `pglite:${resolvePath(loaded, s.db.slice('pglite:'.length))}`
+      : s.db;
   return openDb(url, { ...opts, ...(password !== undefined ? { password } : {}) });
 }

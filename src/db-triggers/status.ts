@@ -45,8 +45,14 @@ export async function replicationStatus(
 ): Promise<ReplicationStatus> {
   const site = (await local.query<{ name: string }>(`SELECT name FROM multisite.site`)).rows[0]?.name ?? '?';
   const wm = await local.query<{
-    peer: string; xid_floor: string; applied: string; changes: string; rows_applied: string; conflicts: string;
-    updated_at: string | null; last_lag_ms: string | null;
+    peer: string;
+    xid_floor: string;
+    applied: string;
+    changes: string;
+    rows_applied: string;
+    conflicts: string;
+    updated_at: string | null;
+    last_lag_ms: string | null;
   }>(
     `SELECT peer, xid_floor::text, applied::text, changes::text, rows_applied::text, conflicts::text,
             to_char(updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.MSOF') AS updated_at, last_lag_ms::text
@@ -88,8 +94,15 @@ export async function replicationStatus(
     out.push(st);
   }
   const c = await local.query<{
-    at: string; peer: string; tbl: string; pk: string; kind: string; columns: string[] | null;
-    winner_site: string | null; loser_site: string | null; reason: string;
+    at: string;
+    peer: string;
+    tbl: string;
+    pk: string;
+    kind: string;
+    columns: string[] | null;
+    winner_site: string | null;
+    loser_site: string | null;
+    reason: string;
   }>(
     `SELECT to_char(at, 'YYYY-MM-DD"T"HH24:MI:SS.MSOF') AS at, peer, tbl, pk::text AS pk, kind, columns, winner_site, loser_site, reason
        FROM multisite.conflict ORDER BY id DESC LIMIT $1`,
@@ -100,8 +113,15 @@ export async function replicationStatus(
     localPending,
     peers: out,
     recentConflicts: c.rows.map((r) => ({
-      at: r.at, peer: r.peer, tbl: r.tbl, pk: r.pk, kind: r.kind, columns: r.columns,
-      winnerSite: r.winner_site, loserSite: r.loser_site, reason: r.reason,
+      at: r.at,
+      peer: r.peer,
+      tbl: r.tbl,
+      pk: r.pk,
+      kind: r.kind,
+      columns: r.columns,
+      winnerSite: r.winner_site,
+      loserSite: r.loser_site,
+      reason: r.reason,
     })),
   };
 }
@@ -109,7 +129,9 @@ export async function replicationStatus(
 /** The status as text: one section, for `multisite status`. */
 export function formatReplicationStatus(s: ReplicationStatus): string {
   const lines = [`replication (site ${s.site}, ${s.localPending} local changes not yet trimmed)`];
-  lines.push(`  ${'peer'.padEnd(12)} ${'pending'.padStart(8)} ${'lag'.padStart(9)} ${'applied'.padStart(10)} ${'conflicts'.padStart(9)}  last batch`);
+  lines.push(
+    `  ${'peer'.padEnd(12)} ${'pending'.padStart(8)} ${'lag'.padStart(9)} ${'applied'.padStart(10)} ${'conflicts'.padStart(9)}  last batch`,
+  );
   for (const p of s.peers) {
     const lag = p.lagSeconds === null ? '?' : `${p.lagSeconds.toFixed(p.lagSeconds < 10 ? 2 : 0)}s`;
     const state = p.error ? `  unreachable: ${p.error}` : p.stale ? '  STALE' : '';
@@ -119,7 +141,9 @@ export function formatReplicationStatus(s: ReplicationStatus): string {
   }
   lines.push(s.recentConflicts.length ? '  recent conflicts:' : '  no conflicts logged');
   for (const c of s.recentConflicts) {
-    lines.push(`    ${c.at} ${c.kind} ${c.tbl} ${c.pk}${c.columns ? ` [${c.columns.join(',')}]` : ''} winner ${c.winnerSite ?? '-'} loser ${c.loserSite ?? '-'}: ${c.reason}`);
+    lines.push(
+      `    ${c.at} ${c.kind} ${c.tbl} ${c.pk}${c.columns ? ` [${c.columns.join(',')}]` : ''} winner ${c.winnerSite ?? '-'} loser ${c.loserSite ?? '-'}: ${c.reason}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -165,5 +165,9 @@ export type Policy =
        * epoch each was written in; true: the incoming one wins, false: the local one, undefined:
        * not decided here (ownerOf, then the latest clock).
        */
-      compare?: (tbl: string, incoming: { site: string; row: string | null }, local: { site: string; row: string | null }) => boolean | undefined;
+      compare?: (
+        tbl: string,
+        incoming: { site: string; row: string | null },
+        local: { site: string; row: string | null },
+      ) => boolean | undefined;
     };

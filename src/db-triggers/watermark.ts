@@ -21,7 +21,12 @@ export interface Watermark {
  * `limited`: the read stopped at the batch size; every visible transaction up to and including the
  * last one read was read completely, later ones were not.
  */
-export function nextWatermark(prev: Watermark, snapXmin: bigint, readXids: readonly bigint[], limited: boolean): Watermark {
+export function nextWatermark(
+  prev: Watermark,
+  snapXmin: bigint,
+  readXids: readonly bigint[],
+  limited: boolean,
+): Watermark {
   let xmin = snapXmin > prev.xmin ? snapXmin : prev.xmin;
   if (limited && readXids.length > 0) {
     const last = readXids[readXids.length - 1]!;

@@ -89,14 +89,19 @@ function redactUrlForm(url: string, start: number): string {
     const colon = userinfo.indexOf(':');
     if (colon >= 0) head = `${url.slice(0, start)}${userinfo.slice(0, colon)}:${HIDDEN}${url.slice(at, end)}`;
   }
-  const rest = url.slice(end).replace(/([?&#;])([^=&#;]*)=([^&#;]*)/g, (all, sep: string, name: string) => (SECRET_PARAM.test(safeDecode(name)) ? `${sep}${name}=${HIDDEN}` : all));
+  const rest = url
+    .slice(end)
+    .replace(/([?&#;])([^=&#;]*)=([^&#;]*)/g, (all, sep: string, name: string) =>
+      SECRET_PARAM.test(safeDecode(name)) ? `${sep}${name}=${HIDDEN}` : all,
+    );
   return head + rest;
 }
 
 /** key=value pairs (libpq conninfo, or NAME=value environment style); values may be quoted. */
 function redactConninfo(text: string): string {
-  return text.replace(/([A-Za-z_][\w.-]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s'"]*)/g, (all, name: string, eq: string) =>
-    SECRET_PARAM.test(name) ? `${name}${eq}${HIDDEN}` : all,
+  return text.replace(
+    /([A-Za-z_][\w.-]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s'"]*)/g,
+    (all, name: string, eq: string) => (SECRET_PARAM.test(name) ? `${name}${eq}${HIDDEN}` : all),
   );
 }
 

@@ -94,7 +94,8 @@ export class FailoverClient {
   private readonly modes = new Map<string, { since: number; retryAt: number }>();
   private readonly timers: Timers;
   private readonly send: (req: HttpRequest) => Promise<HttpResponse>;
-  private readonly o: Required<Pick<FailoverClientOptions, 'retries' | 'retryDelayMs' | 'failoverMs' | 'timeoutMs'>> & FailoverClientOptions;
+  private readonly o: Required<Pick<FailoverClientOptions, 'retries' | 'retryDelayMs' | 'failoverMs' | 'timeoutMs'>> &
+    FailoverClientOptions;
   private readonly coordinatorKey?: Buffer;
   /** Reports to the coordinator still in flight (tests and shutdown wait for them). */
   readonly pending = new Set<Promise<void>>();
@@ -150,13 +151,26 @@ export class FailoverClient {
 
   private async viaFailover(entry: ServerEntry, path: string, init: RequestInit): Promise<FailoverResponse> {
     const r = await this.attempt(entry.failover, path, init);
-    if (!r.ok) throw new Error(`${entry.url} is in failover mode and its failover server ${entry.failover} failed too: ${r.error}`);
+    if (!r.ok)
+      throw new Error(
+        `${entry.url} is in failover mode and its failover server ${entry.failover} failed too: ${r.error}`,
+      );
     return { ...r.res, servedBy: entry.failover, failover: true };
   }
 
-  private async attempt(base: string, path: string, init: RequestInit): Promise<{ ok: true; res: HttpResponse } | { ok: false; error: string }> {
+  private async attempt(
+    base: string,
+    path: string,
+    init: RequestInit,
+  ): Promise<{ ok: true; res: HttpResponse } | { ok: false; error: string }> {
     try {
-      const res = await this.send({ method: init.method ?? 'GET', url: `${base}${path}`, headers: init.headers ?? {}, body: init.body, timeoutMs: this.o.timeoutMs });
+      const res = await this.send({
+        method: init.method ?? 'GET',
+        url: `${base}${path}`,
+        headers: init.headers ?? {},
+        body: init.body,
+        timeoutMs: this.o.timeoutMs,
+      });
       const failed = this.o.isFailure ? this.o.isFailure(res) : res.status >= 500;
       return failed ? { ok: false, error: `HTTP ${res.status}` } : { ok: true, res };
     } catch (err) {
@@ -171,8 +185,17 @@ export class FailoverClient {
     if (!c || !key || !entry.name) return;
     const path = state === 'offline' ? '/coordinator/report' : '/coordinator/online';
     const body = JSON.stringify({ server: entry.name, reporter: c.reporter, reason });
-    const headers = { 'content-type': 'application/json', [AUTH_HEADER]: signRequest(key, 'POST', path, body, (this.o.wallNow ?? Date.now)()) };
-    const p = this.send({ method: 'POST', url: `${c.url}${path}`, headers, body, timeoutMs: Math.max(this.o.timeoutMs, 10_000) }).then(
+    const headers = {
+      'content-type': 'application/json',
+      [AUTH_HEADER]: signRequest(key, 'POST', path, body, (this.o.wallNow ?? Date.now)()),
+    };
+    const p = this.send({
+      method: 'POST',
+      url: `${c.url}${path}`,
+      headers,
+      body,
+      timeoutMs: Math.max(this.o.timeoutMs, 10_000),
+    }).then(
       (res) => {
         let answer: unknown = res.body;
         try {
@@ -181,7 +204,11 @@ export class FailoverClient {
           /* keep the text */
         }
         if (res.status === 401) this.rejected(name, entry.name!, state, c.url, res.body.trim());
-        this.emit(res.status === 200 ? { type: 'reported', server: name, state, answer } : { type: 'reported', server: name, state, error: `HTTP ${res.status}: ${res.body.trim()}` });
+        this.emit(
+          res.status === 200
+            ? { type: 'reported', server: name, state, answer }
+            : { type: 'reported', server: name, state, error: `HTTP ${res.status}: ${res.body.trim()}` },
+        );
       },
       (err: Error) => this.emit({ type: 'reported', server: name, state, error: err.message }),
     );
@@ -208,13 +235,19 @@ export class FailoverClient {
 
 /** The key, read by the same rules as the coordinator's (src/shared/secrets.ts). */
 function coordinatorKey(c: CoordinatorLink): Buffer {
-  if ((c.keyFile === undefined) === (c.key === undefined)) throw new SecretError('FailoverClient coordinator', 'give exactly one of keyFile or key');
+  if ((c.keyFile === undefined) === (c.key === undefined))
+    throw new SecretError('FailoverClient coordinator', 'give exactly one of keyFile or key');
   return c.keyFile !== undefined
     ? readSecretFile(c.keyFile, { minBytes: KEY_MIN_BYTES })
     : secretBytes(c.key!, 'FailoverClient coordinator.key', { minBytes: KEY_MIN_BYTES });
 }
 
 async function fetchSend(req: HttpRequest): Promise<HttpResponse> {
-  const res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(req.timeoutMs) });
+  const res = await fetch(req.url, {
+    method: req.method,
+    headers: req.headers,
+    body: req.body,
+    signal: AbortSignal.timeout(req.timeoutMs),
+  });
   return { status: res.status, body: await res.text() };
 }

@@ -29,7 +29,10 @@ export interface ServerStatus {
   server: string;
   reply: string;
   drained: boolean;
-  checks: Record<string, { up: boolean | undefined; reason: string; lastOk: boolean | undefined; lastMs: number | undefined; value?: number }>;
+  checks: Record<
+    string,
+    { up: boolean | undefined; reason: string; lastOk: boolean | undefined; lastMs: number | undefined; value?: number }
+  >;
 }
 
 export interface AgentContext {
@@ -43,7 +46,9 @@ export interface AgentContext {
 /** Tells HAProxy (Runtime API) at once when a verdict changes. */
 export function createPusher({ loaded, cfg, logger, metrics, timers }: AgentContext): HaproxyPusher {
   const hp = cfg.haproxy;
-  const clients = hp['runtime-api'].map((socket) => new RuntimeClient(resolvePath(loaded, socket), { timeoutMs: hp['timeout-ms'] }));
+  const clients = hp['runtime-api'].map(
+    (socket) => new RuntimeClient(resolvePath(loaded, socket), { timeoutMs: hp['timeout-ms'] }),
+  );
   return new HaproxyPusher(clients, {
     timers,
     logger,
@@ -61,16 +66,24 @@ export function createServers(ctx: AgentContext, pusher: HaproxyPusher, opts: Ag
     const checks = opts.checks ? opts.checks(s.name) : checksFromConfig(s, cfg['database-server']);
     const ref = haproxyRef(s.name, s['haproxy-server']);
     if (!ref && cfg.haproxy['runtime-api'].length > 0) {
-      logger.warn({ server: s.name }, 'no haproxy-server and the name is not BACKEND/SERVER: its verdicts reach HAProxy only when it polls');
+      logger.warn(
+        { server: s.name },
+        'no haproxy-server and the name is not BACKEND/SERVER: its verdicts reach HAProxy only when it polls',
+      );
     }
     const health = new ServerHealth(s.name, checks, timers, cfg['ready-window-ms'], {
       onCheck: (server, kind, state, event) => {
         metrics.check(server, kind, state, event);
         opts.onCheck?.(server, kind, state, event);
-        if (event.local) logger.warn({ server, check: kind, why: event.local }, 'check cannot run here (a local shortage, not the server): keeping the last verdict');
+        if (event.local)
+          logger.warn(
+            { server, check: kind, why: event.local },
+            'check cannot run here (a local shortage, not the server): keeping the last verdict',
+          );
         else if (event.local === null) logger.info({ server, check: kind }, 'check runs again');
       },
-      onReply: (server, reply, previous) => logger.info({ server, reply: reply.trimEnd(), previous: previous.trimEnd() }, 'agent reply changed'),
+      onReply: (server, reply, previous) =>
+        logger.info({ server, reply: reply.trimEnd(), previous: previous.trimEnd() }, 'agent reply changed'),
       onVerdict: (server, up) => {
         metrics.verdict(server);
         if (ref) pusher.verdict(server, ref, up);
@@ -91,7 +104,11 @@ export function restoreDrains(servers: Map<string, ServerHealth>, drains: DrainS
 }
 
 /** `multisite agent status|drain|undrain`, over the control socket. */
-export function operatorCommands(servers: Map<string, ServerHealth>, drains: DrainStore, logger: Logger): (req: AgentRequest) => AgentResponse {
+export function operatorCommands(
+  servers: Map<string, ServerHealth>,
+  drains: DrainStore,
+  logger: Logger,
+): (req: AgentRequest) => AgentResponse {
   return (req) => {
     if (req.cmd === 'status') return { ok: true, servers: [...servers.values()].map(statusOf) };
     if (req.cmd === 'drain' || req.cmd === 'undrain') {
@@ -109,7 +126,11 @@ export function operatorCommands(servers: Map<string, ServerHealth>, drains: Dra
 }
 
 /** The agent-check listener, its connections capped to fit the open-file limit. */
-export function createService(ctx: AgentContext, servers: Map<string, ServerHealth>, registry: Registry): { service: AgentService; maxConnections: number } {
+export function createService(
+  ctx: AgentContext,
+  servers: Map<string, ServerHealth>,
+  registry: Registry,
+): { service: AgentService; maxConnections: number } {
   const { cfg, logger, metrics } = ctx;
   const cap = connectionCap({
     configured: cfg['max-connections'],
@@ -119,7 +140,12 @@ export function createService(ctx: AgentContext, servers: Map<string, ServerHeal
     openNow: openFdCount(),
   });
   if (cap.lowered) {
-    const why = { configured: cap.lowered.from, maxConnections: cap.maxConnections, openFileLimit: cap.lowered.limit, reserve: cap.reserve };
+    const why = {
+      configured: cap.lowered.from,
+      maxConnections: cap.maxConnections,
+      openFileLimit: cap.lowered.limit,
+      reserve: cap.reserve,
+    };
     logger.warn(why, "max-connections lowered to fit the open-file limit (ulimit -n) after the checks' reserve");
   }
   const listen = {
@@ -135,10 +161,15 @@ export function createService(ctx: AgentContext, servers: Map<string, ServerHeal
 }
 
 /** Load reports to the site's backends (agent.load-report), when configured. */
-export function createLoadSender({ loaded, cfg, logger, timers }: AgentContext, servers: Map<string, ServerHealth>): LoadSender | undefined {
+export function createLoadSender(
+  { loaded, cfg, logger, timers }: AgentContext,
+  servers: Map<string, ServerHealth>,
+): LoadSender | undefined {
   const lr = cfg['load-report'];
   if (!lr) return undefined;
-  const stats = lr['stats-socket'] ? new RuntimeClient(resolvePath(loaded, lr['stats-socket']), { timeoutMs: 1000 }) : undefined;
+  const stats = lr['stats-socket']
+    ? new RuntimeClient(resolvePath(loaded, lr['stats-socket']), { timeoutMs: 1000 })
+    : undefined;
   return new LoadSender(servers, {
     site: loaded.config.site,
     node: `${cfg.listen.host}:${cfg.listen.port}`,
@@ -172,7 +203,9 @@ function haproxyRef(name: string, configured: HaproxyRef | undefined): HaproxyRe
 function activeConnections(haproxy: RuntimeClient): () => Promise<Map<string, number>> {
   return async () => {
     const rows = await haproxy.showStat({ serversOnly: true });
-    return new Map(rows.filter((r) => Number.isFinite(r.currentSessions)).map((r) => [`${r.proxy}/${r.name}`, r.currentSessions]));
+    return new Map(
+      rows.filter((r) => Number.isFinite(r.currentSessions)).map((r) => [`${r.proxy}/${r.name}`, r.currentSessions]),
+    );
   };
 }
 
@@ -180,7 +213,13 @@ export function statusOf(h: ServerHealth): ServerStatus {
   const checks: ServerStatus['checks'] = {};
   for (const [kind, r] of h.runners) {
     const s = r.state;
-    checks[kind] = { up: s.up, reason: s.reason, lastOk: s.last?.ok, lastMs: s.lastDurationMs, ...(s.value !== undefined ? { value: s.value } : {}) };
+    checks[kind] = {
+      up: s.up,
+      reason: s.reason,
+      lastOk: s.last?.ok,
+      lastMs: s.lastDurationMs,
+      ...(s.value !== undefined ? { value: s.value } : {}),
+    };
   }
   return { server: h.name, reply: h.replyText.trimEnd(), drained: h.drained, checks };
 }

@@ -10,7 +10,9 @@ export function messageCheck(target: Target, cfg: MessageCheckConfig): CheckFn {
   return async (signal) => {
     try {
       const res = await httpGet(target, cfg.path, 4096, signal);
-      return res.status === cfg.status ? { ok: true } : { ok: false, reason: `status ${res.status} from ${cfg.path} (expected ${cfg.status})` };
+      return res.status === cfg.status
+        ? { ok: true }
+        : { ok: false, reason: `status ${res.status} from ${cfg.path} (expected ${cfg.status})` };
     } catch (err) {
       return failureOf(err, ` (${cfg.path})`);
     }
@@ -22,9 +24,16 @@ export function keywordCheck(target: Target, cfg: KeywordCheckConfig, keyword: s
   return async (signal) => {
     try {
       const res = await httpGet(target, cfg.path, cfg['max-bytes'], signal);
-      if (res.status !== cfg.status) return { ok: false, reason: `status ${res.status} from ${cfg.path} (expected ${cfg.status})${snippet(res.body)}` };
+      if (res.status !== cfg.status)
+        return {
+          ok: false,
+          reason: `status ${res.status} from ${cfg.path} (expected ${cfg.status})${snippet(res.body)}`,
+        };
       if (!res.body.includes(keyword)) {
-        return { ok: false, reason: `keyword '${keyword}' not found in ${cfg.path}${res.truncated ? ` (first ${cfg['max-bytes']} bytes)` : ''}` };
+        return {
+          ok: false,
+          reason: `keyword '${keyword}' not found in ${cfg.path}${res.truncated ? ` (first ${cfg['max-bytes']} bytes)` : ''}`,
+        };
       }
       return { ok: true };
     } catch (err) {
@@ -35,7 +44,10 @@ export function keywordCheck(target: Target, cfg: KeywordCheckConfig, keyword: s
 
 /** The start of an error page, on one line: what the database said is the useful part. */
 function snippet(body: string): string {
-  const text = body.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  const text = body
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return text === '' ? '' : `: ${text.length > 100 ? `${text.slice(0, 97)}...` : text}`;
 }
 

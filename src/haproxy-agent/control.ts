@@ -28,7 +28,8 @@ export class AgentControl {
   /** JsonLineServer already checked the shape and turns a throw into `{ok: false, error}`. */
   private answer(raw: ControlRequestObject): AgentResponse {
     const req = raw as AgentRequest;
-    if ((req.cmd === 'drain' || req.cmd === 'undrain') && (typeof req.server !== 'string' || req.server === '')) return { ok: false, error: `${req.cmd} needs "server", a non-empty string, not ${describe(req.server)}` };
+    if ((req.cmd === 'drain' || req.cmd === 'undrain') && (typeof req.server !== 'string' || req.server === ''))
+      return { ok: false, error: `${req.cmd} needs "server", a non-empty string, not ${describe(req.server)}` };
     return this.execute(req);
   }
 }

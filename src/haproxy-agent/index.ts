@@ -45,7 +45,13 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
   if (!cfg) throw new Error(`${loaded.file}: no agent: section`);
   const logger = opts.logger ?? createLogger('agent', cfg['log-level']);
   const registry = opts.registry ?? createRegistry('multisite_agent_');
-  const ctx: AgentContext = { loaded, cfg, logger, metrics: new AgentMetrics(registry), timers: opts.timers ?? realTimers };
+  const ctx: AgentContext = {
+    loaded,
+    cfg,
+    logger,
+    metrics: new AgentMetrics(registry),
+    timers: opts.timers ?? realTimers,
+  };
   const pusher = createPusher(ctx);
   const servers = createServers(ctx, pusher, opts);
   const drains = new DrainStore(resolvePath(loaded, cfg['state-file']));
@@ -74,7 +80,12 @@ export async function startAgent(loaded: LoadedConfig, opts: AgentOptions = {}):
     await stopAll();
     throw err;
   }
-  const ready = { listen: service.address, servers: [...servers.keys()], control: controlPath, runtimeApi: cfg.haproxy['runtime-api'] };
+  const ready = {
+    listen: service.address,
+    servers: [...servers.keys()],
+    control: controlPath,
+    runtimeApi: cfg.haproxy['runtime-api'],
+  };
   logger.info({ ...ready, maxConnections }, 'agent ready');
   return {
     servers,

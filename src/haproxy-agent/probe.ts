@@ -32,7 +32,12 @@ export class ProbeError extends Error {
 /** The failure an error makes, its reason prefixed with what was checked (e.g. the path). */
 export function failureOf(err: unknown, suffix = ''): Failure {
   const e = err instanceof ProbeError ? err : probeError(err as NodeJS.ErrnoException);
-  return { ok: false, reason: `${e.message}${suffix}`, ...(e.certain ? { certain: true } : {}), ...(e.local ? { local: true } : {}) };
+  return {
+    ok: false,
+    reason: `${e.message}${suffix}`,
+    ...(e.certain ? { certain: true } : {}),
+    ...(e.local ? { local: true } : {}),
+  };
 }
 
 function probeError(err: NodeJS.ErrnoException): ProbeError {
@@ -118,7 +123,11 @@ export function httpGet(target: Target, path: string, maxBytes: number, signal: 
         path,
         method: 'GET',
         agent: false,
-        headers: { host: target.hostHeader ?? `${target.host}:${target.port}`, 'user-agent': 'multisite-agent', connection: 'close' },
+        headers: {
+          host: target.hostHeader ?? `${target.host}:${target.port}`,
+          'user-agent': 'multisite-agent',
+          connection: 'close',
+        },
         signal,
       });
     } catch (err) {
@@ -130,7 +139,8 @@ export function httpGet(target: Target, path: string, maxBytes: number, signal: 
       const chunks: Buffer[] = [];
       let size = 0;
       let truncated = false;
-      const finish = () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), truncated });
+      const finish = () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), truncated });
       res.on('data', (d: Buffer) => {
         if (truncated) return;
         const room = maxBytes - size;

@@ -75,7 +75,13 @@ export class HaproxyPusher {
     targets: PushTarget[],
     private readonly o: PushOptions,
   ) {
-    this.queues = targets.map((target) => ({ target, slots: new Map(), inFlight: 0, backoffMs: o.retryMs, rejected: new Set() }));
+    this.queues = targets.map((target) => ({
+      target,
+      slots: new Map(),
+      inFlight: 0,
+      backoffMs: o.retryMs,
+      rejected: new Set(),
+    }));
   }
 
   /** A server's verdict changed: deliver it to every HAProxy (replacing any undelivered older one). */
@@ -114,7 +120,8 @@ export class HaproxyPusher {
     let result: PushResult = 'ok';
     try {
       if (!want) await q.target.setServerAgent(slot.ref.backend, slot.ref.server, 'down');
-      else if (await this.ownCheckAgrees(q.target, slot.ref)) await q.target.setServerAgent(slot.ref.backend, slot.ref.server, 'up');
+      else if (await this.ownCheckAgrees(q.target, slot.ref))
+        await q.target.setServerAgent(slot.ref.backend, slot.ref.server, 'up');
       else result = 'deferred';
       this.recovered(q);
     } catch (err) {
@@ -143,13 +150,24 @@ export class HaproxyPusher {
     const key = `${slot.name}\0${err.reply}`;
     if (q.rejected.has(key)) return;
     q.rejected.add(key);
-    this.o.logger.warn({ socket: q.target.socket, server: slot.name, haproxy: `${slot.ref.backend}/${slot.ref.server}`, err: err.message }, 'HAProxy refused the verdict push (check agent.servers[].haproxy-server and the server line); HAProxy still polls the agent');
+    this.o.logger.warn(
+      {
+        socket: q.target.socket,
+        server: slot.name,
+        haproxy: `${slot.ref.backend}/${slot.ref.server}`,
+        err: err.message,
+      },
+      'HAProxy refused the verdict push (check agent.servers[].haproxy-server and the server line); HAProxy still polls the agent',
+    );
   }
 
   private failed(q: Queue, err: Error): void {
     if (q.failing === undefined) {
       q.failing = err.message;
-      this.o.logger.warn({ socket: q.target.socket, err: err.message, retryMs: q.backoffMs }, 'HAProxy Runtime API unusable: verdicts are pushed when it answers again; HAProxy still polls the agent');
+      this.o.logger.warn(
+        { socket: q.target.socket, err: err.message, retryMs: q.backoffMs },
+        'HAProxy Runtime API unusable: verdicts are pushed when it answers again; HAProxy still polls the agent',
+      );
     }
     if (q.retryTimer !== undefined || this.stopped) return;
     q.retryTimer = this.o.timers.setTimeout(() => {

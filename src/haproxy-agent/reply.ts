@@ -22,7 +22,10 @@ export interface ReplyState {
 export const MAX_REASON_CHARS = 200;
 
 export function sanitizeReason(reason: string): string {
-  const clean = reason.replace(/[^\x20-\x7e]+/g, ' ').replace(/\s+/g, ' ').trim();
+  const clean = reason
+    .replace(/[^\x20-\x7e]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return clean.length > MAX_REASON_CHARS ? `${clean.slice(0, MAX_REASON_CHARS - 3)}...` : clean;
 }
 
@@ -31,7 +34,8 @@ export function formatReply(state: ReplyState): string {
   if (state.admin) words.push(state.admin);
   if (state.up === true) {
     words.push('up');
-    if (state.weightPercent !== undefined) words.push(`${Math.max(0, Math.min(100, Math.round(state.weightPercent)))}%`);
+    if (state.weightPercent !== undefined)
+      words.push(`${Math.max(0, Math.min(100, Math.round(state.weightPercent)))}%`);
   } else if (state.up === false) {
     words.push('down');
     const why = sanitizeReason(state.reason ?? '');

@@ -105,7 +105,9 @@ export class CheckRunner {
     } catch (err) {
       promise = Promise.resolve({ ok: false, reason: (err as Error).message });
     }
-    promise.then(settle, (err: unknown) => settle({ ok: false, reason: err instanceof Error ? err.message : String(err) }));
+    promise.then(settle, (err: unknown) =>
+      settle({ ok: false, reason: err instanceof Error ? err.message : String(err) }),
+    );
   }
 
   /** Applies one outcome to the hysteresis (public for tests of the state machine alone). */
@@ -132,12 +134,17 @@ export class CheckRunner {
     } else {
       s.failures++;
       s.successes = 0;
-      if (s.up === undefined || (s.up === true && (outcome.certain === true || s.failures >= this.opts.fall))) s.up = false;
+      if (s.up === undefined || (s.up === true && (outcome.certain === true || s.failures >= this.opts.fall)))
+        s.up = false;
       if (s.up === false) s.reason = outcome.reason;
     }
     const verdictChanged = s.up !== wasUp;
     if (verdictChanged) s.verdictMs = this.timers.now() - this.streakStart;
-    this.onResult(s, { changed: `${s.up}|${s.reason}` !== before, verdictChanged, ...(local === null ? { local } : {}) });
+    this.onResult(s, {
+      changed: `${s.up}|${s.reason}` !== before,
+      verdictChanged,
+      ...(local === null ? { local } : {}),
+    });
   }
 
   /** The check could not run here: keep the verdict and the streaks, say why once per episode. */
@@ -147,6 +154,11 @@ export class CheckRunner {
     s.localError = reason;
     s.runs++;
     s.lastDurationMs = durationMs;
-    this.onResult(s, { changed: false, verdictChanged: false, couldNotRun: true, ...(starts ? { local: reason } : {}) });
+    this.onResult(s, {
+      changed: false,
+      verdictChanged: false,
+      couldNotRun: true,
+      ...(starts ? { local: reason } : {}),
+    });
   }
 }

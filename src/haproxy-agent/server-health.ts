@@ -48,10 +48,13 @@ export class ServerHealth {
     for (const kind of ['message', 'keyword', 'load'] as const) {
       const c = checks[kind];
       if (!c) continue;
-      this.runners.set(kind, new CheckRunner(`${name} ${kind}`, c.fn, c.timing, timers, (state, event) => {
-        this.hooks.onCheck?.(name, kind, state, event);
-        this.refresh();
-      }));
+      this.runners.set(
+        kind,
+        new CheckRunner(`${name} ${kind}`, c.fn, c.timing, timers, (state, event) => {
+          this.hooks.onCheck?.(name, kind, state, event);
+          this.refresh();
+        }),
+      );
     }
     if (checks.load) this.load = { capacity: checks.load.capacity, floor: checks.load.floor };
   }
@@ -81,12 +84,15 @@ export class ServerHealth {
 
   /** The state the reply is made from: any health check down → down with its reason. */
   replyState(): ReplyState {
-    const health = ['message', 'keyword'].map((k) => this.runners.get(k as CheckKind)?.state).filter((s): s is CheckState => s !== undefined);
+    const health = ['message', 'keyword']
+      .map((k) => this.runners.get(k as CheckKind)?.state)
+      .filter((s): s is CheckState => s !== undefined);
     const failing = health.find((s) => s.up === false);
     const up = failing ? false : health.some((s) => s.up === undefined) ? undefined : true;
     const state: ReplyState = { up, reason: failing?.reason };
     const load = this.runners.get('load')?.state;
-    if (up && this.load && load?.last?.ok && load.value !== undefined) state.weightPercent = loadToWeight(load.value, this.load.capacity, this.load.floor);
+    if (up && this.load && load?.last?.ok && load.value !== undefined)
+      state.weightPercent = loadToWeight(load.value, this.load.capacity, this.load.floor);
     if (this.drained) state.admin = 'drain';
     else if (this.timers.now() < this.readyUntil) state.admin = 'ready';
     return state;
@@ -121,7 +127,15 @@ export function checksFromConfig(server: AgentServerConfig, databaseServer: stri
   const { message, keyword, load } = server.checks;
   return {
     message: message && { fn: messageCheck(target, message), timing: timing(message) },
-    keyword: keyword && { fn: keywordCheck(target, keyword, keyword.keyword ?? databaseServer ?? ''), timing: timing(keyword) },
-    load: load && { fn: loadCheck(target, load), timing: timing(load), capacity: load.capacity, floor: load['floor-percent'] },
+    keyword: keyword && {
+      fn: keywordCheck(target, keyword, keyword.keyword ?? databaseServer ?? ''),
+      timing: timing(keyword),
+    },
+    load: load && {
+      fn: loadCheck(target, load),
+      timing: timing(load),
+      capacity: load.capacity,
+      floor: load['floor-percent'],
+    },
   };
 }

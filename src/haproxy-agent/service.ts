@@ -39,12 +39,17 @@ export class AgentService {
     private readonly logger: Logger,
   ) {
     this.known = [...servers.keys()].join(', ');
-    this.overlongReply = formatReply({ up: false, reason: `request longer than ${opts.maxLineBytes} bytes (max-line-bytes)` });
+    this.overlongReply = formatReply({
+      up: false,
+      reason: `request longer than ${opts.maxLineBytes} bytes (max-line-bytes)`,
+    });
   }
 
   get address(): { host: string; port: number } {
     const a = this.server?.address();
-    return a && typeof a === 'object' ? { host: a.address, port: a.port } : { host: this.opts.host, port: this.opts.port };
+    return a && typeof a === 'object'
+      ? { host: a.address, port: a.port }
+      : { host: this.opts.host, port: this.opts.port };
   }
 
   async start(): Promise<void> {
@@ -82,7 +87,8 @@ export class AgentService {
   /** Counts a request not served; answers it `down #why` when given, else closes it unanswered. */
   private refuse(why: Refusal, socket?: Socket, detail?: string, reply?: string): void {
     this.metrics.refuse(why);
-    if (detail !== undefined) this.logger.debug({ why, detail, peer: socket?.remoteAddress }, 'agent request not served');
+    if (detail !== undefined)
+      this.logger.debug({ why, detail, peer: socket?.remoteAddress }, 'agent request not served');
     if (reply !== undefined) socket?.end(reply);
     else socket?.destroy();
   }
@@ -135,7 +141,15 @@ export class AgentService {
     }
     const shown = name.replace(/[^\x20-\x7e]/g, '?').slice(0, 64);
     if (name !== '' && /^[\x21-\x7e]+$/.test(name)) {
-      return this.refuse('unknown-server', socket, shown, formatReply({ up: false, reason: `unknown server '${shown}' (agent-send must name one of agent.servers: ${this.known})` }));
+      return this.refuse(
+        'unknown-server',
+        socket,
+        shown,
+        formatReply({
+          up: false,
+          reason: `unknown server '${shown}' (agent-send must name one of agent.servers: ${this.known})`,
+        }),
+      );
     }
     const why = name === '' ? 'empty request: agent-send must name a server' : `not a server name: '${shown}'`;
     this.refuse('junk', socket, shown, formatReply({ up: false, reason: why }));

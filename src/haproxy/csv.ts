@@ -10,7 +10,11 @@ export function parseCsv(text: string, command = 'show stat', socket = ''): Reco
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   const headerLine = lines[0];
   if (headerLine === undefined || !headerLine.startsWith('# ')) {
-    throw new RuntimeParseError(command, socket, `expected a CSV header line '# pxname,...', got '${(headerLine ?? '').slice(0, 80)}'`);
+    throw new RuntimeParseError(
+      command,
+      socket,
+      `expected a CSV header line '# pxname,...', got '${(headerLine ?? '').slice(0, 80)}'`,
+    );
   }
   const header = splitCsvLine(headerLine.slice(2));
   return lines.slice(1).map((line) => {

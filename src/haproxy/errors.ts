@@ -16,7 +16,11 @@ export class RuntimeApiError extends Error {
 /** The socket is missing or refuses connections (HAProxy not running, wrong path). */
 export class RuntimeUnavailableError extends RuntimeApiError {
   override name = 'RuntimeUnavailableError';
-  constructor(command: string, socket: string, readonly code: string) {
+  constructor(
+    command: string,
+    socket: string,
+    readonly code: string,
+  ) {
     super(command, socket, `cannot connect (${code})`);
   }
 }
@@ -24,7 +28,11 @@ export class RuntimeUnavailableError extends RuntimeApiError {
 /** No complete answer within the command's timeout. */
 export class RuntimeTimeoutError extends RuntimeApiError {
   override name = 'RuntimeTimeoutError';
-  constructor(command: string, socket: string, readonly timeoutMs: number) {
+  constructor(
+    command: string,
+    socket: string,
+    readonly timeoutMs: number,
+  ) {
     super(command, socket, `no answer within ${timeoutMs} ms`);
   }
 }
@@ -32,7 +40,11 @@ export class RuntimeTimeoutError extends RuntimeApiError {
 /** HAProxy answered with an error message ("No such server.", "Permission denied", ...). */
 export class RuntimeCommandError extends RuntimeApiError {
   override name = 'RuntimeCommandError';
-  constructor(command: string, socket: string, readonly reply: string) {
+  constructor(
+    command: string,
+    socket: string,
+    readonly reply: string,
+  ) {
     super(command, socket, reply);
   }
 }

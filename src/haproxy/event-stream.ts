@@ -89,18 +89,24 @@ export class EventStream {
     });
     conn.on('data', (chunk: Buffer) => {
       for (const ev of parser.push(chunk)) {
-        if (ev.type === 'text' && ev.message.startsWith(NO_SINK)) why = `HAProxy has no ring '${this.o.ring}' (add the ring section and log line of docs/agent.md)`;
+        if (ev.type === 'text' && ev.message.startsWith(NO_SINK))
+          why = `HAProxy has no ring '${this.o.ring}' (add the ring section and log line of docs/agent.md)`;
         else this.o.onEvent(ev);
       }
     });
-    conn.on('error', (err: NodeJS.ErrnoException) => (why = `cannot follow ${this.o.socket}: ${err.code ?? err.message}`));
+    conn.on(
+      'error',
+      (err: NodeJS.ErrnoException) => (why = `cannot follow ${this.o.socket}: ${err.code ?? err.message}`),
+    );
     conn.on('close', () => {
       if (this.conn !== conn) return;
       this.conn = undefined;
       if (this.stopped) return;
       const lived = openedAt === undefined ? 0 : this.o.timers.now() - openedAt;
       const healthy = why === '' && lived >= this.healthyAfter;
-      this.o.onClose(why || (openedAt === undefined ? 'not connected' : `HAProxy ended the stream after ${Math.round(lived)} ms`));
+      this.o.onClose(
+        why || (openedAt === undefined ? 'not connected' : `HAProxy ended the stream after ${Math.round(lived)} ms`),
+      );
       const delay = healthy ? 0 : this.backoff;
       this.backoff = healthy ? this.minBackoff : Math.min(this.backoff * 2, this.maxBackoff);
       this.timer = this.o.timers.setTimeout(() => this.connect(), delay);

@@ -9,7 +9,16 @@ export { isUsable, toStatRow, type StatRow, type StatFilter, type StatType } fro
 export { parseServersState, ADMIN, type ServerState, type OperationalState } from './servers-state.js';
 export type { AdminState, Weight } from './server.js';
 export { RuntimeTransport, type TransportOptions } from './transport.js';
-export { EventLineParser, parseEventLine, messageOf, MAX_EVENT_LINE, type HaproxyEvent, type ServerEvent, type BackendEvent, type ServerEventKind } from './events.js';
+export {
+  EventLineParser,
+  parseEventLine,
+  messageOf,
+  MAX_EVENT_LINE,
+  type HaproxyEvent,
+  type ServerEvent,
+  type BackendEvent,
+  type ServerEventKind,
+} from './events.js';
 export { EventStream, type EventStreamOptions, type StreamTimers } from './event-stream.js';
 
 /**

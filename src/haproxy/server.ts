@@ -12,7 +12,12 @@ function serverRef(backend: string, server: string): string {
 }
 
 /** `set server B/S state ready|drain|maint`. Throws NoSuchServerError, PermissionDeniedError, ... */
-export function setServerState(transport: RuntimeTransport, backend: string, server: string, state: AdminState): Promise<void> {
+export function setServerState(
+  transport: RuntimeTransport,
+  backend: string,
+  server: string,
+  state: AdminState,
+): Promise<void> {
   return transport.execute(`set server ${serverRef(backend, server)} state ${state}`);
 }
 
@@ -23,13 +28,24 @@ export function setServerState(transport: RuntimeTransport, backend: string, ser
  * operational change waits underneath. Fails ("agent checks are not enabled on this server.") on a
  * server without agent-check.
  */
-export function setServerAgent(transport: RuntimeTransport, backend: string, server: string, health: 'up' | 'down'): Promise<void> {
+export function setServerAgent(
+  transport: RuntimeTransport,
+  backend: string,
+  server: string,
+  health: 'up' | 'down',
+): Promise<void> {
   return transport.execute(`set server ${serverRef(backend, server)} agent ${health}`);
 }
 
 /** `set server B/S weight W` with W an absolute weight (0-256) or a percentage of the initial one ("50%"). */
-export function setServerWeight(transport: RuntimeTransport, backend: string, server: string, weight: number | `${number}%`): Promise<void> {
-  if (typeof weight === 'number' && (!Number.isInteger(weight) || weight < 0 || weight > 256)) throw new RangeError(`weight must be 0..256, got ${weight}`);
+export function setServerWeight(
+  transport: RuntimeTransport,
+  backend: string,
+  server: string,
+  weight: number | `${number}%`,
+): Promise<void> {
+  if (typeof weight === 'number' && (!Number.isInteger(weight) || weight < 0 || weight > 256))
+    throw new RangeError(`weight must be 0..256, got ${weight}`);
   return transport.execute(`set server ${serverRef(backend, server)} weight ${weight}`);
 }
 

@@ -6,7 +6,15 @@ export type OperationalState = 'stopped' | 'starting' | 'running' | 'stopping';
 const OP: OperationalState[] = ['stopped', 'starting', 'running', 'stopping'];
 
 /** srv_admin_state bits (enum srv_admin). */
-export const ADMIN = { FMAINT: 0x01, IMAINT: 0x02, CMAINT: 0x04, FDRAIN: 0x08, IDRAIN: 0x10, RMAINT: 0x20, HMAINT: 0x40 } as const;
+export const ADMIN = {
+  FMAINT: 0x01,
+  IMAINT: 0x02,
+  CMAINT: 0x04,
+  FDRAIN: 0x08,
+  IDRAIN: 0x10,
+  RMAINT: 0x20,
+  HMAINT: 0x40,
+} as const;
 const MAINT = ADMIN.FMAINT | ADMIN.IMAINT | ADMIN.CMAINT | ADMIN.RMAINT | ADMIN.HMAINT;
 const DRAIN = ADMIN.FDRAIN | ADMIN.IDRAIN;
 
@@ -40,26 +48,35 @@ export function parseServersState(text: string, command = 'show servers state', 
     // Not a version line: an error message such as "Can't find backend."
     throw new RuntimeParseError(command, socket, lines[0].trim());
   }
-  if (lines[0]?.trim() !== '1') throw new RuntimeParseError(command, socket, `unsupported servers-state format version '${lines[0]?.trim() ?? ''}'`);
+  if (lines[0]?.trim() !== '1')
+    throw new RuntimeParseError(
+      command,
+      socket,
+      `unsupported servers-state format version '${lines[0]?.trim() ?? ''}'`,
+    );
   const headerLine = lines[1];
-  if (!headerLine?.startsWith('# ')) throw new RuntimeParseError(command, socket, 'missing the "# be_id be_name ..." header line');
+  if (!headerLine?.startsWith('# '))
+    throw new RuntimeParseError(command, socket, 'missing the "# be_id be_name ..." header line');
   const header = headerLine.slice(2).trim().split(/\s+/);
-  return lines.slice(2).filter((l) => !l.startsWith('#')).map((line) => {
-    const values = line.trim().split(/\s+/);
-    const f: Record<string, string> = {};
-    header.forEach((name, i) => (f[name] = values[i] ?? ''));
-    const admin = Number(f.srv_admin_state ?? 0);
-    return {
-      backend: f.be_name ?? '',
-      server: f.srv_name ?? '',
-      address: f.srv_addr ?? '',
-      operational: OP[Number(f.srv_op_state)] ?? 'stopped',
-      adminBits: admin,
-      maint: (admin & MAINT) !== 0,
-      drain: (admin & DRAIN) !== 0,
-      weight: Number(f.srv_uweight ?? 0),
-      initialWeight: Number(f.srv_iweight ?? 0),
-      fields: f,
-    };
-  });
+  return lines
+    .slice(2)
+    .filter((l) => !l.startsWith('#'))
+    .map((line) => {
+      const values = line.trim().split(/\s+/);
+      const f: Record<string, string> = {};
+      header.forEach((name, i) => (f[name] = values[i] ?? ''));
+      const admin = Number(f.srv_admin_state ?? 0);
+      return {
+        backend: f.be_name ?? '',
+        server: f.srv_name ?? '',
+        address: f.srv_addr ?? '',
+        operational: OP[Number(f.srv_op_state)] ?? 'stopped',
+        adminBits: admin,
+        maint: (admin & MAINT) !== 0,
+        drain: (admin & DRAIN) !== 0,
+        weight: Number(f.srv_uweight ?? 0),
+        initialWeight: Number(f.srv_iweight ?? 0),
+        fields: f,
+      };
+    });
 }

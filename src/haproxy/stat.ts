@@ -29,7 +29,10 @@ export interface StatFilter {
 }
 
 export async function showStat(transport: RuntimeTransport, filter: StatFilter = {}): Promise<StatRow[]> {
-  const command = filter.proxy !== undefined || filter.serversOnly ? `show stat ${filter.proxy ?? '-1'} ${filter.serversOnly ? 4 : -1} -1` : 'show stat';
+  const command =
+    filter.proxy !== undefined || filter.serversOnly
+      ? `show stat ${filter.proxy ?? '-1'} ${filter.serversOnly ? 4 : -1} -1`
+      : 'show stat';
   const text = await transport.send(command);
   return parseCsv(text, command, transport.socket).map(toStatRow);
 }

@@ -28,7 +28,8 @@ export class RuntimeTransport {
 
   /** Sends one command and resolves with HAProxy's full answer text. */
   send(command: string, timeoutMs = this.timeoutMs): Promise<string> {
-    if (/[\r\n;]/.test(command)) return Promise.reject(new RuntimeApiError(command, this.socket, 'a command may not contain a newline or ;'));
+    if (/[\r\n;]/.test(command))
+      return Promise.reject(new RuntimeApiError(command, this.socket, 'a command may not contain a newline or ;'));
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -46,13 +47,18 @@ export class RuntimeTransport {
       conn.on('connect', () => conn.write(`${command}\n`));
       conn.on('data', (d: Buffer) => {
         size += d.length;
-        if (size > this.maxReplyBytes) return finish(new RuntimeApiError(command, this.socket, `answer longer than ${this.maxReplyBytes} bytes`));
+        if (size > this.maxReplyBytes)
+          return finish(new RuntimeApiError(command, this.socket, `answer longer than ${this.maxReplyBytes} bytes`));
         chunks.push(d);
       });
       conn.on('end', () => finish(undefined, Buffer.concat(chunks).toString('utf8')));
       conn.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? 'EIO';
-        finish(code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' ? new RuntimeUnavailableError(command, this.socket, code) : new RuntimeApiError(command, this.socket, err.message));
+        finish(
+          code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES'
+            ? new RuntimeUnavailableError(command, this.socket, code)
+            : new RuntimeApiError(command, this.socket, err.message),
+        );
       });
     });
   }

@@ -4,10 +4,19 @@ import { createSocket } from 'node:dgram';
  * A minimal DNS query over UDP: enough to tell that a server answers (readiness), without a
  * DNS library in the product's dependencies. Resolves with the response's rcode.
  */
-export function query(host: string, port: number, name: string, _type: 'SOA', opts: { timeoutMs: number }): Promise<number> {
+export function query(
+  host: string,
+  port: number,
+  name: string,
+  _type: 'SOA',
+  opts: { timeoutMs: number },
+): Promise<number> {
   const id = Math.floor(Math.random() * 0xffff);
   const labels = name.replace(/\.$/, '').split('.').filter(Boolean);
-  const qname = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const qname = Buffer.concat([
+    ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+    Buffer.from([0]),
+  ]);
   const header = Buffer.from([id >> 8, id & 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
   const msg = Buffer.concat([header, qname, Buffer.from([0, 6, 0, 1])]);
   return new Promise((resolve, reject) => {

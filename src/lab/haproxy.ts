@@ -76,7 +76,6 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<Haproxy> {
   return { dir, socket, configFile, proc, stop };
 }
 
-
 /** A stats socket command for readiness (the typed client is src/haproxy; this stays dependency-free). */
 function ask(socket: string, command: string): Promise<string> {
   return new Promise((resolve) => {
@@ -91,7 +90,10 @@ function ask(socket: string, command: string): Promise<string> {
 }
 
 /** A database of its own on the real PostgreSQL at 127.0.0.1:5432; its `server_info` names the db server. */
-export async function createKeywordDatabase(name: string, serverName: string): Promise<{ rename(to: string): Promise<void>; drop(): Promise<void> }> {
+export async function createKeywordDatabase(
+  name: string,
+  serverName: string,
+): Promise<{ rename(to: string): Promise<void>; drop(): Promise<void> }> {
   const { default: pg } = await import('pg');
   const pgClient = pg.Client;
   const admin = () => new pgClient({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });
@@ -113,7 +115,9 @@ export async function createKeywordDatabase(name: string, serverName: string): P
   const rename = async (to: string) => {
     for (let attempt = 0; ; attempt++) {
       try {
-        await run(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${current}' AND pid <> pg_backend_pid()`);
+        await run(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${current}' AND pid <> pg_backend_pid()`,
+        );
         await run(`ALTER DATABASE ${current} RENAME TO ${to}`);
         current = to;
         return;
@@ -169,7 +173,12 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
     if (req.url === '/health') return res.end('ok\n');
     if (req.url === '/load') return res.end(`${state.load}\n`);
     if (req.url === '/dbcheck') {
-      const client = new pg.Client({ host: opts.pgHost ?? '127.0.0.1', user: opts.pgUser ?? 'postgres', database: opts.database, connectionTimeoutMillis: 2000 });
+      const client = new pg.Client({
+        host: opts.pgHost ?? '127.0.0.1',
+        user: opts.pgUser ?? 'postgres',
+        database: opts.database,
+        connectionTimeoutMillis: 2000,
+      });
       client.on('error', () => {});
       client
         .connect()
@@ -225,7 +234,13 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
  * The agent config of a lab pool: web servers named web/w1.., a message and a keyword check each
  * (keyword: the database server's name "db1"), checks every `intervalMs` with `fall`, rise 2.
  */
-export function agentConfigYaml(opts: { port: number; dir: string; web: { port: number }[]; intervalMs: number; fall: number }): string {
+export function agentConfigYaml(opts: {
+  port: number;
+  dir: string;
+  web: { port: number }[];
+  intervalMs: number;
+  fall: number;
+}): string {
   const servers = opts.web.map(
     (w, i) => `    - name: web/w${i + 1}
       address: 127.0.0.1:${w.port}

@@ -14,9 +14,17 @@ export async function runPartitionsDemo(say: (s: string) => void): Promise<void>
   try {
     lab = await startPartitionLab({ hosts: ['127.0.0.4', '127.0.0.5'] });
     const [a, b] = [lab.site('a'), lab.site('b')];
-    say('\nmultisite demo, partitions: p1 is active at a, p2 at b (mirror image); two HAProxies with the generated config.\n');
-    for (const s of lab.sites) say(`site ${s.name}: HAProxy on ${s.lb.host}:${s.lb.port}, PowerDNS on ${s.dns.host}:${s.dns.port}, web servers ${s.web.map((w) => `${w.host}:${w.port}`).join(', ')}`);
-    await show(lab, 'both sites up: each partition is served at its active site, whichever load balancer gets the request');
+    say(
+      '\nmultisite demo, partitions: p1 is active at a, p2 at b (mirror image); two HAProxies with the generated config.\n',
+    );
+    for (const s of lab.sites)
+      say(
+        `site ${s.name}: HAProxy on ${s.lb.host}:${s.lb.port}, PowerDNS on ${s.dns.host}:${s.dns.port}, web servers ${s.web.map((w) => `${w.host}:${w.port}`).join(', ')}`,
+      );
+    await show(
+      lab,
+      'both sites up: each partition is served at its active site, whichever load balancer gets the request',
+    );
     const t0 = performance.now();
     for (const w of a.web) await w.kill();
     await waitServed(b, 'p1.example.com', 'b');
@@ -25,7 +33,14 @@ export async function runPartitionsDemo(say: (s: string) => void): Promise<void>
     for (const w of a.web) await w.revive();
     await new Promise((r) => setTimeout(r, 1500));
     await show(lab, 'a is back: p1 stays at b until an operator fails it back (failback: manual)');
-    const out = await exec(process.execPath, [new URL('../cli/main.js', import.meta.url).pathname, 'partition', 'failback', 'p1', '--config', a.configFile]).catch((e: { stdout?: string; stderr?: string }) => ({ stdout: `${e.stdout ?? ''}${e.stderr ?? ''}` }));
+    const out = await exec(process.execPath, [
+      new URL('../cli/main.js', import.meta.url).pathname,
+      'partition',
+      'failback',
+      'p1',
+      '--config',
+      a.configFile,
+    ]).catch((e: { stdout?: string; stderr?: string }) => ({ stdout: `${e.stdout ?? ''}${e.stderr ?? ''}` }));
     say(`\n$ multisite partition failback p1 --config a.yaml\n${out.stdout.trim()}`);
     await waitServed(b, 'p1.example.com', 'a');
     // PowerDNS's cache is flushed for the name as ownership moves; wait for the flush to land.
@@ -61,8 +76,18 @@ async function show(lab: PartitionLab, title: string): Promise<void> {
     for (const part of ['p1', 'p2']) {
       const r = await httpGet(s.lb.host, s.lb.port, '/', `${part}.example.com`);
       const o = s.backend.partitions?.manager?.get(part);
-      const { stdout } = await exec('dig', ['+short', '+norec', `@${s.dns.host}`, '-p', String(s.dns.port), `${part}.example.com`, 'A']);
-      process.stdout.write(`   curl -H 'Host: ${part}.example.com' ${s.lb.host}:${s.lb.port}  (site ${s.name})  →  ${r.status} X-Served-By: ${r.servedBy ?? '-'}   [${part} active at ${o?.active}, epoch ${o?.epoch}; DNS ${stdout.trim().split('\n').join(', ')}]\n`);
+      const { stdout } = await exec('dig', [
+        '+short',
+        '+norec',
+        `@${s.dns.host}`,
+        '-p',
+        String(s.dns.port),
+        `${part}.example.com`,
+        'A',
+      ]);
+      process.stdout.write(
+        `   curl -H 'Host: ${part}.example.com' ${s.lb.host}:${s.lb.port}  (site ${s.name})  →  ${r.status} X-Served-By: ${r.servedBy ?? '-'}   [${part} active at ${o?.active}, epoch ${o?.epoch}; DNS ${stdout.trim().split('\n').join(', ')}]\n`,
+      );
     }
   }
 }

@@ -118,7 +118,11 @@ export async function startPartitionLab(opts: LabOptions = {}): Promise<Partitio
     const ctx: LabContext = { dir, hosts, ports, opts, stops };
     if (opts.wanDelayMs) {
       for (const [i, h] of hosts.entries()) {
-        const wan = await startTcpDelay({ host: h, port: ports[i]!.wan }, { host: h, port: ports[i]!.lb }, opts.wanDelayMs);
+        const wan = await startTcpDelay(
+          { host: h, port: ports[i]!.wan },
+          { host: h, port: ports[i]!.lb },
+          opts.wanDelayMs,
+        );
         stops.push(() => wan.stop());
       }
     }
@@ -217,7 +221,10 @@ async function startLoadBalancing(ctx: LabContext, i: number): Promise<LabSite> 
 async function partitionsServed(sites: LabSite[]): Promise<void> {
   for (const s of sites) {
     for (const part of ['p1', 'p2']) {
-      await waitFor(`${part} through ${s.name}'s load balancer`, async () => (await httpGet(s.host, s.lb.port, '/', `${part}.example.com`)).status === 200);
+      await waitFor(
+        `${part} through ${s.name}'s load balancer`,
+        async () => (await httpGet(s.host, s.lb.port, '/', `${part}.example.com`)).status === 200,
+      );
     }
   }
 }
@@ -230,10 +237,12 @@ function labConfig(ctx: LabContext, i: number): string {
   const d = siteDir(dir, i);
   return `site: ${SITES[i]}
 sites:
-${SITES.map((s, j) => `  - name: ${s}
+${SITES.map(
+  (s, j) => `  - name: ${s}
     heartbeat: ["${hosts[j]}:${ports[j]!.heartbeat}"]
     status-url: ["http://${hosts[j]}:${ports[j]!.metrics}/status"]
-    lb-address: ["${hosts[j]}:${ports[j]!.lb}"]`).join('\n')}
+    lb-address: ["${hosts[j]}:${ports[j]!.lb}"]`,
+).join('\n')}
 backend:
   socket: ${join(d, 'backend.sock')}
   control: ${join(d, 'control.sock')}
@@ -267,9 +276,13 @@ agent:
   state-file: ${join(d, 'agent-state.json')}
   log-level: ${opts.logLevel ?? 'warn'}
   servers:
-${p.web.map((port, k) => `    - name: web/w${k + 1}
+${p.web
+  .map(
+    (port, k) => `    - name: web/w${k + 1}
       address: ${h}:${port}
-      checks: { message: { type: http, path: /health, interval-ms: 100, timeout-ms: ${opts.timeoutMs ?? 1000}, rise: 1, fall: 2 } }`).join('\n')}
+      checks: { message: { type: http, path: /health, interval-ms: 100, timeout-ms: ${opts.timeoutMs ?? 1000}, rise: 1, fall: 2 } }`,
+  )
+  .join('\n')}
 ${partitionsConfig(ctx, i)}`;
 }
 
@@ -282,15 +295,21 @@ function partitionsConfig(ctx: LabContext, i: number): string {
   hold-down-ms: ${opts.holdDownMs ?? 2000}
   start-grace-ms: 1000
   load-balancers:
-${SITES.map((s, j) => `    ${s}:
-      listen: ${hosts[j]}:${ports[j]!.lb}${opts.wanDelayMs ? `
+${SITES.map(
+  (s, j) => `    ${s}:
+      listen: ${hosts[j]}:${ports[j]!.lb}${
+        opts.wanDelayMs
+          ? `
       inter-site: ${hosts[j]}:${ports[j]!.wan}
-      forward-source: ${hosts[j]}` : ''}
+      forward-source: ${hosts[j]}`
+          : ''
+      }
       stats-socket: ${haproxySocket(dir, j)}
       agent: ${hosts[j]}:${ports[j]!.agent}
       agent-inter-ms: 200
       servers:
-${ports[j]!.web.map((port, k) => `        - { name: w${k + 1}, address: "${hosts[j]}:${port}" }`).join('\n')}`).join('\n')}
+${ports[j]!.web.map((port, k) => `        - { name: w${k + 1}, address: "${hosts[j]}:${port}" }`).join('\n')}`,
+).join('\n')}
   list:
     - { name: p1, active: a, hosts: [p1.example.com], path-prefixes: [/p1/], tenants: [t1], dns-name: p1.example.com, failback: ${opts.failback ?? 'manual'} }
     - { name: p2, active: b, hosts: [p2.example.com], path-prefixes: [/p2/], tenants: [t2], dns-name: p2.example.com, failback: auto }
@@ -308,17 +327,20 @@ export async function startNamedWeb(site: string, name: string, host: string, po
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  const listen = () => new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
   await listen();
   let up = true;
   return {
-    name, host, port,
+    name,
+    host,
+    port,
     async kill() {
       if (!up) return;
       up = false;
@@ -342,19 +364,43 @@ export interface HttpResult {
 }
 
 /** One GET with a Host header (status 0 when it fails); a new connection each time, from `localAddress` if given. */
-export function httpGet(host: string, port: number, path: string, hostHeader = 'lab', headers: Record<string, string> = {}, timeoutMs = 2000, localAddress?: string): Promise<HttpResult> {
+export function httpGet(
+  host: string,
+  port: number,
+  path: string,
+  hostHeader = 'lab',
+  headers: Record<string, string> = {},
+  timeoutMs = 2000,
+  localAddress?: string,
+): Promise<HttpResult> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const req = request({ host, port, path, headers: { host: hostHeader, ...headers }, agent: false, timeout: timeoutMs, ...(localAddress ? { localAddress } : {}) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => {
-        const sb = res.headers['x-served-by'];
-        resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - t0, ...(typeof sb === 'string' ? { servedBy: sb } : {}) });
-      });
-      res.on('error', () => resolve({ status: 0, body, ms: performance.now() - t0 }));
-    });
+    const req = request(
+      {
+        host,
+        port,
+        path,
+        headers: { host: hostHeader, ...headers },
+        agent: false,
+        timeout: timeoutMs,
+        ...(localAddress ? { localAddress } : {}),
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => {
+          const sb = res.headers['x-served-by'];
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            ms: performance.now() - t0,
+            ...(typeof sb === 'string' ? { servedBy: sb } : {}),
+          });
+        });
+        res.on('error', () => resolve({ status: 0, body, ms: performance.now() - t0 }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', () => resolve({ status: 0, body: '', ms: performance.now() - t0 }));
     req.end();

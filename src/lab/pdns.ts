@@ -63,13 +63,21 @@ export async function startPdns(opts: PdnsOptions): Promise<Pdns> {
   } else {
     // $INCLUDE paths are relative to `directory`: the zone file's own, as operators expect.
     const directory = dirname(opts.backend.zones[0]?.file ?? dir);
-    const named = [`options { directory "${directory}"; };`, ...opts.backend.zones.map((z) => `zone "${z.name}" { type master; file "${z.file}"; };`)].join('\n');
+    const named = [
+      `options { directory "${directory}"; };`,
+      ...opts.backend.zones.map((z) => `zone "${z.name}" { type master; file "${z.file}"; };`),
+    ].join('\n');
     writeFileSync(join(dir, 'named.conf'), `${named}\n`);
     lines.launch = 'bind';
     lines['bind-config'] = join(dir, 'named.conf');
   }
   Object.assign(lines, opts.settings ?? {});
-  writeFileSync(join(dir, 'pdns.conf'), Object.entries(lines).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'pdns.conf'),
+    Object.entries(lines)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n') + '\n',
+  );
   const proc = startProcess('pdns_server', [`--config-dir=${dir}`, '--daemon=no', '--guardian=no']);
   const apiUrl = `http://${opts.host}:${apiPort}`;
   const stop = async () => {

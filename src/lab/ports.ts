@@ -30,7 +30,12 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
  * The deadline only matters when the condition never holds, so it is generous: a loaded machine
  * must not fail a wait that would have succeeded. An error from `check` counts as "not yet".
  */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000, everyMs = 20): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 30_000,
+  everyMs = 20,
+): Promise<void> {
   await waitForValue(what, check, (ok) => ok, timeoutMs, everyMs);
 }
 
@@ -39,7 +44,13 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
  * and benchmarks, never for a test's verdict). Throws after `timeoutMs`, naming what was awaited
  * and the last value (or error) seen.
  */
-export async function waitForValue<T>(what: string, read: () => Promise<T> | T, ok: (value: T) => boolean, timeoutMs = 30_000, everyMs = 20): Promise<{ value: T; ms: number }> {
+export async function waitForValue<T>(
+  what: string,
+  read: () => Promise<T> | T,
+  ok: (value: T) => boolean,
+  timeoutMs = 30_000,
+  everyMs = 20,
+): Promise<{ value: T; ms: number }> {
   const t0 = performance.now();
   let last: { value: T } | { error: unknown } | undefined;
   for (;;) {
@@ -53,6 +64,11 @@ export async function waitForValue<T>(what: string, read: () => Promise<T> | T, 
     if (performance.now() - t0 > timeoutMs) break;
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  const seen = last && 'error' in last ? `: ${(last.error as Error).message}` : last && last.value !== false ? `; last: ${JSON.stringify(last.value)}` : '';
+  const seen =
+    last && 'error' in last
+      ? `: ${(last.error as Error).message}`
+      : last && last.value !== false
+        ? `; last: ${JSON.stringify(last.value)}`
+        : '';
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen}`);
 }

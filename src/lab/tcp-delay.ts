@@ -15,7 +15,11 @@ export interface TcpDelay {
   stop(): Promise<void>;
 }
 
-export async function startTcpDelay(listen: { host: string; port: number }, target: { host: string; port: number }, delayMs: number): Promise<TcpDelay> {
+export async function startTcpDelay(
+  listen: { host: string; port: number },
+  target: { host: string; port: number },
+  delayMs: number,
+): Promise<TcpDelay> {
   const open = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = createConnection({ host: target.host, port: target.port, localAddress: client.remoteAddress });

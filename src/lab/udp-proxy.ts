@@ -16,7 +16,11 @@ export interface UdpProxy {
  * A one-way UDP relay on loopback that drops a chosen share of datagrams: how tests and benchmarks
  * lose heartbeats without a firewall. `random` is injectable for reproducible loss.
  */
-export async function startUdpProxy(host: string, target: { host: string; port: number }, random: () => number = Math.random): Promise<UdpProxy> {
+export async function startUdpProxy(
+  host: string,
+  target: { host: string; port: number },
+  random: () => number = Math.random,
+): Promise<UdpProxy> {
   const sock = createSocket('udp4');
   const out = createSocket('udp4');
   out.on('error', () => {});
@@ -33,7 +37,10 @@ export async function startUdpProxy(host: string, target: { host: string; port: 
     dropped: 0,
     recent: [],
     async stop() {
-      await Promise.all([new Promise<void>((r) => sock.close(() => r())), new Promise<void>((r) => out.close(() => r()))]);
+      await Promise.all([
+        new Promise<void>((r) => sock.close(() => r())),
+        new Promise<void>((r) => out.close(() => r())),
+      ]);
     },
   };
   sock.on('message', (msg) => {

@@ -12,8 +12,26 @@ import { PartitionManager, type ManagerEffects } from './manager.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
 
 export { PartitionManager, type ManagerEffects, type ManagerOptions, type TransferEvent } from './manager.js';
-export { evaluate, failback, newer, rulesOf, initialOwnership, epochStamp, type Ownership, type PartitionRule, type SiteView, type Change } from './ownership.js';
-export { ownerWinsPolicy, installOwnerWins, uninstallOwnerWins, writeOwnership, compareVersions, parseEpochStamp } from '../db-triggers/index.js';
+export {
+  evaluate,
+  failback,
+  newer,
+  rulesOf,
+  initialOwnership,
+  epochStamp,
+  type Ownership,
+  type PartitionRule,
+  type SiteView,
+  type Change,
+} from './ownership.js';
+export {
+  ownerWinsPolicy,
+  installOwnerWins,
+  uninstallOwnerWins,
+  writeOwnership,
+  compareVersions,
+  parseEpochStamp,
+} from '../db-triggers/index.js';
 
 export { MAC_HEADER, post, sign, verify } from '../shared/peer-http.js';
 export { sharedKey } from '../config/index.js';
@@ -79,7 +97,12 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
 
   const effects: ManagerEffects = {
     async haproxy(o) {
-      for (const r of remotes) await haproxy.setServerState(partitionBackend(o.partition), remoteServer(r), r === o.active && o.active !== me ? 'ready' : 'maint');
+      for (const r of remotes)
+        await haproxy.setServerState(
+          partitionBackend(o.partition),
+          remoteServer(r),
+          r === o.active && o.active !== me ? 'ready' : 'maint',
+        );
     },
     dns(o) {
       const rule = rules.find((r) => r.partition === o.partition)!;
@@ -111,7 +134,9 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
     },
     async lagMs(site) {
       if (!config.replication) return 0;
-      const peers = await Promise.all(siteOrder.filter((s) => s !== site).map(async (s) => ({ name: s, db: await db(s).catch(() => null) })));
+      const peers = await Promise.all(
+        siteOrder.filter((s) => s !== site).map(async (s) => ({ name: s, db: await db(s).catch(() => null) })),
+      );
       return replicaLagMs(await db(site), peers);
     },
   };
@@ -131,7 +156,10 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
   // The DNS order follows the recorded ownership from the start (it may differ from the config after a restart).
   for (const o of manager.records()) effects.dns(o);
   await manager.start();
-  deps.logger.info({ site: me, partitions: manager.records().map((o) => `${o.partition}@${o.active}#${o.epoch}`) }, 'partitions started');
+  deps.logger.info(
+    { site: me, partitions: manager.records().map((o) => `${o.partition}@${o.active}#${o.epoch}`) },
+    'partitions started',
+  );
   return {
     manager,
     routes: [partitionsRoute(manager, me, key)],
@@ -158,7 +186,12 @@ export function partitionsRoute(manager: PartitionManager, site: string, key: Bu
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== '/partitions' && url.pathname !== '/partitions/failback') return false;
     if (req.method === 'GET' && url.pathname === '/partitions') {
-      reply(res, 200, { site, partitions: manager.records(), history: manager.history.slice(-20).map((e) => e.change.after) }, key);
+      reply(
+        res,
+        200,
+        { site, partitions: manager.records(), history: manager.history.slice(-20).map((e) => e.change.after) },
+        key,
+      );
       return true;
     }
     if (req.method !== 'POST') {
@@ -166,26 +199,38 @@ export function partitionsRoute(manager: PartitionManager, site: string, key: Bu
       res.end();
       return true;
     }
-    void readBody(req, 64 * 1024).then(
-      async (body) => {
-        const mac = req.headers[MAC_HEADER];
-        const trusted = key ? verify(key, body, typeof mac === 'string' ? mac : undefined) : url.pathname === '/partitions/failback' && isLoopback(req.socket.remoteAddress);
-        if (!trusted) return reply(res, 403, { error: 'not signed with the shared key' });
-        const parsed = parseJsonObject(body, url.pathname === '/partitions' ? '{"site", "partitions": [...]}' : '{"partition", "time"}');
-        if (!parsed.ok) return reply(res, 400, { error: parsed.error });
-        const msg = parsed.value as { site?: unknown; partitions?: unknown; partition?: unknown; time?: unknown };
-        if (url.pathname === '/partitions') {
-          if (!Array.isArray(msg.partitions)) return reply(res, 400, { error: 'partitions: expected a list' });
-          if (!msg.partitions.every((p) => typeof p === 'object' && p !== null && !Array.isArray(p))) return reply(res, 400, { error: 'partitions: every entry must be an object' });
-          const adopted = await manager.merge(msg.partitions as Ownership[], typeof msg.site === 'string' ? msg.site : '?');
-          return reply(res, 200, { adopted });
-        }
-        if (typeof msg.time !== 'number' || Math.abs(Date.now() - msg.time) > 60_000) return reply(res, 400, { error: 'time: missing or more than 60 s off' });
-        const r = await manager.failback(String(msg.partition));
-        return reply(res, r.ok ? 200 : 409, r);
-      },
-      (err: Error) => reply(res, 400, { error: err.message }),
-    ).catch((err: Error) => reply(res, 500, { error: err.message }));
+    void readBody(req, 64 * 1024)
+      .then(
+        async (body) => {
+          const mac = req.headers[MAC_HEADER];
+          const trusted = key
+            ? verify(key, body, typeof mac === 'string' ? mac : undefined)
+            : url.pathname === '/partitions/failback' && isLoopback(req.socket.remoteAddress);
+          if (!trusted) return reply(res, 403, { error: 'not signed with the shared key' });
+          const parsed = parseJsonObject(
+            body,
+            url.pathname === '/partitions' ? '{"site", "partitions": [...]}' : '{"partition", "time"}',
+          );
+          if (!parsed.ok) return reply(res, 400, { error: parsed.error });
+          const msg = parsed.value as { site?: unknown; partitions?: unknown; partition?: unknown; time?: unknown };
+          if (url.pathname === '/partitions') {
+            if (!Array.isArray(msg.partitions)) return reply(res, 400, { error: 'partitions: expected a list' });
+            if (!msg.partitions.every((p) => typeof p === 'object' && p !== null && !Array.isArray(p)))
+              return reply(res, 400, { error: 'partitions: every entry must be an object' });
+            const adopted = await manager.merge(
+              msg.partitions as Ownership[],
+              typeof msg.site === 'string' ? msg.site : '?',
+            );
+            return reply(res, 200, { adopted });
+          }
+          if (typeof msg.time !== 'number' || Math.abs(Date.now() - msg.time) > 60_000)
+            return reply(res, 400, { error: 'time: missing or more than 60 s off' });
+          const r = await manager.failback(String(msg.partition));
+          return reply(res, r.ok ? 200 : 409, r);
+        },
+        (err: Error) => reply(res, 400, { error: err.message }),
+      )
+      .catch((err: Error) => reply(res, 500, { error: err.message }));
     return true;
   };
 }

@@ -2,7 +2,17 @@ import type { Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import { field, readStateFile, writeStateFile } from '../shared/state-file.js';
 import type { SiteStateTable } from '../site-health/index.js';
-import { evaluate, failback, initialOwnership, newer, type AutoFailback, type Change, type Ownership, type PartitionRule, type SiteView } from './ownership.js';
+import {
+  evaluate,
+  failback,
+  initialOwnership,
+  newer,
+  type AutoFailback,
+  type Change,
+  type Ownership,
+  type PartitionRule,
+  type SiteView,
+} from './ownership.js';
 
 /**
  * Runs the ownership rules at one site: evaluates them on every site-state change (and on a
@@ -74,7 +84,9 @@ export class PartitionManager {
   constructor(private readonly o: ManagerOptions) {
     this.rules = new Map(o.rules.map((r) => [r.partition, r]));
     this.owned = initialOwnership(o.rules, o.wallNow());
-    for (const rec of this.readState()) if (this.rules.has(rec.partition) && newer(this.owned.get(rec.partition), rec, this.rules.get(rec.partition)!)) this.owned.set(rec.partition, rec);
+    for (const rec of this.readState())
+      if (this.rules.has(rec.partition) && newer(this.owned.get(rec.partition), rec, this.rules.get(rec.partition)!))
+        this.owned.set(rec.partition, rec);
   }
 
   records(): Ownership[] {
@@ -107,10 +119,16 @@ export class PartitionManager {
   }
 
   /** Operator failback; announced like any change. */
-  async failback(partition: string): Promise<{ ok: true; record: Ownership; changed: boolean } | { ok: false; error: string }> {
+  async failback(
+    partition: string,
+  ): Promise<{ ok: true; record: Ownership; changed: boolean } | { ok: false; error: string }> {
     const rule = this.rules.get(partition);
     const cur = this.owned.get(partition);
-    if (!rule || !cur) return { ok: false, error: `unknown partition '${partition}' (partitions: ${[...this.rules.keys()].join(', ')})` };
+    if (!rule || !cur)
+      return {
+        ok: false,
+        error: `unknown partition '${partition}' (partitions: ${[...this.rules.keys()].join(', ')})`,
+      };
     const r = failback(rule, cur, this.view(), this.o.wallNow());
     if (!r.ok) return r;
     if (!r.change) return { ok: true, record: { ...cur }, changed: false };
@@ -125,7 +143,11 @@ export class PartitionManager {
       const rule = this.rules.get(rec.partition);
       if (!rule || !rule.order.includes(rec.active) || !Number.isSafeInteger(rec.epoch) || rec.epoch < 1) continue;
       const cur = this.owned.get(rec.partition);
-      if (newer(cur, rec, rule)) changes.push({ before: cur!, after: { ...rec, home: rule.home, reason: `${rec.reason} (announced by ${from})` } });
+      if (newer(cur, rec, rule))
+        changes.push({
+          before: cur!,
+          after: { ...rec, home: rule.home, reason: `${rec.reason} (announced by ${from})` },
+        });
     }
     if (changes.length) await this.commit(changes, false);
     return changes.length;
@@ -171,20 +193,49 @@ export class PartitionManager {
     for (const c of changes) {
       const e = { change: c, at };
       this.history.push(e);
-      this.o.logger.warn({ partition: c.after.partition, from: c.before?.active, to: c.after.active, epoch: c.after.epoch, reason: c.after.reason }, `partition ${c.after.partition} is now active at ${c.after.active}`);
+      this.o.logger.warn(
+        {
+          partition: c.after.partition,
+          from: c.before?.active,
+          to: c.after.active,
+          epoch: c.after.epoch,
+          reason: c.after.reason,
+        },
+        `partition ${c.after.partition} is now active at ${c.after.active}`,
+      );
       for (const l of this.listeners) l(e);
     }
     this.chain = this.chain.then(async () => {
       for (const c of changes) await this.applyOne(c.after, true);
-      if (announce) await this.o.effects.announce(this.records()).catch((err: Error) => this.o.logger.warn({ err: err.message }, 'announcing partition ownership failed; peers pull it later'));
+      if (announce)
+        await this.o.effects
+          .announce(this.records())
+          .catch((err: Error) =>
+            this.o.logger.warn({ err: err.message }, 'announcing partition ownership failed; peers pull it later'),
+          );
     });
     return this.chain;
   }
 
   private async applyOne(o: Ownership, changed: boolean): Promise<void> {
     if (changed) this.o.effects.dns(o);
-    await this.o.effects.haproxy(o).catch((err: Error) => this.o.logger.warn({ partition: o.partition, err: err.message }, 'setting the load balancer for a partition failed; retried at the next reconcile'));
-    if (changed && this.o.effects.db) await this.o.effects.db(o).catch((err: Error) => this.o.logger.warn({ partition: o.partition, err: err.message }, 'writing the ownership epoch to the database failed; retried at the next reconcile'));
+    await this.o.effects
+      .haproxy(o)
+      .catch((err: Error) =>
+        this.o.logger.warn(
+          { partition: o.partition, err: err.message },
+          'setting the load balancer for a partition failed; retried at the next reconcile',
+        ),
+      );
+    if (changed && this.o.effects.db)
+      await this.o.effects
+        .db(o)
+        .catch((err: Error) =>
+          this.o.logger.warn(
+            { partition: o.partition, err: err.message },
+            'writing the ownership epoch to the database failed; retried at the next reconcile',
+          ),
+        );
   }
 
   private schedule(): void {
@@ -197,8 +248,11 @@ export class PartitionManager {
   private async reconcile(): Promise<void> {
     if (this.stopped) return;
     // Lags only matter for a partition waiting on auto failback.
-    const waiting = [...this.rules.values()].filter((r) => r.failback === 'auto' && this.owned.get(r.partition)?.active !== r.home);
-    for (const home of new Set(waiting.map((r) => r.home))) this.lags.set(home, await this.o.effects.lagMs(home).catch(() => undefined));
+    const waiting = [...this.rules.values()].filter(
+      (r) => r.failback === 'auto' && this.owned.get(r.partition)?.active !== r.home,
+    );
+    for (const home of new Set(waiting.map((r) => r.home)))
+      this.lags.set(home, await this.o.effects.lagMs(home).catch(() => undefined));
     if (this.o.effects.pull) {
       const all = await this.o.effects.pull().catch(() => [] as Ownership[][]);
       for (const recs of all) await this.merge(recs, 'a peer');

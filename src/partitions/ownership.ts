@@ -63,7 +63,12 @@ export function rulesOf(p: PartitionsConfig, siteOrder: readonly string[]): Part
 }
 
 export function initialOwnership(rules: PartitionRule[], now: number): Map<string, Ownership> {
-  return new Map(rules.map((r) => [r.partition, { partition: r.partition, home: r.home, active: r.home, epoch: 1, since: now, reason: 'configured active site' }]));
+  return new Map(
+    rules.map((r) => [
+      r.partition,
+      { partition: r.partition, home: r.home, active: r.home, epoch: 1, since: now, reason: 'configured active site' },
+    ]),
+  );
 }
 
 /**
@@ -98,7 +103,14 @@ export function evaluate(
       const since = usable === undefined ? undefined : Math.max(usable, heldSince(o));
       const lag = view.lagMs(r.home);
       if (since !== undefined && now - since >= auto.holdDownMs && lag !== undefined && lag <= auto.maxLagMs) {
-        changes.push(move(o, r.home, now, `automatic failback: ${r.home} usable for ${Math.round((now - since) / 1000)} s, replica lag ${lag} ms`));
+        changes.push(
+          move(
+            o,
+            r.home,
+            now,
+            `automatic failback: ${r.home} usable for ${Math.round((now - since) / 1000)} s, replica lag ${lag} ms`,
+          ),
+        );
       }
     }
   }
@@ -106,9 +118,18 @@ export function evaluate(
 }
 
 /** Operator failback (`multisite partition failback P`): refused unless home is usable. */
-export function failback(rule: PartitionRule, o: Ownership, view: SiteView, now: number): { ok: true; change?: Change } | { ok: false; error: string } {
+export function failback(
+  rule: PartitionRule,
+  o: Ownership,
+  view: SiteView,
+  now: number,
+): { ok: true; change?: Change } | { ok: false; error: string } {
   if (o.active === rule.home) return { ok: true };
-  if (!view.usable(rule.home)) return { ok: false, error: `${rule.home} is not usable; failback would send ${rule.partition} to a site that is down` };
+  if (!view.usable(rule.home))
+    return {
+      ok: false,
+      error: `${rule.home} is not usable; failback would send ${rule.partition} to a site that is down`,
+    };
   return { ok: true, change: move(o, rule.home, now, 'failback by an operator') };
 }
 

@@ -1,7 +1,15 @@
 import { isIPv4 } from 'node:net';
 import type { BalancedConfig, Fallback } from '../config/index.js';
 import { parseClient } from '../site-health/index.js';
-import { applyPolicy, dependenceOf, type Dependence, type PolicyInputs, type PolicyName, type PolicyParams, type TopologyEntry } from './policies.js';
+import {
+  applyPolicy,
+  dependenceOf,
+  type Dependence,
+  type PolicyInputs,
+  type PolicyName,
+  type PolicyParams,
+  type TopologyEntry,
+} from './policies.js';
 
 /** Documented defaults of the policy parameters (docs/policies.md). */
 export const POLICY_DEFAULTS = {
@@ -31,15 +39,23 @@ export function compileBalanced(b: BalancedConfig, localSite: string, siteOrder:
   const a = new Map<string, string[]>();
   const aaaa = new Map<string, string[]>();
   for (const [site, addrs] of Object.entries(b.addresses)) {
-    a.set(site, addrs.filter((x) => isIPv4(x)));
-    aaaa.set(site, addrs.filter((x) => !isIPv4(x)));
+    a.set(
+      site,
+      addrs.filter((x) => isIPv4(x)),
+    );
+    aaaa.set(
+      site,
+      addrs.filter((x) => !isIPv4(x)),
+    );
   }
   const withAddresses = (sites: string[]) => sites.filter((s) => s in b.addresses);
   const policy: PolicyName = b.policy ?? 'local-first';
   const preference =
     policy === 'failover'
       ? withAddresses(b.order ?? siteOrder)
-      : withAddresses(policy !== 'local-first' && b.order ? b.order : [localSite, ...siteOrder.filter((s) => s !== localSite)]);
+      : withAddresses(
+          policy !== 'local-first' && b.order ? b.order : [localSite, ...siteOrder.filter((s) => s !== localSite)],
+        );
   const h = b.hysteresis ?? {};
   const topology: TopologyEntry[] = Object.entries(b.topology ?? {})
     .map(([text, sites]) => ({ text, sites, net: parseClient(text)! }))
@@ -61,7 +77,10 @@ export function compileBalanced(b: BalancedConfig, localSite: string, siteOrder:
       min: h.min ?? POLICY_DEFAULTS.hysteresisMin[policy] ?? 0,
       holdMs: h['hold-ms'] ?? POLICY_DEFAULTS.hysteresis['hold-ms'],
     },
-    closest: { hopMs: b.closest?.['hop-ms'] ?? POLICY_DEFAULTS.closest['hop-ms'], maxAgeMs: b.closest?.['max-age-ms'] ?? POLICY_DEFAULTS.closest['max-age-ms'] },
+    closest: {
+      hopMs: b.closest?.['hop-ms'] ?? POLICY_DEFAULTS.closest['hop-ms'],
+      maxAgeMs: b.closest?.['max-age-ms'] ?? POLICY_DEFAULTS.closest['max-age-ms'],
+    },
     ...(b['decided-by'] !== undefined && b['decided-by'] !== localSite ? { decidedBy: b['decided-by'] } : {}),
     decidedByTimeoutMs: b['decided-by-timeout-ms'] ?? POLICY_DEFAULTS['decided-by-timeout-ms'],
   };
@@ -82,7 +101,9 @@ export function decide(name: BalancedName, usable: (site: string) => boolean, in
     inputs.trace?.push(`no usable site among ${name.preference.join(', ') || 'none'}: fallback ${name.fallback}`);
     return { kind: 'fallback', fallback: name.fallback, sites: name.fallback === 'all' ? name.preference : [] };
   }
-  inputs.trace?.push(`usable: ${alive.join(', ')}${alive.length < name.preference.length ? `; left out: ${name.preference.filter((s) => !alive.includes(s)).join(', ')}` : ''}`);
+  inputs.trace?.push(
+    `usable: ${alive.join(', ')}${alive.length < name.preference.length ? `; left out: ${name.preference.filter((s) => !alive.includes(s)).join(', ')}` : ''}`,
+  );
   const r = applyPolicy(name, alive, inputs);
   const d: Decision = { kind: 'sites', sites: demoteStale(r.sites, inputs) };
   if (r.scope) d.scope = r.scope;
@@ -95,7 +116,9 @@ export function demoteStale(sites: string[], inputs: Pick<PolicyInputs, 'stale' 
   const stale = inputs.stale;
   if (!stale || !sites.some(stale) || sites.every(stale)) return sites;
   const out = [...sites.filter((s) => !stale(s)), ...sites.filter(stale)];
-  inputs.trace?.push(`replica lag over max-lag-seconds: ${sites.filter(stale).join(', ')} demoted: [${out.join(', ')}]`);
+  inputs.trace?.push(
+    `replica lag over max-lag-seconds: ${sites.filter(stale).join(', ')} demoted: [${out.join(', ')}]`,
+  );
   return out;
 }
 

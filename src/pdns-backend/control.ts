@@ -2,7 +2,8 @@ import { type ControlRequestObject, controlSocketRequest, describe, JsonLineServ
 import type { Logger } from '../shared/log.js';
 import type { SiteStateTable } from '../site-health/index.js';
 
-export type ControlRequest = { cmd: 'status' } | { cmd: 'drain' | 'undrain'; site: string } | { cmd: 'explain'; name: string; client?: string };
+export type ControlRequest =
+  { cmd: 'status' } | { cmd: 'drain' | 'undrain'; site: string } | { cmd: 'explain'; name: string; client?: string };
 export type ControlResponse = { ok: true; [k: string]: unknown } | { ok: false; error: string };
 
 export interface ControlDeps {
@@ -34,7 +35,8 @@ export class ControlServer {
     const req = raw as ControlRequest;
     const { table } = this.deps;
     try {
-      if ((req.cmd === 'drain' || req.cmd === 'undrain') && (typeof req.site !== 'string' || req.site === '')) return { ok: false, error: `${req.cmd} needs "site", a non-empty string, not ${describe(req.site)}` };
+      if ((req.cmd === 'drain' || req.cmd === 'undrain') && (typeof req.site !== 'string' || req.site === ''))
+        return { ok: false, error: `${req.cmd} needs "site", a non-empty string, not ${describe(req.site)}` };
       if (req.cmd === 'status') return { ok: true, sites: table.snapshot() };
       if (req.cmd === 'drain' || req.cmd === 'undrain') {
         const changed = table.setDrained(req.site, req.cmd === 'drain');
@@ -45,11 +47,15 @@ export class ControlServer {
         return { ok: true, site: req.site, drained: req.cmd === 'drain', changed };
       }
       if (req.cmd === 'explain' && this.deps.explain) {
-        if (typeof req.name !== 'string' || (req.client !== undefined && typeof req.client !== 'string')) return { ok: false, error: 'explain needs "name" (and optional "client") strings' };
+        if (typeof req.name !== 'string' || (req.client !== undefined && typeof req.client !== 'string'))
+          return { ok: false, error: 'explain needs "name" (and optional "client") strings' };
         const e = this.deps.explain(req.name, req.client);
         return e ? { ok: true, explain: e } : { ok: false, error: `'${req.name}' is not a balanced name` };
       }
-      return { ok: false, error: `unknown command '${(req as { cmd?: unknown }).cmd}' (status, drain, undrain, explain)` };
+      return {
+        ok: false,
+        error: `unknown command '${(req as { cmd?: unknown }).cmd}' (status, drain, undrain, explain)`,
+      };
     } catch (err) {
       return { ok: false, error: (err as Error).message };
     }

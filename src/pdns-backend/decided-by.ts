@@ -68,7 +68,12 @@ export class RemoteDecider {
   constructor(private readonly o: DeciderOptions) {
     this.refreshLeadMs = Math.max(0, ...o.orderings.names.filter((b) => b.decidedBy).map((b) => b.decidedByTimeoutMs));
     if (o.registry) {
-      this.requests = new Counter({ name: 'multisite_backend_decided_by_requests_total', help: 'decided-by requests to the deciding site, by result', labelNames: ['site', 'result'], registers: [o.registry] });
+      this.requests = new Counter({
+        name: 'multisite_backend_decided_by_requests_total',
+        help: 'decided-by requests to the deciding site, by result',
+        labelNames: ['site', 'result'],
+        registers: [o.registry],
+      });
     }
   }
 
@@ -105,7 +110,12 @@ export class RemoteDecider {
 
   private async fetch(b: BalancedName, client: ClientNet | undefined, key: string): Promise<void> {
     const site = b.decidedBy!;
-    const request: DecideRequest = { site: this.o.site, name: b.name, nonce: randomBytes(12).toString('hex'), ...(client && key ? { client: key } : {}) };
+    const request: DecideRequest = {
+      site: this.o.site,
+      name: b.name,
+      nonce: randomBytes(12).toString('hex'),
+      ...(client && key ? { client: key } : {}),
+    };
     const body = JSON.stringify(request);
     let lastError = 'no status-url';
     for (const origin of this.o.peers.get(site) ?? []) {
@@ -117,15 +127,22 @@ export class RemoteDecider {
         this.requests?.inc({ site, result: 'ok' });
         this.failedUntil.delete(`${b.name}|${key}`);
         // An empty order (the deciding site has no usable site) is not a decision: ours stands.
-        if (d.sites.length > 0 && !this.stopped) this.o.orderings.setRemote(b.name, key, { sites: d.sites, scope: d.scope, until: this.now() + d.ttl * 1000 });
+        if (d.sites.length > 0 && !this.stopped)
+          this.o.orderings.setRemote(b.name, key, { sites: d.sites, scope: d.scope, until: this.now() + d.ttl * 1000 });
         return;
       } catch (err) {
-        lastError = (err as Error).name === 'TimeoutError' ? `no answer within ${b.decidedByTimeoutMs} ms` : (err as Error).message;
+        lastError =
+          (err as Error).name === 'TimeoutError'
+            ? `no answer within ${b.decidedByTimeoutMs} ms`
+            : (err as Error).message;
         this.requests?.inc({ site, result: (err as Error).name === 'TimeoutError' ? 'timeout' : 'error' });
       }
     }
     this.failedUntil.set(`${b.name}|${key}`, this.now() + (this.o.retryMs ?? 1000));
-    this.o.logger.warn({ name: b.name, site, client: key || undefined, err: lastError }, `decided-by ${site}: no decision (${lastError}); our own order is served`);
+    this.o.logger.warn(
+      { name: b.name, site, client: key || undefined, err: lastError },
+      `decided-by ${site}: no decision (${lastError}); our own order is served`,
+    );
   }
 }
 
@@ -141,12 +158,19 @@ export function parseReply(text: string, req: DecideRequest, sites: readonly str
   } catch {
     throw new DecideReplyError('reply is not JSON');
   }
-  if (v.name !== req.name || v.nonce !== req.nonce) throw new DecideReplyError('reply is for another request (name or nonce differs)');
-  if (!Array.isArray(v.sites) || !v.sites.every((s) => typeof s === 'string' && sites.includes(s)) || new Set(v.sites).size !== v.sites.length) {
+  if (v.name !== req.name || v.nonce !== req.nonce)
+    throw new DecideReplyError('reply is for another request (name or nonce differs)');
+  if (
+    !Array.isArray(v.sites) ||
+    !v.sites.every((s) => typeof s === 'string' && sites.includes(s)) ||
+    new Set(v.sites).size !== v.sites.length
+  ) {
     throw new DecideReplyError(`reply sites must be distinct known sites (${sites.join(', ')})`);
   }
-  if (!Number.isInteger(v.scope) || v.scope! < 0 || v.scope! > 128) throw new DecideReplyError('reply scope must be an integer 0..128');
-  if (!Number.isInteger(v.ttl) || v.ttl! < 0 || v.ttl! > 86_400) throw new DecideReplyError('reply ttl must be an integer 0..86400');
+  if (!Number.isInteger(v.scope) || v.scope! < 0 || v.scope! > 128)
+    throw new DecideReplyError('reply scope must be an integer 0..128');
+  if (!Number.isInteger(v.ttl) || v.ttl! < 0 || v.ttl! > 86_400)
+    throw new DecideReplyError('reply ttl must be an integer 0..86400');
   return v as DecideReply;
 }
 
@@ -163,27 +187,43 @@ export function decideRoute(orderings: Orderings, key: Buffer, logger: Logger): 
       res.end();
       return true;
     }
-    readBody(req, 4096).then(
-      (body) => {
-        const mac = req.headers[MAC_HEADER];
-        if (!verify(key, body, typeof mac === 'string' ? mac : undefined)) return reply(res, 403, { error: 'not signed with the peers key' });
-        const parsed = parseJsonObject(body, '{"site", "name", "nonce", "client"?}');
-        if (!parsed.ok) return reply(res, 400, { error: parsed.error });
-        const r = parsed.value as Partial<DecideRequest>;
-        if (typeof r.name !== 'string' || typeof r.nonce !== 'string' || (r.client !== undefined && typeof r.client !== 'string')) {
-          return reply(res, 400, { error: 'expected {"site", "name", "nonce", "client"?}' });
-        }
-        const b = byName.get(r.name.toLowerCase());
-        if (!b) return reply(res, 404, { error: `'${r.name}' is not a balanced name here` });
-        const d = b.dependence === 'client' && r.client ? orderings.forClient(b, r.client) : { decision: orderings.sharedDecision(b), scope: 0 };
-        const out: DecideReply = { name: r.name, nonce: r.nonce, sites: d.decision.kind === 'sites' ? d.decision.sites : [], scope: d.scope, ttl: b.ttl };
-        return reply(res, 200, out, key);
-      },
-      (err: Error) => reply(res, 413, { error: err.message }),
-    ).catch((err: Error) => {
-      logger.error({ err }, 'decide request failed');
-      reply(res, 500, { error: 'internal error' });
-    });
+    readBody(req, 4096)
+      .then(
+        (body) => {
+          const mac = req.headers[MAC_HEADER];
+          if (!verify(key, body, typeof mac === 'string' ? mac : undefined))
+            return reply(res, 403, { error: 'not signed with the peers key' });
+          const parsed = parseJsonObject(body, '{"site", "name", "nonce", "client"?}');
+          if (!parsed.ok) return reply(res, 400, { error: parsed.error });
+          const r = parsed.value as Partial<DecideRequest>;
+          if (
+            typeof r.name !== 'string' ||
+            typeof r.nonce !== 'string' ||
+            (r.client !== undefined && typeof r.client !== 'string')
+          ) {
+            return reply(res, 400, { error: 'expected {"site", "name", "nonce", "client"?}' });
+          }
+          const b = byName.get(r.name.toLowerCase());
+          if (!b) return reply(res, 404, { error: `'${r.name}' is not a balanced name here` });
+          const d =
+            b.dependence === 'client' && r.client
+              ? orderings.forClient(b, r.client)
+              : { decision: orderings.sharedDecision(b), scope: 0 };
+          const out: DecideReply = {
+            name: r.name,
+            nonce: r.nonce,
+            sites: d.decision.kind === 'sites' ? d.decision.sites : [],
+            scope: d.scope,
+            ttl: b.ttl,
+          };
+          return reply(res, 200, out, key);
+        },
+        (err: Error) => reply(res, 413, { error: err.message }),
+      )
+      .catch((err: Error) => {
+        logger.error({ err }, 'decide request failed');
+        reply(res, 500, { error: 'internal error' });
+      });
     return true;
   };
 }

@@ -23,8 +23,15 @@ export interface Explanation {
 }
 
 /** Why a name answers what it answers for a client: each site's figures and the policy's steps. */
-export function explain(b: BalancedName, orders: Orderings, table: SiteStateTable, client?: string, now = Date.now()): Explanation {
-  const realRemote = client === undefined ? undefined : client.includes('/') ? client : `${client}/${client.includes(':') ? 128 : 32}`;
+export function explain(
+  b: BalancedName,
+  orders: Orderings,
+  table: SiteStateTable,
+  client?: string,
+  now = Date.now(),
+): Explanation {
+  const realRemote =
+    client === undefined ? undefined : client.includes('/') ? client : `${client}/${client.includes(':') ? 128 : 32}`;
   const net = realRemote ? parseClient(realRemote) : undefined;
   const key = net ? probeKey(net) : undefined;
   const { decision, scope, trace } = orders.explain(b, realRemote);
@@ -39,7 +46,15 @@ export function explain(b: BalancedName, orders: Orderings, table: SiteStateTabl
     const age = orders.metrics.figuresAge(site);
     if (age !== undefined) row.figuresAgeMs = age;
     const p = key ? orders.metrics.probe(site, key) : undefined;
-    if (p && key) row.probe = { network: key, rttMs: p.rttMs, completion: p.completion, ...(p.hops !== undefined ? { hops: p.hops } : {}), method: p.method, ageMs: now - p.at };
+    if (p && key)
+      row.probe = {
+        network: key,
+        rttMs: p.rttMs,
+        completion: p.completion,
+        ...(p.hops !== undefined ? { hops: p.hops } : {}),
+        method: p.method,
+        ageMs: now - p.at,
+      };
     return row;
   });
   const answer: Explanation['answer'] = { sites: decision.sites, a, aaaa, scope };
@@ -51,11 +66,20 @@ export function explain(b: BalancedName, orders: Orderings, table: SiteStateTabl
 
 export function formatExplanation(e: Explanation): string {
   const lines = [`${e.name}  policy ${e.policy} (${cacheNote(e.dependence)})${e.client ? `  client ${e.client}` : ''}`];
-  lines.push(`answer: ${[...e.answer.a, ...e.answer.aaaa].join(' ') || '(none)'}  sites [${e.answer.sites.join(', ')}]${e.answer.fallback ? ` fallback ${e.answer.fallback}` : ''}  scope /${e.answer.scope}`);
-  lines.push('', `${'SITE'.padEnd(12)} ${'STATE'.padEnd(6)} ${'LOAD'.padStart(7)} ${'RESP MS'.padStart(8)} ${'CONNS'.padStart(6)}  PROBE`);
+  lines.push(
+    `answer: ${[...e.answer.a, ...e.answer.aaaa].join(' ') || '(none)'}  sites [${e.answer.sites.join(', ')}]${e.answer.fallback ? ` fallback ${e.answer.fallback}` : ''}  scope /${e.answer.scope}`,
+  );
+  lines.push(
+    '',
+    `${'SITE'.padEnd(12)} ${'STATE'.padEnd(6)} ${'LOAD'.padStart(7)} ${'RESP MS'.padStart(8)} ${'CONNS'.padStart(6)}  PROBE`,
+  );
   for (const s of e.sites) {
-    const probe = s.probe ? `${s.probe.network} rtt ${s.probe.rttMs.toFixed(2)} ms, ${Math.round(s.probe.completion * 100)}% replies, hops ${s.probe.hops ?? '?'} (${s.probe.method}, ${Math.round(s.probe.ageMs / 1000)} s old)` : '-';
-    lines.push(`${s.site.padEnd(12)} ${(s.usable ? 'up' : 'down').padEnd(6)} ${(s.load?.toFixed(2) ?? '-').padStart(7)} ${(s.responseMs?.toFixed(1) ?? '-').padStart(8)} ${String(s.connections ?? '-').padStart(6)}  ${probe}${s.usable ? '' : `  (${s.reason})`}`);
+    const probe = s.probe
+      ? `${s.probe.network} rtt ${s.probe.rttMs.toFixed(2)} ms, ${Math.round(s.probe.completion * 100)}% replies, hops ${s.probe.hops ?? '?'} (${s.probe.method}, ${Math.round(s.probe.ageMs / 1000)} s old)`
+      : '-';
+    lines.push(
+      `${s.site.padEnd(12)} ${(s.usable ? 'up' : 'down').padEnd(6)} ${(s.load?.toFixed(2) ?? '-').padStart(7)} ${(s.responseMs?.toFixed(1) ?? '-').padStart(8)} ${String(s.connections ?? '-').padStart(6)}  ${probe}${s.usable ? '' : `  (${s.reason})`}`,
+    );
   }
   lines.push('', 'decision:', ...e.steps.map((s, i) => `  ${i + 1}. ${s}`));
   return `${lines.join('\n')}\n`;

@@ -64,7 +64,12 @@ export class Flusher {
     if (targets.length === 0) return;
     const started = performance.now();
     const batch = this.enqueue(targets);
-    void batch.then(() => this.logger.info({ targets: targets.slice(0, 5), calls: targets.length, ms: +(performance.now() - started).toFixed(2) }, 'flushed PowerDNS caches'));
+    void batch.then(() =>
+      this.logger.info(
+        { targets: targets.slice(0, 5), calls: targets.length, ms: +(performance.now() - started).toFixed(2) },
+        'flushed PowerDNS caches',
+      ),
+    );
     const settle = this.opts.settleMs ?? 250;
     if (settle > 0) setTimeout(() => void this.enqueue(targets), settle).unref();
   }
@@ -100,7 +105,8 @@ export class Flusher {
 
   /** Resolves when every flush requested so far has finished (tests and shutdown). */
   async settled(): Promise<void> {
-    while (this.inFlight.size > 0 || (this.queue.size > 0 && !this.stopped)) await Promise.allSettled([...this.inFlight.values()]);
+    while (this.inFlight.size > 0 || (this.queue.size > 0 && !this.stopped))
+      await Promise.allSettled([...this.inFlight.values()]);
   }
 
   async stop(): Promise<void> {
@@ -122,7 +128,11 @@ export class Flusher {
       if (why === undefined) return this.succeeded(name, started);
       if (this.stopped || attempt >= this.opts.retries) return this.gaveUp(name, why, attempt + 1);
       this.metrics?.flushes.inc({ result: 'retry' });
-      if (!this.retrying && this.failing === 0) this.logger.warn({ name, why, retryInMs: delay }, 'PowerDNS cache flush failed; retrying (further retries are counted in multisite_backend_cache_flushes_total, not logged)');
+      if (!this.retrying && this.failing === 0)
+        this.logger.warn(
+          { name, why, retryInMs: delay },
+          'PowerDNS cache flush failed; retrying (further retries are counted in multisite_backend_cache_flushes_total, not logged)',
+        );
       this.retrying = true;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 5000);
@@ -139,6 +149,10 @@ export class Flusher {
 
   private gaveUp(name: string, why: string, attempts: number): void {
     this.metrics?.flushes.inc({ result: 'failed' });
-    if (this.failing++ === 0) this.logger.error({ name, why, attempts }, 'could not flush PowerDNS cache; old answers live until their TTL (further failures are counted, logged again when flushes work)');
+    if (this.failing++ === 0)
+      this.logger.error(
+        { name, why, attempts },
+        'could not flush PowerDNS cache; old answers live until their TTL (further failures are counted, logged again when flushes work)',
+      );
   }
 }

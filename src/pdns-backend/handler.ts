@@ -2,7 +2,17 @@ import type { SiteStateTable } from '../site-health/index.js';
 import type { BalancedName } from './balanced.js';
 import type { BackendMetrics } from './metrics.js';
 import { Orderings } from './orderings.js';
-import { BadRequest, nameParam, optionalBoolParam, optionalNameParam, optionalTextParam, paramsOf, qtypeParam, zoneIdParam, type Params } from './request.js';
+import {
+  BadRequest,
+  nameParam,
+  optionalBoolParam,
+  optionalNameParam,
+  optionalTextParam,
+  paramsOf,
+  qtypeParam,
+  zoneIdParam,
+  type Params,
+} from './request.js';
 import { NO_RESULT, parent, type OrderSource, type ServedZone } from './zone-index.js';
 import { isPlain } from './zonefile/names.js';
 
@@ -96,7 +106,11 @@ export class Handler {
       out = this.dispatch(method, paramsOf(parameters));
     } catch (err) {
       this.metrics?.errors.inc({ kind: err instanceof BadRequest ? 'request' : 'internal' });
-      out = failure(err instanceof BadRequest ? `${method}: ${err.message}` : `${method}: internal error: ${(err as Error).message}`);
+      out = failure(
+        err instanceof BadRequest
+          ? `${method}: ${err.message}`
+          : `${method}: internal error: ${(err as Error).message}`,
+      );
     }
     if (this.metrics) this.metrics.observe(method, performance.now() - started);
     return out;
@@ -178,5 +192,13 @@ function balancedNames(zones: ServedZone[]): BalancedName[] {
 }
 
 function domainInfo(z: ServedZone) {
-  return { id: z.id, zone: z.name, kind: 'native', serial: z.serial, notified_serial: z.serial, last_check: 0, masters: [] };
+  return {
+    id: z.id,
+    zone: z.name,
+    kind: 'native',
+    serial: z.serial,
+    notified_serial: z.serial,
+    last_check: 0,
+    masters: [],
+  };
 }

@@ -3,8 +3,22 @@
  * the zones it serves, balanced names and their live order, cache flushes, the control socket.
  * The site (src/site/) composes these with site health; nothing imports past this file.
  */
-export { compileBalanced, decide, addressesFor, POLICY_DEFAULTS, type BalancedName, type Decision } from './balanced.js';
-export { applyPolicy, POLICIES, dependenceOf, type PolicyName, type SiteFigures, type ProbeFigures } from './policies.js';
+export {
+  compileBalanced,
+  decide,
+  addressesFor,
+  POLICY_DEFAULTS,
+  type BalancedName,
+  type Decision,
+} from './balanced.js';
+export {
+  applyPolicy,
+  POLICIES,
+  dependenceOf,
+  type PolicyName,
+  type SiteFigures,
+  type ProbeFigures,
+} from './policies.js';
 export { Orderings, type OrderingsOptions } from './orderings.js';
 export { decideRoute, RemoteDecider } from './decided-by.js';
 export { explain, formatExplanation, type Explanation } from './explain.js';

@@ -21,11 +21,36 @@ export class BackendMetrics {
       [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2],
       registry,
     );
-    this.errors = new Counter({ name: 'multisite_backend_errors_total', help: 'Rejected requests and connection errors, by kind', labelNames: ['kind'], registers: [registry] });
-    this.flushes = new Counter({ name: 'multisite_backend_cache_flushes_total', help: 'PowerDNS cache flushes, by result', labelNames: ['result'], registers: [registry] });
-    this.connections = new Counter({ name: 'multisite_backend_connections_total', help: 'Connections accepted, by connector', labelNames: ['connector'], registers: [registry] });
-    this.skippedRecords = new Counter({ name: 'multisite_backend_zone_records_skipped_total', help: 'Zone records left out because they are outside their zone (on-error: skip-records), by zone', labelNames: ['zone'], registers: [registry] });
-    this.refusedZones = new Gauge({ name: 'multisite_backend_zones_refused', help: 'Configured zones not served because of an error in them (1 per refused zone)', labelNames: ['zone'], registers: [registry] });
+    this.errors = new Counter({
+      name: 'multisite_backend_errors_total',
+      help: 'Rejected requests and connection errors, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    });
+    this.flushes = new Counter({
+      name: 'multisite_backend_cache_flushes_total',
+      help: 'PowerDNS cache flushes, by result',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.connections = new Counter({
+      name: 'multisite_backend_connections_total',
+      help: 'Connections accepted, by connector',
+      labelNames: ['connector'],
+      registers: [registry],
+    });
+    this.skippedRecords = new Counter({
+      name: 'multisite_backend_zone_records_skipped_total',
+      help: 'Zone records left out because they are outside their zone (on-error: skip-records), by zone',
+      labelNames: ['zone'],
+      registers: [registry],
+    });
+    this.refusedZones = new Gauge({
+      name: 'multisite_backend_zones_refused',
+      help: 'Configured zones not served because of an error in them (1 per refused zone)',
+      labelNames: ['zone'],
+      registers: [registry],
+    });
   }
 
   /** Label children are bound once: a lookup pays for a bucket search, not a label hash. */
@@ -40,4 +65,12 @@ export class BackendMetrics {
   }
 }
 
-const KNOWN = new Set(['lookup', 'list', 'initialize', 'getAllDomains', 'getDomainInfo', 'getAllDomainMetadata', 'getDomainMetadata']);
+const KNOWN = new Set([
+  'lookup',
+  'list',
+  'initialize',
+  'getAllDomains',
+  'getDomainInfo',
+  'getAllDomainMetadata',
+  'getDomainMetadata',
+]);

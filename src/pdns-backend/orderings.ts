@@ -104,12 +104,20 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
   }
 
   /** A full decision with its trace (explain, debug log); no caches touched, no counters moved. */
-  explain(b: BalancedName, realRemote?: string): { decision: Decision; scope: number; trace: string[]; remote?: RemoteDecision } {
+  explain(
+    b: BalancedName,
+    realRemote?: string,
+  ): { decision: Decision; scope: number; trace: string[]; remote?: RemoteDecision } {
     const trace: string[] = [];
     const client = realRemote ? parseClient(realRemote) : undefined;
     if (realRemote && !client) trace.push(`client ${realRemote} is not an address; deciding without it`);
     const remote = b.decidedBy ? this.remoteFor(b, client) : undefined;
-    if (b.decidedBy) trace.push(remote ? `decided by site ${b.decidedBy}: [${remote.sites.join(', ')}] (valid ${remote.until - this.clock()} ms more)` : `decided-by ${b.decidedBy}: no fresh answer from it; our own decision stands`);
+    if (b.decidedBy)
+      trace.push(
+        remote
+          ? `decided by site ${b.decidedBy}: [${remote.sites.join(', ')}] (valid ${remote.until - this.clock()} ms more)`
+          : `decided-by ${b.decidedBy}: no fresh answer from it; our own decision stands`,
+      );
     const shared = this.shared.get(b.name);
     const inputs = this.inputs(b, client, trace);
     if (b.dependence === 'metrics' && shared) {
@@ -119,7 +127,10 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     if (b.dependence === 'per-query') inputs.counter = this.perQuery.get(b.name)?.counter ?? 0;
     const decision = decide(b, this.usable, inputs);
     if (remote) return { decision: { kind: 'sites', sites: remote.sites }, scope: remote.scope, trace, remote };
-    if (b.dependence === 'metrics' && shared) trace.push(`served now: [${shared.decision.sites.join(', ')}]${Number.isFinite(shared.since) ? ` since ${shared.since}` : ' since start'}`);
+    if (b.dependence === 'metrics' && shared)
+      trace.push(
+        `served now: [${shared.decision.sites.join(', ')}]${Number.isFinite(shared.since) ? ` since ${shared.since}` : ' since start'}`,
+      );
     return { decision, scope: decision.scope ?? 0, trace };
   }
 
@@ -132,7 +143,8 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     if (!m) return;
     const prev = m.get(key);
     setNewest(m, key, d, this.maxClientEntries);
-    if (!prev || prev.until <= this.clock() || prev.sites.join() !== d.sites.join() || prev.scope !== d.scope) this.recompute('remote');
+    if (!prev || prev.until <= this.clock() || prev.sites.join() !== d.sites.join() || prev.scope !== d.scope)
+      this.recompute('remote');
   }
 
   /**
@@ -185,7 +197,11 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     if (this.table.version !== this.lastTableVersion) this.recompute('sites');
   }
 
-  private decideShared(b: BalancedName, cur: { decision: Decision; since: number } | undefined, first: boolean): Decision {
+  private decideShared(
+    b: BalancedName,
+    cur: { decision: Decision; since: number } | undefined,
+    first: boolean,
+  ): Decision {
     const remote = b.decidedBy ? this.remoteFor(b, undefined) : undefined;
     if (remote) {
       const sites = remote.sites.filter(this.usable);

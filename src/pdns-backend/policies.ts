@@ -1,4 +1,11 @@
-import { commonBits, contains, probeBits, type ClientNet, type ProbeFigures, type SiteFigures } from '../site-health/index.js';
+import {
+  commonBits,
+  contains,
+  probeBits,
+  type ClientNet,
+  type ProbeFigures,
+  type SiteFigures,
+} from '../site-health/index.js';
 
 export type { ProbeFigures, SiteFigures } from '../site-health/index.js';
 
@@ -9,8 +16,18 @@ export type { ProbeFigures, SiteFigures } from '../site-health/index.js';
  * order and a query counter, so tests check exact schedules.
  */
 
-export type PolicyName = 'local-first' | 'failover' | 'round-robin' | 'ratio' | 'least-load' | 'fastest' | 'topology' | 'closest';
-export const POLICIES: readonly PolicyName[] = ['local-first', 'failover', 'round-robin', 'ratio', 'least-load', 'fastest', 'topology', 'closest'];
+export type PolicyName =
+  'local-first' | 'failover' | 'round-robin' | 'ratio' | 'least-load' | 'fastest' | 'topology' | 'closest';
+export const POLICIES: readonly PolicyName[] = [
+  'local-first',
+  'failover',
+  'round-robin',
+  'ratio',
+  'least-load',
+  'fastest',
+  'topology',
+  'closest',
+];
 
 /**
  * How an answer may be cached:
@@ -113,7 +130,10 @@ export function applyPolicy(p: PolicyParams, usable: readonly string[], inp: Pol
     case 'least-load':
       return { sites: byFigure(usable, (s) => inp.figures?.(s)?.load, 'load', '', p.hysteresis, inp), scope: 0 };
     case 'fastest':
-      return { sites: byFigure(usable, (s) => inp.figures?.(s)?.responseMs, 'response time', ' ms', p.hysteresis, inp), scope: 0 };
+      return {
+        sites: byFigure(usable, (s) => inp.figures?.(s)?.responseMs, 'response time', ' ms', p.hysteresis, inp),
+        scope: 0,
+      };
     case 'topology':
       return topology(usable, p.topology, inp.client, t);
     case 'closest':
@@ -153,11 +173,19 @@ export function smoothSchedule(sites: readonly string[], weights: ReadonlyMap<st
 }
 
 /** Ratio: the site the weighted schedule picks for this query first, the others in preference order. */
-export function ratio(usable: readonly string[], weights: ReadonlyMap<string, number>, counter: number, t?: string[], schedule = smoothSchedule(usable, weights)): string[] {
+export function ratio(
+  usable: readonly string[],
+  weights: ReadonlyMap<string, number>,
+  counter: number,
+  t?: string[],
+  schedule = smoothSchedule(usable, weights),
+): string[] {
   if (usable.length === 0) return [];
   const first = schedule[counter % schedule.length]!;
   const out = [first, ...usable.filter((s) => s !== first)];
-  t?.push(`ratio: weights ${usable.map((s) => `${s}=${weights.get(s) ?? 1}`).join(', ')}; query #${counter} is slot ${counter % schedule.length} of ${schedule.length} → ${first} first: ${list(out)}`);
+  t?.push(
+    `ratio: weights ${usable.map((s) => `${s}=${weights.get(s) ?? 1}`).join(', ')}; query #${counter} is slot ${counter % schedule.length} of ${schedule.length} → ${first} first: ${list(out)}`,
+  );
   return out;
 }
 
@@ -176,7 +204,9 @@ export function byFigure(
   inp: Pick<PolicyInputs, 'previous' | 'previousSince' | 'now' | 'trace'>,
 ): string[] {
   const t = inp.trace;
-  t?.push(`${what}: ${usable.map((s) => `${s}=${fig(s) === undefined ? 'unknown' : `${round(fig(s)!)}${unit}`}`).join(', ')}`);
+  t?.push(
+    `${what}: ${usable.map((s) => `${s}=${fig(s) === undefined ? 'unknown' : `${round(fig(s)!)}${unit}`}`).join(', ')}`,
+  );
   const pref = (s: string) => usable.indexOf(s);
   const key = (s: string) => fig(s) ?? Infinity;
   const fresh = [...usable].sort((a, b) => key(a) - key(b) || pref(a) - pref(b));
@@ -190,7 +220,9 @@ export function byFigure(
   for (const s of fresh) if (!start.includes(s)) insertBy(start, s, key);
   const held = inp.now !== undefined && inp.previousSince !== undefined && inp.now - inp.previousSince < h.holdMs;
   if (held) {
-    t?.push(`hold: the order changed ${inp.now! - inp.previousSince!} ms ago (< hold ${h.holdMs} ms): keep ${list(start)}`);
+    t?.push(
+      `hold: the order changed ${inp.now! - inp.previousSince!} ms ago (< hold ${h.holdMs} ms): keep ${list(start)}`,
+    );
     return start;
   }
   // Insertion sort with a sticky comparator: b passes a only when clearly better.
@@ -227,7 +259,12 @@ function insertBy(arr: string[], s: string, key: (s: string) => number): void {
  * fewest leading bits that fix the answer: the winning prefix's length, and one bit more than the
  * client shares with any other entry it is not in (so no more specific entry hides inside).
  */
-export function topology(usable: readonly string[], entries: readonly TopologyEntry[], client: ClientNet | undefined, t?: string[]): PolicyResult {
+export function topology(
+  usable: readonly string[],
+  entries: readonly TopologyEntry[],
+  client: ClientNet | undefined,
+  t?: string[],
+): PolicyResult {
   if (!client) {
     t?.push('topology: no client address; preference order');
     return { sites: [...usable], scope: 0 };
@@ -276,7 +313,9 @@ export function closest(usable: readonly string[], w: ClosestWeights, inp: Polic
     }
     const score = p.completion <= 0 ? Infinity : p.rttMs / p.completion + (p.hops ?? 0) * w.hopMs;
     scores.set(s, score);
-    t?.push(`closest: ${s}: rtt ${round(p.rttMs)} ms, completion ${round(p.completion * 100)}%, hops ${p.hops ?? '?'} (${p.method}) → score ${round(score)}`);
+    t?.push(
+      `closest: ${s}: rtt ${round(p.rttMs)} ms, completion ${round(p.completion * 100)}%, hops ${p.hops ?? '?'} (${p.method}) → score ${round(score)}`,
+    );
   }
   if (scores.size === 0) {
     t?.push(`closest: no probe results for this client yet; preference order: ${list(usable)}`);

@@ -36,7 +36,8 @@ export function nameParam(p: Params, key: string): string {
 
 export function canonicalRequestName(raw: string, key = 'qname'): string {
   if (raw === '') throw new BadRequest(`"${key}" is empty; the root is "."`);
-  if (raw.length > MAX_NAME_TEXT) throw new BadRequest(`"${key}" is ${raw.length} characters; a DNS name is at most 255 octets`);
+  if (raw.length > MAX_NAME_TEXT)
+    throw new BadRequest(`"${key}" is ${raw.length} characters; a DNS name is at most 255 octets`);
   try {
     return canonicalName(raw, '.').toLowerCase();
   } catch (err) {
@@ -52,8 +53,12 @@ export function optionalNameParam(p: Params, key: string): string | undefined {
 
 export function qtypeParam(p: Params): string {
   const raw = p.qtype;
-  if (typeof raw !== 'string') throw new BadRequest(`"qtype" must be a string such as "A" or "ANY", got ${typeName(raw)}`);
-  if (!QTYPE.test(raw)) throw new BadRequest(`"qtype" must be a record type mnemonic such as "A", "ANY" or "TYPE65534", got ${preview(raw)}`);
+  if (typeof raw !== 'string')
+    throw new BadRequest(`"qtype" must be a string such as "A" or "ANY", got ${typeName(raw)}`);
+  if (!QTYPE.test(raw))
+    throw new BadRequest(
+      `"qtype" must be a record type mnemonic such as "A", "ANY" or "TYPE65534", got ${preview(raw)}`,
+    );
   return raw.toUpperCase();
 }
 
@@ -62,14 +67,17 @@ export function zoneIdParam(p: Params, key: string): number {
   const raw = p[key];
   if (raw === undefined) return -1;
   if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < -1 || raw > INT32_MAX) {
-    throw new BadRequest(`"${key}" must be an integer from -1 (unknown) to ${INT32_MAX}, got ${typeof raw === 'number' ? String(raw) : typeName(raw)}`);
+    throw new BadRequest(
+      `"${key}" must be an integer from -1 (unknown) to ${INT32_MAX}, got ${typeof raw === 'number' ? String(raw) : typeName(raw)}`,
+    );
   }
   return raw;
 }
 
 export function optionalBoolParam(p: Params, key: string): void {
   const raw = p[key];
-  if (raw !== undefined && typeof raw !== 'boolean') throw new BadRequest(`"${key}" must be true or false, got ${typeName(raw)}`);
+  if (raw !== undefined && typeof raw !== 'boolean')
+    throw new BadRequest(`"${key}" must be true or false, got ${typeName(raw)}`);
 }
 
 /** A short free-text parameter (metadata kind, client address); bounded so it can be logged. */

@@ -52,10 +52,18 @@ export function createBackend(loaded: LoadedConfig, deps: BackendDeps): Backend 
   const { balanced, table, orderings, metrics, logger } = deps;
   const zoneNames = config.zones.map((x) => x.name);
   const zones = serveableZones(loaded, logger, metrics).map((z) =>
-    buildZone(z, balanced.filter((b) => zoneOwns(z.name, b.name, zoneNames))),
+    buildZone(
+      z,
+      balanced.filter((b) => zoneOwns(z.name, b.name, zoneNames)),
+    ),
   );
   const handler = new Handler(zones, table, metrics, orderings);
-  const flusher = createFlusher(loaded, logger, metrics, zones.map((z) => z.name));
+  const flusher = createFlusher(
+    loaded,
+    logger,
+    metrics,
+    zones.map((z) => z.name),
+  );
   watchOrder(table, orderings, logger, flusher);
   const connectorDeps: ConnectorDeps = {
     handleLine: (l) => handler.handleLine(l),
@@ -64,8 +72,11 @@ export function createBackend(loaded: LoadedConfig, deps: BackendDeps): Backend 
     metrics,
     maxRequestBytes: config.backend['max-request-bytes'],
   };
-  const connectors: Connector[] = [new UnixConnector(resolvePath(loaded, deps.socket ?? config.backend.socket), connectorDeps)];
-  if (config.backend.http) connectors.push(new HttpConnector(config.backend.http.host, config.backend.http.port, connectorDeps));
+  const connectors: Connector[] = [
+    new UnixConnector(resolvePath(loaded, deps.socket ?? config.backend.socket), connectorDeps),
+  ];
+  if (config.backend.http)
+    connectors.push(new HttpConnector(config.backend.http.host, config.backend.http.port, connectorDeps));
   const control = controlServer(loaded, deps);
   return {
     handler,
@@ -112,26 +123,42 @@ function watchOrder(table: SiteStateTable, orderings: Orderings, logger: Logger,
   orderings.on('changed', (names) => flusher?.flush(names));
   // Registered after the orderings' own listener: lastChanged is this change's.
   table.on('change', ({ sites }) => {
-    logger.info({ sites, states: sites.map((s) => table.get(s)?.reason), names: orderings.lastChanged }, 'site state changed');
+    logger.info(
+      { sites, states: sites.map((s) => table.get(s)?.reason), names: orderings.lastChanged },
+      'site state changed',
+    );
   });
   orderings.metrics.on('change', () => {
-    if (orderings.lastChanged.length > 0) logger.info({ names: orderings.lastChanged }, 'order changed by site figures');
+    if (orderings.lastChanged.length > 0)
+      logger.info({ names: orderings.lastChanged }, 'order changed by site figures');
   });
 }
 
-function createFlusher(loaded: LoadedConfig, logger: Logger, metrics: BackendMetrics, zones: string[]): Flusher | undefined {
+function createFlusher(
+  loaded: LoadedConfig,
+  logger: Logger,
+  metrics: BackendMetrics,
+  zones: string[],
+): Flusher | undefined {
   const api = loaded.config.pdns;
   if (!api) {
-    logger.warn('no pdns: section: answers change at once in the backend, but PowerDNS caches keep old answers until their TTL');
+    logger.warn(
+      'no pdns: section: answers change at once in the backend, but PowerDNS caches keep old answers until their TTL',
+    );
     return undefined;
   }
   const apiKey = apiKeyOf(loaded, api['api-key-file'], api['api-key-env']);
-  return new Flusher({ url: api.url, serverId: api['server-id'], apiKey, timeoutMs: api['timeout-ms'], retries: api.retries, zones }, logger, metrics);
+  return new Flusher(
+    { url: api.url, serverId: api['server-id'], apiKey, timeoutMs: api['timeout-ms'], retries: api.retries, zones },
+    logger,
+    metrics,
+  );
 }
 
 /** Secrets come from a file or the environment, never from the config file or logs (src/shared/secrets.ts). */
 function apiKeyOf(loaded: LoadedConfig, file?: string, env?: string): string {
-  if (!file && !env) throw new Error('pdns: give api-key-file or api-key-env (PowerDNS api-key) so the backend can flush caches');
+  if (!file && !env)
+    throw new Error('pdns: give api-key-file or api-key-env (PowerDNS api-key) so the backend can flush caches');
   try {
     return readSecret(file ? { file: resolvePath(loaded, file) } : { env }, { text: true }).toString('utf8');
   } catch (err) {

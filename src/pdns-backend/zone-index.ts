@@ -16,9 +16,11 @@ export interface WireRecord {
 
 export const NO_RESULT = '{"result":false}';
 /** PowerDNS turns a backend exception into SERVFAIL; a lookup "result" it cannot read is one. */
-export const SERVFAIL_RESULT = '{"result":[{"qtype":"A","qname":".","content":"servfail","ttl":0}],"log":["balanced name has no usable site and fallback servfail"]}';
+export const SERVFAIL_RESULT =
+  '{"result":[{"qtype":"A","qname":".","content":"servfail","ttl":0}],"log":["balanced name has no usable site and fallback servfail"]}';
 
-const resultOf = (records: WireRecord[]) => (records.length === 0 ? NO_RESULT : `{"result":${JSON.stringify(records)}}`);
+const resultOf = (records: WireRecord[]) =>
+  records.length === 0 ? NO_RESULT : `{"result":${JSON.stringify(records)}}`;
 
 /** Where balanced names get their order from (the live Orderings, or a test's stand-in). */
 export interface OrderSource {
@@ -49,7 +51,8 @@ class NameNode {
 
   answer(qtype: string, orders: OrderSource, realRemote = ''): string {
     const b = this.balanced;
-    if (b && (b.dependence === 'client' || b.dependence === 'per-query')) return this.clientAnswer(b, qtype, orders, realRemote);
+    if (b && (b.dependence === 'client' || b.dependence === 'per-query'))
+      return this.clientAnswer(b, qtype, orders, realRemote);
     this.refresh(orders);
     let json = this.answers.get(qtype);
     if (json === undefined) {
@@ -62,7 +65,12 @@ class NameNode {
   /** The balanced addresses alone (for AXFR), as of the given state version (client-independent order). */
   dynamicRecords(orders: OrderSource): WireRecord[] {
     if (this.balanced && (this.balanced.dependence === 'client' || this.balanced.dependence === 'per-query')) {
-      const recs = balancedRecords(this.balanced, this.zone.id, decide(this.balanced, () => true), 0);
+      const recs = balancedRecords(
+        this.balanced,
+        this.zone.id,
+        decide(this.balanced, () => true),
+        0,
+      );
       return recs === 'servfail' ? [] : recs;
     }
     this.refresh(orders);
@@ -141,7 +149,15 @@ function worthKeeping(json: string): boolean {
 function balancedRecords(b: BalancedName, domainId: number, d: Decision, scopeMask: number): WireRecord[] | 'servfail' {
   if (d.kind === 'fallback' && d.fallback === 'servfail') return 'servfail';
   const { a, aaaa } = addressesFor(b, d.sites);
-  const rec = (qtype: string, content: string): WireRecord => ({ qtype, qname: b.name, content, ttl: b.ttl, auth: 1, domain_id: domainId, scopeMask });
+  const rec = (qtype: string, content: string): WireRecord => ({
+    qtype,
+    qname: b.name,
+    content,
+    ttl: b.ttl,
+    auth: 1,
+    domain_id: domainId,
+    scopeMask,
+  });
   return [...a.map((x) => rec('A', x)), ...aaaa.map((x) => rec('AAAA', x))];
 }
 
@@ -173,7 +189,9 @@ export class ServedZone {
  */
 export function buildZone(zone: LoadedZone, balanced: BalancedName[]): ServedZone {
   const served = new ServedZone(zone.id, zone.name, zone.serial);
-  const cuts = new Set(zone.records.filter((r) => r.type === 'NS' && r.name.toLowerCase() !== zone.name).map((r) => r.name.toLowerCase()));
+  const cuts = new Set(
+    zone.records.filter((r) => r.type === 'NS' && r.name.toLowerCase() !== zone.name).map((r) => r.name.toLowerCase()),
+  );
   for (const r of zone.records) {
     const key = r.name.toLowerCase();
     const below = isBelowCut(key, zone.name, cuts);

@@ -59,13 +59,23 @@ export function loadZones(loaded: LoadedConfig): ZonesLoaded {
 /** The lines an operator reads, the same from the daemon's log and from `check-config`. */
 export function describeZoneProblems(result: ZonesLoaded): { warnings: string[]; errors: string[] } {
   return {
-    warnings: result.skipped.map((s) => `${s.file}:${s.line}:${s.column}: warning: ${s.message}; record skipped (zone ${s.zone} is served without it)`),
-    errors: result.refused.flatMap((r) => r.errors.map((e) => `${e.message} (zone ${r.zone} refused; the other zones are served)`)),
+    warnings: result.skipped.map(
+      (s) =>
+        `${s.file}:${s.line}:${s.column}: warning: ${s.message}; record skipped (zone ${s.zone} is served without it)`,
+    ),
+    errors: result.refused.flatMap((r) =>
+      r.errors.map((e) => `${e.message} (zone ${r.zone} refused; the other zones are served)`),
+    ),
   };
 }
 
 /** Out-of-zone records: kept as a located warning (skip-records) or thrown (refuse-zone). */
-function outOfZoneHandler(loaded: LoadedConfig, i: number, skipped: SkippedRecord[], locate: (e: ZoneFileError) => SkippedRecord): (e: ZoneFileError) => void {
+function outOfZoneHandler(
+  loaded: LoadedConfig,
+  i: number,
+  skipped: SkippedRecord[],
+  locate: (e: ZoneFileError) => SkippedRecord,
+): (e: ZoneFileError) => void {
   const zone = loaded.config.zones[i]!;
   return (e) => {
     if (zone['on-error'] === 'refuse-zone') throw e;
@@ -77,7 +87,13 @@ function fromFile(loaded: LoadedConfig, i: number, skipped: SkippedRecord[]): Zo
   const zone = loaded.config.zones[i]!;
   if (zone.file === undefined) return [];
   const path = resolvePath(loaded, zone.file);
-  const onOutOfZone = outOfZoneHandler(loaded, i, skipped, (e) => ({ zone: zone.name, file: e.file, line: e.line, column: e.column, message: e.problem }));
+  const onOutOfZone = outOfZoneHandler(loaded, i, skipped, (e) => ({
+    zone: zone.name,
+    file: e.file,
+    line: e.line,
+    column: e.column,
+    message: e.problem,
+  }));
   try {
     return parseZone(readFileSync(path, 'utf8'), { origin: zone.name, file: path, defaultTtl: zone.ttl, onOutOfZone });
   } catch (err) {
@@ -91,7 +107,12 @@ function fromInline(loaded: LoadedConfig, i: number, skipped: SkippedRecord[]): 
   if (zone.records === undefined) return [];
   // Inline records are located in the config file: line N of the records is zones[i].records[N-1].
   const at = (e: ZoneFileError) => loaded.locate(['zones', i, 'records', e.line - 1]);
-  const onOutOfZone = outOfZoneHandler(loaded, i, skipped, (e) => ({ zone: zone.name, file: loaded.file, ...at(e), message: `${keyPath(['zones', i, 'records', e.line - 1])}: ${e.problem}` }));
+  const onOutOfZone = outOfZoneHandler(loaded, i, skipped, (e) => ({
+    zone: zone.name,
+    file: loaded.file,
+    ...at(e),
+    message: `${keyPath(['zones', i, 'records', e.line - 1])}: ${e.problem}`,
+  }));
   try {
     return parseRecordLines(zone.records, { origin: zone.name, file: loaded.file, defaultTtl: zone.ttl, onOutOfZone });
   } catch (err) {
@@ -105,7 +126,12 @@ function checkZone(loaded: LoadedConfig, i: number, name: string, records: ZoneR
   const soas = records.filter((r) => r.type === 'SOA');
   const apexSoa = soas.find((r) => r.name.toLowerCase() === name);
   if (!apexSoa) throw configErrorAt(loaded, where, `zone ${name} has no SOA record at its apex`);
-  if (soas.length > 1) throw configErrorAt(loaded, where, `zone ${name} has ${soas.length} SOA records; it needs exactly one, at the apex`);
+  if (soas.length > 1)
+    throw configErrorAt(
+      loaded,
+      where,
+      `zone ${name} has ${soas.length} SOA records; it needs exactly one, at the apex`,
+    );
   const serial = Number(apexSoa.content.split(/\s+/)[2] ?? 0);
   return { id: i + 1, name, records, recordCount: records.length, serial };
 }

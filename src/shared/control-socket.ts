@@ -31,7 +31,10 @@ export class JsonLineServer {
     const server = createServer((s) => this.serve(s));
     await new Promise<void>((resolve, reject) => {
       // Bounded: a bind that never completes must fail the start, not hang it.
-      const timer = setTimeout(() => (server.close(), reject(new Error(`could not listen on ${this.path} within ${LISTEN_TIMEOUT_MS} ms`))), LISTEN_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => (server.close(), reject(new Error(`could not listen on ${this.path} within ${LISTEN_TIMEOUT_MS} ms`))),
+        LISTEN_TIMEOUT_MS,
+      );
       server.once('error', (err) => (clearTimeout(timer), reject(err)));
       server.listen(this.path, () => (clearTimeout(timer), resolve()));
     });
@@ -71,7 +74,8 @@ export class JsonLineServer {
     } catch {
       return refusal('malformed JSON');
     }
-    if (typeof req !== 'object' || req === null || Array.isArray(req)) return refusal(`a request is a JSON object like {"cmd":"status"}, not ${describe(req)}`);
+    if (typeof req !== 'object' || req === null || Array.isArray(req))
+      return refusal(`a request is a JSON object like {"cmd":"status"}, not ${describe(req)}`);
     const { cmd } = req as { cmd?: unknown };
     if (typeof cmd !== 'string') return refusal(`"cmd" must be a string, not ${describe(cmd)}`);
     try {
@@ -129,7 +133,13 @@ export function controlSocketRequest<Res>(path: string, req: unknown, who: strin
       }
     });
     socket.on('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `no ${who} is running on ${path} (${err.code})` : err.message)),
+      reject(
+        new Error(
+          err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+            ? `no ${who} is running on ${path} (${err.code})`
+            : err.message,
+        ),
+      ),
     );
   });
 }

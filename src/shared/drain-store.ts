@@ -16,6 +16,7 @@ export class DrainStore {
 
 function parseDrains(data: unknown): string[] {
   const drained = field(data, 'drained');
-  if (!Array.isArray(drained) || !drained.every((s) => typeof s === 'string')) throw new Error('"drained" must be a list of site names');
+  if (!Array.isArray(drained) || !drained.every((s) => typeof s === 'string'))
+    throw new Error('"drained" must be a list of site names');
   return drained;
 }

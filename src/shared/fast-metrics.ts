@@ -47,8 +47,18 @@ export class FastHistogram {
   async get() {
     const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
     for (const [label, s] of this.series) {
-      this.bounds.forEach((b, i) => values.push({ labels: { [this.labelName]: label, le: b }, value: s.buckets[i]!, metricName: `${this.name}_bucket` }));
-      values.push({ labels: { [this.labelName]: label, le: '+Inf' }, value: s.count, metricName: `${this.name}_bucket` });
+      this.bounds.forEach((b, i) =>
+        values.push({
+          labels: { [this.labelName]: label, le: b },
+          value: s.buckets[i]!,
+          metricName: `${this.name}_bucket`,
+        }),
+      );
+      values.push({
+        labels: { [this.labelName]: label, le: '+Inf' },
+        value: s.count,
+        metricName: `${this.name}_bucket`,
+      });
       values.push({ labels: { [this.labelName]: label }, value: s.sum, metricName: `${this.name}_sum` });
       values.push({ labels: { [this.labelName]: label }, value: s.count, metricName: `${this.name}_count` });
     }

@@ -66,7 +66,10 @@ export function encodeLoadReport(r: LoadReport, key: Buffer): Buffer {
   return Buffer.concat([body, hmac(key, body)]);
 }
 
-export function decodeLoadReport(buf: Buffer, key: Buffer): { ok: true; report: LoadReport } | { ok: false; reason: LoadRejectReason; detail: string } {
+export function decodeLoadReport(
+  buf: Buffer,
+  key: Buffer,
+): { ok: true; report: LoadReport } | { ok: false; reason: LoadRejectReason; detail: string } {
   const fail = (reason: LoadRejectReason, detail: string) => ({ ok: false as const, reason, detail });
   if (buf.length > MAX || buf.length < 3 + MAC + 30) return fail('malformed', `${buf.length} bytes`);
   if (buf.readUInt16BE(0) !== MAGIC) return fail('malformed', 'bad magic');

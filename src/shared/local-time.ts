@@ -7,7 +7,8 @@ export function localTime(ms: number, now = Date.now()): string {
   const two = (n: number) => String(n).padStart(2, '0');
   const date = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
   const today = new Date(now);
-  const sameDay = d.getFullYear() === today.getFullYear() && d.getMonth() === today.getMonth() && d.getDate() === today.getDate();
+  const sameDay =
+    d.getFullYear() === today.getFullYear() && d.getMonth() === today.getMonth() && d.getDate() === today.getDate();
   const clock = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
   return `${sameDay ? '' : `${date} `}${clock} (${ago(now - ms)})`;
 }

@@ -22,7 +22,8 @@ export function logLevel(flag?: string, configured?: string, env: NodeJS.Process
   ];
   for (const [value, from] of sources) {
     if (value === undefined || value === '') continue;
-    if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new LogLevelError(`${from}: '${value}' is not a log level (${LOG_LEVELS.join(', ')})`);
+    if (!(LOG_LEVELS as readonly string[]).includes(value))
+      throw new LogLevelError(`${from}: '${value}' is not a log level (${LOG_LEVELS.join(', ')})`);
     return value;
   }
   return 'info';

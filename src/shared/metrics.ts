@@ -11,7 +11,12 @@ export function createRegistry(prefix: string): Registry {
 /** An extra handler on the metrics server (e.g. /status, the coordinator): returns false if the path is not its. */
 export type Route = (req: IncomingMessage, res: ServerResponse) => boolean;
 
-export async function serveMetrics(registry: Registry, host: string, port: number, routes: Route[] = []): Promise<Server> {
+export async function serveMetrics(
+  registry: Registry,
+  host: string,
+  port: number,
+  routes: Route[] = [],
+): Promise<Server> {
   const server = createServer((req, res) => {
     // A route that throws on a hostile request (e.g. path `//`, which `new URL` refuses) answers
     // 400 instead of leaving the client without a reply.

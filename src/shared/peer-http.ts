@@ -18,7 +18,12 @@ export function verify(key: Buffer, body: string, mac: string | undefined): bool
 }
 
 /** POSTs a body, signed when a key is given. */
-export async function post(url: string, body: string, key: Buffer | undefined, timeoutMs = 1000): Promise<{ status: number; body: string; mac?: string }> {
+export async function post(
+  url: string,
+  body: string,
+  key: Buffer | undefined,
+  timeoutMs = 1000,
+): Promise<{ status: number; body: string; mac?: string }> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (key) headers[MAC_HEADER] = sign(key, body);
   const r = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.timeout(timeoutMs) });
@@ -53,7 +58,9 @@ export function readBody(req: IncomingMessage, max: number): Promise<string> {
       if (n <= max) chunks.push(c);
       else if (n > max + DISCARD_BYTES) req.destroy();
     });
-    req.on('end', () => (n > max ? reject(new BodyTooLargeError(max)) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    req.on('end', () =>
+      n > max ? reject(new BodyTooLargeError(max)) : resolve(Buffer.concat(chunks).toString('utf8')),
+    );
     req.on('error', reject);
     req.on('close', () => reject(new Error('the client closed the connection before the body ended')));
   });
@@ -72,7 +79,11 @@ export function parseJsonObject(body: string, example: string): ParsedBody {
   } catch {
     return { ok: false, error: `body is not JSON; expected ${example}` };
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, error: `body must be a JSON object like ${example}, not ${v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`}` };
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return {
+      ok: false,
+      error: `body must be a JSON object like ${example}, not ${v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`}`,
+    };
   return { ok: true, value: v as Record<string, unknown> };
 }
 

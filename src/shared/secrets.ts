@@ -67,11 +67,16 @@ function asText(raw: Buffer): string | undefined {
 export function secretBytes(raw: Buffer | string, source: string, opts: SecretOptions = {}): Buffer {
   const buf = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
   const text = asText(buf);
-  if (text === undefined && opts.text) throw new SecretError(source, 'is not text (a password or API key must be UTF-8 text on one line)');
+  if (text === undefined && opts.text)
+    throw new SecretError(source, 'is not text (a password or API key must be UTF-8 text on one line)');
   const key = text !== undefined ? Buffer.from(text, 'utf8') : buf;
   if (key.length === 0) throw new SecretError(source, 'is empty');
   const min = opts.minBytes ?? 1;
-  if (key.length < min) throw new SecretError(source, `is ${key.length} bytes; a key must be at least ${min} (e.g. openssl rand -hex 32 > FILE)`);
+  if (key.length < min)
+    throw new SecretError(
+      source,
+      `is ${key.length} bytes; a key must be at least ${min} (e.g. openssl rand -hex 32 > FILE)`,
+    );
   return key;
 }
 
@@ -87,7 +92,9 @@ export function readSecretFile(path: string, opts: SecretOptions = {}): Buffer {
     throw new SecretError(path, fsProblem(err));
   }
   if ((mode & 0o006) !== 0) {
-    opts.onWarning?.(`${path}: mode ${(mode & 0o777).toString(8)} lets other users ${mode & 0o004 ? 'read' : 'write'} this secret (chmod 600 ${path})`);
+    opts.onWarning?.(
+      `${path}: mode ${(mode & 0o777).toString(8)} lets other users ${mode & 0o004 ? 'read' : 'write'} this secret (chmod 600 ${path})`,
+    );
   }
   let raw: Buffer;
   try {

@@ -85,7 +85,7 @@ export function parseV6(s: string): bigint {
 /** Whether `net/bits` (a configured prefix) contains the client's network. */
 export function contains(prefix: ClientNet, client: ClientNet): boolean {
   if (prefix.family !== client.family) return false;
-  if (prefix.family === 4) return ((client.v4 & maskV4(prefix.bits)) >>> 0) === prefix.v4;
+  if (prefix.family === 4) return (client.v4 & maskV4(prefix.bits)) >>> 0 === prefix.v4;
   return (client.v6 & maskV6(prefix.bits)) === prefix.v6;
 }
 
@@ -133,7 +133,10 @@ export function probeTarget(c: ClientNet): string {
 export function formatV6(n: bigint): string {
   const groups: string[] = [];
   for (let i = 7; i >= 0; i--) groups.push(((n >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::').replace(/:{3,}/, '::');
+  return groups
+    .join(':')
+    .replace(/(^|:)0(:0)+(:|$)/, '::')
+    .replace(/:{3,}/, '::');
 }
 
 export function formatClient(c: ClientNet): string {

@@ -48,13 +48,23 @@ export interface LoadBalancerView {
 }
 
 /** The verdict from one round of reads: up while some load balancer has `minServers` usable servers. */
-export function poolVerdict(backend: string, views: LoadBalancerView[], minServers: number): { up: boolean; reason: string } {
+export function poolVerdict(
+  backend: string,
+  views: LoadBalancerView[],
+  minServers: number,
+): { up: boolean; reason: string } {
   const best = views.reduce((a, v) => (v.usable > a.usable ? v : a), views[0]!);
-  if (best && best.usable >= minServers) return { up: true, reason: `pool ${backend}: ${best.usable} of ${best.total} servers usable` };
+  if (best && best.usable >= minServers)
+    return { up: true, reason: `pool ${backend}: ${best.usable} of ${best.total} servers usable` };
   const parts = views.map((v) =>
-    v.error ? `${v.socket}: ${v.error}` : `${v.socket}: ${v.usable} of ${v.total} usable${v.unusable.length ? ` (${v.unusable.slice(0, 3).join('; ')}${v.unusable.length > 3 ? '; ...' : ''})` : ''}`,
+    v.error
+      ? `${v.socket}: ${v.error}`
+      : `${v.socket}: ${v.usable} of ${v.total} usable${v.unusable.length ? ` (${v.unusable.slice(0, 3).join('; ')}${v.unusable.length > 3 ? '; ...' : ''})` : ''}`,
   );
-  return { up: false, reason: `pool ${backend}: fewer than ${minServers} usable servers on every load balancer: ${parts.join(' | ')}` };
+  return {
+    up: false,
+    reason: `pool ${backend}: fewer than ${minServers} usable servers on every load balancer: ${parts.join(' | ')}`,
+  };
 }
 
 /** What one server's row says about why it takes no traffic. */
@@ -89,11 +99,35 @@ export class PoolWatcher {
   constructor(private readonly opts: PoolWatcherOptions) {
     if (opts.registry) {
       const registers = [opts.registry];
-      this.usableGauge = new Gauge({ name: 'multisite_backend_pool_usable_servers', help: 'Usable servers of the local pool, per load balancer', labelNames: ['lb'], registers });
-      this.upGauge = new Gauge({ name: 'multisite_backend_pool_up', help: 'The local site is up by its pool (1) or not (0)', registers });
-      this.readSeconds = new Histogram({ name: 'multisite_backend_pool_read_seconds', help: 'Time to read every load balancer once', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers });
-      this.events = new Counter({ name: 'multisite_backend_pool_events_total', help: "HAProxy state-change events of the local pool's backend, by kind", labelNames: ['kind'], registers });
-      this.reads = new Counter({ name: 'multisite_backend_pool_reads_total', help: 'Reads of the load balancers, by what triggered them (event, stream-open, timer)', labelNames: ['why'], registers });
+      this.usableGauge = new Gauge({
+        name: 'multisite_backend_pool_usable_servers',
+        help: 'Usable servers of the local pool, per load balancer',
+        labelNames: ['lb'],
+        registers,
+      });
+      this.upGauge = new Gauge({
+        name: 'multisite_backend_pool_up',
+        help: 'The local site is up by its pool (1) or not (0)',
+        registers,
+      });
+      this.readSeconds = new Histogram({
+        name: 'multisite_backend_pool_read_seconds',
+        help: 'Time to read every load balancer once',
+        buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+        registers,
+      });
+      this.events = new Counter({
+        name: 'multisite_backend_pool_events_total',
+        help: "HAProxy state-change events of the local pool's backend, by kind",
+        labelNames: ['kind'],
+        registers,
+      });
+      this.reads = new Counter({
+        name: 'multisite_backend_pool_reads_total',
+        help: 'Reads of the load balancers, by what triggered them (event, stream-open, timer)',
+        labelNames: ['why'],
+        registers,
+      });
     }
   }
 
@@ -124,10 +158,18 @@ export class PoolWatcher {
     this.views = await Promise.all(
       clients.map(async (c): Promise<LoadBalancerView> => {
         try {
-          const rows = (await c.showStat({ proxy: backend, serversOnly: true })).filter((r) => r.type === 'server' && r.proxy === backend);
+          const rows = (await c.showStat({ proxy: backend, serversOnly: true })).filter(
+            (r) => r.type === 'server' && r.proxy === backend,
+          );
           const usable = rows.filter(isUsable);
-          if (rows.length === 0) return { socket: c.socket, usable: 0, total: 0, error: `no servers in backend '${backend}'`, unusable: [] };
-          return { socket: c.socket, usable: usable.length, total: rows.length, unusable: rows.filter((r) => !isUsable(r)).map(whyUnusable) };
+          if (rows.length === 0)
+            return { socket: c.socket, usable: 0, total: 0, error: `no servers in backend '${backend}'`, unusable: [] };
+          return {
+            socket: c.socket,
+            usable: usable.length,
+            total: rows.length,
+            unusable: rows.filter((r) => !isUsable(r)).map(whyUnusable),
+          };
         } catch (err) {
           return { socket: c.socket, usable: 0, total: 0, error: (err as Error).message, unusable: [] };
         }
@@ -145,14 +187,18 @@ export class PoolWatcher {
   }
 
   private streamOpened(socket: string): void {
-    if (this.closeWhy.delete(socket)) this.opts.logger.info({ lb: socket }, 'following HAProxy state-change events again');
+    if (this.closeWhy.delete(socket))
+      this.opts.logger.info({ lb: socket }, 'following HAProxy state-change events again');
     this.refresh('stream-open');
   }
 
   /** Logged once per reason, not per reconnect attempt; until it reopens, the short interval applies. */
   private streamClosed(socket: string, why: string): void {
     if (this.closeWhy.get(socket) !== why && !why.startsWith('HAProxy ended the stream')) {
-      this.opts.logger.warn({ lb: socket, why, pollMs: this.opts.intervalMs }, 'not following HAProxy state-change events; polling the pool meanwhile');
+      this.opts.logger.warn(
+        { lb: socket, why, pollMs: this.opts.intervalMs },
+        'not following HAProxy state-change events; polling the pool meanwhile',
+      );
     }
     this.closeWhy.set(socket, why);
     if (!this.reading && !this.stopped) this.schedule(this.opts.timers.now());
@@ -176,7 +222,10 @@ export class PoolWatcher {
 
   private schedule(from: number): void {
     this.opts.timers.clearTimeout(this.timer);
-    this.timer = this.opts.timers.setTimeout(() => this.refresh('timer'), Math.max(0, from + this.interval() - this.opts.timers.now()));
+    this.timer = this.opts.timers.setTimeout(
+      () => this.refresh('timer'),
+      Math.max(0, from + this.interval() - this.opts.timers.now()),
+    );
   }
 
   private async poll(): Promise<void> {
@@ -206,7 +255,8 @@ export class PoolWatcher {
       if (!this.stopped && key !== this.last) {
         const first = this.last === undefined;
         this.last = key;
-        if (!first || !verdict.up) this.opts.logger.info({ up: verdict.up, reason: verdict.reason }, 'local pool verdict changed');
+        if (!first || !verdict.up)
+          this.opts.logger.info({ up: verdict.up, reason: verdict.reason }, 'local pool verdict changed');
         this.opts.onChange(verdict.up, verdict.reason);
       }
     } catch (err) {

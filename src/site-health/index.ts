@@ -36,7 +36,14 @@ export const POOL_SOURCE = 'pool';
  * HAProxy logs to `event-ring`, and every `safety-interval-ms`; every `interval-ms` while the
  * events cannot be followed).
  */
-export async function startHealthSources(loaded: LoadedConfig, table: SiteStateTable, logger: Logger, registry: Registry, timers: Timers = realTimers, hooks?: SummaryHooks): Promise<HealthSources> {
+export async function startHealthSources(
+  loaded: LoadedConfig,
+  table: SiteStateTable,
+  logger: Logger,
+  registry: Registry,
+  timers: Timers = realTimers,
+  hooks?: SummaryHooks,
+): Promise<HealthSources> {
   const peers = await startPeers(loaded, table, logger, registry, timers, hooks);
   const health = loaded.config.health;
   if (!health) return peers;
@@ -44,10 +51,14 @@ export async function startHealthSources(loaded: LoadedConfig, table: SiteStateT
   const ring = health['event-ring'];
   const watcher = new PoolWatcher({
     backend: health.backend,
-    clients: health['load-balancers'].map((p) => new RuntimeClient(resolvePath(loaded, p), { timeoutMs: health['timeout-ms'] })),
+    clients: health['load-balancers'].map(
+      (p) => new RuntimeClient(resolvePath(loaded, p), { timeoutMs: health['timeout-ms'] }),
+    ),
     intervalMs: health['interval-ms'],
     safetyIntervalMs: health['safety-interval-ms'],
-    ...(ring !== false ? { follow: (socket: string, handlers: StreamHandlers) => new EventStream({ socket, ring, timers, ...handlers }) } : {}),
+    ...(ring !== false
+      ? { follow: (socket: string, handlers: StreamHandlers) => new EventStream({ socket, ring, timers, ...handlers }) }
+      : {}),
     minServers: health['min-servers'],
     timers,
     logger,
@@ -59,6 +70,20 @@ export async function startHealthSources(loaded: LoadedConfig, table: SiteStateT
     },
   });
   watcher.start();
-  logger.info({ site, backend: health.backend, loadBalancers: health['load-balancers'], eventRing: ring, intervalMs: health['interval-ms'], safetyIntervalMs: health['safety-interval-ms'] }, 'watching the local pool');
-  return { routes: peers.routes, ...(peers.service ? { service: peers.service } : {}), stop: async () => (watcher.stop(), peers.stop()) };
+  logger.info(
+    {
+      site,
+      backend: health.backend,
+      loadBalancers: health['load-balancers'],
+      eventRing: ring,
+      intervalMs: health['interval-ms'],
+      safetyIntervalMs: health['safety-interval-ms'],
+    },
+    'watching the local pool',
+  );
+  return {
+    routes: peers.routes,
+    ...(peers.service ? { service: peers.service } : {}),
+    stop: async () => (watcher.stop(), peers.stop()),
+  };
 }

@@ -6,7 +6,13 @@ import type { Logger } from '../shared/log.js';
 import { decodeLoadReport, type LoadRejectReason, type LoadReport } from '../shared/load-report.js';
 import type { SiteFigures } from './metrics-table.js';
 
-export { encodeLoadReport, decodeLoadReport, LOAD_REPORT_VERSION, type LoadReport, type LoadRejectReason } from '../shared/load-report.js';
+export {
+  encodeLoadReport,
+  decodeLoadReport,
+  LOAD_REPORT_VERSION,
+  type LoadReport,
+  type LoadRejectReason,
+} from '../shared/load-report.js';
 
 interface ServerEntry {
   at: number;
@@ -44,8 +50,17 @@ export class LoadAggregator {
 
   constructor(private readonly o: LoadAggregatorOptions) {
     const registers = o.registry ? [o.registry] : [];
-    this.accepted = new Counter({ name: 'multisite_load_reports_accepted_total', help: 'Load reports accepted', registers });
-    this.rejected = new Counter({ name: 'multisite_load_reports_rejected_total', help: 'Load reports refused, by reason', labelNames: ['reason'], registers });
+    this.accepted = new Counter({
+      name: 'multisite_load_reports_accepted_total',
+      help: 'Load reports accepted',
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'multisite_load_reports_rejected_total',
+      help: 'Load reports refused, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
   }
 
   start(): void {
@@ -70,9 +85,11 @@ export class LoadAggregator {
     if (!d.ok) return this.reject(d.reason, d.detail, from);
     const r = d.report;
     if (r.site !== this.o.site) return this.reject('other-site', `report for site ${r.site}`, from);
-    if (Math.abs(this.o.wallNow() - r.time) > this.o.maxSkewMs) return this.reject('skew', `time differs by ${this.o.wallNow() - r.time} ms`, from);
+    if (Math.abs(this.o.wallNow() - r.time) > this.o.maxSkewMs)
+      return this.reject('skew', `time differs by ${this.o.wallNow() - r.time} ms`, from);
     const last = this.lastSeq.get(r.sender);
-    if (last && (r.boot < last.boot || (r.boot === last.boot && r.seq <= last.seq))) return this.reject('replay', `seq ${r.seq} after ${last.seq}`, from);
+    if (last && (r.boot < last.boot || (r.boot === last.boot && r.seq <= last.seq)))
+      return this.reject('replay', `seq ${r.seq} after ${last.seq}`, from);
     this.lastSeq.set(r.sender, { boot: r.boot, seq: r.seq });
     this.accepted.inc();
     this.servers.set(r.server, { at: this.o.timers.now(), report: r });
@@ -121,7 +138,10 @@ export class LoadAggregator {
     const now = this.o.timers.now();
     if ((this.lastLog.get(reason) ?? -Infinity) + 10_000 > now) return;
     this.lastLog.set(reason, now);
-    this.o.logger?.warn({ reason, detail, from }, 'load report refused (further ones of this reason are counted, logged at most every 10 s)');
+    this.o.logger?.warn(
+      { reason, detail, from },
+      'load report refused (further ones of this reason are counted, logged at most every 10 s)',
+    );
   }
 }
 

@@ -103,14 +103,20 @@ export interface IcmpAvailability {
 export function icmpAvailable(): IcmpAvailability {
   const c = loadLibc();
   if (!c) return { ok: false, why: `koffi cannot load: ${libcError}` };
-  for (const [kind, type] of [['dgram', SOCK_DGRAM], ['raw', SOCK_RAW]] as const) {
+  for (const [kind, type] of [
+    ['dgram', SOCK_DGRAM],
+    ['raw', SOCK_RAW],
+  ] as const) {
     const fd = c.socket(AF_INET, type, IPPROTO_ICMP);
     if (fd >= 0) {
       c.close(fd);
       return { ok: true, kind };
     }
   }
-  return { ok: false, why: `socket(AF_INET, SOCK_DGRAM|SOCK_RAW, IPPROTO_ICMP) failed with errno ${c.errno()} (ping_group_range excludes us, and no CAP_NET_RAW)` };
+  return {
+    ok: false,
+    why: `socket(AF_INET, SOCK_DGRAM|SOCK_RAW, IPPROTO_ICMP) failed with errno ${c.errno()} (ping_group_range excludes us, and no CAP_NET_RAW)`,
+  };
 }
 
 /** ICMP echo (IPv4): rtt per reply, completion, hops from the reply's TTL (raw sockets only). */
@@ -144,7 +150,9 @@ export class IcmpProbe implements ProbeMethod {
         const deadline = started + per;
         for (;;) {
           const buf = Buffer.alloc(1500);
-          const n = await new Promise<number>((r) => c.recvAsync(fd, buf, buf.length, 0, (err, got) => r(err ? -1 : got)));
+          const n = await new Promise<number>((r) =>
+            c.recvAsync(fd, buf, buf.length, 0, (err, got) => r(err ? -1 : got)),
+          );
           if (n <= 0) break; // timeout (SO_RCVTIMEO) or error
           const reply = parseReply(buf.subarray(0, n), this.kind, target);
           if (reply && reply.seq === seq && (this.kind === 'dgram' || reply.ident === this.ident)) {
@@ -189,7 +197,11 @@ export function checksum(b: Buffer): number {
 }
 
 /** An echo reply: raw sockets include the IP header (TTL at byte 8, source at 12). */
-export function parseReply(b: Buffer, kind: 'dgram' | 'raw', from: string): { ident: number; seq: number; ttl?: number } | undefined {
+export function parseReply(
+  b: Buffer,
+  kind: 'dgram' | 'raw',
+  from: string,
+): { ident: number; seq: number; ttl?: number } | undefined {
   let icmp = b;
   let ttl: number | undefined;
   if (kind === 'raw') {
@@ -210,9 +222,19 @@ export function hopsFromTtl(ttl: number): number {
   return start - ttl;
 }
 
-function summarise(rtts: number[], count: number, hops: number | undefined, method: 'icmp' | 'tcp'): Omit<ProbeFigures, 'at'> {
+function summarise(
+  rtts: number[],
+  count: number,
+  hops: number | undefined,
+  method: 'icmp' | 'tcp',
+): Omit<ProbeFigures, 'at'> {
   const rttMs = rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length : Infinity;
-  return { rttMs: Math.round(rttMs * 1000) / 1000, completion: rtts.length / count, ...(hops !== undefined ? { hops } : {}), method };
+  return {
+    rttMs: Math.round(rttMs * 1000) / 1000,
+    completion: rtts.length / count,
+    ...(hops !== undefined ? { hops } : {}),
+    method,
+  };
 }
 
 // ---------------------------------------------------------------- scheduling

@@ -84,7 +84,13 @@ export class SiteFigures {
           site,
           entries.map((e) => [
             e.key,
-            { rttMs: e.rttMs, completion: e.completion, ...(e.hops !== undefined ? { hops: e.hops } : {}), method: e.method, at: now - e.ageMs },
+            {
+              rttMs: e.rttMs,
+              completion: e.completion,
+              ...(e.hops !== undefined ? { hops: e.hops } : {}),
+              method: e.method,
+              at: now - e.ageMs,
+            },
           ]),
         );
       },
@@ -117,7 +123,13 @@ export class SiteFigures {
       onResult: (key, f) => {
         this.table.setProbe(config.site, key, f);
         // Sites share probe results in heartbeats: each site's closest answer weighs every site's figures.
-        const shared = { key, rttMs: f.rttMs, completion: f.completion, ...(f.hops !== undefined ? { hops: f.hops } : {}), method: f.method };
+        const shared = {
+          key,
+          rttMs: f.rttMs,
+          completion: f.completion,
+          ...(f.hops !== undefined ? { hops: f.hops } : {}),
+          method: f.method,
+        };
         this.health?.service?.shareProbe(shared, f.at);
       },
     });

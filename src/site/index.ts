@@ -134,11 +134,38 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
   const peersKey = sharedKey(loaded);
   if (peersKey && balanced.some((b) => b.decidedBy)) {
     const peers = peerOrigins(config);
-    decider = new RemoteDecider({ site: config.site, peers, key: peersKey, orderings, timers: realTimers, logger, registry });
+    decider = new RemoteDecider({
+      site: config.site,
+      peers,
+      key: peersKey,
+      orderings,
+      timers: realTimers,
+      logger,
+      registry,
+    });
   }
   const saveDrains = (d: string[]) => drains.write(d);
-  const backend = createBackend(loaded, { balanced, table, orderings, metrics, logger, saveDrains, ...(opts.socket ? { socket: opts.socket } : {}) });
-  return { loaded, logger, registry, balanced, table, figures, orderings, backend, ...(decider ? { decider } : {}), ...(peersKey ? { peersKey } : {}) };
+  const backend = createBackend(loaded, {
+    balanced,
+    table,
+    orderings,
+    metrics,
+    logger,
+    saveDrains,
+    ...(opts.socket ? { socket: opts.socket } : {}),
+  });
+  return {
+    loaded,
+    logger,
+    registry,
+    balanced,
+    table,
+    figures,
+    orderings,
+    backend,
+    ...(decider ? { decider } : {}),
+    ...(peersKey ? { peersKey } : {}),
+  };
 }
 
 /** Drained sites survive a restart (backend.state-file). */
@@ -176,7 +203,13 @@ async function startParts(p: SiteParts, s: Started): Promise<void> {
 }
 
 async function stopParts(p: SiteParts, s: Started): Promise<void> {
-  await Promise.allSettled([p.backend.stop(), p.figures.loadListener?.stop(), s.health?.stop(), s.coordinator?.stop(), s.partitions?.stop()]);
+  await Promise.allSettled([
+    p.backend.stop(),
+    p.figures.loadListener?.stop(),
+    s.health?.stop(),
+    s.coordinator?.stop(),
+    s.partitions?.stop(),
+  ]);
   p.decider?.stop();
   await p.figures.stop();
   await p.backend.stopFlusher();

@@ -28,25 +28,52 @@ afterAll(async () => {
 const validRequest: fc.Arbitrary<ControlRequest> = fc.oneof(
   fc.constant({ cmd: 'status' as const }),
   fc.record({ cmd: fc.constantFrom('drain' as const, 'undrain' as const), site: fc.constantFrom(...SITES) }),
-  fc.record({ cmd: fc.constant('explain' as const), name: fc.constantFrom('www.example.', 'other.example.'), client: fc.option(fc.ipV4(), { nil: undefined }) }, { requiredKeys: ['cmd', 'name'] }),
+  fc.record(
+    {
+      cmd: fc.constant('explain' as const),
+      name: fc.constantFrom('www.example.', 'other.example.'),
+      client: fc.option(fc.ipV4(), { nil: undefined }),
+    },
+    { requiredKeys: ['cmd', 'name'] },
+  ),
 );
-const oddName = fc.constantFrom('', 'cmd', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'site ', 'SITE', '\u0000', '💥');
+const oddName = fc.constantFrom(
+  '',
+  'cmd',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'site ',
+  'SITE',
+  '\u0000',
+  '💥',
+);
 /** A site or cmd value the daemon never expects: unknown, odd, huge (under the line limit). */
-const oddValue = fc.oneof(hostileValue, oddName, fc.constantFrom('paris ', 'PARIS', 'status ', 'STATUS', 'drain\u0000'));
+const oddValue = fc.oneof(
+  hostileValue,
+  oddName,
+  fc.constantFrom('paris ', 'PARIS', 'status ', 'STATUS', 'drain\u0000'),
+);
 
 type Req = Record<string, unknown>;
 /** A valid request with values replaced, removed or added (wrong type, missing, empty, huge...). */
-const mutatedRequest = fc.tuple(validRequest, fc.array(fc.tuple(fc.nat({ max: 3 }), fc.nat(), oddValue, oddName), { minLength: 1, maxLength: 3 })).map(([req, edits]) => {
-  const out: Req = { ...req };
-  for (const [kind, at, value, key] of edits) {
-    const keys = Object.keys(out);
-    const k = keys[at % keys.length] ?? key;
-    if (kind <= 1) out[k] = value;
-    else if (kind === 2) delete out[k];
-    else Object.defineProperty(out, key, { value, enumerable: true, configurable: true, writable: true });
-  }
-  return out;
-});
+const mutatedRequest = fc
+  .tuple(
+    validRequest,
+    fc.array(fc.tuple(fc.nat({ max: 3 }), fc.nat(), oddValue, oddName), { minLength: 1, maxLength: 3 }),
+  )
+  .map(([req, edits]) => {
+    const out: Req = { ...req };
+    for (const [kind, at, value, key] of edits) {
+      const keys = Object.keys(out);
+      const k = keys[at % keys.length] ?? key;
+      if (kind <= 1) out[k] = value;
+      else if (kind === 2) delete out[k];
+      else Object.defineProperty(out, key, { value, enumerable: true, configurable: true, writable: true });
+    }
+    return out;
+  });
 
 /** Never a newline (JSON.stringify escapes them), never blank (blank lines are not requests). */
 const hostileLine = fc
@@ -54,9 +81,32 @@ const hostileLine = fc
     { weight: 4, arbitrary: mutatedRequest.map((r) => JSON.stringify(r)) },
     { weight: 1, arbitrary: validRequest.map((r) => JSON.stringify(r)) },
     { weight: 1, arbitrary: hostileValue.map((v) => JSON.stringify(v)) },
-    { weight: 1, arbitrary: fc.tuple(validRequest.map((r) => JSON.stringify(r)), fc.nat()).map(([s, n]) => s.slice(0, n % s.length)) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(
+          validRequest.map((r) => JSON.stringify(r)),
+          fc.nat(),
+        )
+        .map(([s, n]) => s.slice(0, n % s.length)),
+    },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
-    { weight: 1, arbitrary: fc.constantFrom('null', '5', '-1', '[]', '{}', '""', 'true', '{"cmd":null}', '{"cmd":{}}', '{"cmd":"drain","site":null}', `${'['.repeat(2000)}${']'.repeat(2000)}`) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        'null',
+        '5',
+        '-1',
+        '[]',
+        '{}',
+        '""',
+        'true',
+        '{"cmd":null}',
+        '{"cmd":{}}',
+        '{"cmd":"drain","site":null}',
+        `${'['.repeat(2000)}${']'.repeat(2000)}`,
+      ),
+    },
   )
   .map((l) => {
     const line = l.replace(/\n/g, ' ');
@@ -87,23 +137,29 @@ describe('control socket, fuzzed', () => {
   }, 600_000);
 
   it('answers the same whatever the framing: split at any offsets, many per chunk, oversized, garbage', async () => {
-    const oversized = fc.nat({ max: 20_000 }).map((n) => JSON.stringify({ cmd: 'explain', name: 'n'.repeat(4097 + n) }));
+    const oversized = fc
+      .nat({ max: 20_000 })
+      .map((n) => JSON.stringify({ cmd: 'explain', name: 'n'.repeat(4097 + n) }));
     const item = fc.oneof({ weight: 4, arbitrary: hostileLine }, { weight: 1, arbitrary: oversized });
     await fc.assert(
-      fc.asyncProperty(fc.array(item, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 12 }), async (lines, cuts) => {
-        const c = await ctl.open();
-        try {
-          await writeInPieces(c, Buffer.from(lines.map((l) => `${l}\n${PROBE}\n`).join('')), cuts);
-          for (const line of lines) {
-            const reply = checkReply(await c.next(line.slice(0, 200)), line);
-            if (tooLong(line)) expect(reply).toEqual({ ok: false, error: 'request longer than 4096 bytes' });
-            await expectProbe(c, line);
+      fc.asyncProperty(
+        fc.array(item, { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        async (lines, cuts) => {
+          const c = await ctl.open();
+          try {
+            await writeInPieces(c, Buffer.from(lines.map((l) => `${l}\n${PROBE}\n`).join('')), cuts);
+            for (const line of lines) {
+              const reply = checkReply(await c.next(line.slice(0, 200)), line);
+              if (tooLong(line)) expect(reply).toEqual({ ok: false, error: 'request longer than 4096 bytes' });
+              await expectProbe(c, line);
+            }
+            expect(c.unclaimed).toEqual([]);
+          } finally {
+            c.close();
           }
-          expect(c.unclaimed).toEqual([]);
-        } finally {
-          c.close();
-        }
-      }),
+        },
+      ),
       { numRuns: fuzzRuns(60), endOnFailure: true },
     );
   }, 600_000);

@@ -25,9 +25,26 @@ const key = Buffer.from('the cluster key, 32 bytes long!!');
 const sign = (body: Buffer) => Buffer.concat([body, createHmac('sha256', key).update(body).digest()]);
 const U48_MAX = 2 ** 48 - 1;
 
-const name = fc.oneof(fc.constantFrom('b', 'b1', 'a', 'zz', '', ' ', 'é', '\u0000', 'x'.repeat(63), 'x'.repeat(64), 'x'.repeat(300)), fc.string({ maxLength: 70 }));
+const name = fc.oneof(
+  fc.constantFrom('b', 'b1', 'a', 'zz', '', ' ', 'é', '\u0000', 'x'.repeat(63), 'x'.repeat(64), 'x'.repeat(300)),
+  fc.string({ maxLength: 70 }),
+);
 const hostileNumber = fc.oneof(
-  fc.constantFrom(NaN, Infinity, -Infinity, -1, -0, 0.5, 2 ** 32, 2 ** 32 - 1, 2 ** 48, U48_MAX, Number.MAX_SAFE_INTEGER, Number.MAX_VALUE, -Number.MAX_VALUE),
+  fc.constantFrom(
+    NaN,
+    Infinity,
+    -Infinity,
+    -1,
+    -0,
+    0.5,
+    2 ** 32,
+    2 ** 32 - 1,
+    2 ** 48,
+    U48_MAX,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_VALUE,
+    -Number.MAX_VALUE,
+  ),
   fc.integer(),
   fc.double(),
 );
@@ -35,7 +52,10 @@ const anyNumber = fc.oneof(hostileNumber, fc.nat());
 const optNumber = fc.option(anyNumber, { nil: undefined });
 const envelope = fc.record({ site: name, sender: name, boot: anyNumber, seq: anyNumber, time: anyNumber });
 const probeEntry = fc.record({
-  key: fc.oneof(fc.constantFrom('192.0.2.0/24', '2001:db8:1::/48', '192.0.2.1/24', 'nonsense', ''), fc.string({ maxLength: 20 })),
+  key: fc.oneof(
+    fc.constantFrom('192.0.2.0/24', '2001:db8:1::/48', '192.0.2.1/24', 'nonsense', ''),
+    fc.string({ maxLength: 20 }),
+  ),
   rttMs: anyNumber,
   completion: anyNumber,
   hops: optNumber,
@@ -44,9 +64,25 @@ const probeEntry = fc.record({
 });
 /** Messages as the types allow them, with hostile values (encode() must clamp or refuse them). */
 const hostileMessage: fc.Arbitrary<Message> = fc.oneof(
-  fc.tuple(envelope, fc.record({ pool: fc.constantFrom('unknown' as const, 'up' as const, 'down' as const), usable: optNumber, servers: optNumber, load: optNumber, responseMs: optNumber, replicationLagMs: optNumber })).map(([e, summary]) => ({ type: 'heartbeat' as const, ...e, summary })),
-  fc.tuple(envelope, name, fc.constantFrom('down' as const, 'up' as const), fc.string({ maxLength: 400 })).map(([e, subject, state, reason]) => ({ type: 'announce' as const, ...e, subject, state, reason })),
-  fc.tuple(envelope, fc.array(probeEntry, { maxLength: 18 })).map(([e, entries]) => ({ type: 'probes' as const, ...e, entries })),
+  fc
+    .tuple(
+      envelope,
+      fc.record({
+        pool: fc.constantFrom('unknown' as const, 'up' as const, 'down' as const),
+        usable: optNumber,
+        servers: optNumber,
+        load: optNumber,
+        responseMs: optNumber,
+        replicationLagMs: optNumber,
+      }),
+    )
+    .map(([e, summary]) => ({ type: 'heartbeat' as const, ...e, summary })),
+  fc
+    .tuple(envelope, name, fc.constantFrom('down' as const, 'up' as const), fc.string({ maxLength: 400 }))
+    .map(([e, subject, state, reason]) => ({ type: 'announce' as const, ...e, subject, state, reason })),
+  fc
+    .tuple(envelope, fc.array(probeEntry, { maxLength: 18 }))
+    .map(([e, entries]) => ({ type: 'probes' as const, ...e, entries })),
 );
 
 /** Encodes, or undefined when encode() refuses (a RangeError naming what is too long). */
@@ -75,7 +111,9 @@ function checkDecoded(buf: Buffer): void {
 describe('heartbeat codec, fuzzed', () => {
   it('decodes random bytes, signed or not, without throwing', () => {
     const bytes = fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b));
-    const framed = fc.tuple(fc.constantFrom(1, 2, 3, 0, 255), fc.uint8Array({ maxLength: 480 })).map(([type, b]) => sign(Buffer.concat([Buffer.from([0x4d, 0x53, 1, type]), b])));
+    const framed = fc
+      .tuple(fc.constantFrom(1, 2, 3, 0, 255), fc.uint8Array({ maxLength: 480 }))
+      .map(([type, b]) => sign(Buffer.concat([Buffer.from([0x4d, 0x53, 1, type]), b])));
     fc.assert(
       fc.property(fc.oneof(bytes, bytes.map(sign), framed), (buf) => checkDecoded(buf)),
       { numRuns: fuzzRuns(2000) },
@@ -149,7 +187,8 @@ describe('heartbeat UDP listener, fuzzed', () => {
     await service?.stop();
   });
 
-  const send = (buf: Buffer) => new Promise<void>((ok, fail) => client.send(buf, port, '127.0.0.1', (err) => (err ? fail(err) : ok())));
+  const send = (buf: Buffer) =>
+    new Promise<void>((ok, fail) => client.send(buf, port, '127.0.0.1', (err) => (err ? fail(err) : ok())));
   let legit = 0;
 
   it('accepts a legitimate heartbeat after any hostile datagrams', async () => {
@@ -160,7 +199,9 @@ describe('heartbeat UDP listener, fuzzed', () => {
       fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)),
       hostileMessage.map(tryEncode),
       fresh.map(tryEncode),
-      fc.tuple(fresh.map(tryEncode), fc.nat()).map(([b, cut]) => b && sign(b.subarray(0, cut % Math.max(1, b.length - 32)))),
+      fc
+        .tuple(fresh.map(tryEncode), fc.nat())
+        .map(([b, cut]) => b && sign(b.subarray(0, cut % Math.max(1, b.length - 32)))),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(datagram, { minLength: 1, maxLength: 10 }), async (bufs) => {
@@ -172,8 +213,10 @@ describe('heartbeat UDP listener, fuzzed', () => {
         const deadline = Date.now() + 15_000;
         for (let seq = 1; !accepted.has(sender); seq++) {
           if (Date.now() > deadline) throw new Error(`heartbeat from ${sender} not accepted within 15 s`);
-          await send(encode({ type: 'heartbeat', site: 'b', sender, boot, seq, time: Date.now(), summary: { pool: 'up' } }, key));
-          await new Promise<void>((r) => (wakeUp = r, setTimeout(r, 500)));
+          await send(
+            encode({ type: 'heartbeat', site: 'b', sender, boot, seq, time: Date.now(), summary: { pool: 'up' } }, key),
+          );
+          await new Promise<void>((r) => ((wakeUp = r), setTimeout(r, 500)));
         }
       }),
       { numRuns: fuzzRuns(40), endOnFailure: true },

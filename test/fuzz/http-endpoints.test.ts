@@ -20,23 +20,78 @@ beforeAll(async () => {
 });
 afterAll(() => ep?.stop());
 
-const SIGNED_PATHS = ['/coordinator/report', '/coordinator/online', '/coordinator/servers', '/decide', '/partitions', '/partitions/failback'];
+const SIGNED_PATHS = [
+  '/coordinator/report',
+  '/coordinator/online',
+  '/coordinator/servers',
+  '/decide',
+  '/partitions',
+  '/partitions/failback',
+];
 const path = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...SIGNED_PATHS) },
-  { weight: 1, arbitrary: fc.constantFrom('/metrics', '/healthz', '/', '//', '/%00', '/%zz', '/decide/../partitions', '/coordinator/report?x=%00', '/partitions//', '/../../etc/passwd', '*', 'http://x/decide') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '/metrics',
+      '/healthz',
+      '/',
+      '//',
+      '/%00',
+      '/%zz',
+      '/decide/../partitions',
+      '/coordinator/report?x=%00',
+      '/partitions//',
+      '/../../etc/passwd',
+      '*',
+      'http://x/decide',
+    ),
+  },
   { weight: 1, arbitrary: fc.nat({ max: 20_000 }).map((n) => `/${'a'.repeat(n)}`) },
 );
-const method = fc.oneof({ weight: 5, arbitrary: fc.constantFrom('POST', 'GET') }, { weight: 1, arbitrary: fc.constantFrom('PUT', 'DELETE', 'HEAD', 'OPTIONS', 'get', 'FOO') });
+const method = fc.oneof(
+  { weight: 5, arbitrary: fc.constantFrom('POST', 'GET') },
+  { weight: 1, arbitrary: fc.constantFrom('PUT', 'DELETE', 'HEAD', 'OPTIONS', 'get', 'FOO') },
+);
 
 /** Body fields by endpoint type, each valid, wrong-typed, missing or extreme. */
 const field = (valid: fc.Arbitrary<unknown>) => fc.oneof(valid, hostileValue, fc.constant(undefined));
-const body = fc.oneof(
-  fc.record({ server: field(fc.constantFrom('web/w1', 'web/zz', '')), reporter: field(fc.string()), reason: field(fc.string()) }),
-  fc.record({ site: field(fc.constant('b')), name: field(fc.constantFrom('lf.example.com.', 'LF.example.com.', 'x.')), nonce: field(fc.string()), client: field(fc.ipV4()) }),
-  fc.record({ site: field(fc.constant('b')), partitions: field(fc.array(fc.oneof(hostileValue, fc.record({ partition: field(fc.constantFrom('p1', 'p2')), active: field(fc.constantFrom('a', 'b')), epoch: field(fc.nat()), since: field(fc.nat()), reason: field(fc.string()), home: field(fc.constant('b')) })), { maxLength: 4 })) }),
-  fc.record({ partition: field(fc.constantFrom('p1', 'p2')), time: field(fc.constant(Date.now())) }),
-  hostileValue,
-).map((v) => (v === undefined ? '' : JSON.stringify(v)));
+const body = fc
+  .oneof(
+    fc.record({
+      server: field(fc.constantFrom('web/w1', 'web/zz', '')),
+      reporter: field(fc.string()),
+      reason: field(fc.string()),
+    }),
+    fc.record({
+      site: field(fc.constant('b')),
+      name: field(fc.constantFrom('lf.example.com.', 'LF.example.com.', 'x.')),
+      nonce: field(fc.string()),
+      client: field(fc.ipV4()),
+    }),
+    fc.record({
+      site: field(fc.constant('b')),
+      partitions: field(
+        fc.array(
+          fc.oneof(
+            hostileValue,
+            fc.record({
+              partition: field(fc.constantFrom('p1', 'p2')),
+              active: field(fc.constantFrom('a', 'b')),
+              epoch: field(fc.nat()),
+              since: field(fc.nat()),
+              reason: field(fc.string()),
+              home: field(fc.constant('b')),
+            }),
+          ),
+          { maxLength: 4 },
+        ),
+      ),
+    }),
+    fc.record({ partition: field(fc.constantFrom('p1', 'p2')), time: field(fc.constant(Date.now())) }),
+    hostileValue,
+  )
+  .map((v) => (v === undefined ? '' : JSON.stringify(v)));
 const rawBody = fc.oneof(
   { weight: 6, arbitrary: body },
   { weight: 4, arbitrary: fc.constantFrom('null', '5', '[]', '"x"', 'not json', '{', '') },
@@ -58,8 +113,22 @@ const hostileCase: fc.Arbitrary<Case> = fc.record(
     method,
     path,
     body: rawBody,
-    signing: fc.oneof({ weight: 6, arbitrary: fc.constant('right' as const) }, { weight: 1, arbitrary: fc.constantFrom('none' as const, 'wrong' as const, 'garbage' as const) }),
-    extraHeaders: fc.array(fc.constantFrom('content-type: text/plain', 'content-type: application/json; charset=latin1', 'transfer-encoding: chunked', 'expect: 100-continue', `x-big: ${'b'.repeat(20_000)}`, `${MAC_HEADER}: ${'0'.repeat(64)}`, `${AUTH_HEADER}: t=1,mac=${'0'.repeat(64)}`), { maxLength: 2 }),
+    signing: fc.oneof(
+      { weight: 6, arbitrary: fc.constant('right' as const) },
+      { weight: 1, arbitrary: fc.constantFrom('none' as const, 'wrong' as const, 'garbage' as const) },
+    ),
+    extraHeaders: fc.array(
+      fc.constantFrom(
+        'content-type: text/plain',
+        'content-type: application/json; charset=latin1',
+        'transfer-encoding: chunked',
+        'expect: 100-continue',
+        `x-big: ${'b'.repeat(20_000)}`,
+        `${MAC_HEADER}: ${'0'.repeat(64)}`,
+        `${AUTH_HEADER}: t=1,mac=${'0'.repeat(64)}`,
+      ),
+      { maxLength: 2 },
+    ),
     truncateAt: fc.option(fc.nat(), { nil: undefined }),
     cuts: fc.array(fc.nat(), { maxLength: 4 }),
   },
@@ -75,7 +144,14 @@ function authHeaders(c: Case): string[] {
 
 function requestBytes(c: Case): Buffer {
   const b = Buffer.from(c.body);
-  const head = [`${c.method} ${c.path} HTTP/1.1`, 'host: 127.0.0.1', 'connection: close', `content-length: ${b.length}`, ...authHeaders(c), ...c.extraHeaders.filter((h) => !h.startsWith('transfer-encoding') || c.truncateAt !== undefined)];
+  const head = [
+    `${c.method} ${c.path} HTTP/1.1`,
+    'host: 127.0.0.1',
+    'connection: close',
+    `content-length: ${b.length}`,
+    ...authHeaders(c),
+    ...c.extraHeaders.filter((h) => !h.startsWith('transfer-encoding') || c.truncateAt !== undefined),
+  ];
   return Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), b]);
 }
 
@@ -92,7 +168,11 @@ async function exchange(c: Case): Promise<{ status?: number; body: string }> {
 }
 
 async function probe(): Promise<void> {
-  const r = await rawExchange(ep.port, [Buffer.from('GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n')], false);
+  const r = await rawExchange(
+    ep.port,
+    [Buffer.from('GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n')],
+    false,
+  );
   expect(r, 'the probe after a hostile request').toMatchObject({ status: 200, body: 'ok\n' });
 }
 
@@ -103,10 +183,15 @@ describe('HTTP endpoints, fuzzed', () => {
     await fc.assert(
       fc.asyncProperty(hostileCase, async (c) => {
         const r = await exchange(c);
-        if (r.status === undefined) expect(c.truncateAt !== undefined || c.extraHeaders.length > 0, `closed without a reply: ${describeCase(c)}`).toBe(true);
+        if (r.status === undefined)
+          expect(
+            c.truncateAt !== undefined || c.extraHeaders.length > 0,
+            `closed without a reply: ${describeCase(c)}`,
+          ).toBe(true);
         else {
           expect(r.status, describeCase(c)).toBeLessThan(500);
-          if ([400, 401, 403, 413].includes(r.status) && r.body.startsWith('{')) expect((JSON.parse(r.body) as { error?: unknown }).error, describeCase(c)).toEqual(expect.any(String));
+          if ([400, 401, 403, 413].includes(r.status) && r.body.startsWith('{'))
+            expect((JSON.parse(r.body) as { error?: unknown }).error, describeCase(c)).toEqual(expect.any(String));
         }
         await probe();
       }),
@@ -116,16 +201,26 @@ describe('HTTP endpoints, fuzzed', () => {
 });
 
 describe('HTTP endpoints: a correctly signed body that is not a JSON object', () => {
-  it.each(['/coordinator/report', '/decide', '/partitions', '/partitions/failback'])('%s answers 400 naming the expected shape, for null, 5 and []', async (p) => {
-    for (const b of ['null', '5', '[]']) {
-      const r = await exchange({ method: 'POST', path: p, body: b, signing: 'right', extraHeaders: [], cuts: [] });
-      expect(r.status, `${p} ${b}`).toBe(400);
-      expect((JSON.parse(r.body) as { error: string }).error).toMatch(/^body must be a JSON object like /);
-    }
-  });
+  it.each(['/coordinator/report', '/decide', '/partitions', '/partitions/failback'])(
+    '%s answers 400 naming the expected shape, for null, 5 and []',
+    async (p) => {
+      for (const b of ['null', '5', '[]']) {
+        const r = await exchange({ method: 'POST', path: p, body: b, signing: 'right', extraHeaders: [], cuts: [] });
+        expect(r.status, `${p} ${b}`).toBe(400);
+        expect((JSON.parse(r.body) as { error: string }).error).toMatch(/^body must be a JSON object like /);
+      }
+    },
+  );
 
   it('/partitions answers 400 for an entry that is not an object', async () => {
-    const r = await exchange({ method: 'POST', path: '/partitions', body: '{"site":"b","partitions":[null]}', signing: 'right', extraHeaders: [], cuts: [] });
+    const r = await exchange({
+      method: 'POST',
+      path: '/partitions',
+      body: '{"site":"b","partitions":[null]}',
+      signing: 'right',
+      extraHeaders: [],
+      cuts: [],
+    });
     expect(r).toMatchObject({ status: 400, body: '{"error":"partitions: every entry must be an object"}\n' });
   });
 });

@@ -27,12 +27,35 @@ const form = { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8
 /** One request as PowerDNS's two POST modes (and some clients that are not PowerDNS) send it. */
 const httpRequest = fc.oneof(
   hostileLine.map((l) => httpPost('/dns', l)),
-  fc.tuple(fc.oneof(validRequest, mutatedRequest), fc.constantFrom('/dns/', '/', '/dns/x/', '//', '/dns/%00/', '/dns/../')).map(([r, prefix]: [Request, string]) =>
-    httpPost(`${prefix}${typeof r.method === 'string' ? encodeURIComponent(r.method) : 'x'}`, new URLSearchParams({ parameters: json11(r.parameters ?? {}) }).toString(), form),
-  ),
-  fc.tuple(hostileLine, fc.constantFrom('', 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'APPLICATION/X-WWW-FORM-URLENCODED', 'multipart/form-data; boundary=x')).map(([l, type]) => httpPost('/dns', l, type ? { 'content-type': type } : {})),
+  fc
+    .tuple(
+      fc.oneof(validRequest, mutatedRequest),
+      fc.constantFrom('/dns/', '/', '/dns/x/', '//', '/dns/%00/', '/dns/../'),
+    )
+    .map(([r, prefix]: [Request, string]) =>
+      httpPost(
+        `${prefix}${typeof r.method === 'string' ? encodeURIComponent(r.method) : 'x'}`,
+        new URLSearchParams({ parameters: json11(r.parameters ?? {}) }).toString(),
+        form,
+      ),
+    ),
+  fc
+    .tuple(
+      hostileLine,
+      fc.constantFrom(
+        '',
+        'application/json',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'APPLICATION/X-WWW-FORM-URLENCODED',
+        'multipart/form-data; boundary=x',
+      ),
+    )
+    .map(([l, type]) => httpPost('/dns', l, type ? { 'content-type': type } : {})),
   fc.nat({ max: 9000 }).map((n) => httpPost('/dns', 'y'.repeat(4097 + n))),
-  fc.constantFrom('GET', 'PUT', 'DELETE', 'OPTIONS', 'PATCH').map((m) => Buffer.from(`${m} /dns/lookup/www.example.com./A HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n`)),
+  fc
+    .constantFrom('GET', 'PUT', 'DELETE', 'OPTIONS', 'PATCH')
+    .map((m) => Buffer.from(`${m} /dns/lookup/www.example.com./A HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n`)),
 );
 
 function checkResponse(res: string, what: string): void {
@@ -65,27 +88,33 @@ describe('remote backend over the HTTP connector, fuzzed', () => {
 
   it('answers the same whatever the framing: requests pipelined and split at any offsets', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(httpRequest, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(), { maxLength: 8 }), async (reqs, cutsRaw) => {
-        const stream = Buffer.concat(reqs.flatMap((r, i) => [r, httpPost('/dns', probes[i % probes.length]!)]));
-        const c = await HttpClient.open(backend.port);
-        try {
-          await writeInPieces(c, stream, cutsRaw);
-          for (const i of reqs.keys()) {
-            checkResponse(await c.next(`request ${i}`), `request ${i}`);
-            expect(await c.next(`probe ${i}`)).toBe(probeAnswers[i % probes.length]);
+      fc.asyncProperty(
+        fc.array(httpRequest, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        async (reqs, cutsRaw) => {
+          const stream = Buffer.concat(reqs.flatMap((r, i) => [r, httpPost('/dns', probes[i % probes.length]!)]));
+          const c = await HttpClient.open(backend.port);
+          try {
+            await writeInPieces(c, stream, cutsRaw);
+            for (const i of reqs.keys()) {
+              checkResponse(await c.next(`request ${i}`), `request ${i}`);
+              expect(await c.next(`probe ${i}`)).toBe(probeAnswers[i % probes.length]);
+            }
+            expect(c.unclaimed).toEqual([]);
+          } finally {
+            c.close();
           }
-          expect(c.unclaimed).toEqual([]);
-        } finally {
-          c.close();
-        }
-      }),
+        },
+      ),
       { numRuns: fuzzRuns(40), endOnFailure: true },
     );
   });
 
   it('answers broken HTTP with one 400 and closes that connection only', async () => {
     // A NUL first byte can never start a method; the blank line makes the parser decide.
-    const garbage = fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.concat([Buffer.from([0]), Buffer.from(b), Buffer.from('\r\n\r\n')]));
+    const garbage = fc
+      .uint8Array({ maxLength: 200 })
+      .map((b) => Buffer.concat([Buffer.from([0]), Buffer.from(b), Buffer.from('\r\n\r\n')]));
     await fc.assert(
       fc.asyncProperty(garbage, async (bytes) => {
         const c = await HttpClient.open(backend.port);

@@ -8,12 +8,25 @@ import { HttpClient, httpPost, startBackendChild, UnixClient, type BackendChild 
  */
 
 const { handler } = exampleHandler();
-const good = JSON.stringify({ method: 'lookup', parameters: { local: '127.0.0.1', qname: 'www.example.com.', qtype: 'A', 'real-remote': '127.0.0.1/32', remote: '127.0.0.1', 'zone-id': 1 } });
+const good = JSON.stringify({
+  method: 'lookup',
+  parameters: {
+    local: '127.0.0.1',
+    qname: 'www.example.com.',
+    qtype: 'A',
+    'real-remote': '127.0.0.1/32',
+    remote: '127.0.0.1',
+    'zone-id': 1,
+  },
+});
 const goodAnswer = handler.handleLine(good);
 
 /** Lookups of names without their final dot, with zone-id -1 or none: the loop in zoneFor. */
 const relative = ['foo', 'com', 'www.example.com', 'nothing.example.org'].flatMap((qname) => [
-  JSON.stringify({ method: 'lookup', parameters: { local: '0.0.0.0', qname, qtype: 'A', 'real-remote': '0.0.0.0/0', remote: '0.0.0.0', 'zone-id': -1 } }),
+  JSON.stringify({
+    method: 'lookup',
+    parameters: { local: '0.0.0.0', qname, qtype: 'A', 'real-remote': '0.0.0.0/0', remote: '0.0.0.0', 'zone-id': -1 },
+  }),
   JSON.stringify({ method: 'lookup', parameters: { qname, qtype: 'ANY' } }),
 ]);
 
@@ -60,7 +73,9 @@ describe('remote backend regressions (issue 15)', () => {
     await c.write('x'.repeat(3000));
     await c.write('y'.repeat(3000)); // over the child's 4096-byte limit, newline not yet sent
     await c.write(`\n${good}\n`);
-    expect(await c.next('the over-long line')).toBe(JSON.stringify({ result: false, log: ['request longer than 4096 bytes'] }));
+    expect(await c.next('the over-long line')).toBe(
+      JSON.stringify({ result: false, log: ['request longer than 4096 bytes'] }),
+    );
     expect(await c.next('the lookup after it')).toBe(goodAnswer);
     expect(c.unclaimed).toEqual([]);
     c.close();
@@ -69,7 +84,9 @@ describe('remote backend regressions (issue 15)', () => {
   it('answers an oversized HTTP body 413 and the next request on the same connection', async () => {
     const c = await HttpClient.open(backend.port);
     await c.write(Buffer.concat([httpPost('/dns', 'z'.repeat(20_000)), httpPost('/dns', good)]));
-    expect(await c.next('the oversized body')).toBe(`413 ${JSON.stringify({ result: false, log: ['request longer than 4096 bytes'] })}`);
+    expect(await c.next('the oversized body')).toBe(
+      `413 ${JSON.stringify({ result: false, log: ['request longer than 4096 bytes'] })}`,
+    );
     expect(await c.next('the lookup after it')).toBe(`200 ${goodAnswer}`);
     c.close();
   });

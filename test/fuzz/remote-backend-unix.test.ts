@@ -44,7 +44,10 @@ async function exchange(c: UnixClient, lines: string[]): Promise<void> {
   await c.write(payload);
   for (const [i, line] of lines.entries()) {
     checkReply(await c.next(`request ${JSON.stringify(line.slice(0, 200))}`), line);
-    expect(await c.next(`probe after ${JSON.stringify(line.slice(0, 200))}`), `in step after ${line.slice(0, 200)}`).toBe(probeAnswers[i % probes.length]);
+    expect(
+      await c.next(`probe after ${JSON.stringify(line.slice(0, 200))}`),
+      `in step after ${line.slice(0, 200)}`,
+    ).toBe(probeAnswers[i % probes.length]);
   }
   expect(c.unclaimed, 'replies nobody asked for').toEqual([]);
 }
@@ -59,32 +62,43 @@ describe('remote backend over the unix connector, fuzzed', () => {
   });
 
   it('answers the same whatever the framing: split at any offsets, concatenated, oversized, garbage bytes', async () => {
-    const oversized = fc.nat({ max: 9000 }).map((n) => `{"method":"lookup","parameters":{"qname":"${'a'.repeat(4097 + n)}"}}`);
-    const garbage = fc.uint8Array({ minLength: 1, maxLength: 100 }).map((b) => Buffer.from(b.map((x) => (x === 10 ? 32 : x))));
+    const oversized = fc
+      .nat({ max: 9000 })
+      .map((n) => `{"method":"lookup","parameters":{"qname":"${'a'.repeat(4097 + n)}"}}`);
+    const garbage = fc
+      .uint8Array({ minLength: 1, maxLength: 100 })
+      .map((b) => Buffer.from(b.map((x) => (x === 10 ? 32 : x))));
     const item = fc.oneof(
       { weight: 4, arbitrary: hostileLine.map((l) => ({ bytes: Buffer.from(l), oversized: false })) },
       { weight: 1, arbitrary: oversized.map((l) => ({ bytes: Buffer.from(l), oversized: true })) },
       { weight: 1, arbitrary: garbage.map((bytes) => ({ bytes, oversized: bytes.length > 4096 })) },
     );
     await fc.assert(
-      fc.asyncProperty(fc.array(item, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 8 }), async (items, cutsRaw) => {
-        // Blank lines are not requests: a whitespace-only garbage line gets a byte that is not.
-        const lines = items.map(({ bytes }) => (bytes.toString('latin1').trim() === '' ? Buffer.concat([bytes, Buffer.from('x')]) : bytes));
-        const stream = Buffer.concat(lines.flatMap((l, i) => [l, Buffer.from(`\n${probes[i % probes.length]}\n`)]));
-        const c = await UnixClient.open(backend.socket);
-        try {
-          await writeInPieces(c, stream, cutsRaw);
-          for (const [i, item] of items.entries()) {
-            const reply = await c.next(`item ${i} (${item.bytes.length} bytes)`);
-            checkReply(reply, item.bytes.toString('latin1'));
-            if (item.oversized) expect(JSON.parse(reply)).toEqual({ result: false, log: ['request longer than 4096 bytes'] });
-            expect(await c.next(`probe ${i}`)).toBe(probeAnswers[i % probes.length]);
+      fc.asyncProperty(
+        fc.array(item, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        async (items, cutsRaw) => {
+          // Blank lines are not requests: a whitespace-only garbage line gets a byte that is not.
+          const lines = items.map(({ bytes }) =>
+            bytes.toString('latin1').trim() === '' ? Buffer.concat([bytes, Buffer.from('x')]) : bytes,
+          );
+          const stream = Buffer.concat(lines.flatMap((l, i) => [l, Buffer.from(`\n${probes[i % probes.length]}\n`)]));
+          const c = await UnixClient.open(backend.socket);
+          try {
+            await writeInPieces(c, stream, cutsRaw);
+            for (const [i, item] of items.entries()) {
+              const reply = await c.next(`item ${i} (${item.bytes.length} bytes)`);
+              checkReply(reply, item.bytes.toString('latin1'));
+              if (item.oversized)
+                expect(JSON.parse(reply)).toEqual({ result: false, log: ['request longer than 4096 bytes'] });
+              expect(await c.next(`probe ${i}`)).toBe(probeAnswers[i % probes.length]);
+            }
+            expect(c.unclaimed).toEqual([]);
+          } finally {
+            c.close();
           }
-          expect(c.unclaimed).toEqual([]);
-        } finally {
-          c.close();
-        }
-      }),
+        },
+      ),
       { numRuns: fuzzRuns(60), endOnFailure: true },
     );
   });

@@ -57,7 +57,8 @@ function combos(sites: string[]): Record<string, State>[] {
 
 describe.each(['unix', 'http'] as const)('balanced answers through a real pdns_server (%s connector)', (connector) => {
   let site: SiteUnderTest;
-  const ask = async (name: string, type = 'A', tcp = false) => query(site.pdns.host, site.pdns.port, name, type, { tcp });
+  const ask = async (name: string, type = 'A', tcp = false) =>
+    query(site.pdns.host, site.pdns.port, name, type, { tcp });
 
   beforeAll(async () => {
     site = await startSite({ host: connector === 'unix' ? '127.0.0.2' : '127.0.0.3', config, connector });
@@ -79,7 +80,12 @@ describe.each(['unix', 'http'] as const)('balanced answers through a real pdns_s
         apply({ a: 'up', b: 'up', c: 'up', ...states });
         const want = expected(name, { c: 'up', ...states });
         // The cache (cache-ttl 20 s, record TTL 300 s) could only change this answer by a flush.
-        await waitFor(`${name} = ${want.join(',')} for ${JSON.stringify(states)}`, async () => JSON.stringify(addresses(await ask(name))) === JSON.stringify(want), 5000, 5);
+        await waitFor(
+          `${name} = ${want.join(',')} for ${JSON.stringify(states)}`,
+          async () => JSON.stringify(addresses(await ask(name))) === JSON.stringify(want),
+          5000,
+          5,
+        );
         expect(addresses(await ask(name, 'A', true))).toEqual(want);
       }
     }
@@ -96,12 +102,22 @@ describe.each(['unix', 'http'] as const)('balanced answers through a real pdns_s
     expect(rcode(await ask('sf.example.com.'))).toBe('NOERROR');
     apply({ a: 'down', b: 'down', c: 'up' });
     await waitFor('SERVFAIL for sf', async () => rcode(await ask('sf.example.com.')) === 'SERVFAIL', 5000, 5);
-    await waitFor('empty answer for empty', async () => {
-      const res = await ask('empty.example.com.');
-      return rcode(res) === 'NOERROR' && (res.answers ?? []).length === 0;
-    }, 5000, 5);
+    await waitFor(
+      'empty answer for empty',
+      async () => {
+        const res = await ask('empty.example.com.');
+        return rcode(res) === 'NOERROR' && (res.answers ?? []).length === 0;
+      },
+      5000,
+      5,
+    );
     apply({ a: 'up', b: 'up', c: 'up' });
-    await waitFor('sf back', async () => addresses(await ask('sf.example.com.')).join() === '192.0.2.20,198.51.100.20', 5000, 5);
+    await waitFor(
+      'sf back',
+      async () => addresses(await ask('sf.example.com.')).join() === '192.0.2.20,198.51.100.20',
+      5000,
+      5,
+    );
     // Other names in the zone were not disturbed by the failing one.
     expect(addresses(await ask('ns1.example.com.'))).toEqual(['192.0.2.53']);
   });
@@ -116,7 +132,10 @@ describe.each(['unix', 'http'] as const)('balanced answers through a real pdns_s
     console.log(`[${connector}] drain → changed PowerDNS answer (packet cache on): ${ms.toFixed(1)} ms`);
     const { readFileSync } = await import('node:fs');
     expect(JSON.parse(readFileSync(`${site.dir}/state.json`, 'utf8'))).toEqual({ version: 1, drained: ['a'] });
-    expect(await controlRequest(site.control, { cmd: 'drain', site: 'x' })).toEqual({ ok: false, error: "unknown site 'x' (known: a, b, c)" });
+    expect(await controlRequest(site.control, { cmd: 'drain', site: 'x' })).toEqual({
+      ok: false,
+      error: "unknown site 'x' (known: a, b, c)",
+    });
     await controlRequest(site.control, { cmd: 'undrain', site: 'a' });
     await waitFor('undrain visible', async () => addresses(await ask('www.example.com.'))[0] === '192.0.2.1', 5000, 2);
   });

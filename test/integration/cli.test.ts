@@ -39,14 +39,20 @@ beforeAll(() => {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`make build\` (make test does) first`);
   dir = mkdtempSync(join(tmpdir(), 'ms-cli-'));
   config = join(dir, 'multisite.yaml');
-  writeFileSync(config, `site: a\nsites: [{ name: a }, { name: b }]\nbackend:\n  socket: ${dir}/backend.sock\n  control: ${dir}/control.sock\n  state-file: ${dir}/state.json\n`);
+  writeFileSync(
+    config,
+    `site: a\nsites: [{ name: a }, { name: b }]\nbackend:\n  socket: ${dir}/backend.sock\n  control: ${dir}/control.sock\n  state-file: ${dir}/state.json\n`,
+  );
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('multisite CLI', () => {
   it('check-config names the file, line, column and key of each problem and exits 1', async () => {
     const bad = join(dir, 'bad.yaml');
-    writeFileSync(bad, `site: a\nsites: [{ name: a }]\nzones:\n  - name: example.com\n    file: missing.zone\n    color: red\n`);
+    writeFileSync(
+      bad,
+      `site: a\nsites: [{ name: a }]\nzones:\n  - name: example.com\n    file: missing.zone\n    color: red\n`,
+    );
     const res = await multisite('check-config', bad);
     expect(res.code).toBe(1);
     expect(res.stderr).toContain(`${bad}:6:5: zones[0].color: unknown key 'color'`);
@@ -64,7 +70,9 @@ describe('multisite CLI', () => {
   it('drains through the control socket, keeps the drain across a restart, and stops cleanly on SIGTERM', async () => {
     let backend = await startBackend();
     expect((await multisite('site', 'drain', 'b', '--config', config)).stdout).toBe('site b drained\n');
-    expect((await multisite('site', 'drain', 'b', '--config', config)).stdout).toBe('site b drained (it already was)\n');
+    expect((await multisite('site', 'drain', 'b', '--config', config)).stdout).toBe(
+      'site b drained (it already was)\n',
+    );
     const unknown = await multisite('site', 'drain', 'zz', '--config', config);
     expect(unknown).toMatchObject({ code: 1 });
     expect(unknown.stderr).toContain("unknown site 'zz' (known: a, b)");
@@ -78,19 +86,28 @@ describe('multisite CLI', () => {
     backend = await startBackend();
     const status = await multisite('site', 'status', '--config', config, '--json');
     const sites = JSON.parse(status.stdout) as { site: string; usable: boolean; drained: boolean }[];
-    expect(sites.map((s) => [s.site, s.usable, s.drained])).toEqual([['a', true, false], ['b', false, true]]);
-    expect((await multisite('site', 'status', '--config', config)).stdout).toMatch(/^b\s+down\s+\S+\s+drained by an operator$/m);
+    expect(sites.map((s) => [s.site, s.usable, s.drained])).toEqual([
+      ['a', true, false],
+      ['b', false, true],
+    ]);
+    expect((await multisite('site', 'status', '--config', config)).stdout).toMatch(
+      /^b\s+down\s+\S+\s+drained by an operator$/m,
+    );
     expect(await backend.stop()).toBe(0);
   });
 
   it('--version, and --help on every sub-command (usage, summary, an example; nothing opened or started)', async () => {
-    const { version } = JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as { version: string };
+    const { version } = JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as {
+      version: string;
+    };
     expect(await multisite('--version')).toMatchObject({ code: 0, stdout: `multisite ${version}\n` });
     const { commands } = await import('../../src/cli/commands/index.js');
     for (const name of Object.keys(commands)) {
       const res = await multisite(name, '--help');
       expect(res, name).toMatchObject({ code: 0, stderr: '' });
-      expect(res.stdout, name).toMatch(new RegExp(`^usage: multisite ${name} .*\n\n.+\n\nexample:\n  multisite ${name}( |\n)`));
+      expect(res.stdout, name).toMatch(
+        new RegExp(`^usage: multisite ${name} .*\n\n.+\n\nexample:\n  multisite ${name}( |\n)`),
+      );
     }
     // A file named like the flag is not opened: check-config --help is help.
     expect((await multisite('check-config', '-h')).stdout).toMatch(/^usage: multisite check-config FILE/);
@@ -103,7 +120,10 @@ describe('multisite CLI', () => {
     writeFileSync(withMetrics, `${readFileSync(config, 'utf8')}  metrics: 127.0.0.1:${port}\n`);
     const p = startProcess(process.execPath, [cli, 'backend', '--config', withMetrics]);
     try {
-      await waitFor('metrics', async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok === true);
+      await waitFor(
+        'metrics',
+        async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok === true,
+      );
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(text).toContain('# TYPE multisite_backend_call_seconds histogram');
       expect(text).toContain('multisite_backend_errors_total');
@@ -114,14 +134,19 @@ describe('multisite CLI', () => {
       await multisite('site', 'drain', 'b', '--config', withMetrics);
       const degraded = await multisite('status', '--config', withMetrics);
       expect(degraded).toMatchObject({ code: 1 });
-      expect(degraded.stdout).toMatch(/^b +drained +- +answers drained \d\d:\d\d:\d\d \(.* ago\) .*drained by an operator$/m);
+      expect(degraded.stdout).toMatch(
+        /^b +drained +- +answers drained \d\d:\d\d:\d\d \(.* ago\) .*drained by an operator$/m,
+      );
       await multisite('site', 'undrain', 'b', '--config', withMetrics);
     } finally {
       expect(await p.stop()).toBe(0);
     }
     const gone = await multisite('status', '--config', withMetrics, '--json');
     expect(gone).toMatchObject({ code: 2 });
-    expect(JSON.parse(gone.stdout)).toMatchObject({ health: 'unknown', sites: { error: expect.stringContaining('not reachable') } });
+    expect(JSON.parse(gone.stdout)).toMatchObject({
+      health: 'unknown',
+      sites: { error: expect.stringContaining('not reachable') },
+    });
   });
 
   it('refuses to start a second backend on a live socket, and replaces a stale one', async () => {

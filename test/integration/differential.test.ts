@@ -22,7 +22,28 @@ const ZONES = [
   { name: 'example.com.', file: join(fixtures, 'example.com.zone') },
   { name: 'example.net.', file: join(fixtures, 'example.net.zone') },
 ];
-const TYPES = ['A', 'AAAA', 'NS', 'SOA', 'MX', 'TXT', 'CNAME', 'DNAME', 'SRV', 'NAPTR', 'CAA', 'PTR', 'DS', 'HINFO', 'RP', 'LOC', 'SSHFP', 'TLSA', 'SPF', 'ANY'];
+const TYPES = [
+  'A',
+  'AAAA',
+  'NS',
+  'SOA',
+  'MX',
+  'TXT',
+  'CNAME',
+  'DNAME',
+  'SRV',
+  'NAPTR',
+  'CAA',
+  'PTR',
+  'DS',
+  'HINFO',
+  'RP',
+  'LOC',
+  'SSHFP',
+  'TLSA',
+  'SPF',
+  'ANY',
+];
 
 let dir: string;
 let bind: Pdns;
@@ -38,8 +59,16 @@ beforeAll(async () => {
   );
   backend = await startSite(loadConfig(config), { logger: pino({ level: 'silent' }), registry: new Registry() });
   [bind, remote] = await Promise.all([
-    startPdns({ host: '127.0.0.4', backend: { kind: 'bind', zones: ZONES.map((z) => ({ name: z.name, file: z.file })) }, probeName: 'example.com.' }),
-    startPdns({ host: '127.0.0.5', backend: { kind: 'remote', connection: `unix:path=${dir}/backend.sock` }, probeName: 'example.com.' }),
+    startPdns({
+      host: '127.0.0.4',
+      backend: { kind: 'bind', zones: ZONES.map((z) => ({ name: z.name, file: z.file })) },
+      probeName: 'example.com.',
+    }),
+    startPdns({
+      host: '127.0.0.5',
+      backend: { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
+      probeName: 'example.com.',
+    }),
   ]);
 });
 
@@ -77,11 +106,37 @@ function queryNames(): string[] {
 async function dig(server: Pdns, batch: string, extra: string[] = []): Promise<string[]> {
   const file = join(dir, `batch-${server.host}-${extra.join('')}.txt`);
   writeFileSync(file, batch);
-  const { stdout } = await exec('dig', ['-f', file, `@${server.host}`, '-p', String(server.port), '+norec', '+nocmd', '+noall', '+comments', '+question', '+answer', '+authority', '+additional', '+tries=1', '+time=3', ...extra], { maxBuffer: 1 << 26 });
+  const { stdout } = await exec(
+    'dig',
+    [
+      '-f',
+      file,
+      `@${server.host}`,
+      '-p',
+      String(server.port),
+      '+norec',
+      '+nocmd',
+      '+noall',
+      '+comments',
+      '+question',
+      '+answer',
+      '+authority',
+      '+additional',
+      '+tries=1',
+      '+time=3',
+      ...extra,
+    ],
+    { maxBuffer: 1 << 26 },
+  );
   return stdout
     .split(/(?=^;; ->>HEADER<<-)/m)
     .filter((b) => b.startsWith(';; ->>HEADER'))
-    .map((b) => b.replace(/, id: \d+/, '').replace(/^;; (Query time|SERVER|WHEN|MSG SIZE).*$/gm, '').trim());
+    .map((b) =>
+      b
+        .replace(/, id: \d+/, '')
+        .replace(/^;; (Query time|SERVER|WHEN|MSG SIZE).*$/gm, '')
+        .trim(),
+    );
 }
 
 describe('differential: bind backend vs multisite backend, same zone files', () => {
@@ -95,7 +150,11 @@ describe('differential: bind backend vs multisite backend, same zone files', () 
       const diffs = queries.map((q, i) => ({ q, want: want[i], got: got[i] })).filter((d) => d.want !== d.got);
       if (process.env.DIFF_DUMP) {
         const { writeFileSync: w } = await import('node:fs');
-        w(process.env.DIFF_DUMP, diffs.map((d) => `### ${d.q}\n--- bind\n${d.want}\n+++ ours\n${d.got}`).join('\n\n') + `\n\nBIND LOG\n${bind.proc.output()}`);
+        w(
+          process.env.DIFF_DUMP,
+          diffs.map((d) => `### ${d.q}\n--- bind\n${d.want}\n+++ ours\n${d.got}`).join('\n\n') +
+            `\n\nBIND LOG\n${bind.proc.output()}`,
+        );
       }
       expect(diffs.slice(0, 5)).toEqual([]);
     }
@@ -105,7 +164,17 @@ describe('differential: bind backend vs multisite backend, same zone files', () 
   it('transfers the same zone by AXFR (same records, order aside)', async () => {
     for (const z of ZONES) {
       const axfr = async (s: Pdns) => {
-        const { stdout } = await exec('dig', [`@${s.host}`, '-p', String(s.port), 'AXFR', z.name, '+nocmd', '+nostats', '+noall', '+answer']);
+        const { stdout } = await exec('dig', [
+          `@${s.host}`,
+          '-p',
+          String(s.port),
+          'AXFR',
+          z.name,
+          '+nocmd',
+          '+nostats',
+          '+noall',
+          '+answer',
+        ]);
         const lines = stdout.trim().split('\n');
         return { first: lines[0], last: lines[lines.length - 1], body: lines.slice(1, -1).sort() };
       };

@@ -37,7 +37,10 @@ afterAll(() => site?.stop());
 
 describe('hostile zones and requests through a real pdns_server', () => {
   it('serves every zone when one has records outside it, without those records', async () => {
-    expect(addresses(await query(site.pdns.host, site.pdns.port, 'www.example.org.', 'A'))).toEqual(['192.0.2.1', '198.51.100.1']);
+    expect(addresses(await query(site.pdns.host, site.pdns.port, 'www.example.org.', 'A'))).toEqual([
+      '192.0.2.1',
+      '198.51.100.1',
+    ]);
     expect(addresses(await query(site.pdns.host, site.pdns.port, 'nztest.com.', 'A'))).toEqual(['127.0.0.1']);
     // Not ours: PowerDNS refuses names outside every zone it serves.
     expect(rcode(await query(site.pdns.host, site.pdns.port, 'testnonzone.com.', 'A'))).toBe('REFUSED');
@@ -45,7 +48,9 @@ describe('hostile zones and requests through a real pdns_server', () => {
 
   it('answers a relative-name lookup on the real socket, and PowerDNS still answers after it', async () => {
     const c = await UnixClient.open(site.socket);
-    await c.write('{"method":"lookup","parameters":{"local":"0.0.0.0","qname":"foo","qtype":"A","real-remote":"0.0.0.0/0","remote":"0.0.0.0","zone-id":-1}}\n');
+    await c.write(
+      '{"method":"lookup","parameters":{"local":"0.0.0.0","qname":"foo","qtype":"A","real-remote":"0.0.0.0/0","remote":"0.0.0.0","zone-id":-1}}\n',
+    );
     expect(await c.next('the relative-name lookup')).toBe('{"result":false}');
     c.close();
     expect(addresses(await query(site.pdns.host, site.pdns.port, 'ns1.example.org.', 'A'))).toEqual(['192.0.2.53']);

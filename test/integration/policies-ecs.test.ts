@@ -50,7 +50,8 @@ balanced:
 /** The ECS option of an answer: [source, scope]. */
 function ecs(res: packet.Packet): [number, number] | undefined {
   for (const a of res.additionals ?? []) {
-    const opts = (a as { options?: { code: number; sourcePrefixLength?: number; scopePrefixLength?: number }[] }).options ?? [];
+    const opts =
+      (a as { options?: { code: number; sourcePrefixLength?: number; scopePrefixLength?: number }[] }).options ?? [];
     const o = opts.find((x) => x.code === 8);
     if (o) return [o.sourcePrefixLength ?? -1, o.scopePrefixLength ?? -1];
   }
@@ -60,7 +61,8 @@ function ecs(res: packet.Packet): [number, number] | undefined {
 describe('client-dependent answers through a real pdns_server with ECS', () => {
   let site: SiteUnderTest;
   let lrPort: number;
-  const ask = (name: string, subnet?: string, type = 'A') => query(site.pdns.host, site.pdns.port, name, type, subnet ? { subnet } : {});
+  const ask = (name: string, subnet?: string, type = 'A') =>
+    query(site.pdns.host, site.pdns.port, name, type, subnet ? { subnet } : {});
 
   beforeAll(async () => {
     lrPort = await freePort(HOST);
@@ -103,7 +105,17 @@ describe('client-dependent answers through a real pdns_server with ECS', () => {
     const sock = createSocket('udp4');
     let seq = 0;
     const send = (server: string, site: string, load: number) =>
-      new Promise<void>((r) => sock.send(encodeLoadReport({ site, sender: 'agent-1', server, boot: 1, seq: ++seq, time: Date.now(), up: true, load }, Buffer.from(KEY)), lrPort, HOST, () => r()));
+      new Promise<void>((r) =>
+        sock.send(
+          encodeLoadReport(
+            { site, sender: 'agent-1', server, boot: 1, seq: ++seq, time: Date.now(), up: true, load },
+            Buffer.from(KEY),
+          ),
+          lrPort,
+          HOST,
+          () => r(),
+        ),
+      );
     const first = async () => addresses(await ask('load.example.com.'))[0];
     try {
       expect(await first()).toBe('192.0.2.3');
@@ -125,7 +137,10 @@ describe('client-dependent answers through a real pdns_server with ECS', () => {
       for (let i = 0; i < 10; i++) {
         const load = 0.45 + (i % 3) * 0.05;
         await send('web/w1', 'a', load);
-        await waitFor(`a's load ${load}`, () => Math.abs((site.backend.metricsTable.figures('a')?.load ?? NaN) - load) < 1e-6);
+        await waitFor(
+          `a's load ${load}`,
+          () => Math.abs((site.backend.metricsTable.figures('a')?.load ?? NaN) - load) < 1e-6,
+        );
         await watch();
       }
       expect(changes).toEqual(['198.51.100.3']);
@@ -136,9 +151,50 @@ describe('client-dependent answers through a real pdns_server with ECS', () => {
       const badMac = () => site.metric('multisite_load_reports_rejected_total', { reason: 'bad-mac' });
       const replays = () => site.metric('multisite_load_reports_rejected_total', { reason: 'replay' });
       const [badMac0, replays0] = [await badMac(), await replays()];
-      await new Promise<void>((r) => sock.send(encodeLoadReport({ site: 'a', sender: 'agent-1', server: 'web/w1', boot: 1, seq: ++seq, time: Date.now(), up: true, load: 9 }, Buffer.from('a-wrong-key-of-enough-length')), lrPort, HOST, () => r()));
-      await new Promise<void>((r) => sock.send(encodeLoadReport({ site: 'a', sender: 'agent-1', server: 'web/w1', boot: 1, seq: seq - 1, time: Date.now(), up: true, load: 9 }, Buffer.from(KEY)), lrPort, HOST, () => r()));
-      await waitFor('the forged and the replayed report refused', async () => (await badMac()) > badMac0 && (await replays()) > replays0);
+      await new Promise<void>((r) =>
+        sock.send(
+          encodeLoadReport(
+            {
+              site: 'a',
+              sender: 'agent-1',
+              server: 'web/w1',
+              boot: 1,
+              seq: ++seq,
+              time: Date.now(),
+              up: true,
+              load: 9,
+            },
+            Buffer.from('a-wrong-key-of-enough-length'),
+          ),
+          lrPort,
+          HOST,
+          () => r(),
+        ),
+      );
+      await new Promise<void>((r) =>
+        sock.send(
+          encodeLoadReport(
+            {
+              site: 'a',
+              sender: 'agent-1',
+              server: 'web/w1',
+              boot: 1,
+              seq: seq - 1,
+              time: Date.now(),
+              up: true,
+              load: 9,
+            },
+            Buffer.from(KEY),
+          ),
+          lrPort,
+          HOST,
+          () => r(),
+        ),
+      );
+      await waitFor(
+        'the forged and the replayed report refused',
+        async () => (await badMac()) > badMac0 && (await replays()) > replays0,
+      );
       expect(site.backend.metricsTable.figures('a')?.load).toBe(0.1);
       expect(await first()).toBe('192.0.2.3');
       const res = await controlRequest(site.control, { cmd: 'explain', name: 'load.example.com', client: '10.1.2.3' });

@@ -32,7 +32,11 @@ describe('what heartbeats carry besides health: probe results and replica lag (r
   }, 30_000);
 
   const explainAt = async (site: string) => {
-    const res = await controlRequest(join(cluster.site(site).dir, 'control.sock'), { cmd: 'explain', name: 'near.example.com', client: '127.0.0.1' });
+    const res = await controlRequest(join(cluster.site(site).dir, 'control.sock'), {
+      cmd: 'explain',
+      name: 'near.example.com',
+      client: '127.0.0.1',
+    });
     if (!res.ok) throw new Error(`explain at ${site}: ${res.error}`);
     return res.explain as Explanation;
   };
@@ -42,10 +46,19 @@ describe('what heartbeats carry besides health: probe results and replica lag (r
     // the first answer uses the default order and schedules a probe of 127.0.0.0/24 (the resolver's network)
     const first = addresses(await query(a.host, a.pdns.port, 'near.example.com.', 'A'));
     expect(first.length).toBeGreaterThan(0);
-    await waitFor("a's probe of 127.0.0.0/24", async () => (await explainAt('a')).sites.find((s) => s.site === 'a')?.probe !== undefined);
-    await waitFor("a's probe result at b", async () => (await explainAt('b')).sites.find((s) => s.site === 'a')?.probe !== undefined);
+    await waitFor(
+      "a's probe of 127.0.0.0/24",
+      async () => (await explainAt('a')).sites.find((s) => s.site === 'a')?.probe !== undefined,
+    );
+    await waitFor(
+      "a's probe result at b",
+      async () => (await explainAt('b')).sites.find((s) => s.site === 'a')?.probe !== undefined,
+    );
     const atB = (await explainAt('b')).sites;
-    expect(atB.find((s) => s.site === 'a')!.probe).toMatchObject({ network: '127.0.0.0/24', completion: expect.any(Number) });
+    expect(atB.find((s) => s.site === 'a')!.probe).toMatchObject({
+      network: '127.0.0.0/24',
+      completion: expect.any(Number),
+    });
     expect(atB.find((s) => s.site === 'b')!.probe).toBeUndefined(); // b never probed it itself
   });
 

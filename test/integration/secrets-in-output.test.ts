@@ -32,9 +32,9 @@ const noSecret = (out: string) => secrets.forEach((s) => expect(out).not.toConta
 describe('database passwords never reach the output', () => {
   it('redactUrl hides userinfo, secret query parameters, conninfo values and $PGPASSWORD', () => {
     const env = { PGPASSWORD: 'envsecret5' };
-    expect(redactUrl('postgres://u:usersecret3@h:5432/db?password=qsecret1&sslpassword=sslsecret2&application_name=x', env)).toBe(
-      'postgres://u:***@h:5432/db?password=***&sslpassword=***&application_name=x',
-    );
+    expect(
+      redactUrl('postgres://u:usersecret3@h:5432/db?password=qsecret1&sslpassword=sslsecret2&application_name=x', env),
+    ).toBe('postgres://u:***@h:5432/db?password=***&sslpassword=***&application_name=x');
     expect(redactUrl('postgres://u:pa@ss/w@h/db', env)).toBe('postgres://u:***@h/db');
     expect(redactUrl("host=h password='conn secret4' dbname=d", env)).toBe('host=h password=*** dbname=d');
     expect(redactUrl('PGPASSWORD=envsecret5 host=h', env)).toBe('PGPASSWORD=*** host=h');
@@ -55,11 +55,27 @@ describe('database passwords never reach the output', () => {
       await multisite(['replicate', '--config', config, '--once'], env),
       await multisite(['status', '--config', config], env),
       await multisite(['migrate', '--config', config], env),
-      await multisite(['migrate', '--db', 'host=127.0.0.1 password=connsecret4 dbname=x', '--site', 'a', '--tables', 't'], env),
-      await multisite(['migrate', '--db', 'postgres://postgres:envsecret5@127.0.0.1:5432/ms_redact_missing_c', '--site', 'a', '--tables', 't'], env),
+      await multisite(
+        ['migrate', '--db', 'host=127.0.0.1 password=connsecret4 dbname=x', '--site', 'a', '--tables', 't'],
+        env,
+      ),
+      await multisite(
+        [
+          'migrate',
+          '--db',
+          'postgres://postgres:envsecret5@127.0.0.1:5432/ms_redact_missing_c',
+          '--site',
+          'a',
+          '--tables',
+          't',
+        ],
+        env,
+      ),
     ];
     // The replicator's start line names the database, redacted.
-    expect(runs[0]!.out).toContain('postgres://postgres@127.0.0.1:5432/ms_redact_missing_a?password=***&sslpassword=***');
+    expect(runs[0]!.out).toContain(
+      'postgres://postgres@127.0.0.1:5432/ms_redact_missing_a?password=***&sslpassword=***',
+    );
     expect(runs[3]!.out).toContain('unsupported database URL host=127.0.0.1 password=*** dbname=x');
     for (const r of runs) noSecret(r.out);
   });
@@ -73,14 +89,25 @@ const connectable = (path: string) =>
   });
 
 /** Starts the backend, waits for its socket, stops it; returns what it logged. */
-async function backendLog(configLevel: string | undefined, env: string | undefined, flag: string | undefined): Promise<string> {
+async function backendLog(
+  configLevel: string | undefined,
+  env: string | undefined,
+  flag: string | undefined,
+): Promise<string> {
   const d = mkdtempSync(join(dir, 'lvl-'));
   const config = join(d, 'c.yaml');
-  writeFileSync(config, `site: a\nsites: [{ name: a }]\nbackend:\n  socket: ${d}/b.sock\n  control: ${d}/c.sock\n  state-file: ${d}/s.json\n${configLevel ? `  log-level: ${configLevel}\n` : ''}`);
+  writeFileSync(
+    config,
+    `site: a\nsites: [{ name: a }]\nbackend:\n  socket: ${d}/b.sock\n  control: ${d}/c.sock\n  state-file: ${d}/s.json\n${configLevel ? `  log-level: ${configLevel}\n` : ''}`,
+  );
   const childEnv = { ...process.env };
   delete childEnv.MULTISITE_LOG_LEVEL;
   if (env) childEnv.MULTISITE_LOG_LEVEL = env;
-  const p = startProcess(process.execPath, [cli, 'backend', '--config', config, ...(flag ? ['--log-level', flag] : [])], { env: childEnv });
+  const p = startProcess(
+    process.execPath,
+    [cli, 'backend', '--config', config, ...(flag ? ['--log-level', flag] : [])],
+    { env: childEnv },
+  );
   await waitFor('backend socket', () => {
     if (p.child.exitCode !== null) throw new Error(p.output());
     return connectable(join(d, 'b.sock'));
@@ -102,5 +129,4 @@ describe('log level: --log-level > MULTISITE_LOG_LEVEL > the config file > info'
     const out = await backendLog(configLevel, env, flag);
     expect(out.includes('backend stopped')).toBe(infoShown);
   });
-
 });

@@ -20,7 +20,9 @@ function docs(): string[] {
 /** Complete config examples: ```yaml blocks that start with `site:`. */
 function examples(file: string): { index: number; text: string }[] {
   const text = readFileSync(join(root, file), 'utf8');
-  return [...text.matchAll(/```ya?ml\n([\s\S]*?)```/g)].map((m, index) => ({ index, text: m[1]! })).filter((b) => /^site:/m.test(b.text.split('\n').find((l) => l.trim() && !l.trim().startsWith('#')) ?? ''));
+  return [...text.matchAll(/```ya?ml\n([\s\S]*?)```/g)]
+    .map((m, index) => ({ index, text: m[1]! }))
+    .filter((b) => /^site:/m.test(b.text.split('\n').find((l) => l.trim() && !l.trim().startsWith('#')) ?? ''));
 }
 
 describe('config examples in the docs are valid configs', () => {
@@ -36,7 +38,10 @@ describe('config examples in the docs are valid configs', () => {
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, `@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n`);
     }
-    const text = c.text.replace(/(file|key-file|api-key-file):\s*\/(\S+)/g, (_m, k: string, p: string) => `${k}: ${join(dir, p)}`);
+    const text = c.text.replace(
+      /(file|key-file|api-key-file):\s*\/(\S+)/g,
+      (_m, k: string, p: string) => `${k}: ${join(dir, p)}`,
+    );
     writeFileSync(join(dir, 'multisite.yaml'), text);
     expect(() => loadConfig(join(dir, 'multisite.yaml'))).not.toThrow();
   });

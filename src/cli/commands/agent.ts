@@ -9,7 +9,16 @@ import { daemonLogger, preflight } from '../preflight.js';
  * `multisite agent drain|undrain SERVER` and `multisite agent status`: through its control socket.
  */
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, control: { type: 'string' }, json: { type: 'boolean' }, 'log-level': { type: 'string' } }, true);
+  const { values, positionals } = parse(
+    args,
+    {
+      config: { type: 'string', short: 'c' },
+      control: { type: 'string' },
+      json: { type: 'boolean' },
+      'log-level': { type: 'string' },
+    },
+    true,
+  );
   const [action, server] = positionals;
   if (action === undefined) {
     if (!values.config) throw new UsageError('--config FILE is required');
@@ -27,11 +36,14 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(values.json ? `${JSON.stringify(servers)}\n` : formatStatus(servers));
     return 0;
   }
-  if (action !== 'drain' && action !== 'undrain') throw new UsageError(`unknown action '${action}' (drain, undrain, status)`);
+  if (action !== 'drain' && action !== 'undrain')
+    throw new UsageError(`unknown action '${action}' (drain, undrain, status)`);
   if (!server) throw new UsageError(`${action} needs a SERVER (BACKEND/SERVER, as in agent-send)`);
   const res = await agentRequest(path, { cmd: action, server });
   if (!res.ok) throw new Error(res.error);
-  process.stdout.write(`server ${server} ${action}ed${res.changed ? '' : ' (it already was)'}; the agent now answers: ${String(res.reply)}\n`);
+  process.stdout.write(
+    `server ${server} ${action}ed${res.changed ? '' : ' (it already was)'}; the agent now answers: ${String(res.reply)}\n`,
+  );
   return 0;
 }
 
@@ -46,7 +58,10 @@ function controlPath(config?: string, control?: string): string {
 export function formatStatus(servers: ServerStatus[]): string {
   const rows = servers.map((s) => {
     const checks = Object.entries(s.checks)
-      .map(([k, c]) => `${k}=${c.up === undefined ? '?' : c.up ? 'up' : 'down'}${c.value !== undefined ? `(${c.value})` : ''}${c.lastMs !== undefined ? ` ${c.lastMs.toFixed(1)}ms` : ''}`)
+      .map(
+        ([k, c]) =>
+          `${k}=${c.up === undefined ? '?' : c.up ? 'up' : 'down'}${c.value !== undefined ? `(${c.value})` : ''}${c.lastMs !== undefined ? ` ${c.lastMs.toFixed(1)}ms` : ''}`,
+      )
       .join(' ');
     return `${s.server.padEnd(20)} ${s.reply.padEnd(40)} ${checks}`;
   });

@@ -6,7 +6,11 @@ import { runDaemon } from '../daemon.js';
 import { daemonLogger, preflight } from '../preflight.js';
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parse(args, { config: { type: 'string', short: 'c' }, socket: { type: 'string' }, 'log-level': { type: 'string' } });
+  const { values } = parse(args, {
+    config: { type: 'string', short: 'c' },
+    socket: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
   // The same checks as check-config, before anything listens.
   const checked = preflight(required(values.config, '--config'), ['backend']);
   const socketProblem = values.socket !== undefined ? placeProblem(resolve(values.socket), 'socket') : undefined;

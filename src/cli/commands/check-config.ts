@@ -13,7 +13,9 @@ export async function run(args: string[]): Promise<number> {
     for (const line of [...warnings, ...zoneWarnings, ...zoneErrors]) process.stderr.write(`${line}\n`);
     if (zoneErrors.length > 0) return 1;
     const records = zones.reduce((n, z) => n + z.recordCount, 0);
-    process.stdout.write(`${file}: ok (site ${loaded.config.site}, ${zones.length} zones, ${records} records, ${loaded.config.balanced.length} balanced names)\n`);
+    process.stdout.write(
+      `${file}: ok (site ${loaded.config.site}, ${zones.length} zones, ${records} records, ${loaded.config.balanced.length} balanced names)\n`,
+    );
     return 0;
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);

@@ -8,7 +8,16 @@ import { parse, UsageError } from '../args.js';
  * state, load, response time and probe figures, and the policy's decision step by step.
  */
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, control: { type: 'string' }, client: { type: 'string' }, json: { type: 'boolean', default: false } }, true);
+  const { values, positionals } = parse(
+    args,
+    {
+      config: { type: 'string', short: 'c' },
+      control: { type: 'string' },
+      client: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    true,
+  );
   const [name, extra] = positionals;
   if (!name || extra !== undefined) throw new UsageError('give one NAME');
   let path = values.control;

@@ -31,7 +31,8 @@ export const commands: Record<string, CommandEntry> = {
   },
   agent: {
     summary: 'run the HAProxy agent-check service, or drain/undrain a web server in it',
-    usage: '--config FILE [--log-level LEVEL] | drain|undrain SERVER [--config FILE | --control PATH] | status [--config FILE | --control PATH] [--json]',
+    usage:
+      '--config FILE [--log-level LEVEL] | drain|undrain SERVER [--config FILE | --control PATH] | status [--config FILE | --control PATH] [--json]',
     example: 'multisite agent drain web1 --config /etc/multisite/site-a.yaml',
     load: () => import('./agent.js'),
   },
@@ -54,25 +55,29 @@ export const commands: Record<string, CommandEntry> = {
     load: () => import('./replicate.js'),
   },
   'haproxy-config': {
-    summary: "print the HAProxy configuration of a site's load balancer (partitions: forwarding, backups, agent checks)",
+    summary:
+      "print the HAProxy configuration of a site's load balancer (partitions: forwarding, backups, agent checks)",
     usage: '--config FILE [--site NAME] [--out FILE]',
     example: 'multisite haproxy-config --config /etc/multisite/site-a.yaml --out /etc/haproxy/multisite.cfg',
     load: () => import('./haproxy-config.js'),
   },
   partition: {
-    summary: 'partition ownership: failback P to its configured active site, status, migrate (owner-wins epoch trigger)',
+    summary:
+      'partition ownership: failback P to its configured active site, status, migrate (owner-wins epoch trigger)',
     usage: 'failback P --config FILE | status --config FILE [--json] | migrate --config FILE [--uninstall]',
     example: 'multisite partition status --config /etc/multisite/site-a.yaml',
     load: () => import('./partition.js'),
   },
   explain: {
-    summary: 'show what a balanced name answers for a client and why (site states, load, response time, probes, policy steps)',
+    summary:
+      'show what a balanced name answers for a client and why (site states, load, response time, probes, policy steps)',
     usage: 'NAME [--client IP[/BITS]] [--config FILE | --control PATH] [--json]',
     example: 'multisite explain www.example.com --client 203.0.113.7 --config /etc/multisite/site-a.yaml',
     load: () => import('./explain.js'),
   },
   status: {
-    summary: 'show cluster state: every site (state, since, why, last heartbeat), replication lag per peer, recent conflicts',
+    summary:
+      'show cluster state: every site (state, since, why, last heartbeat), replication lag per peer, recent conflicts',
     usage: '--config FILE [--json]',
     example: 'multisite status --config /etc/multisite/site-a.yaml',
     load: () => import('./status.js'),

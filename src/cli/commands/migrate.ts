@@ -22,7 +22,8 @@ export async function run(args: string[]): Promise<number> {
   let tables: string[];
   let where: string;
   if (values.config !== undefined) {
-    if (values.db !== undefined || values.site !== undefined) throw new UsageError('give --config, or --db and --site, not both');
+    if (values.db !== undefined || values.site !== undefined)
+      throw new UsageError('give --config, or --db and --site, not both');
     const loaded = loadConfig(values.config);
     const r = replicationOf(loaded);
     site = loaded.config.site;
@@ -34,14 +35,22 @@ export async function run(args: string[]): Promise<number> {
     if (!values.uninstall && values.site === undefined) throw new UsageError('--site NAME is required');
     site = values.site ?? '';
     tables = splitList(values.tables ?? '');
-    const password = values['password-file'] !== undefined ? readSecretFile(values['password-file'], { text: true }).toString('utf8') : undefined;
-    db = await openDb(values.db, { applicationName: 'multisite-migrate', ...(password !== undefined ? { password } : {}) });
+    const password =
+      values['password-file'] !== undefined
+        ? readSecretFile(values['password-file'], { text: true }).toString('utf8')
+        : undefined;
+    db = await openDb(values.db, {
+      applicationName: 'multisite-migrate',
+      ...(password !== undefined ? { password } : {}),
+    });
     where = redactUrl(values.db);
   }
   try {
     if (values.uninstall) {
       const removed = await uninstall(db);
-      process.stdout.write(`${where}: replication removed (schema multisite dropped; triggers removed from ${removed.length} tables)\n`);
+      process.stdout.write(
+        `${where}: replication removed (schema multisite dropped; triggers removed from ${removed.length} tables)\n`,
+      );
       return 0;
     }
     if (tables.length === 0) throw new UsageError('--tables t1,t2 is required (or replication.tables in the config)');
@@ -63,5 +72,8 @@ export async function run(args: string[]): Promise<number> {
 }
 
 function splitList(s: string): string[] {
-  return s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
 }

@@ -1,7 +1,15 @@
 import { localTime } from '../../shared/local-time.js';
 import { loadConfig, type LoadedConfig } from '../../config/index.js';
 import { openSiteDb } from '../../db-triggers/index.js';
-import { installOwnerWins, post, sharedKey, uninstallOwnerWins, type Ownership, initialOwnership, rulesOf } from '../../partitions/index.js';
+import {
+  installOwnerWins,
+  post,
+  sharedKey,
+  uninstallOwnerWins,
+  type Ownership,
+  initialOwnership,
+  rulesOf,
+} from '../../partitions/index.js';
 import { parse, required, UsageError } from '../args.js';
 
 /**
@@ -10,20 +18,37 @@ import { parse, required, UsageError } from '../args.js';
  * multisite partition migrate --config FILE [--uninstall]   epoch column + trigger for owner-wins
  */
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { config: { type: 'string' }, json: { type: 'boolean', default: false }, uninstall: { type: 'boolean', default: false } }, true);
+  const { values, positionals } = parse(
+    args,
+    {
+      config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      uninstall: { type: 'boolean', default: false },
+    },
+    true,
+  );
   const [sub, name] = positionals;
   const loaded = loadConfig(required(values.config, '--config'));
   if (!loaded.config.partitions) throw new UsageError('the config has no partitions: section');
   if (sub === 'failback') {
     if (!name) throw new UsageError('give the partition: multisite partition failback P --config FILE');
-    const r = await post(`${backendUrl(loaded)}/partitions/failback`, JSON.stringify({ partition: name, time: Date.now() }), key(loaded), 5000);
+    const r = await post(
+      `${backendUrl(loaded)}/partitions/failback`,
+      JSON.stringify({ partition: name, time: Date.now() }),
+      key(loaded),
+      5000,
+    );
     const body = JSON.parse(r.body) as { ok?: boolean; error?: string; record?: Ownership; changed?: boolean };
     if (r.status !== 200 || !body.ok) {
       process.stderr.write(`failback refused: ${body.error ?? r.body}\n`);
       return 1;
     }
     const o = body.record!;
-    process.stdout.write(body.changed ? `${name} is active at ${o.active} again (epoch ${o.epoch})\n` : `${name} is already active at ${o.active} (epoch ${o.epoch})\n`);
+    process.stdout.write(
+      body.changed
+        ? `${name} is active at ${o.active} again (epoch ${o.epoch})\n`
+        : `${name} is already active at ${o.active} (epoch ${o.epoch})\n`,
+    );
     return 0;
   }
   if (sub === 'status') {
@@ -36,8 +61,23 @@ export async function run(args: string[]): Promise<number> {
     try {
       const p = loaded.config.partitions;
       if (values.uninstall) await uninstallOwnerWins(db, p);
-      else await installOwnerWins(db, p, initialOwnership(rulesOf(p, loaded.config.sites.map((s) => s.name)), Date.now()).values());
-      process.stdout.write(values.uninstall ? 'owner-wins removed\n' : `owner-wins installed: ${Object.keys(p.tables).join(', ') || '(no tables)'}; epoch column ${p['epoch-column']}\n`);
+      else
+        await installOwnerWins(
+          db,
+          p,
+          initialOwnership(
+            rulesOf(
+              p,
+              loaded.config.sites.map((s) => s.name),
+            ),
+            Date.now(),
+          ).values(),
+        );
+      process.stdout.write(
+        values.uninstall
+          ? 'owner-wins removed\n'
+          : `owner-wins installed: ${Object.keys(p.tables).join(', ') || '(no tables)'}; epoch column ${p['epoch-column']}\n`,
+      );
     } finally {
       await db.close();
     }
@@ -64,11 +104,25 @@ export async function partitionRecords(loaded: LoadedConfig): Promise<{ source: 
     return { source: 'backend', partitions: v.partitions };
   } catch {
     const p = loaded.config.partitions!;
-    return { source: 'config (no backend answered)', partitions: [...initialOwnership(rulesOf(p, loaded.config.sites.map((s) => s.name)), Date.now()).values()] };
+    return {
+      source: 'config (no backend answered)',
+      partitions: [
+        ...initialOwnership(
+          rulesOf(
+            p,
+            loaded.config.sites.map((s) => s.name),
+          ),
+          Date.now(),
+        ).values(),
+      ],
+    };
   }
 }
 
 export function formatPartitions(s: { source: string; partitions: Ownership[] }): string {
-  const rows = s.partitions.map((o) => `  ${o.partition.padEnd(12)} ${o.active.padEnd(10)} ${String(o.epoch).padStart(5)}  ${localTime(o.since)}  ${o.active === o.home ? '' : `(home ${o.home}) `}${o.reason}`);
+  const rows = s.partitions.map(
+    (o) =>
+      `  ${o.partition.padEnd(12)} ${o.active.padEnd(10)} ${String(o.epoch).padStart(5)}  ${localTime(o.since)}  ${o.active === o.home ? '' : `(home ${o.home}) `}${o.reason}`,
+  );
   return `partitions (from ${s.source})\n  ${'partition'.padEnd(12)} ${'active'.padEnd(10)} epoch  since                     why\n${rows.join('\n')}\n`;
 }

@@ -10,7 +10,11 @@ import { daemonLogger, preflight } from '../preflight.js';
  * Runs this site's replicator until SIGTERM/SIGINT; --once syncs until caught up and exits.
  */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parse(args, { config: { type: 'string' }, once: { type: 'boolean', default: false }, 'log-level': { type: 'string' } });
+  const { values } = parse(args, {
+    config: { type: 'string' },
+    once: { type: 'boolean', default: false },
+    'log-level': { type: 'string' },
+  });
   // The same checks as check-config, before any database is opened.
   const checked = preflight(required(values.config, '--config'), ['replicate']);
   const { loaded } = checked;
@@ -35,7 +39,11 @@ export async function run(args: string[]): Promise<number> {
       const registry = createRegistry('multisite_replicate_');
       metrics = new ReplicationMetrics(registry);
       const i = r.metrics.lastIndexOf(':');
-      server = await serveMetrics(registry, r.metrics.slice(0, i).replace(/^\[|\]$/g, ''), Number(r.metrics.slice(i + 1)));
+      server = await serveMetrics(
+        registry,
+        r.metrics.slice(0, i).replace(/^\[|\]$/g, ''),
+        Number(r.metrics.slice(i + 1)),
+      );
     }
     const rep = new Replicator({
       site: me,
@@ -51,7 +59,13 @@ export async function run(args: string[]): Promise<number> {
       ...(metrics ? { metrics } : {}),
     });
     log.info(
-      { site: me, peers: peers.map((p) => p.name), db: redactUrl(r.sites[me]!.db), policy: r.policy, metrics: r.metrics },
+      {
+        site: me,
+        peers: peers.map((p) => p.name),
+        db: redactUrl(r.sites[me]!.db),
+        policy: r.policy,
+        metrics: r.metrics,
+      },
       'replicator starting',
     );
     if (values.once) {

@@ -6,7 +6,11 @@ import { parse, UsageError } from '../args.js';
 
 /** `multisite site drain|undrain SITE` and `multisite site status`, through the control socket. */
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, control: { type: 'string' }, json: { type: 'boolean' } }, true);
+  const { values, positionals } = parse(
+    args,
+    { config: { type: 'string', short: 'c' }, control: { type: 'string' }, json: { type: 'boolean' } },
+    true,
+  );
   const [action, site] = positionals;
   const path = controlPath(values.config, values.control);
   if (action === 'status') {
@@ -32,6 +36,8 @@ function controlPath(config?: string, control?: string): string {
 }
 
 export function formatStatus(sites: SiteState[]): string {
-  const rows = sites.map((s) => `${s.site.padEnd(12)} ${(s.usable ? 'up' : 'down').padEnd(6)} ${localTime(s.since)}  ${s.reason}`);
+  const rows = sites.map(
+    (s) => `${s.site.padEnd(12)} ${(s.usable ? 'up' : 'down').padEnd(6)} ${localTime(s.since)}  ${s.reason}`,
+  );
   return `${'SITE'.padEnd(12)} ${'STATE'.padEnd(6)} ${'SINCE'.padEnd(24)}  WHY\n${rows.join('\n')}\n`;
 }

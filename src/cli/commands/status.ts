@@ -1,6 +1,12 @@
 import { loadConfig, type LoadedConfig } from '../../config/index.js';
 import type { Db } from '../../db/index.js';
-import { formatReplicationStatus, openSiteDb, replicationOf, replicationStatus, type ReplicationStatus } from '../../db-triggers/index.js';
+import {
+  formatReplicationStatus,
+  openSiteDb,
+  replicationOf,
+  replicationStatus,
+  type ReplicationStatus,
+} from '../../db-triggers/index.js';
 import type { StatusBody } from '../../site-health/index.js';
 import { parse, required } from '../args.js';
 

@@ -36,7 +36,10 @@ export class HttpConnector implements Connector {
   }
 
   async start(): Promise<void> {
-    const server = createServer({ keepAliveTimeout: 60_000, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => this.serve(req, res));
+    const server = createServer(
+      { keepAliveTimeout: 60_000, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS },
+      (req, res) => this.serve(req, res),
+    );
     server.on('connection', () => this.deps.metrics?.connections.inc({ connector: 'http' }));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       this.deps.metrics?.errors.inc({ kind: 'http' });

@@ -103,7 +103,10 @@ class LineConnection {
     private readonly deps: ConnectorDeps,
   ) {
     this.lines = new LineSplitter(deps.maxRequestBytes, () =>
-      deps.logger.warn({ limit: deps.maxRequestBytes }, 'unix request line over the limit: dropping it until its newline'),
+      deps.logger.warn(
+        { limit: deps.maxRequestBytes },
+        'unix request line over the limit: dropping it until its newline',
+      ),
     );
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {

@@ -8,7 +8,8 @@ export function pushUtf8(out: number[], s: string, i: number): number {
   const cp = s.codePointAt(i)!;
   if (cp < 0x80) out.push(cp);
   else if (cp < 0x800) out.push(0xc0 | (cp >> 6), 0x80 | (cp & 63));
-  else if (cp >= 0xd800 && cp <= 0xdfff) out.push(0xef, 0xbf, 0xbd); // lone surrogate: U+FFFD, as Node encodes it
+  else if (cp >= 0xd800 && cp <= 0xdfff)
+    out.push(0xef, 0xbf, 0xbd); // lone surrogate: U+FFFD, as Node encodes it
   else if (cp < 0x10000) out.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
   else out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
   return cp > 0xffff ? 2 : 1;

@@ -107,7 +107,8 @@ export function uint(bytes: 1 | 2 | 4, what: string): Field {
     what,
     text(c: Cursor) {
       const t = c.token(what);
-      if (!/^\d+$/.test(t.text) || Number(t.text) > max) c.fail(`expected ${what} (0-${max}), got '${t.text}'`, t.start);
+      if (!/^\d+$/.test(t.text) || Number(t.text) > max)
+        c.fail(`expected ${what} (0-${max}), got '${t.text}'`, t.start);
       return String(Number(t.text));
     },
     wire: (w) => String(w.uint(bytes, what)),
@@ -194,7 +195,8 @@ export function base64(what: string): Field {
     text(c: Cursor) {
       const t = c.rest(what);
       const bytes = fromBase64(t.text.replace(/[ \t\r\n]+/g, ''));
-      if (!bytes || bytes.length === 0) return c.fail(`${what} is not valid base64 (RFC 4648, with '=' padding)`, t.start);
+      if (!bytes || bytes.length === 0)
+        return c.fail(`${what} is not valid base64 (RFC 4648, with '=' padding)`, t.start);
       return toBase64(bytes);
     },
     wire(w) {

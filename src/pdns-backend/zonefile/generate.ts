@@ -15,9 +15,12 @@ export function parseRange(text: string): GenerateRange {
   const m = /^(\d+)-(\d+)(?:\/(\d+))?$/.exec(text);
   if (!m) throw new ZoneSyntaxError(`$GENERATE: range '${text}' is not START-STOP or START-STOP/STEP`);
   const [start, stop, step] = [Number(m[1]), Number(m[2]), m[3] === undefined ? 1 : Number(m[3])];
-  if (stop > 0xffffffff || step > 0xffffffff) throw new ZoneSyntaxError(`$GENERATE: range '${text}' has a number above 4294967295`);
-  if (step < 1 || stop < start) throw new ZoneSyntaxError(`$GENERATE: range '${text}' needs START <= STOP and STEP >= 1`);
-  if ((stop - start) / step > MAX_GENERATE_STEPS) throw new ZoneSyntaxError(`$GENERATE: range '${text}' makes more than ${MAX_GENERATE_STEPS} records`);
+  if (stop > 0xffffffff || step > 0xffffffff)
+    throw new ZoneSyntaxError(`$GENERATE: range '${text}' has a number above 4294967295`);
+  if (step < 1 || stop < start)
+    throw new ZoneSyntaxError(`$GENERATE: range '${text}' needs START <= STOP and STEP >= 1`);
+  if ((stop - start) / step > MAX_GENERATE_STEPS)
+    throw new ZoneSyntaxError(`$GENERATE: range '${text}' makes more than ${MAX_GENERATE_STEPS} records`);
   return { start, stop, step };
 }
 
@@ -52,11 +55,15 @@ function expandPart(part: string, counter: number): string {
 
 function formatSpec(spec: string, counter: number): string {
   const m = /^(-?\d+)(?:,(\d+)(?:,([doxX]))?)?$/.exec(spec);
-  if (!m) throw new ZoneSyntaxError(`$GENERATE: cannot read '\${${spec}}' (expected \${offset[,width[,radix]]}, radix d o x X)`);
+  if (!m)
+    throw new ZoneSyntaxError(
+      `$GENERATE: cannot read '\${${spec}}' (expected \${offset[,width[,radix]]}, radix d o x X)`,
+    );
   const value = (counter + Number(m[1])) | 0; // printf's int
   const width = Math.min(Number(m[2] ?? 0), 80);
   const radix = m[3] ?? 'd';
-  if (radix === 'd') return value < 0 ? `-${String(-value).padStart(width - 1, '0')}` : String(value).padStart(width, '0');
+  if (radix === 'd')
+    return value < 0 ? `-${String(-value).padStart(width - 1, '0')}` : String(value).padStart(width, '0');
   // %o %x %X print the int as unsigned
   const text = (value >>> 0).toString(radix === 'o' ? 8 : 16);
   return (radix === 'X' ? text.toUpperCase() : text).padStart(width, '0');

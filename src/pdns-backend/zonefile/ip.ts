@@ -25,7 +25,8 @@ function dottedQuad(s: string, zeros: boolean): number[] | undefined {
   return octet === 4 ? out : undefined;
 }
 
-const hexValue = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1);
+const hexValue = (c: number) =>
+  c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
 
 /** Colon-separated 16-bit groups, the last possibly a dotted quad (two groups). */
 function groups(part: string, allowV4: boolean): number[] | undefined {
@@ -80,7 +81,7 @@ export function parseIPv6(s: string): number[] | undefined {
 export function formatIPv6(bytes: ArrayLike<number>): string {
   const words = Array.from({ length: 8 }, (_, i) => (bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
   let best = { base: -1, len: 0 };
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;

@@ -21,7 +21,7 @@ export function parseLabels(text: string): number[][] {
   const labels: number[][] = [];
   let label: number[] = [];
   const end = isAbsolute(text) ? text.length - 1 : text.length;
-  for (let i = 0; i < end; ) {
+  for (let i = 0; i < end;) {
     const c = text.charCodeAt(i);
     if (c === 0x5c /* \ */) i = readEscape(text, i, end, label);
     else if (c === 0x2e /* . */) {
@@ -43,7 +43,8 @@ function readEscape(text: string, i: number, end: number, label: number[]): numb
   if (i + 1 >= end) throw new ZoneSyntaxError(`name '${text}' ends in a lone backslash`, i);
   if (next < 0x30 || next > 0x39) return i + 1 + pushUtf8(label, text, i + 1);
   const digits = text.slice(i + 1, i + 4);
-  if (!/^\d{3}$/.test(digits) || i + 4 > end) throw new ZoneSyntaxError(`name '${text}': '\\${digits}' is not an escape (\\DDD needs three digits)`, i);
+  if (!/^\d{3}$/.test(digits) || i + 4 > end)
+    throw new ZoneSyntaxError(`name '${text}': '\\${digits}' is not an escape (\\DDD needs three digits)`, i);
   const value = Number(digits);
   if (value > 255) throw new ZoneSyntaxError(`name '${text}': escape \\${digits} is over 255`, i);
   label.push(value);
@@ -62,7 +63,8 @@ function escapeLabel(bytes: number[]): string {
   return out;
 }
 
-export const labelsToString = (labels: number[][]): string => (labels.length === 0 ? '.' : `${labels.map(escapeLabel).join('.')}.`);
+export const labelsToString = (labels: number[][]): string =>
+  labels.length === 0 ? '.' : `${labels.map(escapeLabel).join('.')}.`;
 
 /** Wire length: a length byte per label plus its bytes, plus the root byte. */
 export const wireLength = (labels: number[][]): number => labels.reduce((n, l) => n + 1 + l.length, 1);
@@ -102,13 +104,21 @@ export function canonicalName(text: string, origin: string): string {
     // already canonical: printable ASCII, no escapes, no empty or long label
     const absolute = text.endsWith('.');
     const length = text.length + (absolute ? 1 : originLength(origin) + 1);
-    if (length > 255) throw new ZoneSyntaxError(`name '${text}' is longer than 255 octets${absolute ? '' : ` (with origin ${origin})`}`, 0);
+    if (length > 255)
+      throw new ZoneSyntaxError(
+        `name '${text}' is longer than 255 octets${absolute ? '' : ` (with origin ${origin})`}`,
+        0,
+      );
     return absolute || origin === '.' ? (absolute ? text : `${text}.`) : `${text}.${origin}`;
   }
   const labels = parseLabels(text);
   const absolute = text === '.' || isAbsolute(text);
   const length = wireLength(labels) + (absolute ? 0 : originLength(origin) - 1);
-  if (length > 255) throw new ZoneSyntaxError(`name '${text}' is longer than 255 octets${absolute ? '' : ` (with origin ${origin})`}`, 0);
+  if (length > 255)
+    throw new ZoneSyntaxError(
+      `name '${text}' is longer than 255 octets${absolute ? '' : ` (with origin ${origin})`}`,
+      0,
+    );
   const own = labelsToString(labels);
   if (absolute) return own;
   return origin === '.' ? own : own + origin;

@@ -143,7 +143,8 @@ class Parser {
     if (line[0] === '$') return this.directive(line, splitParts(chopComment(line)), parts);
     let owner: string;
     if (/^[ \t\r]/.test(line)) {
-      if (this.prevOwner === undefined) this.fail('the line starts with a blank (same owner as the record before) but no record comes before it');
+      if (this.prevOwner === undefined)
+        this.fail('the line starts with a blank (same owner as the record before) but no record comes before it');
       owner = this.prevOwner;
     } else {
       const first = parts.shift()!;
@@ -173,7 +174,11 @@ class Parser {
       }
       type = this.at(part.start + 1, () => recordType(part.text));
     }
-    if (!type) this.fail('no record type on this line (expected [TTL] [IN] TYPE DATA after the owner)', (parts[0]?.start ?? 0) + 1);
+    if (!type)
+      this.fail(
+        'no record type on this line (expected [TTL] [IN] TYPE DATA after the owner)',
+        (parts[0]?.start ?? 0) + 1,
+      );
     const start = parts[i]?.start;
     if (start === undefined) this.fail(`${type}: record data is missing`, line.length + 1);
     const data = this.recordData(line, start);
@@ -181,7 +186,9 @@ class Parser {
     if (IGNORED_TYPES.has(type)) return;
     const content = this.dataAt(data, () => canonicalContent(type!, data.text, this.origin));
     if (this.opts.onOutOfZone && !isAtOrBelow(owner.toLowerCase(), this.apex)) {
-      this.opts.onOutOfZone(new ZoneFileError(this.current.file, this.lineNo, 1, `${owner} ${type} is outside zone ${this.apex}`));
+      this.opts.onOutOfZone(
+        new ZoneFileError(this.current.file, this.lineNo, 1, `${owner} ${type} is outside zone ${this.apex}`),
+      );
       return;
     }
     this.records.push({ name: owner, ttl, type, content });
@@ -213,7 +220,11 @@ class Parser {
       const extra = findUnquoted(data.text, c);
       if (extra < 0) continue;
       const pos = data.position(extra);
-      this.fail(open < 0 && c === ')' ? "')' without '(' before it" : `a second '${c}': one pair of parentheses per record`, pos.column, pos.line);
+      this.fail(
+        open < 0 && c === ')' ? "')' without '(' before it" : `a second '${c}': one pair of parentheses per record`,
+        pos.column,
+        pos.line,
+      );
     }
     return data;
   }
@@ -222,7 +233,11 @@ class Parser {
     const src = this.current;
     for (;;) {
       if (src.next >= src.lines.length) {
-        this.fail(`unbalanced parenthesis opened at ${opened.line}:${opened.column} (no ')' before the end of the file)`, opened.column, opened.line);
+        this.fail(
+          `unbalanced parenthesis opened at ${opened.line}:${opened.column} (no ')' before the end of the file)`,
+          opened.column,
+          opened.line,
+        );
       }
       this.readLine(src);
       const raw = chopComment(trimEnd(src.lines[src.next - 1]!));
@@ -250,9 +265,17 @@ class Parser {
       this.include(arg, args[1]);
     } else if (cmd === '$GENERATE' && arg && args.length > 1) {
       const range = this.at(arg.start + 1, () => parseRange(arg.text));
-      this.template = { parts: raw.slice(2), counter: range.start, stop: range.stop, step: range.step, lineNo: this.lineNo };
+      this.template = {
+        parts: raw.slice(2),
+        counter: range.start,
+        stop: range.stop,
+        step: range.step,
+        lineNo: this.lineNo,
+      };
     } else {
-      this.fail(`cannot read directive '${line.trim().slice(0, 80)}' (expected $ORIGIN name, $TTL ttl, $INCLUDE file [origin] or $GENERATE range template)`);
+      this.fail(
+        `cannot read directive '${line.trim().slice(0, 80)}' (expected $ORIGIN name, $TTL ttl, $INCLUDE file [origin] or $GENERATE range template)`,
+      );
     }
   }
 
@@ -266,8 +289,10 @@ class Parser {
     const top = this.stack[0]!;
     const file = isAbsolutePath(name) ? name : join(dirname(top.file), name);
     const path = resolve(dirname(top.path), name);
-    if (this.stack.some((s) => s.path === path)) this.fail(`$INCLUDE loop: ${[...this.stack.map((s) => s.file), file].join(' -> ')}`, arg.start + 1);
-    if (this.stack.length >= MAX_INCLUDE_DEPTH) this.fail(`$INCLUDE nested deeper than ${MAX_INCLUDE_DEPTH} files`, arg.start + 1);
+    if (this.stack.some((s) => s.path === path))
+      this.fail(`$INCLUDE loop: ${[...this.stack.map((s) => s.file), file].join(' -> ')}`, arg.start + 1);
+    if (this.stack.length >= MAX_INCLUDE_DEPTH)
+      this.fail(`$INCLUDE nested deeper than ${MAX_INCLUDE_DEPTH} files`, arg.start + 1);
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
@@ -288,9 +313,19 @@ export function parseZone(text: string, opts: ParseOptions): ZoneRecord[] {
 
 /** Inline records, one master-file line each (relative to the origin); errors name line = index + 1. */
 export function parseRecordLines(lines: string[], opts: ParseOptions): ZoneRecord[] {
-  const split = lines.map((l, i) => String(l).split('\n').map((text) => ({ text, line: i + 1 })));
+  const split = lines.map((l, i) =>
+    String(l)
+      .split('\n')
+      .map((text) => ({ text, line: i + 1 })),
+  );
   const flat = split.flat();
   const file = opts.file ?? '<records>';
-  const source = { file, path: resolve(file), lines: flat.map((l) => l.text), lineOf: flat.map((l) => l.line), next: 0 };
+  const source = {
+    file,
+    path: resolve(file),
+    lines: flat.map((l) => l.text),
+    lineOf: flat.map((l) => l.line),
+    next: 0,
+  };
   return new Parser(opts, false).run(source);
 }

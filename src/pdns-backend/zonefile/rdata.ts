@@ -48,12 +48,27 @@ const SCHEMAS: Record<string, Field[]> = {
   LP: [u16('a preference'), name('a locator name')],
   L32: [u16('a preference'), ipv4],
   SRV: [u16('a priority'), u16('a weight'), u16('a port'), target],
-  SOA: [name('a primary name server'), name('a responsible mailbox'), u32('a serial'), seconds('a refresh time'), seconds('a retry time'), seconds('an expire time'), seconds('a negative-caching TTL')],
+  SOA: [
+    name('a primary name server'),
+    name('a responsible mailbox'),
+    u32('a serial'),
+    seconds('a refresh time'),
+    seconds('a retry time'),
+    seconds('an expire time'),
+    seconds('a negative-caching TTL'),
+  ],
   RP: [name('a mailbox'), name('a TXT record name')],
   TXT: [strings],
   SPF: [strings],
   HINFO: [string('a CPU'), string('an OS')],
-  NAPTR: [u16('an order'), u16('a preference'), string('flags'), string('services'), string('a regexp'), name('a replacement')],
+  NAPTR: [
+    u16('an order'),
+    u16('a preference'),
+    string('flags'),
+    string('services'),
+    string('a regexp'),
+    name('a replacement'),
+  ],
   CAA: [u8('flags'), tag, joined('a value')],
   URI: [u16('a priority'), u16('a weight'), joined('a target')],
   DS: ds,
@@ -91,7 +106,9 @@ export function canonicalContent(type: string, content: string, origin: string):
   const fields = SCHEMAS[type];
   if (fields) return fromText(type, content, origin, fields);
   if (VERBATIM.has(type)) return content;
-  throw new ZoneSyntaxError(`${type}: PowerDNS has no parser for this type; write its data in the generic form '\\# LENGTH HEX'`);
+  throw new ZoneSyntaxError(
+    `${type}: PowerDNS has no parser for this type; write its data in the generic form '\\# LENGTH HEX'`,
+  );
 }
 
 function fromText(type: string, content: string, origin: string, fields: Field[]): string {
@@ -110,10 +127,12 @@ function generic(type: string, content: string): string {
   const hexDigits = m[2]!.replace(/\s+/g, '');
   const bytes = fromHex(hexDigits);
   if (!bytes) throw new ZoneSyntaxError(`${type}: generic data has an odd number of hex digits`);
-  if (bytes.length !== Number(m[1])) throw new ZoneSyntaxError(`${type}: generic data says ${m[1]} octets but has ${bytes.length}`);
+  if (bytes.length !== Number(m[1]))
+    throw new ZoneSyntaxError(`${type}: generic data says ${m[1]} octets but has ${bytes.length}`);
   const fields = SCHEMAS[type];
   if (fields) return fromWire(type, Uint8Array.from(bytes), fields);
-  if (VERBATIM.has(type)) throw new ZoneSyntaxError(`${type}: PowerDNS cannot read this type in generic form; write its presentation form`);
+  if (VERBATIM.has(type))
+    throw new ZoneSyntaxError(`${type}: PowerDNS cannot read this type in generic form; write its presentation form`);
   // PowerDNS's UnknownRecordContent wants the hex as one word
   return bytes.length === 0 ? '\\# 0' : `\\# ${bytes.length} ${toHex(bytes)}`;
 }

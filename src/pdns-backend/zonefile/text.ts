@@ -20,7 +20,8 @@ export function readString(c: Cursor, what: string): number[] {
   if (s[start] !== '"') {
     let p = start;
     while (p < s.length && isAlnum(s.charCodeAt(p))) p++;
-    if (p < s.length) c.fail(`expected ${what} in double quotes, got '${/^[^ \t\r\n]*/.exec(s.slice(start))![0]}'`, start);
+    if (p < s.length)
+      c.fail(`expected ${what} in double quotes, got '${/^[^ \t\r\n]*/.exec(s.slice(start))![0]}'`, start);
     c.pos = p;
     return Array.from(s.slice(start), (ch) => ch.charCodeAt(0));
   }

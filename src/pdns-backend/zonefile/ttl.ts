@@ -18,7 +18,8 @@ export const looksLikeTtl = (token: string): boolean => token.charCodeAt(0) >= 0
  */
 export function parseTtl(text: string, max = MAX_TTL): number {
   if (/^\d{1,9}$/.test(text) && Number(text) <= max) return Number(text); // the common case
-  if (!/^(?:\d+|(?:\d+[smhdwy])+)$/i.test(text)) throw new ZoneSyntaxError(`'${text}' is not a TTL (seconds, or numbers with units s m h d w: 3600, 1h, 1h30m)`);
+  if (!/^(?:\d+|(?:\d+[smhdwy])+)$/i.test(text))
+    throw new ZoneSyntaxError(`'${text}' is not a TTL (seconds, or numbers with units s m h d w: 3600, 1h, 1h30m)`);
   let total = 0;
   for (const m of text.matchAll(/(\d+)([a-z]?)/gi)) total += Number(m[1]) * UNIT[(m[2] || 's').toLowerCase()]!;
   if (total > max) throw new ZoneSyntaxError(`'${text}' is ${total} seconds, more than the largest allowed (${max})`);

@@ -6,7 +6,10 @@ import type { StatusBody } from './index.js';
  * The `sites` section of `multisite status`: every site as this site's backend sees it (GET
  * /status on backend.metrics): usable or not, the peer state, since when, why, the last heartbeat.
  */
-export async function sitesSection(loaded: LoadedConfig, now = Date.now()): Promise<{ name: string; text: string; data: unknown }> {
+export async function sitesSection(
+  loaded: LoadedConfig,
+  now = Date.now(),
+): Promise<{ name: string; text: string; data: unknown }> {
   const m = loaded.config.backend.metrics!;
   const url = `http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}/status`;
   try {
@@ -21,7 +24,8 @@ export async function sitesSection(loaded: LoadedConfig, now = Date.now()): Prom
 }
 
 /** A peer's replica lag as its heartbeats report it ("-": unknown or not reported). */
-const lag = (ms: number | undefined) => (ms === undefined ? '-' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+const lag = (ms: number | undefined) =>
+  ms === undefined ? '-' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 
 export function formatSites(body: StatusBody, now: number): string {
   const ago = (t: number | undefined) => (t === undefined ? '-' : agoText(now - t));

@@ -138,9 +138,16 @@ function writeProbe(w: Writer, e: SharedProbe): void {
   const net = parseClient(e.key);
   if (!net || probeKey(net) !== e.key) throw new RangeError(`probe key '${e.key}' is not a /24 or /48 network`);
   w.u8(net.family);
-  if (net.family === 4) w.u8(net.v4 >>> 24).u8((net.v4 >>> 16) & 255).u8((net.v4 >>> 8) & 255);
+  if (net.family === 4)
+    w.u8(net.v4 >>> 24)
+      .u8((net.v4 >>> 16) & 255)
+      .u8((net.v4 >>> 8) & 255);
   else for (let i = 0; i < 6; i++) w.u8(Number((net.v6 >> BigInt(120 - i * 8)) & 0xffn));
-  w.u32(e.rttMs * 1000).u16(e.completion * 10_000).u8(e.hops === undefined ? U8_NONE : clampInt(e.hops, 0, U8_NONE - 1)).u8(METHODS.indexOf(e.method)).u32(e.ageMs);
+  w.u32(e.rttMs * 1000)
+    .u16(e.completion * 10_000)
+    .u8(e.hops === undefined ? U8_NONE : clampInt(e.hops, 0, U8_NONE - 1))
+    .u8(METHODS.indexOf(e.method))
+    .u32(e.ageMs);
 }
 
 function readProbe(r: Reader): SharedProbe {
@@ -157,8 +164,16 @@ function readProbe(r: Reader): SharedProbe {
   const hops = r.u8();
   const method = METHODS[r.u8()];
   const age = r.u32();
-  if (rtt === undefined || completion === undefined || completion > 10_000 || !method || age === undefined) throw new Malformed('bad probe entry');
-  return { key, rttMs: rtt / 1000, completion: completion / 10_000, ...(hops !== U8_NONE ? { hops } : {}), method, ageMs: age };
+  if (rtt === undefined || completion === undefined || completion > 10_000 || !method || age === undefined)
+    throw new Malformed('bad probe entry');
+  return {
+    key,
+    rttMs: rtt / 1000,
+    completion: completion / 10_000,
+    ...(hops !== U8_NONE ? { hops } : {}),
+    method,
+    ageMs: age,
+  };
 }
 
 class Reader {
@@ -215,7 +230,8 @@ function clampInt(v: number, lo: number, hi: number): number {
 
 /** The shared key must be long enough to resist guessing: at least 16 bytes. */
 export function checkKey(key: Buffer): Buffer {
-  if (key.length < KEY_MIN_BYTES) throw new Error(`the heartbeat key must be at least ${KEY_MIN_BYTES} bytes (has ${key.length})`);
+  if (key.length < KEY_MIN_BYTES)
+    throw new Error(`the heartbeat key must be at least ${KEY_MIN_BYTES} bytes (has ${key.length})`);
   return key;
 }
 
@@ -226,16 +242,24 @@ function mac(key: Buffer, data: Buffer): Buffer {
 /** Encodes and signs a message. Throws RangeError when a name or reason is too long. */
 export function encode(msg: Message, key: Buffer): Buffer {
   const w = new Writer();
-  w.u8(MAGIC >> 8).u8(MAGIC & 0xff).u8(WIRE_VERSION).u8(TYPES[msg.type]);
+  w.u8(MAGIC >> 8)
+    .u8(MAGIC & 0xff)
+    .u8(WIRE_VERSION)
+    .u8(TYPES[msg.type]);
   w.str(msg.site, MAX_NAME, 'site').str(msg.sender, MAX_NAME, 'sender').u48(msg.boot).u32(msg.seq).u48(msg.time);
   if (msg.type === 'heartbeat') {
     const s = msg.summary;
     w.u8(POOL.indexOf(s.pool)).u16(s.usable).u16(s.servers);
-    w.u16(s.load === undefined ? undefined : s.load * 100).u32(s.responseMs === undefined ? undefined : s.responseMs * 1000).u32(s.replicationLagMs);
+    w.u16(s.load === undefined ? undefined : s.load * 100)
+      .u32(s.responseMs === undefined ? undefined : s.responseMs * 1000)
+      .u32(s.replicationLagMs);
   } else if (msg.type === 'announce') {
-    w.str(msg.subject, MAX_NAME, 'subject').u8(msg.state === 'down' ? 0 : 1).str(truncateUtf8(msg.reason, MAX_REASON), MAX_REASON, 'reason');
+    w.str(msg.subject, MAX_NAME, 'subject')
+      .u8(msg.state === 'down' ? 0 : 1)
+      .str(truncateUtf8(msg.reason, MAX_REASON), MAX_REASON, 'reason');
   } else {
-    if (msg.entries.length > MAX_PROBES) throw new RangeError(`${msg.entries.length} probe entries; at most ${MAX_PROBES} per datagram`);
+    if (msg.entries.length > MAX_PROBES)
+      throw new RangeError(`${msg.entries.length} probe entries; at most ${MAX_PROBES} per datagram`);
     w.u8(msg.entries.length);
     for (const e of msg.entries) writeProbe(w, e);
   }
@@ -251,12 +275,19 @@ export function decode(buf: Buffer, key: Buffer): Decoded {
   if (buf.readUInt16BE(0) !== MAGIC) return fail('malformed', 'bad magic');
   if (buf[2] !== WIRE_VERSION) return fail('version', `version ${buf[2]}; this build speaks ${WIRE_VERSION}`);
   const body = buf.subarray(0, buf.length - MAC_BYTES);
-  if (!timingSafeEqual(mac(key, body), buf.subarray(buf.length - MAC_BYTES))) return fail('bad-mac', 'MAC does not match the shared key');
+  if (!timingSafeEqual(mac(key, body), buf.subarray(buf.length - MAC_BYTES)))
+    return fail('bad-mac', 'MAC does not match the shared key');
   try {
     const r = new Reader(body);
     r.at = 3;
     const type = r.u8();
-    const env: Envelope = { site: r.name('site'), sender: r.name('sender'), boot: r.u48(), seq: r.u32() ?? U32_NONE, time: r.u48() };
+    const env: Envelope = {
+      site: r.name('site'),
+      sender: r.name('sender'),
+      boot: r.u48(),
+      seq: r.u32() ?? U32_NONE,
+      time: r.u48(),
+    };
     let msg: Message;
     if (type === TYPES.heartbeat) {
       const pool = POOL[r.u8()];
@@ -277,7 +308,13 @@ export function decode(buf: Buffer, key: Buffer): Decoded {
       const subject = r.name('subject');
       const state = r.u8();
       if (state > 1) throw new Malformed('bad announced state');
-      msg = { type: 'announce', ...env, subject, state: state === 0 ? 'down' : 'up', reason: r.text(MAX_REASON, 'reason') };
+      msg = {
+        type: 'announce',
+        ...env,
+        subject,
+        state: state === 0 ? 'down' : 'up',
+        reason: r.text(MAX_REASON, 'reason'),
+      };
     } else if (type === TYPES.probes) {
       const n = r.u8();
       if (n > MAX_PROBES) throw new Malformed(`${n} probe entries; at most ${MAX_PROBES}`);

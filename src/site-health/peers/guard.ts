@@ -32,17 +32,28 @@ export class ReplayGuard {
 
   /** `monoMs`: a monotonic clock for the silence before an earlier boot (default: `nowMs`). */
   check(msg: Message, nowMs: number, monoMs = nowMs): Verdict {
-    if (msg.site === this.opts.site) return { ok: false, reason: 'own-site', detail: `a message from this site (${msg.sender})` };
-    if (!this.opts.peers.has(msg.site)) return { ok: false, reason: 'unknown-site', detail: `site '${msg.site}' is not configured` };
+    if (msg.site === this.opts.site)
+      return { ok: false, reason: 'own-site', detail: `a message from this site (${msg.sender})` };
+    if (!this.opts.peers.has(msg.site))
+      return { ok: false, reason: 'unknown-site', detail: `site '${msg.site}' is not configured` };
     const skew = msg.time - nowMs;
     if (Math.abs(skew) > this.opts.maxSkewMs) {
-      return { ok: false, reason: 'skew', detail: `sender's clock is ${skew} ms off (at most ±${this.opts.maxSkewMs})` };
+      return {
+        ok: false,
+        reason: 'skew',
+        detail: `sender's clock is ${skew} ms off (at most ±${this.opts.maxSkewMs})`,
+      };
     }
     const key = `${msg.site}\0${msg.sender}`;
     const prev = this.last.get(key);
     if (prev && (msg.boot < prev.boot || (msg.boot === prev.boot && msg.seq <= prev.seq))) {
       const clockSetBack = msg.boot < prev.boot && monoMs - prev.at > 2 * this.opts.maxSkewMs;
-      if (!clockSetBack) return { ok: false, reason: 'replay', detail: `sequence ${msg.boot}/${msg.seq} is not after ${prev.boot}/${prev.seq}` };
+      if (!clockSetBack)
+        return {
+          ok: false,
+          reason: 'replay',
+          detail: `sequence ${msg.boot}/${msg.seq} is not after ${prev.boot}/${prev.seq}`,
+        };
     }
     this.last.set(key, { boot: msg.boot, seq: msg.seq, at: monoMs });
     return { ok: true };

@@ -10,9 +10,26 @@ import { probeSite, statusProof } from './probe.js';
 import { PeerService, type PeerStatus } from './service.js';
 import { UdpTransport } from './transport.js';
 
-export { PeerService, PEER_SOURCE, PEER_POOL_SOURCE, type PeerStatus, type PeerSite, type PeerServiceOptions } from './service.js';
+export {
+  PeerService,
+  PEER_SOURCE,
+  PEER_POOL_SOURCE,
+  type PeerStatus,
+  type PeerSite,
+  type PeerServiceOptions,
+} from './service.js';
 export { PeerMachine, type PeerState, type PeerEvent, type PeerEffect, type PeerSnapshot } from './machine.js';
-export { encode, decode, WIRE_VERSION, MAX_DATAGRAM, type Message, type Heartbeat, type Announce, type SiteSummary, type RejectReason } from './codec.js';
+export {
+  encode,
+  decode,
+  WIRE_VERSION,
+  MAX_DATAGRAM,
+  type Message,
+  type Heartbeat,
+  type Announce,
+  type SiteSummary,
+  type RejectReason,
+} from './codec.js';
 export { ReplayGuard } from './guard.js';
 export { probeSite, statusProof, checkProof } from './probe.js';
 
@@ -60,7 +77,14 @@ export interface SummaryHooks {
 }
 
 /** Starts heartbeats when `peers:` is configured (a health source of the site-state table). */
-export async function startPeers(loaded: LoadedConfig, table: SiteStateTable, logger: Logger, registry?: Registry, timers: Timers = realTimers, hooks?: SummaryHooks): Promise<Peers> {
+export async function startPeers(
+  loaded: LoadedConfig,
+  table: SiteStateTable,
+  logger: Logger,
+  registry?: Registry,
+  timers: Timers = realTimers,
+  hooks?: SummaryHooks,
+): Promise<Peers> {
   const { config } = loaded;
   const p = config.peers;
   if (!p) return { routes: [statusRoute(config.site, table)], stop: async () => {} };
@@ -73,7 +97,12 @@ export async function startPeers(loaded: LoadedConfig, table: SiteStateTable, lo
     key,
     peers: config.sites
       .filter((s) => s.name !== config.site)
-      .map((s) => ({ site: s.name, heartbeat: s.heartbeat, statusUrls: s['status-url'], lbAddresses: s['lb-address'] })),
+      .map((s) => ({
+        site: s.name,
+        heartbeat: s.heartbeat,
+        statusUrls: s['status-url'],
+        lbAddresses: s['lb-address'],
+      })),
     ...timing,
     transport: new UdpTransport(p.listen),
     probe: (target) => probeSite(target, { key, timeoutMs: timing.probeTimeoutMs, attempts: timing.probeAttempts }),
@@ -87,7 +116,17 @@ export async function startPeers(loaded: LoadedConfig, table: SiteStateTable, lo
     metrics: new PeerMetrics(registry),
   });
   await service.start();
-  logger.info({ site: config.site, node, listen: `${p.listen.host}:${p.listen.port}`, periodMs: timing.periodMs, suspectAfterMs: timing.suspectAfterMs, recoverPeriods: timing.recoverPeriods }, 'peer heartbeats started');
+  logger.info(
+    {
+      site: config.site,
+      node,
+      listen: `${p.listen.host}:${p.listen.port}`,
+      periodMs: timing.periodMs,
+      suspectAfterMs: timing.suspectAfterMs,
+      recoverPeriods: timing.recoverPeriods,
+    },
+    'peer heartbeats started',
+  );
   return { service, routes: [statusRoute(config.site, table, service, key, node)], stop: () => service.stop() };
 }
 
@@ -112,7 +151,13 @@ export interface StatusBody {
  * state and last heartbeat). With a nonce and a key, the answer carries a proof that peers check
  * when they verify this site.
  */
-export function statusRoute(site: string, table: SiteStateTable, service?: PeerService, key?: Buffer, node?: string): Route {
+export function statusRoute(
+  site: string,
+  table: SiteStateTable,
+  service?: PeerService,
+  key?: Buffer,
+  node?: string,
+): Route {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== '/status') return false;
@@ -132,7 +177,13 @@ export function statusRoute(site: string, table: SiteStateTable, service?: PeerS
       site,
       time: Date.now(),
       sites: table.snapshot().map((s) => {
-        const row: StatusBody['sites'][number] = { site: s.site, usable: s.usable, drained: s.drained, reason: s.reason, since: s.since };
+        const row: StatusBody['sites'][number] = {
+          site: s.site,
+          usable: s.usable,
+          drained: s.drained,
+          reason: s.reason,
+          since: s.since,
+        };
         const peer = peers.get(s.site);
         if (peer) row.peer = peer;
         return row;

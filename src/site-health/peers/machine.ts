@@ -121,7 +121,13 @@ export class PeerMachine {
     if (at - this.runStart >= needed) {
       this.runStart = undefined;
       this.aliveAt = at;
-      return [this.move('up', at, `heartbeats in each of the last ${this.opts.recoverPeriods} periods (latest from ${sender})`)];
+      return [
+        this.move(
+          'up',
+          at,
+          `heartbeats in each of the last ${this.opts.recoverPeriods} periods (latest from ${sender})`,
+        ),
+      ];
     }
     return [];
   }
@@ -130,7 +136,10 @@ export class PeerMachine {
     const deadline = this.nextDeadline();
     if (deadline === undefined || at < deadline) return [];
     if (this.state === 'up') {
-      const silent = this.lastHeartbeat === undefined ? 'no heartbeat yet' : `no heartbeat for ${Math.round(at - this.lastHeartbeat)} ms`;
+      const silent =
+        this.lastHeartbeat === undefined
+          ? 'no heartbeat yet'
+          : `no heartbeat for ${Math.round(at - this.lastHeartbeat)} ms`;
       return this.suspect(at, silent);
     }
     return this.fail(at, `probe gave no result within ${this.opts.probeDeadlineMs} ms`);

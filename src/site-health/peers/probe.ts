@@ -43,17 +43,25 @@ export async function probeSite(target: ProbeTarget, opts: ProbeOptions): Promis
   for (let attempt = 1; attempt <= opts.attempts; attempt++) {
     const parts = await Promise.all([
       target.statusUrls.length ? anyOf(target.statusUrls.map((u) => () => statusCheck(u, target.site, opts))) : null,
-      target.lbAddresses.length ? anyOf(target.lbAddresses.map((a) => () => tcpCheck(a.host, a.port, opts.timeoutMs))) : null,
+      target.lbAddresses.length
+        ? anyOf(target.lbAddresses.map((a) => () => tcpCheck(a.host, a.port, opts.timeoutMs)))
+        : null,
     ]);
     const done = parts.filter((p): p is { ok: boolean; detail: string } => p !== null);
     detail = done.map((p) => p.detail).join('; ');
     if (done.every((p) => p.ok)) return { ok: true, detail, ms: performance.now() - started };
   }
-  return { ok: false, detail: `${opts.attempts} attempt${opts.attempts > 1 ? 's' : ''} failed: ${detail}`, ms: performance.now() - started };
+  return {
+    ok: false,
+    detail: `${opts.attempts} attempt${opts.attempts > 1 ? 's' : ''} failed: ${detail}`,
+    ms: performance.now() - started,
+  };
 }
 
 /** Runs the checks in parallel; ok as soon as one is ok, else every failure. */
-async function anyOf(checks: (() => Promise<{ ok: boolean; detail: string }>)[]): Promise<{ ok: boolean; detail: string }> {
+async function anyOf(
+  checks: (() => Promise<{ ok: boolean; detail: string }>)[],
+): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
     const failures: string[] = [];
     for (const c of checks) {
@@ -78,7 +86,11 @@ function statusCheck(url: string, site: string, opts: ProbeOptions): Promise<{ o
       req.destroy();
       resolve({ ok, detail: `${url}: ${detail}` });
     };
-    const req = request(u, { method: 'GET', agent: false, headers: { connection: 'close', 'user-agent': 'multisite-peer-probe' } });
+    const req = request(u, {
+      method: 'GET',
+      agent: false,
+      headers: { connection: 'close', 'user-agent': 'multisite-peer-probe' },
+    });
     const timer = setTimeout(() => done(false, `no answer within ${opts.timeoutMs} ms`), opts.timeoutMs);
     req.once('error', (err: NodeJS.ErrnoException) => done(false, err.code ?? err.message));
     req.once('response', (res) => {

@@ -2,7 +2,15 @@ import type { Timers } from '../../shared/timers.js';
 import { setNewest } from '../../shared/bounded-map.js';
 import type { Logger } from '../../shared/log.js';
 import type { SiteStateTable } from '../state-table.js';
-import { decode, encode, MAX_PROBES, type Message, type RejectReason, type SharedProbe, type SiteSummary } from './codec.js';
+import {
+  decode,
+  encode,
+  MAX_PROBES,
+  type Message,
+  type RejectReason,
+  type SharedProbe,
+  type SiteSummary,
+} from './codec.js';
 import { ReplayGuard } from './guard.js';
 import { PeerMachine, type PeerEffect, type PeerSnapshot, type PeerState } from './machine.js';
 import { PeerMetrics } from './metrics.js';
@@ -85,7 +93,19 @@ export class PeerService {
     this.boot = o.wallNow();
     const now = o.timers.now();
     for (const p of o.peers) {
-      this.machines.set(p.site, new PeerMachine(p.site, { periodMs: o.periodMs, suspectAfterMs: o.suspectAfterMs, recoverPeriods: o.recoverPeriods, probeDeadlineMs: o.probeBudgetMs }, now));
+      this.machines.set(
+        p.site,
+        new PeerMachine(
+          p.site,
+          {
+            periodMs: o.periodMs,
+            suspectAfterMs: o.suspectAfterMs,
+            recoverPeriods: o.recoverPeriods,
+            probeDeadlineMs: o.probeBudgetMs,
+          },
+          now,
+        ),
+      );
       this.summaries.set(p.site, new Map());
       this.metrics.setState(p.site, 'up');
     }
@@ -145,7 +165,10 @@ export class PeerService {
     } else {
       this.metrics.announces.inc({ direction: 'received' });
       if (msg.state !== 'down' || msg.subject === this.o.site || !this.machines.has(msg.subject)) return;
-      this.o.logger.info({ by: msg.site, subject: msg.subject, reason: msg.reason }, 'a peer announced a site down; verifying it');
+      this.o.logger.info(
+        { by: msg.site, subject: msg.subject, reason: msg.reason },
+        'a peer announced a site down; verifying it',
+      );
       this.apply(msg.subject, { type: 'announced-down', at, by: msg.site, reason: msg.reason });
     }
   }
@@ -155,7 +178,10 @@ export class PeerService {
     const now = this.o.timers.now();
     if ((this.lastLog.get(reason) ?? -Infinity) + 10_000 > now) return;
     this.lastLog.set(reason, now);
-    this.o.logger.warn({ reason, detail, from: `${from.host}:${from.port}`, site: msg?.site, sender: msg?.sender }, 'heartbeat refused (further ones of this reason are counted, logged at most every 10 s)');
+    this.o.logger.warn(
+      { reason, detail, from: `${from.host}:${from.port}`, site: msg?.site, sender: msg?.sender },
+      'heartbeat refused (further ones of this reason are counted, logged at most every 10 s)',
+    );
   }
 
   private apply(site: string, event: Parameters<PeerMachine['handle']>[0]): void {
@@ -243,10 +269,14 @@ export class PeerService {
       for (const addr of p.heartbeat) {
         this.o.transport.send(encode({ type: 'heartbeat', ...this.envelope(), summary }, this.o.key), addr);
         this.metrics.sent.inc({ site: p.site });
-        for (const entries of probes) this.o.transport.send(encode({ type: 'probes', ...this.envelope(), entries }, this.o.key), addr);
+        for (const entries of probes)
+          this.o.transport.send(encode({ type: 'probes', ...this.envelope(), entries }, this.o.key), addr);
       }
     }
-    this.sendTimer = this.o.timers.setTimeout(() => this.sendAll(), Math.max(0, started + this.o.periodMs - this.o.timers.now()));
+    this.sendTimer = this.o.timers.setTimeout(
+      () => this.sendAll(),
+      Math.max(0, started + this.o.periodMs - this.o.timers.now()),
+    );
   }
 
   /** The queued probe results in datagram-sized batches, with their ages as of now. */
@@ -263,14 +293,20 @@ export class PeerService {
   private reschedule(): void {
     if (this.stopped) return;
     this.o.timers.clearTimeout(this.tickTimer);
-    const deadlines = [...this.machines.values()].map((m) => m.nextDeadline()).filter((d): d is number => d !== undefined);
+    const deadlines = [...this.machines.values()]
+      .map((m) => m.nextDeadline())
+      .filter((d): d is number => d !== undefined);
     if (deadlines.length === 0) return;
     const at = Math.min(...deadlines);
-    this.tickTimer = this.o.timers.setTimeout(() => {
-      const now = this.o.timers.now();
-      for (const m of this.machines.values()) for (const e of m.handle({ type: 'tick', at: now })) this.effect(m.site, e);
-      this.reschedule();
-    }, Math.max(0, at - this.o.timers.now()));
+    this.tickTimer = this.o.timers.setTimeout(
+      () => {
+        const now = this.o.timers.now();
+        for (const m of this.machines.values())
+          for (const e of m.handle({ type: 'tick', at: now })) this.effect(m.site, e);
+        this.reschedule();
+      },
+      Math.max(0, at - this.o.timers.now()),
+    );
   }
 
   /** The site is down by its own pool only if every backend of it heard lately says so. */
@@ -278,8 +314,14 @@ export class PeerService {
     const fresh = [...this.summaries.get(site)!.values()].filter((s) => now - s.at <= this.o.suspectAfterMs);
     const down = fresh.length > 0 && fresh.every((s) => s.summary.pool === 'down');
     const s = fresh[0]?.summary;
-    const counts = s?.usable !== undefined ? `: ${s.usable}${s.servers !== undefined ? ` of ${s.servers}` : ''} servers usable` : '';
-    this.o.table.setHealth(site, PEER_POOL_SOURCE, !down, down ? `the site reports its pool down${counts}` : 'the site reports its pool up');
+    const counts =
+      s?.usable !== undefined ? `: ${s.usable}${s.servers !== undefined ? ` of ${s.servers}` : ''} servers usable` : '';
+    this.o.table.setHealth(
+      site,
+      PEER_POOL_SOURCE,
+      !down,
+      down ? `the site reports its pool down${counts}` : 'the site reports its pool up',
+    );
   }
 }
 

@@ -39,7 +39,8 @@ export function checkReply(reply: string, request: string): { ok: boolean; error
   const parsed = JSON.parse(reply) as { ok: boolean; error?: string };
   const what = `reply ${reply.slice(0, 200)} to ${request.slice(0, 200)}`;
   if (parsed.ok === true) return parsed;
-  if (parsed.ok !== false || typeof parsed.error !== 'string' || parsed.error === '') throw new Error(`not {ok,error}: ${what}`);
+  if (parsed.ok !== false || typeof parsed.error !== 'string' || parsed.error === '')
+    throw new Error(`not {ok,error}: ${what}`);
   return parsed;
 }
 

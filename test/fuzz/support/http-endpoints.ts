@@ -35,7 +35,13 @@ export async function startEndpoints(): Promise<{ port: number; stop(): Promise<
     logger: silent,
     registry: new Registry(),
   });
-  const names = [compileBalanced({ name: 'lf.example.com.', ttl: 20, fallback: 'all', addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] } }, 'a', ['a', 'b'])];
+  const names = [
+    compileBalanced(
+      { name: 'lf.example.com.', ttl: 20, fallback: 'all', addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] } },
+      'a',
+      ['a', 'b'],
+    ),
+  ];
   const orderings = new Orderings(names, table, undefined, { clock: Date.now });
   const manager = new PartitionManager({
     site: 'a',
@@ -48,7 +54,11 @@ export async function startEndpoints(): Promise<{ port: number; stop(): Promise<
     logger: silent,
     reconcileMs: 600_000,
   });
-  const routes = [coordinatorRoute(coordinator, KEY, 30_000, silent), decideRoute(orderings, KEY, silent), partitionsRoute(manager, 'a', KEY)];
+  const routes = [
+    coordinatorRoute(coordinator, KEY, 30_000, silent),
+    decideRoute(orderings, KEY, silent),
+    partitionsRoute(manager, 'a', KEY),
+  ];
   const server = await serveMetrics(new Registry(), '127.0.0.1', 0, routes);
   return {
     port: (server.address() as AddressInfo).port,
@@ -65,11 +75,18 @@ export async function startEndpoints(): Promise<{ port: number; stop(): Promise<
  * can arrive slowly), half-closes if asked, and returns everything the server sent before it
  * closed: undefined status if it closed without answering. A hang fails after the watchdog.
  */
-export function rawExchange(port: number, pieces: Buffer[], halfClose: boolean): Promise<{ status?: number; body: string }> {
+export function rawExchange(
+  port: number,
+  pieces: Buffer[],
+  halfClose: boolean,
+): Promise<{ status?: number; body: string }> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1');
     const got: Buffer[] = [];
-    const timer = setTimeout(() => (s.destroy(), reject(new Error(`no answer and no close within ${WATCHDOG_MS} ms (hang?)`))), WATCHDOG_MS);
+    const timer = setTimeout(
+      () => (s.destroy(), reject(new Error(`no answer and no close within ${WATCHDOG_MS} ms (hang?)`))),
+      WATCHDOG_MS,
+    );
     s.on('data', (d: Buffer) => got.push(d));
     s.on('error', () => {});
     s.on('close', () => {

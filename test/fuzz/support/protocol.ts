@@ -13,7 +13,18 @@ export interface Request {
 }
 
 /** Names the example zone (test/unit/pdns-backend/fixtures.ts) has, and some it has not. */
-const knownNames = ['example.com.', 'www.example.com.', 'ns1.example.com.', 'ent.example.com.', 'deep.ent.example.com.', 'sub.example.com.', 'ns.sub.example.com.', 'nothing.example.com.', 'other.org.', '.'];
+const knownNames = [
+  'example.com.',
+  'www.example.com.',
+  'ns1.example.com.',
+  'ent.example.com.',
+  'deep.ent.example.com.',
+  'sub.example.com.',
+  'ns.sub.example.com.',
+  'nothing.example.com.',
+  'other.org.',
+  '.',
+];
 
 /** A label as PowerDNS prints one (DNSName::toString: printable ASCII, `\.` `\\` `\DDD`). */
 const label = fc.oneof(
@@ -24,13 +35,46 @@ const label = fc.oneof(
 /** What PowerDNS sends: absolute, any case (0x20 randomisation from resolvers), escapes. */
 export const validName = fc.oneof(
   fc.constantFrom(...knownNames),
-  fc.constantFrom(...knownNames).chain((n) => fc.array(fc.boolean(), { minLength: n.length, maxLength: n.length }).map((up) => [...n].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''))),
+  fc
+    .constantFrom(...knownNames)
+    .chain((n) =>
+      fc
+        .array(fc.boolean(), { minLength: n.length, maxLength: n.length })
+        .map((up) => [...n].map((c, i) => (up[i] ? c.toUpperCase() : c)).join('')),
+    ),
   fc.array(label, { minLength: 1, maxLength: 4 }).map((ls) => `${ls.join('.')}.example.com.`),
 );
 
 /** Names PowerDNS never sends: relative, empty labels, too long, raw bytes, unicode, bad escapes. */
 export const oddName = fc.oneof(
-  fc.constantFrom('foo', 'www.example.com', 'example.com', 'com', '', '.', '..', 'a..b.', '.a.', 'a.b..', '\\', 'a\\', '\\999.', '\\65.', '\\0651.', 'é.example.com.', '💥.', '\ud800.', 'a\u0000b.', '\t.', ' .', 'a b.', '*.', '@', 'a\\.b.example.com.', '\\065.example.com.'),
+  fc.constantFrom(
+    'foo',
+    'www.example.com',
+    'example.com',
+    'com',
+    '',
+    '.',
+    '..',
+    'a..b.',
+    '.a.',
+    'a.b..',
+    '\\',
+    'a\\',
+    '\\999.',
+    '\\65.',
+    '\\0651.',
+    'é.example.com.',
+    '💥.',
+    '\ud800.',
+    'a\u0000b.',
+    '\t.',
+    ' .',
+    'a b.',
+    '*.',
+    '@',
+    'a\\.b.example.com.',
+    '\\065.example.com.',
+  ),
   fc.string({ maxLength: 30 }),
   fc.string({ unit: 'binary', maxLength: 30 }),
   fc.nat({ max: 300 }).map((n) => `${'a'.repeat(n)}.example.com.`), // a label over 63
@@ -40,17 +84,40 @@ export const oddName = fc.oneof(
 
 const zoneId = fc.oneof(fc.constantFrom(-1, 1), fc.integer({ min: -1, max: 3 }));
 const address = fc.oneof(fc.ipV4(), fc.ipV6(), fc.constantFrom('0.0.0.0'));
-const subnet = fc.oneof(address.map((a) => `${a}/${a.includes(':') ? 56 : 24}`), fc.constantFrom('0.0.0.0/0'));
-const qtype = fc.constantFrom('A', 'AAAA', 'ANY', 'SOA', 'NS', 'TXT', 'DS', 'MX', 'CNAME', 'TYPE65534', 'NAPTR', 'a', 'Any');
+const subnet = fc.oneof(
+  address.map((a) => `${a}/${a.includes(':') ? 56 : 24}`),
+  fc.constantFrom('0.0.0.0/0'),
+);
+const qtype = fc.constantFrom(
+  'A',
+  'AAAA',
+  'ANY',
+  'SOA',
+  'NS',
+  'TXT',
+  'DS',
+  'MX',
+  'CNAME',
+  'TYPE65534',
+  'NAPTR',
+  'a',
+  'Any',
+);
 
 /** One valid request per method PowerDNS 4.7 sends to a backend like ours (json11 key order). */
 export const validRequest: fc.Arbitrary<Request> = fc.oneof(
-  fc.record({ local: address, qname: validName, qtype, 'real-remote': subnet, remote: address, 'zone-id': zoneId }).map((p) => ({ method: 'lookup', parameters: p })),
-  fc.record({ domain_id: zoneId, include_disabled: fc.boolean(), zonename: validName }).map((p) => ({ method: 'list', parameters: p })),
+  fc
+    .record({ local: address, qname: validName, qtype, 'real-remote': subnet, remote: address, 'zone-id': zoneId })
+    .map((p) => ({ method: 'lookup', parameters: p })),
+  fc
+    .record({ domain_id: zoneId, include_disabled: fc.boolean(), zonename: validName })
+    .map((p) => ({ method: 'list', parameters: p })),
   validName.map((name) => ({ method: 'getDomainInfo', parameters: { name } })),
   fc.boolean().map((b) => ({ method: 'getAllDomains', parameters: { include_disabled: b } })),
   validName.map((name) => ({ method: 'getAllDomainMetadata', parameters: { name } })),
-  fc.record({ kind: fc.constantFrom('PRESIGNED', 'NSEC3PARAM', 'ALSO-NOTIFY', 'SOA-EDIT'), name: validName }).map((p) => ({ method: 'getDomainMetadata', parameters: p })),
+  fc
+    .record({ kind: fc.constantFrom('PRESIGNED', 'NSEC3PARAM', 'ALSO-NOTIFY', 'SOA-EDIT'), name: validName })
+    .map((p) => ({ method: 'getDomainMetadata', parameters: p })),
   fc.constant({ method: 'initialize', parameters: { path: '/run/multisite/backend.sock', timeout: '2000' } }),
   // Methods we do not implement; PowerDNS calls some of them anyway.
   fc.record({ id: zoneId, qname: validName }).map((p) => ({ method: 'getBeforeAndAfterNamesAbsolute', parameters: p })),
@@ -61,7 +128,33 @@ export const validRequest: fc.Arbitrary<Request> = fc.oneof(
 
 /** A value of the wrong kind, or of the right kind at an extreme. */
 export const hostileValue: fc.Arbitrary<Json> = fc.oneof(
-  fc.constantFrom<Json>(null, true, false, 0, -1, -2, 1.5, -0.5, 1e21, -1e21, 1e308, -1e308, 2147483647, 2147483648, -2147483649, Number.MAX_SAFE_INTEGER, '', '1', '-1', 'NaN', [], {}, [1, 2], { a: 1 }, ['www.example.com.']),
+  fc.constantFrom<Json>(
+    null,
+    true,
+    false,
+    0,
+    -1,
+    -2,
+    1.5,
+    -0.5,
+    1e21,
+    -1e21,
+    1e308,
+    -1e308,
+    2147483647,
+    2147483648,
+    -2147483649,
+    Number.MAX_SAFE_INTEGER,
+    '',
+    '1',
+    '-1',
+    'NaN',
+    [],
+    {},
+    [1, 2],
+    { a: 1 },
+    ['www.example.com.'],
+  ),
   oddName,
   fc.integer(),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
@@ -70,23 +163,50 @@ export const hostileValue: fc.Arbitrary<Json> = fc.oneof(
 );
 
 const oddMethod = fc.oneof(
-  fc.constantFrom<Json>('', 'LOOKUP', 'lookup ', '__proto__', 'constructor', 'toString', 'hasOwnProperty', null, 7, true, [], {}, ['lookup']),
+  fc.constantFrom<Json>(
+    '',
+    'LOOKUP',
+    'lookup ',
+    '__proto__',
+    'constructor',
+    'toString',
+    'hasOwnProperty',
+    null,
+    7,
+    true,
+    [],
+    {},
+    ['lookup'],
+  ),
   fc.string({ maxLength: 40 }),
 );
 
 /** A valid request with one or more of its values changed, removed, added to, or its shape broken. */
 export const mutatedRequest: fc.Arbitrary<Request> = fc
-  .tuple(validRequest, fc.array(fc.tuple(fc.nat({ max: 7 }), fc.nat(), hostileValue, fc.string({ maxLength: 12 }), oddMethod), { minLength: 1, maxLength: 3 }))
+  .tuple(
+    validRequest,
+    fc.array(fc.tuple(fc.nat({ max: 7 }), fc.nat(), hostileValue, fc.string({ maxLength: 12 }), oddMethod), {
+      minLength: 1,
+      maxLength: 3,
+    }),
+  )
   .map(([req, edits]) => {
     let out: Request = structuredClone(req);
     for (const [kind, at, value, key, method] of edits) {
-      const params = typeof out.parameters === 'object' && out.parameters !== null && !Array.isArray(out.parameters) ? out.parameters : undefined;
+      const params =
+        typeof out.parameters === 'object' && out.parameters !== null && !Array.isArray(out.parameters)
+          ? out.parameters
+          : undefined;
       const keys = params ? Object.keys(params) : [];
       const k = keys.length > 0 ? keys[at % keys.length]! : key;
-      if (kind <= 2 && params) params[k] = value; // wrong type / extreme value
-      else if (kind === 3 && params) delete params[k]; // missing
-      else if (kind === 4 && params) params[key] = value; // extra key
-      else if (kind === 5) out = { ...out, parameters: value }; // parameters not an object
+      if (kind <= 2 && params)
+        params[k] = value; // wrong type / extreme value
+      else if (kind === 3 && params)
+        delete params[k]; // missing
+      else if (kind === 4 && params)
+        params[key] = value; // extra key
+      else if (kind === 5)
+        out = { ...out, parameters: value }; // parameters not an object
       else if (kind === 6) delete out.parameters;
       else out = { ...out, method };
     }
@@ -95,27 +215,77 @@ export const mutatedRequest: fc.Arbitrary<Request> = fc
 
 /** Serialised as json11 does (keys sorted, compact): the valid ones match the fast path. */
 export function json11(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
 }
 
 /** Line-level damage: truncated, bytes spliced in, raw garbage. Never a newline, never blank. */
-export const hostileLine = fc.oneof(
-  { weight: 3, arbitrary: mutatedRequest.map(json11) },
-  { weight: 1, arbitrary: validRequest.map(json11) },
-  { weight: 1, arbitrary: fc.tuple(validRequest.map(json11), fc.nat(), fc.nat()).map(([s, a, b]) => s.slice(Math.min(a, b) % s.length, Math.max(a, b) % (s.length + 1))) },
-  { weight: 1, arbitrary: fc.tuple(validRequest.map(json11), fc.nat(), fc.string({ unit: 'binary', maxLength: 8 })).map(([s, at, junk]) => s.slice(0, at % s.length) + junk + s.slice((at % s.length) + 1)) },
-  { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
-  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((j) => JSON.stringify(j)) },
-  { weight: 1, arbitrary: fc.constantFrom('[]', '{}', 'null', '"lookup"', '{"method":"lookup"}', '{"method":"lookup","parameters":null}', '{"method":"lookup","parameters":{"qname":"foo","qtype":"A","zone-id":-1}}', '{"method":"lookup","parameters":{"qname":"foo","qtype":"A"}}', `${'['.repeat(2000)}${']'.repeat(2000)}`, '{"method":"lookup","parameters":{"local":"0.0.0.0","qname":"foo","qtype":"A","real-remote":"0.0.0.0/0","remote":"0.0.0.0","zone-id":-1}}') },
-).map((l) => {
-  const line = l.replace(/\n/g, ' ');
-  return line.trim() === '' ? `${line}x` : line;
-});
+export const hostileLine = fc
+  .oneof(
+    { weight: 3, arbitrary: mutatedRequest.map(json11) },
+    { weight: 1, arbitrary: validRequest.map(json11) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(validRequest.map(json11), fc.nat(), fc.nat())
+        .map(([s, a, b]) => s.slice(Math.min(a, b) % s.length, Math.max(a, b) % (s.length + 1))),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(validRequest.map(json11), fc.nat(), fc.string({ unit: 'binary', maxLength: 8 }))
+        .map(([s, at, junk]) => s.slice(0, at % s.length) + junk + s.slice((at % s.length) + 1)),
+    },
+    { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
+    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((j) => JSON.stringify(j)) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '[]',
+        '{}',
+        'null',
+        '"lookup"',
+        '{"method":"lookup"}',
+        '{"method":"lookup","parameters":null}',
+        '{"method":"lookup","parameters":{"qname":"foo","qtype":"A","zone-id":-1}}',
+        '{"method":"lookup","parameters":{"qname":"foo","qtype":"A"}}',
+        `${'['.repeat(2000)}${']'.repeat(2000)}`,
+        '{"method":"lookup","parameters":{"local":"0.0.0.0","qname":"foo","qtype":"A","real-remote":"0.0.0.0/0","remote":"0.0.0.0","zone-id":-1}}',
+      ),
+    },
+  )
+  .map((l) => {
+    const line = l.replace(/\n/g, ' ');
+    return line.trim() === '' ? `${line}x` : line;
+  });
 
 /** Requests whose answers are known: sent between hostile ones, they prove replies stay in step. */
 export const probes = [
-  { method: 'lookup', parameters: { local: '127.0.0.1', qname: 'www.example.com.', qtype: 'A', 'real-remote': '127.0.0.1/32', remote: '127.0.0.1', 'zone-id': 1 } },
-  { method: 'lookup', parameters: { local: '127.0.0.1', qname: 'ns1.example.com.', qtype: 'A', 'real-remote': '127.0.0.1/32', remote: '127.0.0.1', 'zone-id': -1 } },
+  {
+    method: 'lookup',
+    parameters: {
+      local: '127.0.0.1',
+      qname: 'www.example.com.',
+      qtype: 'A',
+      'real-remote': '127.0.0.1/32',
+      remote: '127.0.0.1',
+      'zone-id': 1,
+    },
+  },
+  {
+    method: 'lookup',
+    parameters: {
+      local: '127.0.0.1',
+      qname: 'ns1.example.com.',
+      qtype: 'A',
+      'real-remote': '127.0.0.1/32',
+      remote: '127.0.0.1',
+      'zone-id': -1,
+    },
+  },
   { method: 'getDomainInfo', parameters: { name: 'example.com.' } },
   { method: 'initialize', parameters: { path: '/x' } },
 ].map(json11);

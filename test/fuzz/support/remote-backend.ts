@@ -151,14 +151,28 @@ export class HttpClient extends WatchedConnection {
 }
 
 /** A raw HTTP/1.1 POST as PowerDNS's post_json mode sends it (plus whatever headers a case wants). */
-export function httpPost(path: string, body: string | Buffer, headers: Record<string, string> = { 'content-type': 'text/javascript; charset=utf-8' }): Buffer {
+export function httpPost(
+  path: string,
+  body: string | Buffer,
+  headers: Record<string, string> = { 'content-type': 'text/javascript; charset=utf-8' },
+): Buffer {
   const b = typeof body === 'string' ? Buffer.from(body) : body;
-  const lines = [`POST ${path} HTTP/1.1`, 'host: 127.0.0.1', 'accept: application/json', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${b.length}`];
+  const lines = [
+    `POST ${path} HTTP/1.1`,
+    'host: 127.0.0.1',
+    'accept: application/json',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    `content-length: ${b.length}`,
+  ];
   return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), b]);
 }
 
 /** Writes `stream` in pieces cut at `cutsRaw` (any offsets), yielding to the event loop between. */
-export async function writeInPieces(c: { write(d: Buffer): Promise<void> }, stream: Buffer, cutsRaw: number[]): Promise<void> {
+export async function writeInPieces(
+  c: { write(d: Buffer): Promise<void> },
+  stream: Buffer,
+  cutsRaw: number[],
+): Promise<void> {
   const cuts = [...new Set(cutsRaw.map((x) => x % stream.length))].sort((a, b) => a - b);
   let from = 0;
   for (const cut of [...cuts, stream.length]) {

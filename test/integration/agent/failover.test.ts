@@ -32,7 +32,8 @@ describe('agent → HAProxy → site health → PowerDNS (real haproxy, pdns_ser
   let lb: RuntimeClient;
   const timings: Record<string, number> = {};
 
-  const pool = async (): Promise<Record<string, StatRow>> => Object.fromEntries((await lb.showStat({ proxy: 'web', serversOnly: true })).map((r) => [r.name, r]));
+  const pool = async (): Promise<Record<string, StatRow>> =>
+    Object.fromEntries((await lb.showStat({ proxy: 'web', serversOnly: true })).map((r) => [r.name, r]));
   const answer = async () => addresses(await query(site.pdns.host, site.pdns.port, 'www.example.com.', 'A'));
 
   beforeAll(async () => {
@@ -42,7 +43,10 @@ describe('agent → HAProxy → site health → PowerDNS (real haproxy, pdns_ser
     const agentPort = await freePort('127.0.0.1');
     const agentYaml = agentConfigYaml({ port: agentPort, dir, web, intervalMs: 100, fall: 1 });
     writeFileSync(join(dir, 'agent.yaml'), agentYaml);
-    agent = await startAgent(parseConfig(agentYaml, join(dir, 'agent.yaml')), { logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), registry: new Registry() });
+    agent = await startAgent(parseConfig(agentYaml, join(dir, 'agent.yaml')), {
+      logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
+      registry: new Registry(),
+    });
     const frontPort = await freePort('127.0.0.1');
     haproxy = await startHaproxy({
       body: `frontend www
@@ -75,14 +79,20 @@ balanced:
   });
 
   afterAll(async () => {
-    console.log(`stage timings (ms): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])))}`);
+    console.log(
+      `stage timings (ms): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])))}`,
+    );
     await Promise.allSettled([site?.stop(), haproxy?.stop(), agent?.stop(), ...web.map((w) => w.kill())]);
     await db?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('starts with every server up through the agent and the site first in its own answer', async () => {
-    await until('all three servers UP via agent', async () => Object.values(await pool()).every((r) => r.status === 'UP' && r.lastAgent.includes('up')), performance.now());
+    await until(
+      'all three servers UP via agent',
+      async () => Object.values(await pool()).every((r) => r.status === 'UP' && r.lastAgent.includes('up')),
+      performance.now(),
+    );
     expect([...agent.servers.values()].map((h) => h.replyText)).toEqual(['up\n', 'up\n', 'up\n']);
     await until('site a first', async () => (await answer()).join() === `${A},${B}`, performance.now());
   });
@@ -90,8 +100,16 @@ balanced:
   it('one web server killed: HAProxy marks it down through the agent; the site stays up', async () => {
     const t0 = performance.now();
     await web[1]!.kill();
-    timings.killAgentDown = await until('agent says w2 down', () => agent.servers.get('web/w2')!.replyText.startsWith('down'), t0);
-    timings.killHaproxyDown = await until('HAProxy marks w2 down', async () => (await pool()).w2!.status.startsWith('DOWN'), t0);
+    timings.killAgentDown = await until(
+      'agent says w2 down',
+      () => agent.servers.get('web/w2')!.replyText.startsWith('down'),
+      t0,
+    );
+    timings.killHaproxyDown = await until(
+      'HAProxy marks w2 down',
+      async () => (await pool()).w2!.status.startsWith('DOWN'),
+      t0,
+    );
     const w2 = (await pool()).w2!;
     expect(w2.lastAgent).toBe('via agent : down (connection refused (/health))');
     expect(agent.servers.get('web/w2')!.replyText).toBe('down #connection refused (/health)\n');
@@ -104,21 +122,55 @@ balanced:
     await answer(); // the packet cache holds [A, B]
     const t0 = performance.now();
     await db.rename(`${DB}_broken`);
-    timings.breakAgentAllDown = await until('agent says every server down', () => [...agent.servers.values()].every((h) => h.replyText.startsWith('down')), t0);
-    timings.breakHaproxyAllDown = await until('HAProxy: every server down', async () => Object.values(await pool()).every((r) => r.status.startsWith('DOWN')), t0);
-    timings.breakTableDown = await until('site a unusable in the table', () => !site.backend.table.isUsable('a'), t0, 10_000, 1);
-    timings.breakDnsChanged = await until('PowerDNS answers without site a', async () => (await answer()).join() === B, t0, 10_000, 2);
+    timings.breakAgentAllDown = await until(
+      'agent says every server down',
+      () => [...agent.servers.values()].every((h) => h.replyText.startsWith('down')),
+      t0,
+    );
+    timings.breakHaproxyAllDown = await until(
+      'HAProxy: every server down',
+      async () => Object.values(await pool()).every((r) => r.status.startsWith('DOWN')),
+      t0,
+    );
+    timings.breakTableDown = await until(
+      'site a unusable in the table',
+      () => !site.backend.table.isUsable('a'),
+      t0,
+      10_000,
+      1,
+    );
+    timings.breakDnsChanged = await until(
+      'PowerDNS answers without site a',
+      async () => (await answer()).join() === B,
+      t0,
+      10_000,
+      2,
+    );
     const w1 = (await pool()).w1!;
-    expect(w1.lastAgent).toMatch(/^via agent : down \(status 500 from \/dbcheck \(expected 200\): database error: database "ms_agent_\d+" does not exist\)$/);
-    expect(site.backend.table.get('a')!.reason).toMatch(/^pool: pool web: fewer than 1 usable servers on every load balancer: .*0 of 3 usable \(w1 DOWN \(agent\) \(via agent : down \(status 500 from \/dbcheck \(expected 200\): database error: database "ms_agent_\d+" does not exist\)\); w2 DOWN \(agent\) \(via agent : down \(connection refused \(\/health\)\)\); w3 DOWN/);
+    expect(w1.lastAgent).toMatch(
+      /^via agent : down \(status 500 from \/dbcheck \(expected 200\): database error: database "ms_agent_\d+" does not exist\)$/,
+    );
+    expect(site.backend.table.get('a')!.reason).toMatch(
+      /^pool: pool web: fewer than 1 usable servers on every load balancer: .*0 of 3 usable \(w1 DOWN \(agent\) \(via agent : down \(status 500 from \/dbcheck \(expected 200\): database error: database "ms_agent_\d+" does not exist\)\); w2 DOWN \(agent\) \(via agent : down \(connection refused \(\/health\)\)\); w3 DOWN/,
+    );
   });
 
   it('all repaired: servers back up, the site back first', async () => {
     const t0 = performance.now();
     await db.rename(DB);
     await web[1]!.revive();
-    timings.repairHaproxyAllUp = await until('HAProxy: every server up', async () => Object.values(await pool()).every((r) => r.status === 'UP'), t0);
-    timings.repairDnsBack = await until('site a first again', async () => (await answer()).join() === `${A},${B}`, t0, 10_000, 2);
+    timings.repairHaproxyAllUp = await until(
+      'HAProxy: every server up',
+      async () => Object.values(await pool()).every((r) => r.status === 'UP'),
+      t0,
+    );
+    timings.repairDnsBack = await until(
+      'site a first again',
+      async () => (await answer()).join() === `${A},${B}`,
+      t0,
+      10_000,
+      2,
+    );
     expect(site.backend.table.isUsable('a')).toBe(true);
   });
 
@@ -127,7 +179,10 @@ balanced:
     expect(res).toMatchObject({ ok: true, changed: true, drained: true, reply: 'drain up' });
     await until('HAProxy: w3 DRAIN', async () => (await pool()).w3!.status.startsWith('DRAIN'), performance.now());
     expect(site.backend.table.isUsable('a')).toBe(true); // two servers left
-    expect(await agentRequest(agent.control, { cmd: 'drain', server: 'web/nope' })).toEqual({ ok: false, error: "unknown server 'web/nope' (known: web/w1, web/w2, web/w3)" });
+    expect(await agentRequest(agent.control, { cmd: 'drain', server: 'web/nope' })).toEqual({
+      ok: false,
+      error: "unknown server 'web/nope' (known: web/w1, web/w2, web/w3)",
+    });
     await agentRequest(agent.control, { cmd: 'undrain', server: 'web/w3' });
     expect(agent.servers.get('web/w3')!.replyText).toBe('ready up\n');
     await until('HAProxy: w3 UP again', async () => (await pool()).w3!.status === 'UP', performance.now());

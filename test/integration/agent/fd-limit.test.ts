@@ -49,7 +49,11 @@ agent:
       checks: { message: { type: tcp, interval-ms: 50, timeout-ms: 500, rise: ${RISE}, fall: 1 } }
 `;
   writeFileSync(join(dir, 'agent.yaml'), yaml);
-  agent = spawn('prlimit', ['--nofile=1024:1024', process.execPath, cli, 'agent', '--config', join(dir, 'agent.yaml'), '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  agent = spawn(
+    'prlimit',
+    ['--nofile=1024:1024', process.execPath, cli, 'agent', '--config', join(dir, 'agent.yaml'), '--log-level', 'info'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   await waitFor('the agent answers web/w1 up', async () => (await ask()).startsWith('up'), 30_000, 50);
@@ -92,7 +96,8 @@ function idleClient(): Promise<void> {
 
 describe('agent under ulimit -n 1024 with 1,100 idle clients', () => {
   it('keeps checking the healthy server and answers HAProxy up', async () => {
-    for (let i = 0; i < FLOOD; i += 100) await Promise.all(Array.from({ length: Math.min(100, FLOOD - i) }, idleClient));
+    for (let i = 0; i < FLOOD; i += 100)
+      await Promise.all(Array.from({ length: Math.min(100, FLOOD - i) }, idleClient));
     // Checks must keep reaching the server while the clients hold their connections (before the
     // fix they failed with EMFILE: the server saw none and the agent turned it down).
     // A request queued behind the flood: once it is answered or closed, the agent has taken
@@ -100,7 +105,12 @@ describe('agent under ulimit -n 1024 with 1,100 idle clients', () => {
     await ask().catch(() => '');
     const before = checksSeen;
     // The agent logs a check it could not run (EMFILE): then the reply below shows what it made of it.
-    await waitFor(`${RISE} checks reach the server during the flood, or a check fails for a local reason`, () => checksSeen >= before + RISE || output.includes('EMFILE'), 30_000, 20);
+    await waitFor(
+      `${RISE} checks reach the server during the flood, or a check fails for a local reason`,
+      () => checksSeen >= before + RISE || output.includes('EMFILE'),
+      30_000,
+      20,
+    );
     // Free some client slots, as HAProxy's own connection would need one.
     for (const s of idle.splice(0, 50)) s.destroy();
     const reply = await ask();

@@ -57,8 +57,10 @@ describe('agent → HAProxy Runtime API push (real haproxy)', () => {
    * Servers without `check` (HAProxy's own checks would run at a random time of their own): running reads "no check".
    */
   const running = (r: StatRow) => r.status === 'no check';
-  const pool = async (): Promise<Record<string, StatRow>> => Object.fromEntries((await lb.showStat({ proxy: 'web', serversOnly: true })).map((r) => [r.name, r]));
-  const pushedOk = async (server: string) => (await registry.getSingleMetricAsString('multisite_agent_push_timestamp_seconds')).includes(`server="${server}"`);
+  const pool = async (): Promise<Record<string, StatRow>> =>
+    Object.fromEntries((await lb.showStat({ proxy: 'web', serversOnly: true })).map((r) => [r.name, r]));
+  const pushedOk = async (server: string) =>
+    (await registry.getSingleMetricAsString('multisite_agent_push_timestamp_seconds')).includes(`server="${server}"`);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ms-agent-push-'));
@@ -96,7 +98,11 @@ ${web.map((w, i) => `    - name: web/w${i + 1}\n      address: 127.0.0.1:${w.por
   });
 
   it('starts with every server up', async () => {
-    await until('agent: every server up', () => [...agent.servers.values()].every((h) => h.verdict === true), performance.now());
+    await until(
+      'agent: every server up',
+      () => [...agent.servers.values()].every((h) => h.verdict === true),
+      performance.now(),
+    );
     expect(Object.values(await pool()).every(running)).toBe(true);
   });
 
@@ -130,23 +136,43 @@ ${web.map((w, i) => `    - name: web/w${i + 1}\n      address: 127.0.0.1:${w.por
 
   it("an operator's MAINT and DRAIN in HAProxy stay, whatever the agent pushes", async () => {
     await lb.setServerState('web', 'w3', 'maint');
-    const pushes = async () => (await registry.getSingleMetricAsString('multisite_agent_push_seconds')).match(/multisite_agent_push_seconds_count\{[^}]*result="ok"\} (\d+)/g)?.join() ?? '';
+    const pushes = async () =>
+      (await registry.getSingleMetricAsString('multisite_agent_push_seconds'))
+        .match(/multisite_agent_push_seconds_count\{[^}]*result="ok"\} (\d+)/g)
+        ?.join() ?? '';
     const before = await pushes();
     await web[2]!.kill();
-    await until('agent: w3 down and pushed', async () => agent.servers.get('web/w3')!.verdict === false && (await pushes()) !== before, performance.now());
+    await until(
+      'agent: w3 down and pushed',
+      async () => agent.servers.get('web/w3')!.verdict === false && (await pushes()) !== before,
+      performance.now(),
+    );
     expect((await pool()).w3!.status).toBe('MAINT');
     const mid = await pushes();
     await web[2]!.revive();
-    await until('agent: w3 up and pushed', async () => agent.servers.get('web/w3')!.verdict === true && (await pushes()) !== mid, performance.now());
+    await until(
+      'agent: w3 up and pushed',
+      async () => agent.servers.get('web/w3')!.verdict === true && (await pushes()) !== mid,
+      performance.now(),
+    );
     expect((await pool()).w3!.status).toBe('MAINT');
     await lb.setServerState('web', 'w3', 'drain');
     await web[2]!.kill();
     await until('agent: w3 down', () => agent.servers.get('web/w3')!.verdict === false, performance.now());
-    await until('HAProxy: w3 DOWN, still drained', async () => (await pool()).w3!.status.startsWith('DOWN'), performance.now());
+    await until(
+      'HAProxy: w3 DOWN, still drained',
+      async () => (await pool()).w3!.status.startsWith('DOWN'),
+      performance.now(),
+    );
     const s = (await lb.showServersState('web')).find((x) => x.server === 'w3')!;
     expect(s.drain).toBe(true);
     await web[2]!.revive();
-    await until('HAProxy: w3 running, still drained', async () => (await lb.showServersState('web')).some((x) => x.server === 'w3' && x.operational === 'running' && x.drain), performance.now());
+    await until(
+      'HAProxy: w3 running, still drained',
+      async () =>
+        (await lb.showServersState('web')).some((x) => x.server === 'w3' && x.operational === 'running' && x.drain),
+      performance.now(),
+    );
     await lb.setServerState('web', 'w3', 'ready');
     expect(running((await pool()).w3!)).toBe(true);
   });

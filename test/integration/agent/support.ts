@@ -5,12 +5,19 @@ export { createKeywordDatabase as createDatabase } from '../../../src/lab/haprox
 
 export async function startWebPool(count: number, database: string): Promise<WebServer[]> {
   const servers: WebServer[] = [];
-  for (let i = 0; i < count; i++) servers.push(await startWebServer({ host: '127.0.0.1', port: await freePort('127.0.0.1'), database }));
+  for (let i = 0; i < count; i++)
+    servers.push(await startWebServer({ host: '127.0.0.1', port: await freePort('127.0.0.1'), database }));
   return servers;
 }
 
 /** Polls until `check` holds; resolves with the elapsed ms since `since` (performance.now()). */
-export async function until(what: string, check: () => Promise<boolean> | boolean, since: number, timeoutMs = 10_000, everyMs = 5): Promise<number> {
+export async function until(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  since: number,
+  timeoutMs = 10_000,
+  everyMs = 5,
+): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   let last: unknown;
   while (performance.now() < deadline) {

@@ -49,7 +49,13 @@ beforeAll(async () => {
   haproxy = await startHaproxy({
     body: `frontend fe\n    bind 127.0.0.1:${front}\n    default_backend web\n\nbackend web\n    server s1 127.0.0.1:${s1!.port}\n    server s2 127.0.0.1:${s2!.port}\n`,
   });
-  const checks: ServerCheck[] = [s1!, s2!].map((s) => ({ name: `web/${s.name}`, address: { host: '127.0.0.1', port: s.port }, check: 'http', path: '/health', status: 200 }));
+  const checks: ServerCheck[] = [s1!, s2!].map((s) => ({
+    name: `web/${s.name}`,
+    address: { host: '127.0.0.1', port: s.port },
+    check: 'http',
+    path: '/health',
+    status: 200,
+  }));
   coordinator = new Coordinator({
     servers: checks,
     loadBalancers: [new RuntimeClient(haproxy.socket)],
@@ -59,7 +65,9 @@ beforeAll(async () => {
     wallNow: Date.now,
     logger: pino({ level: 'silent' }),
   });
-  metricsServer = await serveMetrics(new Registry(), '127.0.0.1', 0, [coordinatorRoute(coordinator, key, 30_000, pino({ level: 'silent' }))]);
+  metricsServer = await serveMetrics(new Registry(), '127.0.0.1', 0, [
+    coordinatorRoute(coordinator, key, 30_000, pino({ level: 'silent' })),
+  ]);
 });
 
 afterAll(async () => {
@@ -69,19 +77,28 @@ afterAll(async () => {
   await Promise.allSettled(servers.map((s) => s.kill()));
 });
 
-const haproxyStatus = async (server: string) => (await new RuntimeClient(haproxy.socket).showStat({ proxy: 'web', serversOnly: true })).find((r) => r.name === server)?.status;
+const haproxyStatus = async (server: string) =>
+  (await new RuntimeClient(haproxy.socket).showStat({ proxy: 'web', serversOnly: true })).find((r) => r.name === server)
+    ?.status;
 
 describe('FailoverClient against real HTTP servers, the coordinator and a real haproxy', () => {
   it('fails over, gets the server verified and put in maintenance, and comes back when it answers', async () => {
     const [s1, , f1] = servers;
     const events: FailoverEvent[] = [];
     const client = new FailoverClient({
-      servers: { p1: { url: s1!.url, failover: f1!.url, name: 'web/s1' }, p2: { url: servers[1]!.url, failover: f1!.url, name: 'web/s2' } },
+      servers: {
+        p1: { url: s1!.url, failover: f1!.url, name: 'web/s1' },
+        p2: { url: servers[1]!.url, failover: f1!.url, name: 'web/s2' },
+      },
       retries: 2,
       retryDelayMs: 20,
       failoverMs: 1000,
       timeoutMs: 500,
-      coordinator: { url: `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}`, key, reporter: 'it-test' },
+      coordinator: {
+        url: `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}`,
+        key,
+        reporter: 'it-test',
+      },
       onEvent: (e) => events.push(e),
     });
     expect(await client.request('p1', '/a')).toMatchObject({ body: 's1 /a', failover: false });
@@ -98,12 +115,29 @@ describe('FailoverClient against real HTTP servers, the coordinator and a real h
 
     await s1!.revive();
     // The coordinator re-checks every 200 ms and marks it ready in haproxy.
-    await until('haproxy s1 ready again', async () => (await haproxyStatus('s1')) !== 'MAINT', performance.now(), 5000, 20);
+    await until(
+      'haproxy s1 ready again',
+      async () => (await haproxyStatus('s1')) !== 'MAINT',
+      performance.now(),
+      5000,
+      20,
+    );
     // The client tries the original once its failover time has passed.
-    await until('client back on s1', async () => (await client.request('p1', '/d')).failover === false, performance.now(), 5000, 50);
+    await until(
+      'client back on s1',
+      async () => (await client.request('p1', '/d')).failover === false,
+      performance.now(),
+      5000,
+      50,
+    );
     await Promise.all(client.pending);
     expect(client.inFailover()).toEqual([]);
-    expect(events.filter((e) => e.type !== 'retry').map((e) => `${e.type}${'state' in e ? `:${e.state}` : ''}`)).toEqual(['failover', 'reported:offline', 'recovered', 'reported:online']);
-    expect(coordinator.status()).toEqual([{ server: 'web/s1', state: 'online' }, { server: 'web/s2', state: 'online' }]);
+    expect(
+      events.filter((e) => e.type !== 'retry').map((e) => `${e.type}${'state' in e ? `:${e.state}` : ''}`),
+    ).toEqual(['failover', 'reported:offline', 'recovered', 'reported:online']);
+    expect(coordinator.status()).toEqual([
+      { server: 'web/s1', state: 'online' },
+      { server: 'web/s2', state: 'online' },
+    ]);
   });
 });

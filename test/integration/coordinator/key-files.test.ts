@@ -87,7 +87,10 @@ describe('one key reader: the coordinator and FailoverClient agree on every key 
       writeFileSync(keyFile, content, { mode: 0o600 });
       const c = await coordinatorWith(keyFile);
       try {
-        for (const link of [{ url: c.url, keyFile }, { url: c.url, key: readFileSync(keyFile) }]) {
+        for (const link of [
+          { url: c.url, keyFile },
+          { url: c.url, key: readFileSync(keyFile) },
+        ]) {
           const r = await reportOnce(link);
           // The coordinator verified web/w1 (it answers) and said so: the report got through.
           expect(r.reported).toMatchObject({ state: 'offline', answer: { server: 'web/w1' } });

@@ -50,27 +50,49 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
   let lb: RuntimeClient;
   const flushCalls: string[] = [];
 
-  const answer = async (name = 'www.example.com.') => addresses(await query(site.pdns.host, site.pdns.port, name, 'A')).join();
-  const setAll = (client: RuntimeClient, state: 'maint' | 'ready') => Promise.all(web.map((_, i) => client.setServerState('web', `w${i + 1}`, state)));
+  const answer = async (name = 'www.example.com.') =>
+    addresses(await query(site.pdns.host, site.pdns.port, name, 'A')).join();
+  const setAll = (client: RuntimeClient, state: 'maint' | 'ready') =>
+    Promise.all(web.map((_, i) => client.setServerState('web', `w${i + 1}`, state)));
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ms-events-it-'));
-    for (let i = 0; i < 2; i++) web.push(await startWebServer({ host: '127.0.0.1', port: await freePort('127.0.0.1'), database: 'unused' }));
+    for (let i = 0; i < 2; i++)
+      web.push(await startWebServer({ host: '127.0.0.1', port: await freePort('127.0.0.1'), database: 'unused' }));
     haproxy = await startHaproxy({ body: haproxyBody(web) });
     lb = new RuntimeClient(haproxy.socket);
     lbRelay = await startRelay(join(dir, 'lb.sock'), haproxy.socket);
     const apiPort = await freePort(HOST);
     // Until the site is up, the relay points nowhere useful; then at the real PowerDNS API.
     apiRelay = await startRelay({ host: HOST, port: apiPort }, { host: HOST, port: 1 }, (d) => {
-      for (const m of d.toString('latin1').matchAll(/PUT \/api\/v1\/servers\/localhost\/cache\/flush\?domain=(\S+) /g)) flushCalls.push(decodeURIComponent(m[1]!));
+      for (const m of d.toString('latin1').matchAll(/PUT \/api\/v1\/servers\/localhost\/cache\/flush\?domain=(\S+) /g))
+        flushCalls.push(decodeURIComponent(m[1]!));
     });
-    site = await startSite({ host: HOST, config: siteConfig(join(dir, 'lb.sock'), `http://${HOST}:${apiPort}`, `  - name: www.example.com\n    ttl: 300\n    addresses: { a: [${A}], b: [${B}] }\n`) });
+    site = await startSite({
+      host: HOST,
+      config: siteConfig(
+        join(dir, 'lb.sock'),
+        `http://${HOST}:${apiPort}`,
+        `  - name: www.example.com\n    ttl: 300\n    addresses: { a: [${A}], b: [${B}] }\n`,
+      ),
+    });
     apiRelay.target = { host: HOST, port: Number(new URL(site.pdns.apiUrl).port) };
-    await until('both servers UP in HAProxy', async () => (await lb.showStat({ proxy: 'web', serversOnly: true })).every((r) => r.status === 'UP'), performance.now());
+    await until(
+      'both servers UP in HAProxy',
+      async () => (await lb.showStat({ proxy: 'web', serversOnly: true })).every((r) => r.status === 'UP'),
+      performance.now(),
+    );
   });
 
   afterAll(async () => {
-    await Promise.allSettled([site?.stop(), haproxy?.stop(), second?.stop(), lbRelay?.pause(), apiRelay?.pause(), ...web.map((w) => w.kill())]);
+    await Promise.allSettled([
+      site?.stop(),
+      haproxy?.stop(),
+      second?.stop(),
+      lbRelay?.pause(),
+      apiRelay?.pause(),
+      ...web.map((w) => w.kill()),
+    ]);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -90,10 +112,18 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
     await setAll(lb, 'maint'); // HAProxy logs this while nobody follows
     expect(site.backend.table.isUsable('a')).toBe(true);
     await lbRelay.resume();
-    await until('site a unusable after the reconnect re-read', () => !site.backend.table.isUsable('a'), performance.now());
+    await until(
+      'site a unusable after the reconnect re-read',
+      () => !site.backend.table.isUsable('a'),
+      performance.now(),
+    );
     expect(lbRelay.connections).toBeGreaterThan(before);
     await setAll(lb, 'ready');
-    await until('site a usable (an event again, over the new stream)', () => site.backend.table.isUsable('a'), performance.now());
+    await until(
+      'site a usable (an event again, over the new stream)',
+      () => site.backend.table.isUsable('a'),
+      performance.now(),
+    );
   });
 
   it('HAProxy restarted (a new process and socket): the stream reconnects and the new state is read', async () => {
@@ -102,7 +132,11 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
     lbRelay.target = second.socket;
     await old.stop();
     lbRelay.cut();
-    await until('site a unusable: the restarted HAProxy has every server in maintenance', () => !site.backend.table.isUsable('a'), performance.now());
+    await until(
+      'site a unusable: the restarted HAProxy has every server in maintenance',
+      () => !site.backend.table.isUsable('a'),
+      performance.now(),
+    );
     await setAll(new RuntimeClient(second.socket), 'ready');
     await until("site a usable: the new HAProxy's event", () => site.backend.table.isUsable('a'), performance.now());
     lb = new RuntimeClient(second.socket);
@@ -143,9 +177,13 @@ describe('10,000 balanced names fail over together (real haproxy, pdns_server)',
     haproxy = await startHaproxy({ body: haproxyBody([web]) });
     const apiPort = await freePort(HOST);
     apiRelay = await startRelay({ host: HOST, port: apiPort }, { host: HOST, port: 1 }, (d) => {
-      for (const m of d.toString('latin1').matchAll(/PUT \/api\/v1\/servers\/localhost\/cache\/flush\?domain=(\S+) /g)) flushCalls.push(decodeURIComponent(m[1]!));
+      for (const m of d.toString('latin1').matchAll(/PUT \/api\/v1\/servers\/localhost\/cache\/flush\?domain=(\S+) /g))
+        flushCalls.push(decodeURIComponent(m[1]!));
     });
-    const balanced = Array.from({ length: N }, (_, i) => `  - { name: ${name(i).slice(0, -1)}, ttl: 300, addresses: { a: [${A}], b: [${B}] } }\n`).join('');
+    const balanced = Array.from(
+      { length: N },
+      (_, i) => `  - { name: ${name(i).slice(0, -1)}, ttl: 300, addresses: { a: [${A}], b: [${B}] } }\n`,
+    ).join('');
     site = await startSite({ host: HOST, config: siteConfig(haproxy.socket, `http://${HOST}:${apiPort}`, balanced) });
     apiRelay.target = { host: HOST, port: Number(new URL(site.pdns.apiUrl).port) };
   }, 120_000);
@@ -160,7 +198,12 @@ describe('10,000 balanced names fail over together (real haproxy, pdns_server)',
     for (const i of sample) expect(await answer(name(i))).toBe(`${A},${B}`); // now in the packet cache
     flushCalls.length = 0;
     await lb.setServerState('web', 'w1', 'maint');
-    await until('every sampled name answers without site a', async () => (await Promise.all(sample.map((i) => answer(name(i))))).every((a) => a === B), performance.now(), 30_000);
+    await until(
+      'every sampled name answers without site a',
+      async () => (await Promise.all(sample.map((i) => answer(name(i))))).every((a) => a === B),
+      performance.now(),
+      30_000,
+    );
     // One call for the zone's changed names (and its settle repeat), not 10,000.
     expect(new Set(flushCalls)).toEqual(new Set(['lb.example.com.']));
     expect(flushCalls.length).toBeLessThanOrEqual(3);

@@ -17,9 +17,15 @@ const p1 = initial.find((o) => o.partition === 'p1')!;
 describe('owner-wins on real PostgreSQL', () => {
   let c: Cluster;
   beforeAll(async () => {
-    c = await createCluster('ownerwins', ['a', 'b'], 'CREATE TABLE orders (id int PRIMARY KEY, tenant_id text NOT NULL, qty int NOT NULL)', ['orders'], {
-      policy: ownerWinsPolicy({ partitions, fallback: { kind: 'latest' } }),
-    });
+    c = await createCluster(
+      'ownerwins',
+      ['a', 'b'],
+      'CREATE TABLE orders (id int PRIMARY KEY, tenant_id text NOT NULL, qty int NOT NULL)',
+      ['orders'],
+      {
+        policy: ownerWinsPolicy({ partitions, fallback: { kind: 'latest' } }),
+      },
+    );
     for (const s of c.sites) await installOwnerWins(s.db, partitions, initial);
   }, 60_000);
   afterAll(async () => {
@@ -27,9 +33,15 @@ describe('owner-wins on real PostgreSQL', () => {
   });
 
   const row = async (site: string, id: number) =>
-    (await c.site(site).db.query<{ qty: number; owner_epoch: string | null }>('SELECT qty, owner_epoch FROM orders WHERE id = $1', [id])).rows[0];
+    (
+      await c
+        .site(site)
+        .db.query<{ qty: number; owner_epoch: string | null }>('SELECT qty, owner_epoch FROM orders WHERE id = $1', [
+          id,
+        ])
+    ).rows[0];
 
-  it('a write is stamped with the partition\'s epoch at write time; rows outside partitions are not', async () => {
+  it("a write is stamped with the partition's epoch at write time; rows outside partitions are not", async () => {
     await c.site('a').db.query(`INSERT INTO orders VALUES (1, 't1', 0), (2, 'zz', 0), (3, 't2', 0)`);
     await c.syncAll();
     for (const s of ['a', 'b']) {
@@ -39,7 +51,7 @@ describe('owner-wins on real PostgreSQL', () => {
     }
   });
 
-  it('after a failover, the stale owner\'s later write loses at both sites and is logged', async () => {
+  it("after a failover, the stale owner's later write loses at both sites and is logged", async () => {
     // b took p1 over (epoch 2); a, cut off, still thinks it owns p1 (epoch 1)
     const moved: Ownership = { ...p1, active: 'b', epoch: 2, since: Date.now(), reason: 'failure transfer: a is down' };
     await writeOwnership(c.site('b').db, moved);
@@ -58,14 +70,18 @@ describe('owner-wins on real PostgreSQL', () => {
     const [da, db] = await c.digests(['orders']);
     expect(da).toBe(db);
     for (const s of ['a', 'b']) {
-      const log = await c.site(s).db.query<{ winner_site: string; loser_site: string; reason: string }>(
-        `SELECT winner_site, loser_site, reason FROM multisite.conflict WHERE tbl = 'public.orders' AND pk->>'id' = '1' AND 'qty' = ANY(columns)`,
-      );
-      expect(log.rows).toEqual([expect.objectContaining({ winner_site: 'b', loser_site: 'a', reason: expect.stringMatching(/owner rule/) })]);
+      const log = await c
+        .site(s)
+        .db.query<{ winner_site: string; loser_site: string; reason: string }>(
+          `SELECT winner_site, loser_site, reason FROM multisite.conflict WHERE tbl = 'public.orders' AND pk->>'id' = '1' AND 'qty' = ANY(columns)`,
+        );
+      expect(log.rows).toEqual([
+        expect.objectContaining({ winner_site: 'b', loser_site: 'a', reason: expect.stringMatching(/owner rule/) }),
+      ]);
     }
   });
 
-  it('in one epoch, the active site\'s write beats a standby\'s later one', async () => {
+  it("in one epoch, the active site's write beats a standby's later one", async () => {
     // a learns epoch 2 (b active) when it comes back; both write p2's row 3 (active at b, epoch 1)
     await writeOwnership(c.site('a').db, { ...p1, active: 'b', epoch: 2, since: Date.now(), reason: 'announced' });
     await c.site('b').db.query(`UPDATE orders SET qty = 30 WHERE id = 3`);

@@ -13,14 +13,20 @@ import { createCluster, type Cluster } from '../replication/harness.js';
  */
 let c: Cluster;
 beforeAll(async () => {
-  c = await createCluster('lagfb', ['a', 'b'], 'CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL)', ['orders']);
+  c = await createCluster('lagfb', ['a', 'b'], 'CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL)', [
+    'orders',
+  ]);
 }, 60_000);
 afterAll(async () => {
   await c?.close();
 });
 
 describe('replica lag for auto failback (real PostgreSQL)', () => {
-  const lagOf = (site: string) => replicaLagMs(c.site(site).db, c.sites.filter((s) => s.name !== site).map((s) => ({ name: s.name, db: s.db })));
+  const lagOf = (site: string) =>
+    replicaLagMs(
+      c.site(site).db,
+      c.sites.filter((s) => s.name !== site).map((s) => ({ name: s.name, db: s.db })),
+    );
 
   it('0 when caught up; grows with the age of changes written at a peer while the site applies nothing; 0 again after sync', async () => {
     expect(await lagOf('b')).toBe(0);
@@ -42,14 +48,20 @@ describe('replica lag for auto failback (real PostgreSQL)', () => {
   });
 });
 
-describe('ReplicaLagReporter: the lag heartbeats carry (real PostgreSQL)', () => {  const configAt = (site: string, dbs: Record<string, string>) =>
-    parseConfig(`site: ${site}
+describe('ReplicaLagReporter: the lag heartbeats carry (real PostgreSQL)', () => {
+  const configAt = (site: string, dbs: Record<string, string>) =>
+    parseConfig(
+      `site: ${site}
 sites: [{ name: a }, { name: b }]
 zones: [{ name: example.com, records: ["@ SOA ns1 hostmaster 1 3600 600 86400 60"] }]
 replication:
   tables: [orders]
-  sites: { ${Object.entries(dbs).map(([s, url]) => `${s}: { db: "${url}" }`).join(', ')} }
-`, `${site}.yaml`);
+  sites: { ${Object.entries(dbs)
+    .map(([s, url]) => `${s}: { db: "${url}" }`)
+    .join(', ')} }
+`,
+      `${site}.yaml`,
+    );
 
   it("reads b's lag behind a from both databases; 0 when caught up", async () => {
     const loaded = configAt('b', { a: c.site('a').url, b: c.site('b').url });

@@ -19,7 +19,10 @@ const PROBE_TIMEOUT_MS = 2000;
 beforeAll(async () => {
   // A probe's timeout well above the default 400 ms: on a loaded machine a live site's /status
   // may take longer, and a timed-out probe would (rightly) drop it.
-  cluster = await startPeerCluster({ logLevel: process.env.TEST_LOG ?? 'warn', peers: { 'probe-timeout-ms': PROBE_TIMEOUT_MS } });
+  cluster = await startPeerCluster({
+    logLevel: process.env.TEST_LOG ?? 'warn',
+    peers: { 'probe-timeout-ms': PROBE_TIMEOUT_MS },
+  });
 }, 60_000);
 afterAll(() => cluster?.stop());
 
@@ -41,10 +44,19 @@ function sendUdp(buf: Buffer, host: string, port: number): Promise<void> {
 
 describe('three sites, real pdns_server and backends, 1 s heartbeats', () => {
   it('answers every site, own site first, once heartbeats flow', async () => {
-    const want: Record<string, string[]> = { a: ['192.0.2.1', '192.0.2.2', '192.0.2.3'], b: ['192.0.2.2', '192.0.2.1', '192.0.2.3'], c: ['192.0.2.3', '192.0.2.1', '192.0.2.2'] };
+    const want: Record<string, string[]> = {
+      a: ['192.0.2.1', '192.0.2.2', '192.0.2.3'],
+      b: ['192.0.2.2', '192.0.2.1', '192.0.2.3'],
+      c: ['192.0.2.3', '192.0.2.1', '192.0.2.2'],
+    };
     for (const s of cluster.sites) {
-      await until(`${s.name} answers ${want[s.name]}`, async () => JSON.stringify(await s.answer()) === JSON.stringify(want[s.name]));
-      await until(`${s.name} has heard every peer`, async () => (await s.status()).sites.every((x) => x.site === s.name || x.peer?.lastHeartbeat !== undefined));
+      await until(
+        `${s.name} answers ${want[s.name]}`,
+        async () => JSON.stringify(await s.answer()) === JSON.stringify(want[s.name]),
+      );
+      await until(`${s.name} has heard every peer`, async () =>
+        (await s.status()).sites.every((x) => x.site === s.name || x.peer?.lastHeartbeat !== undefined),
+      );
     }
     // Sites start one after the other: a may have verified c down before c started, and taken it back since.
     const st = await cluster.site('a').status();
@@ -52,19 +64,26 @@ describe('three sites, real pdns_server and backends, 1 s heartbeats', () => {
   });
 
   it('heartbeats lost while c still serves: suspected, verified by probe, never out of the answers', async () => {
-    const downs = async () => Promise.all(peersOfAB().map((p) => p.metric('multisite_peers_transitions_total', { site: 'c', to: 'down' })));
-    const probes = async () => Promise.all(peersOfAB().map((p) => p.metric('multisite_peers_probes_total', { site: 'c', result: 'ok' })));
+    const downs = async () =>
+      Promise.all(peersOfAB().map((p) => p.metric('multisite_peers_transitions_total', { site: 'c', to: 'down' })));
+    const probes = async () =>
+      Promise.all(peersOfAB().map((p) => p.metric('multisite_peers_probes_total', { site: 'c', result: 'ok' })));
     const [downs0, probes0] = [await downs(), await probes()];
     for (const p of peersOfAB()) cluster.proxy('c', p.name).lossRate = 1;
     // Silence until a and b have each suspected c and verified it up by probe twice; all along,
     // c stays in their answers.
     let samples = 0;
     try {
-      await waitFor('two probes of c at a and at b', async () => {
-        for (const p of peersOfAB()) expect(await p.answer(), `${p.name} at sample ${samples}`).toContain(C_ADDR);
-        samples++;
-        return (await probes()).every((n, i) => n - probes0[i]! >= 2);
-      }, 60_000, 50);
+      await waitFor(
+        'two probes of c at a and at b',
+        async () => {
+          for (const p of peersOfAB()) expect(await p.answer(), `${p.name} at sample ${samples}`).toContain(C_ADDR);
+          samples++;
+          return (await probes()).every((n, i) => n - probes0[i]! >= 2);
+        },
+        60_000,
+        50,
+      );
     } finally {
       for (const p of peersOfAB()) cluster.proxy('c', p.name).lossRate = 0;
     }
@@ -79,10 +98,40 @@ describe('three sites, real pdns_server and backends, 1 s heartbeats', () => {
     await until('a fresh heartbeat c→a', async () => toA.forwarded > before);
     const captured = toA.recent.at(-1)!;
     const now = Date.now();
-    const forged = encode({ type: 'heartbeat', site: 'c', sender: 'evil', boot: now, seq: 1, time: now, summary: { pool: 'up' } }, Buffer.from('a guessed key, long enough'));
-    const forgedAnnounce = encode({ type: 'announce', site: 'c', sender: 'evil', boot: now, seq: 2, time: now, subject: 'b', state: 'down', reason: 'forged' }, Buffer.from('a guessed key, long enough'));
-    const stale = encode({ type: 'heartbeat', site: 'c', sender: 'old', boot: now - 120_000, seq: 1, time: now - 60_000, summary: { pool: 'up' } }, Buffer.from(KEY));
-    const counts = async () => Promise.all(['bad-mac', 'replay', 'skew'].map((reason) => a.metric('multisite_peers_messages_rejected_total', { reason })));
+    const forged = encode(
+      { type: 'heartbeat', site: 'c', sender: 'evil', boot: now, seq: 1, time: now, summary: { pool: 'up' } },
+      Buffer.from('a guessed key, long enough'),
+    );
+    const forgedAnnounce = encode(
+      {
+        type: 'announce',
+        site: 'c',
+        sender: 'evil',
+        boot: now,
+        seq: 2,
+        time: now,
+        subject: 'b',
+        state: 'down',
+        reason: 'forged',
+      },
+      Buffer.from('a guessed key, long enough'),
+    );
+    const stale = encode(
+      {
+        type: 'heartbeat',
+        site: 'c',
+        sender: 'old',
+        boot: now - 120_000,
+        seq: 1,
+        time: now - 60_000,
+        summary: { pool: 'up' },
+      },
+      Buffer.from(KEY),
+    );
+    const counts = async () =>
+      Promise.all(
+        ['bad-mac', 'replay', 'skew'].map((reason) => a.metric('multisite_peers_messages_rejected_total', { reason })),
+      );
     const [mac0, replay0, skew0] = await counts();
     const accepted0 = await a.metric('multisite_peers_announces_total', { direction: 'received' });
     for (const buf of [forged, forgedAnnounce, captured, captured, stale]) await sendUdp(buf, a.host, a.hbPort);
@@ -110,12 +159,19 @@ describe('three sites, real pdns_server and backends, 1 s heartbeats', () => {
     }
     // multisite status shows it too: state, since, why, last heartbeat.
     // Exit code 1: degraded (c is down).
-    const status = await exec(process.execPath, ['dist/cli/main.js', 'status', '--config', cluster.site('a').configFile]).catch((e: { code: number; stdout: string }) => e);
+    const status = await exec(process.execPath, [
+      'dist/cli/main.js',
+      'status',
+      '--config',
+      cluster.site('a').configFile,
+    ]).catch((e: { code: number; stdout: string }) => e);
     expect(status).toMatchObject({ code: 1 });
     const { stdout } = status;
     expect(stdout).toMatch(/^sites \(as seen by a, backend 127\.0\.0\.2:\d+\):$/m);
     // The last change in local time (today: no date) and how long ago; no replication: lag "-".
-    expect(stdout).toMatch(/^c +down +down +(answers|peer) down \d\d:\d\d:\d\d \(\d+\.\d s ago\) +\d+\.\d s ago +- +peer: verified down: /m);
+    expect(stdout).toMatch(
+      /^c +down +down +(answers|peer) down \d\d:\d\d:\d\d \(\d+\.\d s ago\) +\d+\.\d s ago +- +peer: verified down: /m,
+    );
     expect(stdout).toMatch(/^health: degraded$/m);
     expect(stdout).toMatch(/^b +up +up +/m);
   });
@@ -137,7 +193,9 @@ describe('three sites, real pdns_server and backends, 1 s heartbeats', () => {
     const t0 = performance.now();
     c.backend.child.kill('SIGSTOP');
     try {
-      const ms = await Promise.all(peersOfAB().map((p) => until(`${p.name} drops hung c`, async () => !(await hasC(p)), t0)));
+      const ms = await Promise.all(
+        peersOfAB().map((p) => until(`${p.name} drops hung c`, async () => !(await hasC(p)), t0)),
+      );
       console.log(`SIGSTOP → answer changed at a: ${ms[0]!.toFixed(0)} ms, b: ${ms[1]!.toFixed(0)} ms`);
       const row = (await cluster.site('a').status()).sites.find((x) => x.site === 'c')!;
       expect(row.reason).toMatch(new RegExp(`no answer within ${PROBE_TIMEOUT_MS} ms|probe gave no result|announced`));

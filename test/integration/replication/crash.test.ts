@@ -94,7 +94,9 @@ describe('crash safety: kill -9 during apply', () => {
   }
 
   const exited = (c: ChildProcess) =>
-    new Promise<number | null>((res) => (c.exitCode !== null || c.signalCode !== null ? res(c.exitCode) : c.once('exit', (code) => res(code))));
+    new Promise<number | null>((res) =>
+      c.exitCode !== null || c.signalCode !== null ? res(c.exitCode) : c.once('exit', (code) => res(code)),
+    );
 
   it(`converges exactly after ${KILLS} kill -9 during apply`, async () => {
     // writers: each site writes only its own ledger rows and counters (no conflicts by design), so
@@ -118,7 +120,11 @@ describe('crash safety: kill -9 during apply', () => {
             if (x < 0.02) {
               const first = seq[i]! + 1;
               seq[i]! += 200;
-              await tx.query(`INSERT INTO ledger SELECT $1, g, md5(g::text) FROM generate_series($2::int, $3::int) g`, [site, first, first + 199]);
+              await tx.query(`INSERT INTO ledger SELECT $1, g, md5(g::text) FROM generate_series($2::int, $3::int) g`, [
+                site,
+                first,
+                first + 199,
+              ]);
               for (let k = first; k <= first + 199; k++) added.push(k);
               count += 200;
             } else if (x < 0.5) {
@@ -133,7 +139,8 @@ describe('crash safety: kill -9 during apply', () => {
               const k = pick(i)!;
               const to = ++seq[i]!;
               added.push(to);
-              count += 2 * (await tx.query(`UPDATE ledger SET n = $3 WHERE site = $1 AND n = $2`, [site, k, to])).rowCount;
+              count +=
+                2 * (await tx.query(`UPDATE ledger SET n = $3 WHERE site = $1 AND n = $2`, [site, k, to])).rowCount;
             } else {
               const k = 1 + Math.floor(Math.random() * 50) + i * 50;
               await tx.query(`UPDATE counter SET v = v + 1, note = $2 WHERE k = $1`, [k, `${site}${seq[i]}`]);
@@ -152,7 +159,10 @@ describe('crash safety: kill -9 during apply', () => {
 
     /** How many of its peer's changes site i has applied (its watermark). */
     const consumed = async (i: number) => {
-      const wm = await dbs[i]!.query<{ changes: string }>(`SELECT changes::text FROM multisite.watermark WHERE peer = $1`, [SITES[1 - i]]);
+      const wm = await dbs[i]!.query<{ changes: string }>(
+        `SELECT changes::text FROM multisite.watermark WHERE peer = $1`,
+        [SITES[1 - i]],
+      );
       return Number(wm.rows[0]?.changes ?? -1);
     };
 
@@ -172,7 +182,8 @@ describe('crash safety: kill -9 during apply', () => {
           await waitFor(
             'an apply transaction',
             async () => {
-              if (child.exitCode !== null) throw new Error(`replicator exited: ${(child as ChildProcess & { errText: () => string }).errText()}`);
+              if (child.exitCode !== null)
+                throw new Error(`replicator exited: ${(child as ChildProcess & { errText: () => string }).errText()}`);
               const r = await local.query(
                 `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'multisite-replicate'
                    AND backend_xid IS NOT NULL`,
@@ -192,7 +203,12 @@ describe('crash safety: kill -9 during apply', () => {
         await exited(child);
         if (mode === 'outage') {
           // an outage long enough that the next batch is big: the peer's backlog here passes three batches
-          await waitFor(`a backlog of ${OUTAGE_BACKLOG} changes at ${site}`, async () => produced[1 - si]! - (await consumed(si)) >= OUTAGE_BACKLOG, 120_000, 50);
+          await waitFor(
+            `a backlog of ${OUTAGE_BACKLOG} changes at ${site}`,
+            async () => produced[1 - si]! - (await consumed(si)) >= OUTAGE_BACKLOG,
+            120_000,
+            50,
+          );
         }
         if (process.env.CRASH_DEBUG) console.error('iteration', k, site, mode);
       }
@@ -218,7 +234,11 @@ describe('crash safety: kill -9 during apply', () => {
     const [da, db] = await Promise.all(dbs.map((d) => digest(d, TABLES)));
     if (da !== db) {
       for (const [i, d] of dbs.entries()) {
-        console.error(SITES[i], 'conflicts', (await d.query(`SELECT kind, reason, pk::text FROM multisite.conflict LIMIT 5`)).rows);
+        console.error(
+          SITES[i],
+          'conflicts',
+          (await d.query(`SELECT kind, reason, pk::text FROM multisite.conflict LIMIT 5`)).rows,
+        );
         console.error(SITES[i], 'watermark', (await d.query(`SELECT * FROM multisite.watermark`)).rows);
         console.error(SITES[i], 'ack', (await d.query(`SELECT * FROM multisite.ack`)).rows);
         console.error(SITES[i], 'ledger', (await d.query(`SELECT site, count(*), max(n) FROM ledger GROUP BY 1`)).rows);

@@ -84,7 +84,9 @@ export async function createCluster(
 export async function digest(db: Db, tables: string[]): Promise<string> {
   const parts: string[] = [];
   for (const t of tables) {
-    const r = await db.query<{ d: string | null }>(`SELECT string_agg(x::text, E'\\n' ORDER BY x::text) AS d FROM ${t} x`);
+    const r = await db.query<{ d: string | null }>(
+      `SELECT string_agg(x::text, E'\\n' ORDER BY x::text) AS d FROM ${t} x`,
+    );
     parts.push(`${t}:\n${r.rows[0]?.d ?? ''}`);
   }
   return parts.join('\n');

@@ -26,7 +26,15 @@ interface Write {
 }
 
 const cmd: fc.Arbitrary<Cmd> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('w' as const), site: fc.nat(2), key: fc.integer({ min: 1, max: 4 }), kind: fc.constantFrom<Kind>('ins', 'updA', 'updB', 'updAB', 'del') }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      t: fc.constant('w' as const),
+      site: fc.nat(2),
+      key: fc.integer({ min: 1, max: 4 }),
+      kind: fc.constantFrom<Kind>('ins', 'updA', 'updB', 'updAB', 'del'),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('s' as const), from: fc.nat(2), to: fc.nat(2) }) },
 );
 
@@ -56,11 +64,18 @@ describe('property: convergence, conflicts logged, nothing consumed twice', () =
         async (n, skews, cmds) => {
           const sites = NAMES.slice(0, n);
           for (const [i, db] of dbs.entries()) {
-            await db.exec(`TRUNCATE kv, multisite.change, multisite.row_clock, multisite.watermark, multisite.ack, multisite.conflict`);
+            await db.exec(
+              `TRUNCATE kv, multisite.change, multisite.row_clock, multisite.watermark, multisite.ack, multisite.conflict`,
+            );
             await db.query(`UPDATE multisite.site SET hlc_floor = 0, clock_offset_ms = $1`, [skews[i]!]);
           }
           const reps = sites.map(
-            (s, i) => new Replicator({ site: s, local: dbs[i]!, peers: sites.map((p, j) => ({ name: p, db: dbs[j]! })).filter((p) => p.name !== s) }),
+            (s, i) =>
+              new Replicator({
+                site: s,
+                local: dbs[i]!,
+                peers: sites.map((p, j) => ({ name: p, db: dbs[j]! })).filter((p) => p.name !== s),
+              }),
           );
           const peerOf = (i: number) => ({ name: sites[i]!, db: dbs[i]! });
           const writes: Write[] = [];
@@ -78,7 +93,11 @@ describe('property: convergence, conflicts logged, nothing consumed twice', () =
               if (c.kind === 'ins') {
                 cols = { a: v(), b: v() };
                 kind = 'I';
-                r = await db.query(`INSERT INTO kv VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [c.key, cols.a, cols.b]);
+                r = await db.query(`INSERT INTO kv VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
+                  c.key,
+                  cols.a,
+                  cols.b,
+                ]);
               } else if (c.kind === 'del') {
                 kind = 'D';
                 r = await db.query(`DELETE FROM kv WHERE k = $1`, [c.key]);
@@ -90,7 +109,14 @@ describe('property: convergence, conflicts logged, nothing consumed twice', () =
                 r = await db.query(`UPDATE kv SET ${sets.join(', ')} WHERE k = $1`, [c.key, ...Object.values(cols)]);
               }
               if (r.rowCount > 0) {
-                const w: Write = { id: writes.length, site: sites[si]!, key: c.key, kind, cols, knownBefore: new Set(known[si]) };
+                const w: Write = {
+                  id: writes.length,
+                  site: sites[si]!,
+                  key: c.key,
+                  kind,
+                  cols,
+                  knownBefore: new Set(known[si]),
+                };
                 writes.push(w);
                 known[si]!.add(w.id);
                 produced[si]!++;
@@ -116,25 +142,34 @@ describe('property: convergence, conflicts logged, nothing consumed twice', () =
 
           // every overwritten write is either superseded by a write that had seen it, or logged
           const final = new Map<number, Record<string, string>>();
-          for (const r of (await dbs[0]!.query<{ k: number; a: string; b: string }>(`SELECT k, a, b FROM kv`)).rows) final.set(r.k, { a: r.a, b: r.b });
+          for (const r of (await dbs[0]!.query<{ k: number; a: string; b: string }>(`SELECT k, a, b FROM kv`)).rows)
+            final.set(r.k, { a: r.a, b: r.b });
           const losers: Record<string, string>[] = [];
           for (const db of dbs.slice(0, n)) {
-            for (const r of (await db.query<{ l: string | null }>(`SELECT loser::text AS l FROM multisite.conflict`)).rows) {
+            for (const r of (await db.query<{ l: string | null }>(`SELECT loser::text AS l FROM multisite.conflict`))
+              .rows) {
               if (r.l) losers.push(JSON.parse(r.l) as Record<string, string>);
             }
           }
           for (const w of writes) {
             for (const [col, v] of Object.entries(w.cols)) {
               if (final.get(w.key)?.[col] === v) continue;
-              const superseded = writes.some((g) => g.key === w.key && g.id !== w.id && (g.kind === 'D' || col in g.cols) && g.knownBefore.has(w.id));
+              const superseded = writes.some(
+                (g) => g.key === w.key && g.id !== w.id && (g.kind === 'D' || col in g.cols) && g.knownBefore.has(w.id),
+              );
               if (superseded) continue;
               const logged = losers.some((l) => l[col] === v);
-              if (!logged) throw new Error(`write ${v} (${w.kind} k=${w.key} ${col} at ${w.site}) was overwritten unseen and not logged`);
+              if (!logged)
+                throw new Error(
+                  `write ${v} (${w.kind} k=${w.key} ${col} at ${w.site}) was overwritten unseen and not logged`,
+                );
             }
           }
           // nothing consumed twice: a site never consumed more changes of a peer than it produced
           for (const [i, db] of dbs.slice(0, n).entries()) {
-            const wm = await db.query<{ peer: string; changes: string }>(`SELECT peer, changes::text FROM multisite.watermark`);
+            const wm = await db.query<{ peer: string; changes: string }>(
+              `SELECT peer, changes::text FROM multisite.watermark`,
+            );
             for (const r of wm.rows) expect(Number(r.changes)).toBeLessThanOrEqual(produced[sites.indexOf(r.peer)]!);
             void i;
           }

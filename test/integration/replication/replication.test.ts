@@ -102,8 +102,18 @@ describe('replication between two sites on PostgreSQL', () => {
     expect(da).toBe(db);
     expect(await rows(A, `SELECT label FROM item WHERE region = 'c'`)).toEqual([{ label: 'b-wins?' }]);
     for (const site of [A, B]) {
-      const log = await rows(site, `SELECT kind, columns, winner_site, loser_site, winner->>'label' AS w, loser->>'label' AS l FROM multisite.conflict WHERE pk->>'region' = 'c'`);
-      expect(log).toContainEqual({ kind: 'update-update', columns: ['label'], winner_site: 'b', loser_site: 'a', w: 'b-wins?', l: 'a-wins?' });
+      const log = await rows(
+        site,
+        `SELECT kind, columns, winner_site, loser_site, winner->>'label' AS w, loser->>'label' AS l FROM multisite.conflict WHERE pk->>'region' = 'c'`,
+      );
+      expect(log).toContainEqual({
+        kind: 'update-update',
+        columns: ['label'],
+        winner_site: 'b',
+        loser_site: 'a',
+        w: 'b-wins?',
+        l: 'a-wins?',
+      });
     }
   });
 
@@ -139,9 +149,9 @@ describe('replication between two sites on PostgreSQL', () => {
     const [da, db] = await c.digests(TABLES);
     expect(da).toBe(db);
     expect(await rows(A, `SELECT label FROM item WHERE region = 'ii'`)).toEqual([{ label: 'from-b' }]);
-    expect(await rows(A, `SELECT kind, loser->>'label' AS l FROM multisite.conflict WHERE pk->>'region' = 'ii'`)).toEqual([
-      { kind: 'insert-insert', l: 'from-a' },
-    ]);
+    expect(
+      await rows(A, `SELECT kind, loser->>'label' AS l FROM multisite.conflict WHERE pk->>'region' = 'ii'`),
+    ).toEqual([{ kind: 'insert-insert', l: 'from-a' }]);
   });
 
   it('a clash on a secondary unique key: logged, replication continues, both sites keep the row written last', async () => {
@@ -149,11 +159,20 @@ describe('replication between two sites on PostgreSQL', () => {
     await B.query(`INSERT INTO item (region, id, email) VALUES ('u', 2, 'same@example.com')`); // written later: keeps the key
     await A.query(`INSERT INTO item (region, id, label) VALUES ('u', 3, 'after the clash')`);
     await c.syncAll();
-    expect(await rows(B, `SELECT label FROM item WHERE region = 'u' AND id = 3`)).toEqual([{ label: 'after the clash' }]);
+    expect(await rows(B, `SELECT label FROM item WHERE region = 'u' AND id = 3`)).toEqual([
+      { label: 'after the clash' },
+    ]);
     const logs: unknown[] = [];
     for (const site of [A, B]) {
-      expect(await rows(site, `SELECT id::int FROM item WHERE region = 'u' AND email IS NOT NULL`)).toEqual([{ id: 2 }]);
-      logs.push(...(await rows(site, `SELECT kind, columns, winner->>'id' AS w, loser->>'id' AS l FROM multisite.conflict WHERE kind = 'unique-clash'`)));
+      expect(await rows(site, `SELECT id::int FROM item WHERE region = 'u' AND email IS NOT NULL`)).toEqual([
+        { id: 2 },
+      ]);
+      logs.push(
+        ...(await rows(
+          site,
+          `SELECT kind, columns, winner->>'id' AS w, loser->>'id' AS l FROM multisite.conflict WHERE kind = 'unique-clash'`,
+        )),
+      );
     }
     // logged where it was found (the losing insert then left its queue, so the other site never saw it)
     expect(logs).toContainEqual({ kind: 'unique-clash', columns: ['email'], w: '2', l: '1' });
@@ -201,11 +220,16 @@ describe('replication between two sites on PostgreSQL', () => {
     await c.syncAll();
     // b acknowledges up to its read snapshot's xmin: a transaction running anywhere in the cluster
     // (other tests) holds that back, so acknowledge and trim until it has passed
-    await waitFor('every acknowledged change trimmed', async () => {
-      await c.site('b').rep.syncAll();
-      await c.site('a').rep.trim();
-      return (await A.query<{ n: number }>(`SELECT count(*)::int AS n FROM multisite.change`)).rows[0]!.n === 0;
-    }, 120_000, 100);
+    await waitFor(
+      'every acknowledged change trimmed',
+      async () => {
+        await c.site('b').rep.syncAll();
+        await c.site('a').rep.trim();
+        return (await A.query<{ n: number }>(`SELECT count(*)::int AS n FROM multisite.change`)).rows[0]!.n === 0;
+      },
+      120_000,
+      100,
+    );
   }, 180_000);
 
   it('a running replicator applies what arrives while it runs (polling, no wake-up signal)', async () => {
@@ -213,7 +237,12 @@ describe('replication between two sites on PostgreSQL', () => {
     await rb.start();
     try {
       await A.query(`INSERT INTO item (region, id, label) VALUES ('live', 1, 'now')`);
-      await waitFor('the row at b', async () => (await rows(B, `SELECT 1 FROM item WHERE region = 'live'`)).length === 1, 60_000, 20);
+      await waitFor(
+        'the row at b',
+        async () => (await rows(B, `SELECT 1 FROM item WHERE region = 'live'`)).length === 1,
+        60_000,
+        20,
+      );
       const st = await replicationStatus(B, [{ name: 'a', db: A }]);
       expect(st.peers[0]).toMatchObject({ peer: 'a', pending: 0, lagSeconds: 0, stale: false });
       expect(st.recentConflicts.length).toBeGreaterThan(0);
@@ -227,7 +256,9 @@ describe('replication between two sites on PostgreSQL', () => {
     const peer = await openDb(c.site('a').url, { applicationName: 'ms-listen-test' });
     try {
       const stop = await peer.listen('multisite_change', (p) => wakes.push(p));
-      await A.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ms-listen-test' AND query LIKE 'LISTEN%'`);
+      await A.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ms-listen-test' AND query LIKE 'LISTEN%'`,
+      );
       await waitFor('the reconnect wake-up', () => wakes.length > 0, 10_000);
       wakes.length = 0;
       await A.query(`NOTIFY multisite_change, 'after reconnect'`);
@@ -250,7 +281,9 @@ describe('replication between two sites on PostgreSQL', () => {
 describe('batches', () => {
   let c: Cluster;
   beforeAll(async () => {
-    c = await createCluster('batch', ['a', 'b'], `CREATE TABLE t (id int PRIMARY KEY, v text);`, ['t'], { batchSize: 700 });
+    c = await createCluster('batch', ['a', 'b'], `CREATE TABLE t (id int PRIMARY KEY, v text);`, ['t'], {
+      batchSize: 700,
+    });
   });
   afterAll(async () => {
     await c?.close();
@@ -327,14 +360,22 @@ describe('migrate', () => {
       await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE nokey (v text);`);
       await migrate(db, { site: 'a', tables: ['t'] });
       await migrate(db, { site: 'a', tables: ['public.t'] });
-      const trig = await db.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`);
-      expect(trig.rows).toEqual([{ tgname: 'multisite_capture_d' }, { tgname: 'multisite_capture_i' }, { tgname: 'multisite_capture_u' }]);
+      const trig = await db.query(
+        `SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`,
+      );
+      expect(trig.rows).toEqual([
+        { tgname: 'multisite_capture_d' },
+        { tgname: 'multisite_capture_i' },
+        { tgname: 'multisite_capture_u' },
+      ]);
       await expect(migrate(db, { site: 'a', tables: ['nokey'] })).rejects.toThrow(MigrationError);
       await expect(migrate(db, { site: 'a', tables: ['nokey'] })).rejects.toThrow(/public\.nokey has no primary key/);
       await db.query(`INSERT INTO t VALUES (1, 'x')`);
       expect((await db.query(`SELECT count(*)::int AS n FROM multisite.change`)).rows).toEqual([{ n: 1 }]);
       await uninstall(db);
-      expect((await db.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'multisite'`)).rows).toEqual([{ n: 0 }]);
+      expect((await db.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'multisite'`)).rows).toEqual([
+        { n: 0 },
+      ]);
       await db.query(`INSERT INTO t VALUES (2, 'y')`); // no trigger left behind
     } finally {
       await db.close();
@@ -363,16 +404,33 @@ describe('migrate', () => {
       for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
       expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 3 }]);
       // version 1's capture functions are gone with its triggers
-      const v1 = await A1.query(`SELECT proname FROM pg_proc WHERE pronamespace = 'multisite'::regnamespace AND proname IN ('capture', 'capture_row', 'pk_of', 'notify')`);
+      const v1 = await A1.query(
+        `SELECT proname FROM pg_proc WHERE pronamespace = 'multisite'::regnamespace AND proname IN ('capture', 'capture_row', 'pk_of', 'notify')`,
+      );
       expect(v1.rows).toEqual([]);
-      const trig = await A1.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`);
-      expect(trig.rows.map((r) => r.tgname)).toEqual(['multisite_capture_d', 'multisite_capture_i', 'multisite_capture_u']);
+      const trig = await A1.query(
+        `SELECT tgname FROM pg_trigger WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`,
+      );
+      expect(trig.rows.map((r) => r.tgname)).toEqual([
+        'multisite_capture_d',
+        'multisite_capture_i',
+        'multisite_capture_u',
+      ]);
       // a version-2 write on top of a version-1 row clock: stamps after it
       await A1.query(`UPDATE t SET w = 'a3' WHERE id = 1`);
-      const h = await A1.query<{ op: string; s: boolean; h: string }>(`SELECT op::text, s IS NOT NULL AS s, h::text FROM multisite.change ORDER BY id`);
-      expect(h.rows.map((r) => [r.op, r.s])).toEqual([['I', false], ['I', false], ['U', false], ['U', true]]);
+      const h = await A1.query<{ op: string; s: boolean; h: string }>(
+        `SELECT op::text, s IS NOT NULL AS s, h::text FROM multisite.change ORDER BY id`,
+      );
+      expect(h.rows.map((r) => [r.op, r.s])).toEqual([
+        ['I', false],
+        ['I', false],
+        ['U', false],
+        ['U', true],
+      ]);
       expect(BigInt(h.rows[3]!.h)).toBeGreaterThan(BigInt(h.rows[2]!.h));
-      const reps = dbs.map((db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }));
+      const reps = dbs.map(
+        (db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }),
+      );
       await reps[1]!.syncAll();
       // concurrent writes of one column after the upgrade: one winner at both sites, logged
       await A1.query(`UPDATE t SET v = 'from a' WHERE id = 2`);
@@ -407,11 +465,14 @@ describe('migrate', () => {
       );
       return f;
     };
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: process.cwd() });
+    const cli = (...args: string[]) =>
+      run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: process.cwd() });
     const m = await cli('migrate', '--config', cfg('a'));
     expect(m.stdout).toMatch(/replication installed for site a: public\.t \(id\)/);
     await cli('migrate', '--db', dbUrl(names[1]!), '--site', 'b', '--tables', 't');
-    const bad = await cli('migrate', '--db', dbUrl(names[1]!), '--site', 'b', '--tables', 'nope').catch((e: { code: number; stderr: string }) => e);
+    const bad = await cli('migrate', '--db', dbUrl(names[1]!), '--site', 'b', '--tables', 'nope').catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     expect((bad as { code: number }).code).toBe(1);
     const a = await openDb(dbUrl(names[0]!));
     const b = await openDb(dbUrl(names[1]!));
@@ -457,7 +518,9 @@ describe('the replicate daemon', () => {
       cfg,
       `site: b\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [t]\n  metrics: 127.0.0.1:${port}\n  sites:\n    a: { db: "${dbUrl(names[0]!)}" }\n    b: { db: "${dbUrl(names[1]!)}" }\n`,
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', cfg], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     // a loaded machine may take a minute to start tsx; nothing here asserts how long anything takes
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
@@ -489,7 +552,10 @@ describe('PGlite behind the same interface', () => {
     const a = await openDb('pglite:memory');
     const b = await openDb('pglite:memory');
     try {
-      for (const [db, site] of [[a, 'a'], [b, 'b']] as const) {
+      for (const [db, site] of [
+        [a, 'a'],
+        [b, 'b'],
+      ] as const) {
         await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, n numeric)`);
         await migrate(db, { site, tables: ['t'] });
       }

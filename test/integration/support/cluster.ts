@@ -48,13 +48,25 @@ export async function startSite(opts: SiteOptions): Promise<SiteUnderTest> {
   writeFileSync(configFile, configText);
   const loaded = loadConfig(configFile);
   const registry = new Registry();
-  const backend = await startSiteDaemon(loaded, { logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), registry });
+  const backend = await startSiteDaemon(loaded, {
+    logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
+    registry,
+  });
   const socket = backend.connectors[0]!.address;
   const connection =
-    opts.connector === 'http' ? `http:url=http://${opts.host}:${httpPort}/dns,post=1,post_json=1` : `unix:path=${socket}`;
+    opts.connector === 'http'
+      ? `http:url=http://${opts.host}:${httpPort}/dns,post=1,post_json=1`
+      : `unix:path=${socket}`;
   let pdns: Pdns;
   try {
-    pdns = await startPdns({ host: opts.host, backend: { kind: 'remote', connection }, apiPort, apiKey, settings: opts.pdnsSettings, probeName: loaded.config.zones[0]?.name });
+    pdns = await startPdns({
+      host: opts.host,
+      backend: { kind: 'remote', connection },
+      apiPort,
+      apiKey,
+      settings: opts.pdnsSettings,
+      probeName: loaded.config.zones[0]?.name,
+    });
   } catch (err) {
     await backend.stop();
     throw err;
@@ -63,7 +75,9 @@ export async function startSite(opts: SiteOptions): Promise<SiteUnderTest> {
     dir,
     configFile,
     socket,
-    control: loaded.config.backend.control.startsWith('/') ? loaded.config.backend.control : join(dir, loaded.config.backend.control),
+    control: loaded.config.backend.control.startsWith('/')
+      ? loaded.config.backend.control
+      : join(dir, loaded.config.backend.control),
     backend,
     pdns,
     registry,

@@ -12,14 +12,32 @@ export interface QueryOptions {
 let nextId = 1;
 
 /** One DNS query over UDP or TCP to a test server; resolves to the decoded answer. */
-export function query(host: string, port: number, name: string, type: string, opts: QueryOptions = {}): Promise<packet.Packet> {
+export function query(
+  host: string,
+  port: number,
+  name: string,
+  type: string,
+  opts: QueryOptions = {},
+): Promise<packet.Packet> {
   const id = (nextId = (nextId + 1) & 0xffff);
   const additionals: packet.Answer[] = [];
   if (opts.subnet) {
     const [ip, bits] = opts.subnet.split('/');
-    additionals.push({ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0, options: [{ code: 'CLIENT_SUBNET', ip: ip!, sourcePrefixLength: Number(bits) }] } as unknown as packet.Answer);
+    additionals.push({
+      type: 'OPT',
+      name: '.',
+      udpPayloadSize: 1232,
+      flags: 0,
+      options: [{ code: 'CLIENT_SUBNET', ip: ip!, sourcePrefixLength: Number(bits) }],
+    } as unknown as packet.Answer);
   }
-  const q: packet.Packet = { type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ type: type as packet.RecordType, name, class: 'IN' }], additionals };
+  const q: packet.Packet = {
+    type: 'query',
+    id,
+    flags: packet.RECURSION_DESIRED,
+    questions: [{ type: type as packet.RecordType, name, class: 'IN' }],
+    additionals,
+  };
   return opts.tcp ? tcpQuery(host, port, q, opts.timeoutMs ?? 2000) : udpQuery(host, port, q, opts.timeoutMs ?? 2000);
 }
 
@@ -68,7 +86,9 @@ function tcpQuery(host: string, port: number, q: packet.Packet, timeoutMs: numbe
 
 /** Addresses (A/AAAA data) in the answer section, in order. */
 export function addresses(res: packet.Packet): string[] {
-  return (res.answers ?? []).filter((a) => a.type === 'A' || a.type === 'AAAA').map((a) => String((a as { data: unknown }).data));
+  return (res.answers ?? [])
+    .filter((a) => a.type === 'A' || a.type === 'AAAA')
+    .map((a) => String((a as { data: unknown }).data));
 }
 
 /** The response code name (dns-packet decodes it; its types omit it). */

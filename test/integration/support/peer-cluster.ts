@@ -36,7 +36,13 @@ export interface ClusterSite {
 
 export interface StatusJson {
   site: string;
-  sites: { site: string; usable: boolean; reason: string; since: number; peer?: { state: string; reason: string; lastHeartbeat?: number; summary?: { replicationLagMs?: number } } }[];
+  sites: {
+    site: string;
+    usable: boolean;
+    reason: string;
+    since: number;
+    peer?: { state: string; reason: string; lastHeartbeat?: number; summary?: { replicationLagMs?: number } };
+  }[];
 }
 
 export interface PeerCluster {
@@ -67,7 +73,15 @@ export async function startPeerCluster(opts: ClusterOptions = {}): Promise<PeerC
   const plan = await Promise.all(
     names.map(async (name, i) => {
       const host = `127.0.0.${i + 2}`;
-      return { name, host, address: `192.0.2.${i + 1}`, hbPort: await freePort(host), metricsPort: await freePort(host), dnsPort: await freePort(host), apiPort: await freePort(host) };
+      return {
+        name,
+        host,
+        address: `192.0.2.${i + 1}`,
+        hbPort: await freePort(host),
+        metricsPort: await freePort(host),
+        dnsPort: await freePort(host),
+        apiPort: await freePort(host),
+      };
     }),
   );
   const proxies = new Map<string, UdpProxy>();
@@ -80,7 +94,8 @@ export async function startPeerCluster(opts: ClusterOptions = {}): Promise<PeerC
   try {
     for (const from of plan) {
       for (const to of plan) {
-        if (from !== to) proxies.set(`${from.name}>${to.name}`, await startUdpProxy(from.host, { host: to.host, port: to.hbPort }));
+        if (from !== to)
+          proxies.set(`${from.name}>${to.name}`, await startUdpProxy(from.host, { host: to.host, port: to.hbPort }));
       }
     }
     for (const me of plan) {
@@ -135,11 +150,19 @@ ${opts.extra ?? ''}
         pdns: undefined as unknown as Pdns,
         backend: undefined as unknown as Started,
         async startBackend() {
-          site.backend = startProcess(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'backend', '--config', configFile]);
+          site.backend = startProcess(process.execPath, [
+            join(ROOT, 'dist/cli/main.js'),
+            'backend',
+            '--config',
+            configFile,
+          ]);
           const proc = site.backend;
           let exited = false;
           void proc.exited.then(() => (exited = true));
-          await waitFor(`backend ${me.name} /healthz`, async () => exited || ((await fetch(`${metricsUrl}/healthz`)).ok && existsSync(join(dir, 'backend.sock'))));
+          await waitFor(
+            `backend ${me.name} /healthz`,
+            async () => exited || ((await fetch(`${metricsUrl}/healthz`)).ok && existsSync(join(dir, 'backend.sock'))),
+          );
           if (exited) throw new Error(`backend ${me.name} exited:\n${proc.output().slice(-3000)}`);
         },
         async answer() {
@@ -161,7 +184,14 @@ ${opts.extra ?? ''}
       };
       sites.push(site);
       await site.startBackend();
-      site.pdns = await startPdns({ host: me.host, port: me.dnsPort, apiPort: me.apiPort, apiKey: `key-${me.apiPort}`, backend: { kind: 'remote', connection: `unix:path=${dir}/backend.sock` }, probeName: 'example.com.' });
+      site.pdns = await startPdns({
+        host: me.host,
+        port: me.dnsPort,
+        apiPort: me.apiPort,
+        apiKey: `key-${me.apiPort}`,
+        backend: { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
+        probeName: 'example.com.',
+      });
     }
   } catch (err) {
     await stopAll();

@@ -18,7 +18,10 @@ export async function startRelay(listen: Endpoint, target: Endpoint, tap?: (toTa
       if (server) return;
       const s = createServer((client) => {
         relay.connections++;
-        const upstream = typeof relay.target === 'string' ? createConnection(relay.target) : createConnection(relay.target.port, relay.target.host);
+        const upstream =
+          typeof relay.target === 'string'
+            ? createConnection(relay.target)
+            : createConnection(relay.target.port, relay.target.host);
         for (const c of [client, upstream]) {
           conns.add(c);
           c.on('error', () => {});

@@ -38,7 +38,9 @@ describe('config loading', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ms-cfg-'));
     const file = join(dir, 'config.yaml');
     writeFileSync(file, `${minimal}  - name: example.net\n    file: zones/example.net.zone\n`);
-    expect(() => loadConfig(file)).toThrow(/config\.yaml:10:5: zones\[1\]\.file: no such file: .*zones\/example\.net\.zone/);
+    expect(() => loadConfig(file)).toThrow(
+      /config\.yaml:10:5: zones\[1\]\.file: no such file: .*zones\/example\.net\.zone/,
+    );
   });
 
   it('rejects unknown keys at the key itself', () => {
@@ -61,7 +63,9 @@ balanced:
       z: [192.0.2.1]
 `);
     expect(errs).toContainEqual(expect.stringMatching(/^config\.yaml:9:5: balanced\[0\]\.ttl: /));
-    expect(errs).toContainEqual(expect.stringMatching(/^config\.yaml:11:11: balanced\[0\]\.addresses\.a\[0\]: not an IPv4 or IPv6 address/));
+    expect(errs).toContainEqual(
+      expect.stringMatching(/^config\.yaml:11:11: balanced\[0\]\.addresses\.a\[0\]: not an IPv4 or IPv6 address/),
+    );
     expect(errs).toContainEqual("config.yaml:1:1: site: 'c' is not one of sites: a");
     expect(errs).toContainEqual("config.yaml:8:5: balanced[0].name: 'www.example.org.' is in none of the zones");
     expect(errs).toContainEqual("config.yaml:12:7: balanced[0].addresses.z: unknown site 'z'");

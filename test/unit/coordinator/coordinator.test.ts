@@ -2,13 +2,26 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { AUTH_HEADER, Coordinator, coordinatorRoute, signRequest, verifyRequest, type ServerCheck } from '../../../src/coordinator/index.js';
+import {
+  AUTH_HEADER,
+  Coordinator,
+  coordinatorRoute,
+  signRequest,
+  verifyRequest,
+  type ServerCheck,
+} from '../../../src/coordinator/index.js';
 import type { AdminState } from '../../../src/haproxy/index.js';
 import { serveMetrics } from '../../../src/shared/metrics.js';
 import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 
 const silent = pino({ level: 'silent' });
-const srv = (name: string): ServerCheck => ({ name, address: { host: '127.0.0.1', port: 1 }, check: 'http', path: '/health', status: 200 });
+const srv = (name: string): ServerCheck => ({
+  name,
+  address: { host: '127.0.0.1', port: 1 },
+  check: 'http',
+  path: '/health',
+  status: 200,
+});
 
 /** A load balancer recording every `set server ... state`, failing while `broken`. */
 function lb(socket: string) {
@@ -27,7 +40,10 @@ function lb(socket: string) {
 
 function setup() {
   const timers = new VirtualTimers();
-  const alive = new Map<string, boolean>([['web/w1', true], ['web/w2', true]]);
+  const alive = new Map<string, boolean>([
+    ['web/w1', true],
+    ['web/w2', true],
+  ]);
   const verifications: { server: string; at: number }[] = [];
   const lbs = [lb('lb1'), lb('lb2')];
   const registry = new Registry();
@@ -37,7 +53,12 @@ function setup() {
     verify: (s) => {
       verifications.push({ server: s.name, at: timers.now() });
       // Verification takes 20 ms (virtual).
-      return new Promise((resolve) => timers.setTimeout(() => resolve(alive.get(s.name) ? { ok: true, detail: 'HTTP 200' } : { ok: false, detail: 'ECONNREFUSED' }), 20));
+      return new Promise((resolve) =>
+        timers.setTimeout(
+          () => resolve(alive.get(s.name) ? { ok: true, detail: 'HTTP 200' } : { ok: false, detail: 'ECONNREFUSED' }),
+          20,
+        ),
+      );
     },
     recheckMs: 2000,
     timers,
@@ -60,7 +81,10 @@ describe('coordinator', () => {
   it('verifies once for concurrent reports, then puts the server in maintenance on every load balancer', async () => {
     const { timers, coordinator, lbs, alive, verifications } = setup();
     alive.set('web/w1', false);
-    const answers = [coordinator.report('web/w1', 'app1', 'connection refused'), coordinator.report('web/w1', 'app2', 'timeout')];
+    const answers = [
+      coordinator.report('web/w1', 'app1', 'connection refused'),
+      coordinator.report('web/w1', 'app2', 'timeout'),
+    ];
     await timers.advance(20);
     expect(await Promise.all(answers)).toEqual([
       { server: 'web/w1', state: 'offline', detail: 'ECONNREFUSED', since: 1_000_020 },
@@ -68,9 +92,18 @@ describe('coordinator', () => {
     ]);
     expect(verifications).toEqual([{ server: 'web/w1', at: 0 }]);
     expect(lbs.map((l) => l.writes)).toEqual([['web/w1 maint'], ['web/w1 maint']]);
-    expect(await coordinator.report('web/w1', 'app3', 'again')).toMatchObject({ state: 'offline', detail: expect.stringContaining('already marked offline') });
+    expect(await coordinator.report('web/w1', 'app3', 'again')).toMatchObject({
+      state: 'offline',
+      detail: expect.stringContaining('already marked offline'),
+    });
     expect(coordinator.status()).toEqual([
-      { server: 'web/w1', state: 'offline', since: 1_000_020, reason: 'ECONNREFUSED (reported by app1: connection refused)', reporters: ['app1', 'app3'] },
+      {
+        server: 'web/w1',
+        state: 'offline',
+        since: 1_000_020,
+        reason: 'ECONNREFUSED (reported by app1: connection refused)',
+        reporters: ['app1', 'app3'],
+      },
       { server: 'web/w2', state: 'online' },
     ]);
   });
@@ -117,7 +150,11 @@ describe('coordinator', () => {
     await timers.advance(20);
     expect(await b).toEqual({ server: 'web/w1', state: 'online', detail: 'HTTP 200' });
     expect(lbs[0]!.writes).toEqual(['web/w1 maint', 'web/w1 ready']);
-    expect(await coordinator.reportOnline('web/w2', 'app1')).toEqual({ server: 'web/w2', state: 'online', detail: 'not marked' });
+    expect(await coordinator.reportOnline('web/w2', 'app1')).toEqual({
+      server: 'web/w2',
+      state: 'online',
+      detail: 'not marked',
+    });
   });
 
   it('refuses servers it does not know', () => {
@@ -130,11 +167,32 @@ describe('coordinator request signatures', () => {
   const key = Buffer.from('coordinator key of 32 bytes ok!!');
   it('accepts a signed request within the skew, refuses anything else', () => {
     const h = signRequest(key, 'POST', '/coordinator/report', '{"server":"web/w1"}', 1000);
-    expect(verifyRequest(key, h, 'POST', '/coordinator/report', '{"server":"web/w1"}', 1000, 5000)).toEqual({ ok: true });
-    expect(verifyRequest(key, h, 'POST', '/coordinator/report', '{"server":"web/w2"}', 1000, 5000)).toEqual({ ok: false, reason: 'bad signature' });
-    expect(verifyRequest(key, h, 'POST', '/coordinator/online', '{"server":"web/w1"}', 1000, 5000)).toEqual({ ok: false, reason: 'bad signature' });
-    expect(verifyRequest(Buffer.from('another key, 16+ bytes'), h, 'POST', '/coordinator/report', '{"server":"web/w1"}', 1000, 5000)).toEqual({ ok: false, reason: 'bad signature' });
-    expect(verifyRequest(key, h, 'POST', '/coordinator/report', '{"server":"web/w1"}', 7000, 5000)).toMatchObject({ ok: false, reason: 'request time is -6000 ms off (at most ±5000)' });
+    expect(verifyRequest(key, h, 'POST', '/coordinator/report', '{"server":"web/w1"}', 1000, 5000)).toEqual({
+      ok: true,
+    });
+    expect(verifyRequest(key, h, 'POST', '/coordinator/report', '{"server":"web/w2"}', 1000, 5000)).toEqual({
+      ok: false,
+      reason: 'bad signature',
+    });
+    expect(verifyRequest(key, h, 'POST', '/coordinator/online', '{"server":"web/w1"}', 1000, 5000)).toEqual({
+      ok: false,
+      reason: 'bad signature',
+    });
+    expect(
+      verifyRequest(
+        Buffer.from('another key, 16+ bytes'),
+        h,
+        'POST',
+        '/coordinator/report',
+        '{"server":"web/w1"}',
+        1000,
+        5000,
+      ),
+    ).toEqual({ ok: false, reason: 'bad signature' });
+    expect(verifyRequest(key, h, 'POST', '/coordinator/report', '{"server":"web/w1"}', 7000, 5000)).toMatchObject({
+      ok: false,
+      reason: 'request time is -6000 ms off (at most ±5000)',
+    });
     expect(verifyRequest(key, undefined, 'POST', '/x', '', 0, 5000)).toMatchObject({ ok: false });
   });
 
@@ -155,7 +213,10 @@ describe('coordinator request signatures', () => {
       expect((await call('/coordinator/report', 'not json')).status).toBe(400);
       expect((await call('/coordinator/report', { nope: 1 })).status).toBe(400);
       const servers = await call('/coordinator/servers');
-      expect(await servers.json()).toEqual([{ server: 'web/w1', state: 'online' }, { server: 'web/w2', state: 'online' }]);
+      expect(await servers.json()).toEqual([
+        { server: 'web/w1', state: 'online' },
+        { server: 'web/w2', state: 'online' },
+      ]);
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
     } finally {
       await new Promise((r) => server.close(r));

@@ -49,7 +49,12 @@ function setup() {
 describe('FailoverClient (virtual time)', () => {
   it('sends each partition to its own server while it answers', async () => {
     const { client, n } = setup();
-    expect(await client.request('p1', '/x')).toEqual({ status: 200, body: 'from http://s1', servedBy: 'http://s1', failover: false });
+    expect(await client.request('p1', '/x')).toEqual({
+      status: 200,
+      body: 'from http://s1',
+      servedBy: 'http://s1',
+      failover: false,
+    });
     expect(await client.request('p2', '/x')).toMatchObject({ servedBy: 'http://s2' });
     expect(n.calls.map((c) => c.url)).toEqual(['http://s1/x', 'http://s2/x']);
   });
@@ -62,7 +67,13 @@ describe('FailoverClient (virtual time)', () => {
     expect(await res).toEqual({ status: 200, body: 'from http://f1', servedBy: 'http://f1', failover: true });
     expect(n.calls.filter((c) => c.url === 'http://s1/x').map((c) => c.at)).toEqual([0, 100, 200]);
     await Promise.all(client.pending);
-    expect(n.reports).toEqual([{ url: '/coordinator/report', body: { server: 'web/s1', reporter: 'app-1', reason: 'connect ECONNREFUSED' }, auth: true }]);
+    expect(n.reports).toEqual([
+      {
+        url: '/coordinator/report',
+        body: { server: 'web/s1', reporter: 'app-1', reason: 'connect ECONNREFUSED' },
+        auth: true,
+      },
+    ]);
     expect(events.map((e) => e.type)).toEqual(['retry', 'retry', 'failover', 'reported']);
     expect(client.inFailover()).toEqual(['p1']);
     // Other partitions are not affected.
@@ -105,7 +116,12 @@ describe('FailoverClient (virtual time)', () => {
     await first;
     n.down.delete('http://s1');
     await timers.advance(5000);
-    expect(await client.request('p1', '/y')).toEqual({ status: 200, body: 'from http://s1', servedBy: 'http://s1', failover: false });
+    expect(await client.request('p1', '/y')).toEqual({
+      status: 200,
+      body: 'from http://s1',
+      servedBy: 'http://s1',
+      failover: false,
+    });
     await Promise.all(client.pending);
     expect(client.inFailover()).toEqual([]);
     expect(n.reports.map((r) => r.url)).toEqual(['/coordinator/report', '/coordinator/online']);
@@ -119,7 +135,9 @@ describe('FailoverClient (virtual time)', () => {
     const res = client.request('p1', '/x');
     const caught = res.catch((e: Error) => e.message);
     await timers.advance(200);
-    expect(await caught).toBe('http://s1 is in failover mode and its failover server http://f1 failed too: connect ECONNREFUSED');
+    expect(await caught).toBe(
+      'http://s1 is in failover mode and its failover server http://f1 failed too: connect ECONNREFUSED',
+    );
     await expect(client.request('nope', '/')).rejects.toThrow("unknown server 'nope'");
   });
 });

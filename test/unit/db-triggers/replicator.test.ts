@@ -21,14 +21,32 @@ function fakePeer() {
       const fresh = queue.filter((c) => BigInt(c.xid) >= wm.xmin);
       const take = fresh.slice(0, limit);
       const last = take.length ? BigInt(take[take.length - 1]!.xid) + 1n : wm.xmin;
-      return { changes: take, next: { xmin: last, applied: [] }, limited: fresh.length > limit, remaining: Math.max(0, fresh.length - limit) };
+      return {
+        changes: take,
+        next: { xmin: last, applied: [] },
+        limited: fresh.length > limit,
+        remaining: Math.max(0, fresh.length - limit),
+      };
     },
     async ack() {},
   });
   const write = (count = 1) => {
     for (let i = 0; i < count; i++) {
       xid++;
-      queue.push({ id: String(xid), xid: String(xid), tbl: 't', pk: `{"id": ${xid}}`, op: 'I', row: '{}', cols: null, origin: 'a', h: Number(xid), ins: null, base: 0, ts: 0 });
+      queue.push({
+        id: String(xid),
+        xid: String(xid),
+        tbl: 't',
+        pk: `{"id": ${xid}}`,
+        op: 'I',
+        row: '{}',
+        cols: null,
+        origin: 'a',
+        h: Number(xid),
+        ins: null,
+        base: 0,
+        ts: 0,
+      });
     }
   };
   return { source, write, reads };
@@ -57,7 +75,14 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     const timers = new VirtualTimers();
     const peer = fakePeer();
     const sink = fakeSink();
-    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, pollIntervalMs: 1000, busyPollMs: 200 });
+    const rep = new Replicator({
+      site: 'b',
+      sink: sink.sink,
+      sources: [peer.source(timers)],
+      timers,
+      pollIntervalMs: 1000,
+      busyPollMs: 200,
+    });
     await rep.start();
     await timers.advance(60_000); // long idle: the poll has backed off to its ceiling
     peer.write();
@@ -71,7 +96,15 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     const peer = fakePeer();
     const sink = fakeSink();
     peer.write(50);
-    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, pollIntervalMs: 800, busyPollMs: 200, batchSize: 10 });
+    const rep = new Replicator({
+      site: 'b',
+      sink: sink.sink,
+      sources: [peer.source(timers)],
+      timers,
+      pollIntervalMs: 800,
+      busyPollMs: 200,
+      batchSize: 10,
+    });
     await rep.start();
     await timers.advance(5000);
     // the backlog went in growing batches (10, 20, then the rest), all at t=0
@@ -89,13 +122,31 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     let poisoned = true;
     const sink = fakeSink({ failApply: () => poisoned });
     const logs: string[] = [];
-    const logger = { error: (_o: unknown, m: string) => logs.push(m), warn: (_o: unknown, m: string) => logs.push(m), info: () => {}, debug: () => {} };
+    const logger = {
+      error: (_o: unknown, m: string) => logs.push(m),
+      warn: (_o: unknown, m: string) => logs.push(m),
+      info: () => {},
+      debug: () => {},
+    };
     const stalled: boolean[] = [];
-    const metrics = { setStalled: (_p: string, s: boolean) => stalled.push(s), setUp: () => {}, observeIdle: () => {}, observeBatch: () => {}, observeTrim: () => {}, observeTombstones: () => {} };
+    const metrics = {
+      setStalled: (_p: string, s: boolean) => stalled.push(s),
+      setUp: () => {},
+      observeIdle: () => {},
+      observeBatch: () => {},
+      observeTrim: () => {},
+      observeTombstones: () => {},
+    };
     peer.write(40);
     const rep = new Replicator({
-      site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, batchSize: 40, stallMs: 30_000,
-      logger: logger as never, metrics: metrics as never,
+      site: 'b',
+      sink: sink.sink,
+      sources: [peer.source(timers)],
+      timers,
+      batchSize: 40,
+      stallMs: 30_000,
+      logger: logger as never,
+      metrics: metrics as never,
     });
     await rep.start();
     await timers.advance(29_000);

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { consolidate, mergeRow } from '../../../src/db-triggers/consolidate.js';
 import { decide, incomingWins, type LocalRow } from '../../../src/db-triggers/resolve.js';
-import { cmpStamp, hlcFromMs, type ClockState, type Consolidated, type RawChange } from '../../../src/db-triggers/types.js';
+import {
+  cmpStamp,
+  hlcFromMs,
+  type ClockState,
+  type Consolidated,
+  type RawChange,
+} from '../../../src/db-triggers/types.js';
 import { nextWatermark } from '../../../src/db-triggers/watermark.js';
 
 /** An injected clock: every change gets the next stamp; tests never read the wall clock. */
@@ -63,7 +69,12 @@ describe('consolidation', () => {
 
   it('anything + delete = delete; insert + delete = a bare tombstone (no row data); delete + insert + delete = delete', () => {
     const [h1, h2, h3] = [c.next(), c.next(), c.next()];
-    expect(mergeRow([change({ op: 'U', h: h1, cols: ['a'] }), change({ op: 'D', h: h2, base: { i: null, c: { a: [h1, 'a'] } } })])!.kind).toBe('D');
+    expect(
+      mergeRow([
+        change({ op: 'U', h: h1, cols: ['a'] }),
+        change({ op: 'D', h: h2, base: { i: null, c: { a: [h1, 'a'] } } }),
+      ])!.kind,
+    ).toBe('D');
     const id = mergeRow([change({ op: 'I', h: h1, ins: [h1, 'a'] }), change({ op: 'D', h: h2, ins: [h1, 'a'] })])!;
     expect(id).toMatchObject({ kind: 'D', row: null, ins: [h1, 'a'] });
     expect(
@@ -97,11 +108,24 @@ describe('consolidation', () => {
   });
 });
 
-function U(h: number, origin: string, cols: Record<string, number>, ins: [number, string] | null = [1, 'a']): Consolidated {
+function U(
+  h: number,
+  origin: string,
+  cols: Record<string, number>,
+  ins: [number, string] | null = [1, 'a'],
+): Consolidated {
   return {
-    kind: 'U', tbl: 'public.t', pk: '{"id": 1}', origin, ins,
+    kind: 'U',
+    tbl: 'public.t',
+    pk: '{"id": 1}',
+    origin,
+    ins,
     cols: Object.fromEntries(Object.entries(cols).map(([k, base]) => [k, { h, base }])),
-    row: `{"from":"${origin}"}`, h, ids: ['1'], ts: 0, order: 0,
+    row: `{"from":"${origin}"}`,
+    h,
+    ids: ['1'],
+    ts: 0,
+    order: 0,
   };
 }
 function live(c: Partial<ClockState> = {}, top = 0): LocalRow {
@@ -166,20 +190,54 @@ describe('conflict rules', () => {
 
   it('delete vs update: the delete wins, the unseen update is logged; the other way round too', () => {
     // b deleted having seen the row as inserted (incarnation [1, a]), not a's update at 15
-    const del: Consolidated = { kind: 'D', tbl: 'public.t', pk: '{"id": 1}', origin: 'b', ins: [1, 'a'], seen: { i: [1, 'a'], c: {} }, row: null, h: 20, ids: ['1'], ts: 0, order: 0 };
+    const del: Consolidated = {
+      kind: 'D',
+      tbl: 'public.t',
+      pk: '{"id": 1}',
+      origin: 'b',
+      ins: [1, 'a'],
+      seen: { i: [1, 'a'], c: {} },
+      row: null,
+      h: 20,
+      ids: ['1'],
+      ts: 0,
+      order: 0,
+    };
     const atA = decide(del, live({ c: { a: [15, 'a'] } }), { columns, policy: latest });
     expect(atA.action).toEqual({ kind: 'delete' });
     expect(atA.conflicts[0]).toMatchObject({ kind: 'update-delete', winnerSite: 'b', loserSite: 'a', columns: ['a'] });
     expect(atA.strip).toEqual({ all: 20 });
-    const tomb: LocalRow = { exists: false, row: null, clock: { i: null, c: {}, d: { at: [20, 'b'], n: [1, 'a'], seen: { i: [1, 'a'], c: {} } } }, top: 20 };
+    const tomb: LocalRow = {
+      exists: false,
+      row: null,
+      clock: { i: null, c: {}, d: { at: [20, 'b'], n: [1, 'a'], seen: { i: [1, 'a'], c: {} } } },
+      top: 20,
+    };
     const atB = decide(U(15, 'a', { a: 1 }), tomb, { columns, policy: latest });
     expect(atB.action).toEqual({ kind: 'none' });
     expect(atB.conflicts[0]).toMatchObject({ kind: 'delete-update', winnerSite: 'b', loserSite: 'a' });
   });
 
   it('delete vs delete: no conflict, the tombstone keeps the latest', () => {
-    const del: Consolidated = { kind: 'D', tbl: 'public.t', pk: '{"id": 1}', origin: 'b', ins: [1, 'a'], seen: { i: [1, 'a'], c: {} }, row: null, h: 20, ids: ['1'], ts: 0, order: 0 };
-    const tomb: LocalRow = { exists: false, row: null, clock: { i: null, c: {}, d: { at: [18, 'a'], n: [1, 'a'], seen: { i: [1, 'a'], c: {} } } }, top: 18 };
+    const del: Consolidated = {
+      kind: 'D',
+      tbl: 'public.t',
+      pk: '{"id": 1}',
+      origin: 'b',
+      ins: [1, 'a'],
+      seen: { i: [1, 'a'], c: {} },
+      row: null,
+      h: 20,
+      ids: ['1'],
+      ts: 0,
+      order: 0,
+    };
+    const tomb: LocalRow = {
+      exists: false,
+      row: null,
+      clock: { i: null, c: {}, d: { at: [18, 'a'], n: [1, 'a'], seen: { i: [1, 'a'], c: {} } } },
+      top: 18,
+    };
     const d = decide(del, tomb, { columns, policy: latest });
     expect(d.action.kind).toBe('none');
     expect(d.conflicts).toEqual([]);
@@ -188,12 +246,42 @@ describe('conflict rules', () => {
 
   it('insert at one site, insert+delete of the same key at another: the same end state either way', () => {
     // b inserted and deleted (a bare tombstone of incarnation [20, b]); a inserted concurrently at 15
-    const tombAtB: LocalRow = { exists: false, row: null, clock: { i: null, c: {}, d: { at: [21, 'b'], n: [20, 'b'], seen: { i: [20, 'b'], c: {} } } }, top: 21 };
-    const insA: Consolidated = { kind: 'I', tbl: 'public.t', pk: '{"id": 1}', origin: 'a', ins: [15, 'a'], base: 0, cols: {}, row: '{"from":"a"}', h: 15, ids: ['1'], ts: 0, order: 0 };
+    const tombAtB: LocalRow = {
+      exists: false,
+      row: null,
+      clock: { i: null, c: {}, d: { at: [21, 'b'], n: [20, 'b'], seen: { i: [20, 'b'], c: {} } } },
+      top: 21,
+    };
+    const insA: Consolidated = {
+      kind: 'I',
+      tbl: 'public.t',
+      pk: '{"id": 1}',
+      origin: 'a',
+      ins: [15, 'a'],
+      base: 0,
+      cols: {},
+      row: '{"from":"a"}',
+      h: 15,
+      ids: ['1'],
+      ts: 0,
+      order: 0,
+    };
     const atB = decide(insA, tombAtB, { columns, policy: latest });
     expect(atB.action.kind).toBe('none');
     expect(atB.conflicts[0]).toMatchObject({ kind: 'insert-delete', loserSite: 'a' });
-    const delB: Consolidated = { kind: 'D', tbl: 'public.t', pk: '{"id": 1}', origin: 'b', ins: [20, 'b'], seen: { i: [20, 'b'], c: {} }, row: null, h: 21, ids: ['1'], ts: 0, order: 0 };
+    const delB: Consolidated = {
+      kind: 'D',
+      tbl: 'public.t',
+      pk: '{"id": 1}',
+      origin: 'b',
+      ins: [20, 'b'],
+      seen: { i: [20, 'b'], c: {} },
+      row: null,
+      h: 21,
+      ids: ['1'],
+      ts: 0,
+      order: 0,
+    };
     const atA = decide(delB, live({ i: [15, 'a'] }), { columns, policy: latest });
     expect(atA.action.kind).toBe('delete');
     expect(atA.conflicts[0]).toMatchObject({ kind: 'insert-delete', loserSite: 'a' });
@@ -201,20 +289,59 @@ describe('conflict rules', () => {
 
   it('a re-insert (newer incarnation) survives an older delete; an older insert does not', () => {
     const ins = (h: number, origin: string): Consolidated => ({
-      kind: 'I', tbl: 'public.t', pk: '{"id": 1}', origin, ins: [h, origin], base: 0, cols: {}, row: '{}', h, ids: ['1'], ts: 0, order: 0,
+      kind: 'I',
+      tbl: 'public.t',
+      pk: '{"id": 1}',
+      origin,
+      ins: [h, origin],
+      base: 0,
+      cols: {},
+      row: '{}',
+      h,
+      ids: ['1'],
+      ts: 0,
+      order: 0,
     });
-    const tomb: LocalRow = { exists: false, row: null, clock: { i: null, c: {}, d: { at: [20, 'b'], n: [10, 'a'], seen: { i: [10, 'a'], c: {} } } }, top: 20 };
+    const tomb: LocalRow = {
+      exists: false,
+      row: null,
+      clock: { i: null, c: {}, d: { at: [20, 'b'], n: [10, 'a'], seen: { i: [10, 'a'], c: {} } } },
+      top: 20,
+    };
     expect(decide(ins(30, 'a'), tomb, { columns, policy: latest }).action.kind).toBe('insert');
     const old = decide(ins(10, 'a'), tomb, { columns, policy: latest });
     expect(old.action.kind).toBe('none');
     expect(old.conflicts).toEqual([]); // the delete saw that insert
-    const del: Consolidated = { kind: 'D', tbl: 'public.t', pk: '{"id": 1}', origin: 'b', ins: [10, 'a'], seen: { i: [10, 'a'], c: {} }, row: null, h: 20, ids: ['1'], ts: 0, order: 0 };
+    const del: Consolidated = {
+      kind: 'D',
+      tbl: 'public.t',
+      pk: '{"id": 1}',
+      origin: 'b',
+      ins: [10, 'a'],
+      seen: { i: [10, 'a'], c: {} },
+      row: null,
+      h: 20,
+      ids: ['1'],
+      ts: 0,
+      order: 0,
+    };
     expect(decide(del, live({ i: [30, 'a'] }), { columns, policy: latest }).action.kind).toBe('none');
   });
 
   it('insert vs insert with the same key: column by column, the later insert wins, logged', () => {
     const inc: Consolidated = {
-      kind: 'I', tbl: 'public.t', pk: '{"id": 1}', origin: 'b', ins: [20, 'b'], base: 0, cols: {}, row: '{"from":"b"}', h: 20, ids: ['1'], ts: 0, order: 0,
+      kind: 'I',
+      tbl: 'public.t',
+      pk: '{"id": 1}',
+      origin: 'b',
+      ins: [20, 'b'],
+      base: 0,
+      cols: {},
+      row: '{"from":"b"}',
+      h: 20,
+      ids: ['1'],
+      ts: 0,
+      order: 0,
     };
     const atA = decide(inc, live({ i: [15, 'a'] }), { columns, policy: latest });
     expect(atA.action).toEqual({ kind: 'update', cols: ['a', 'b', 'id'] });
@@ -226,7 +353,11 @@ describe('conflict rules', () => {
   });
 
   it('an update of a row never seen here creates it from the entire row', () => {
-    const d = decide(U(20, 'b', { a: 1 }), { exists: false, row: null, clock: null, top: 0 }, { columns, policy: latest });
+    const d = decide(
+      U(20, 'b', { a: 1 }),
+      { exists: false, row: null, clock: null, top: 0 },
+      { columns, policy: latest },
+    );
     expect(d.action.kind).toBe('insert');
   });
 });

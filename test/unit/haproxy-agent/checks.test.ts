@@ -37,17 +37,34 @@ describe('checks', () => {
 
   it('message: HTTP status, TCP connect, refused', async () => {
     expect(await messageCheck(target(), messageCheckSchema.parse({}))(never)).toEqual({ ok: true });
-    expect(await messageCheck(target(), messageCheckSchema.parse({ path: '/nope' }))(never)).toEqual({ ok: false, reason: 'status 500 from /nope (expected 200)' });
+    expect(await messageCheck(target(), messageCheckSchema.parse({ path: '/nope' }))(never)).toEqual({
+      ok: false,
+      reason: 'status 500 from /nope (expected 200)',
+    });
     expect(await messageCheck(target(), messageCheckSchema.parse({ type: 'tcp' }))(never)).toEqual({ ok: true });
-    expect(await messageCheck({ host: '127.0.0.1', port: closedPort }, messageCheckSchema.parse({}))(never)).toEqual({ ok: false, reason: 'connection refused (/health)', certain: true });
-    expect(await messageCheck({ host: '127.0.0.1', port: closedPort }, messageCheckSchema.parse({ type: 'tcp' }))(never)).toEqual({ ok: false, reason: 'connection refused', certain: true });
+    expect(await messageCheck({ host: '127.0.0.1', port: closedPort }, messageCheckSchema.parse({}))(never)).toEqual({
+      ok: false,
+      reason: 'connection refused (/health)',
+      certain: true,
+    });
+    expect(
+      await messageCheck({ host: '127.0.0.1', port: closedPort }, messageCheckSchema.parse({ type: 'tcp' }))(never),
+    ).toEqual({ ok: false, reason: 'connection refused', certain: true });
   });
 
-  it("keyword: found, not found, a failing page, and only the first max-bytes are read", async () => {
+  it('keyword: found, not found, a failing page, and only the first max-bytes are read', async () => {
     expect(await keywordCheck(target(), keywordCheckSchema.parse({}), 'db1')(never)).toEqual({ ok: true });
-    expect(await keywordCheck(target(), keywordCheckSchema.parse({}), 'db2')(never)).toEqual({ ok: false, reason: "keyword 'db2' not found in /dbcheck" });
-    expect(await keywordCheck(target(), keywordCheckSchema.parse({ path: '/broken' }), 'db1')(never)).toEqual({ ok: false, reason: 'status 500 from /broken (expected 200): error: database "app" does not exist' });
-    expect(await keywordCheck(target(), keywordCheckSchema.parse({ path: '/big', 'max-bytes': 1000 }), 'db1')(never)).toEqual({ ok: false, reason: "keyword 'db1' not found in /big (first 1000 bytes)" });
+    expect(await keywordCheck(target(), keywordCheckSchema.parse({}), 'db2')(never)).toEqual({
+      ok: false,
+      reason: "keyword 'db2' not found in /dbcheck",
+    });
+    expect(await keywordCheck(target(), keywordCheckSchema.parse({ path: '/broken' }), 'db1')(never)).toEqual({
+      ok: false,
+      reason: 'status 500 from /broken (expected 200): error: database "app" does not exist',
+    });
+    expect(
+      await keywordCheck(target(), keywordCheckSchema.parse({ path: '/big', 'max-bytes': 1000 }), 'db1')(never),
+    ).toEqual({ ok: false, reason: "keyword 'db1' not found in /big (first 1000 bytes)" });
   });
 
   it('an aborted check (the runner timeout) settles at once', async () => {
@@ -59,6 +76,9 @@ describe('checks', () => {
 
   it('load: the first number of the body', async () => {
     expect(await loadCheck(target(), loadCheckSchema.parse({}))(never)).toEqual({ ok: true, value: 3.5 });
-    expect(await loadCheck(target(), loadCheckSchema.parse({ path: '/health' }))(never)).toEqual({ ok: false, reason: 'no number in /health' });
+    expect(await loadCheck(target(), loadCheckSchema.parse({ path: '/health' }))(never)).toEqual({
+      ok: false,
+      reason: 'no number in /health',
+    });
   });
 });

@@ -43,10 +43,26 @@ health:
     });
     expect(config.agent!.servers[0]!.checks).toEqual({
       message: { type: 'http', path: '/health', status: 200, 'interval-ms': 100, 'timeout-ms': 500, rise: 2, fall: 2 },
-      keyword: { path: '/dbcheck', status: 200, 'max-bytes': 65536, 'interval-ms': 100, 'timeout-ms': 1000, rise: 2, fall: 2 },
+      keyword: {
+        path: '/dbcheck',
+        status: 200,
+        'max-bytes': 65536,
+        'interval-ms': 100,
+        'timeout-ms': 1000,
+        rise: 2,
+        fall: 2,
+      },
       load: { path: '/load', capacity: 100, 'floor-percent': 10, 'interval-ms': 1000, 'timeout-ms': 1000 },
     });
-    expect(config.health).toEqual({ 'load-balancers': ['/run/haproxy/admin.sock'], backend: 'web', 'interval-ms': 250, 'event-ring': 'multisite', 'safety-interval-ms': 5000, 'timeout-ms': 1000, 'min-servers': 1 });
+    expect(config.health).toEqual({
+      'load-balancers': ['/run/haproxy/admin.sock'],
+      backend: 'web',
+      'interval-ms': 250,
+      'event-ring': 'multisite',
+      'safety-interval-ms': 5000,
+      'timeout-ms': 1000,
+      'min-servers': 1,
+    });
   });
 
   it('names the key and line of each mistake', () => {
@@ -66,7 +82,7 @@ health:
   interval-ms: 0
 `),
     ).toEqual([
-      "site.yaml:10:7: agent.servers[1].address: expected HOST:PORT, e.g. 127.0.0.11:8080",
+      'site.yaml:10:7: agent.servers[1].address: expected HOST:PORT, e.g. 127.0.0.11:8080',
       "site.yaml:11:27: agent.servers[1].checks.mesage: unknown key 'mesage'",
       'site.yaml:11:7: agent.servers[1].checks: give at least a message or a keyword check',
       'site.yaml:13:3: health.load-balancers: Too small: expected array to have >=1 items',

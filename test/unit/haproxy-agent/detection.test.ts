@@ -18,10 +18,16 @@ async function run(script: Outcome[], rise: number, fall: number) {
   let i = 0;
   const verdicts: (boolean | undefined)[] = [];
   const events: RunEvent[] = [];
-  const r = new CheckRunner('w1 message', async () => script[i++] ?? OK, { intervalMs: 100, timeoutMs: 80, rise, fall }, timers, (s: CheckState, e) => {
-    verdicts.push(s.up);
-    events.push(e);
-  });
+  const r = new CheckRunner(
+    'w1 message',
+    async () => script[i++] ?? OK,
+    { intervalMs: 100, timeoutMs: 80, rise, fall },
+    timers,
+    (s: CheckState, e) => {
+      verdicts.push(s.up);
+      events.push(e);
+    },
+  );
   r.start();
   await timers.advance(100 * (script.length - 1));
   r.stop();
@@ -50,7 +56,14 @@ describe('detection: certain, uncertain and local failures', () => {
   it('a check that cannot run here (EMFILE) keeps the verdict, up or down, and says so once per episode', async () => {
     const up = await run([OK, EMFILE, EMFILE, EMFILE, OK, EMFILE], 1, 1);
     expect(up.verdicts.every((v) => v === true)).toBe(true);
-    expect(up.events.map((e) => e.local)).toEqual([undefined, EMFILE.ok ? '' : EMFILE.reason, undefined, undefined, null, EMFILE.ok ? '' : EMFILE.reason]);
+    expect(up.events.map((e) => e.local)).toEqual([
+      undefined,
+      EMFILE.ok ? '' : EMFILE.reason,
+      undefined,
+      undefined,
+      null,
+      EMFILE.ok ? '' : EMFILE.reason,
+    ]);
     expect(up.events.filter((e) => e.couldNotRun)).toHaveLength(4);
     const down = await run([REFUSED, EMFILE, EMFILE], 1, 1);
     expect(down.verdicts).toEqual([false, false, false]);
@@ -78,27 +91,32 @@ describe('detection: certain, uncertain and local failures', () => {
   it('property: a flapping check flips the verdict no more often than rise and fall allow', () => {
     const outcome = fc.constantFrom(OK, OK, REFUSED, TIMEOUT, STATUS, EMFILE);
     return fc.assert(
-      fc.asyncProperty(fc.array(outcome, { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }), async (script, rise, fall) => {
-        const { verdicts } = await run(script, rise, fall);
-        // The reference model: the same rules, written from the docs, on the samples that count.
-        let up: boolean | undefined;
-        let oks = 0;
-        let fails = 0;
-        const expected = script.map((o) => {
-          if (!o.ok && o.local) return up;
-          if (o.ok) {
-            oks++;
-            fails = 0;
-            if (up === undefined || (!up && oks >= rise)) up = true;
-          } else {
-            fails++;
-            oks = 0;
-            if (up === undefined || (up && (o.certain || fails >= fall))) up = false;
-          }
-          return up;
-        });
-        expect(verdicts).toEqual(expected);
-      }),
+      fc.asyncProperty(
+        fc.array(outcome, { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (script, rise, fall) => {
+          const { verdicts } = await run(script, rise, fall);
+          // The reference model: the same rules, written from the docs, on the samples that count.
+          let up: boolean | undefined;
+          let oks = 0;
+          let fails = 0;
+          const expected = script.map((o) => {
+            if (!o.ok && o.local) return up;
+            if (o.ok) {
+              oks++;
+              fails = 0;
+              if (up === undefined || (!up && oks >= rise)) up = true;
+            } else {
+              fails++;
+              oks = 0;
+              if (up === undefined || (up && (o.certain || fails >= fall))) up = false;
+            }
+            return up;
+          });
+          expect(verdicts).toEqual(expected);
+        },
+      ),
     );
   });
 });

@@ -13,7 +13,15 @@ function setup(connections?: () => Promise<Map<string, number>>) {
   const servers = new Map(
     ['web/w1', 'web/w2'].map((name) => [
       name,
-      new ServerHealth(name, { message: { fn: scriptedCheck([true]), timing: t() }, load: { fn: scriptedCheck([2]), timing: t(1000), capacity: 8, floor: 10 } }, timers, 30_000),
+      new ServerHealth(
+        name,
+        {
+          message: { fn: scriptedCheck([true]), timing: t() },
+          load: { fn: scriptedCheck([2]), timing: t(1000), capacity: 8, floor: 10 },
+        },
+        timers,
+        30_000,
+      ),
     ]),
   );
   const reports: { at: number; report: LoadReport }[] = [];
@@ -43,7 +51,14 @@ describe('LoadSender', () => {
     await timers.advance(0);
     sender.start();
     await timers.advance(4000);
-    expect(reports.map((r) => `${r.at}:${r.report.server}`)).toEqual(['0:web/w1', '0:web/w2', '2000:web/w1', '2000:web/w2', '4000:web/w1', '4000:web/w2']);
+    expect(reports.map((r) => `${r.at}:${r.report.server}`)).toEqual([
+      '0:web/w1',
+      '0:web/w2',
+      '2000:web/w1',
+      '2000:web/w2',
+      '4000:web/w1',
+      '4000:web/w2',
+    ]);
     expect(reports[0]!.report).toMatchObject({ site: 'a', sender: 'agent-1', server: 'web/w1', up: true, load: 2 });
     expect(reports[0]!.report.connections).toBeUndefined();
     expect(new Set(reports.map((r) => r.report.seq)).size).toBe(reports.length);
@@ -51,7 +66,14 @@ describe('LoadSender', () => {
   });
 
   it("carries HAProxy's current sessions per server from the previous reading; unknown again when the reading fails", async () => {
-    const readings: (Map<string, number> | Error)[] = [new Map([['web/w1', 7], ['web/w2', 0]]), new Map([['web/w1', 9]]), new Error('socket gone')];
+    const readings: (Map<string, number> | Error)[] = [
+      new Map([
+        ['web/w1', 7],
+        ['web/w2', 0],
+      ]),
+      new Map([['web/w1', 9]]),
+      new Error('socket gone'),
+    ];
     const { timers, servers, sender, reports } = setup(async () => {
       const r = readings.shift() ?? new Error('no more');
       if (r instanceof Error) throw r;

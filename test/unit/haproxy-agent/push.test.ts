@@ -17,7 +17,8 @@ class FakeHaproxy implements PushTarget {
   private answer(cmd: string): Promise<void> {
     this.commands.push(cmd);
     if (this.mode === 'down') return Promise.reject(new RuntimeUnavailableError(cmd, this.socket, 'ECONNREFUSED'));
-    if (this.mode === 'no-such-server') return Promise.reject(new NoSuchServerError(cmd, this.socket, 'No such server.'));
+    if (this.mode === 'no-such-server')
+      return Promise.reject(new NoSuchServerError(cmd, this.socket, 'No such server.'));
     if (this.mode === 'hang') return new Promise((resolve) => this.hung.push(resolve));
     return Promise.resolve();
   }
@@ -28,13 +29,26 @@ class FakeHaproxy implements PushTarget {
 
   async showStat(): Promise<StatRow[]> {
     await this.answer('show stat');
-    return [...this.ownCheck].map(([name, c]) => ({ proxy: 'web', name, type: 'server', status: 'UP', weight: 1, currentSessions: 0, lastAgent: '', lastCheck: '', fields: { check_health: c.health, check_rise: c.rise } }));
+    return [...this.ownCheck].map(([name, c]) => ({
+      proxy: 'web',
+      name,
+      type: 'server',
+      status: 'UP',
+      weight: 1,
+      currentSessions: 0,
+      lastAgent: '',
+      lastCheck: '',
+      fields: { check_health: c.health, check_rise: c.rise },
+    }));
   }
 }
 
 function logCapture() {
   const lines: { level: number; msg: string }[] = [];
-  const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) });
+  const logger = pino(
+    { level: 'info' },
+    { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) },
+  );
   return { logger, lines };
 }
 
@@ -43,7 +57,13 @@ function setup(sockets = ['/a.sock']) {
   const fakes = sockets.map((s) => new FakeHaproxy(s));
   const { logger, lines } = logCapture();
   const results: { socket: string; result: PushResult }[] = [];
-  const pusher = new HaproxyPusher(fakes, { timers, logger, retryMs: 100, maxRetryMs: 400, onPush: (socket, _s, result) => results.push({ socket, result }) });
+  const pusher = new HaproxyPusher(fakes, {
+    timers,
+    logger,
+    retryMs: 100,
+    maxRetryMs: 400,
+    onPush: (socket, _s, result) => results.push({ socket, result }),
+  });
   return { timers, fakes, pusher, lines, results };
 }
 

@@ -7,7 +7,9 @@ const timing = { intervalMs: 100, timeoutMs: 80, rise: 2, fall: 2 };
 function runner(fn: (s: AbortSignal) => Promise<{ ok: true } | { ok: false; reason: string }>, opts = timing) {
   const timers = new VirtualTimers();
   const log: { at: number; up: boolean | undefined; reason: string; changed: boolean }[] = [];
-  const r = new CheckRunner('w1 message', fn, opts, timers, (s: CheckState, e) => log.push({ at: timers.now(), up: s.up, reason: s.reason, changed: e.changed }));
+  const r = new CheckRunner('w1 message', fn, opts, timers, (s: CheckState, e) =>
+    log.push({ at: timers.now(), up: s.up, reason: s.reason, changed: e.changed }),
+  );
   return { timers, r, log };
 }
 
@@ -38,7 +40,9 @@ describe('CheckRunner', () => {
     const timers = new VirtualTimers();
     const check = manualCheck(timers);
     const states: string[] = [];
-    const r = new CheckRunner('x', check.fn, { ...timing, timeoutMs: 150, fall: 1 }, timers, (s) => states.push(`${s.up}:${s.reason}`));
+    const r = new CheckRunner('x', check.fn, { ...timing, timeoutMs: 150, fall: 1 }, timers, (s) =>
+      states.push(`${s.up}:${s.reason}`),
+    );
     r.start();
     await timers.advance(149);
     expect(states).toEqual([]);
@@ -55,7 +59,19 @@ describe('CheckRunner', () => {
   });
 
   it('takes the first result as the state, then needs `fall` failures and `rise` successes in a row', async () => {
-    const { timers, r, log } = runner(scriptedCheck([true, 'connection refused', true, 'connection refused', 'status 500 from /health (expected 200)', 'timeout after 80 ms', true, true, true]));
+    const { timers, r, log } = runner(
+      scriptedCheck([
+        true,
+        'connection refused',
+        true,
+        'connection refused',
+        'status 500 from /health (expected 200)',
+        'timeout after 80 ms',
+        true,
+        true,
+        true,
+      ]),
+    );
     r.start();
     await timers.advance(850);
     r.stop();

@@ -18,7 +18,9 @@ function exchange(port: number, data: string | Buffer | null): Promise<string> {
     });
     s.on('data', (d) => (out += d.toString()));
     s.on('close', () => resolve(out));
-    s.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' || err.code === 'EPIPE' ? resolve(out) : reject(err)));
+    s.on('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'ECONNRESET' || err.code === 'EPIPE' ? resolve(out) : reject(err),
+    );
   });
 }
 
@@ -31,12 +33,39 @@ describe('AgentService (TCP, on loopback)', () => {
 
   beforeAll(async () => {
     const timing = { intervalMs: 100, timeoutMs: 80, rise: 1, fall: 1 };
-    servers.set('web/w1', new ServerHealth('web/w1', { message: { fn: scriptedCheck([true]), timing }, load: { fn: scriptedCheck([25]), timing, capacity: 100, floor: 10 } }, timers, 1000));
-    servers.set('web/w2', new ServerHealth('web/w2', { keyword: { fn: scriptedCheck(["keyword 'db1' not found in /dbcheck"]), timing } }, timers, 1000));
-    servers.set('web/w3', new ServerHealth('web/w3', { message: { fn: () => new Promise(() => {}), timing } }, timers, 1000));
+    servers.set(
+      'web/w1',
+      new ServerHealth(
+        'web/w1',
+        {
+          message: { fn: scriptedCheck([true]), timing },
+          load: { fn: scriptedCheck([25]), timing, capacity: 100, floor: 10 },
+        },
+        timers,
+        1000,
+      ),
+    );
+    servers.set(
+      'web/w2',
+      new ServerHealth(
+        'web/w2',
+        { keyword: { fn: scriptedCheck(["keyword 'db1' not found in /dbcheck"]), timing } },
+        timers,
+        1000,
+      ),
+    );
+    servers.set(
+      'web/w3',
+      new ServerHealth('web/w3', { message: { fn: () => new Promise(() => {}), timing } }, timers, 1000),
+    );
     for (const h of servers.values()) h.start();
     await timers.advance(0);
-    service = new AgentService(servers, { host: '127.0.0.1', port: 0, clientTimeoutMs: 150, maxLineBytes: 64, maxConnections: 10_000 }, new AgentMetrics(registry), pino({ level: 'silent' }));
+    service = new AgentService(
+      servers,
+      { host: '127.0.0.1', port: 0, clientTimeoutMs: 150, maxLineBytes: 64, maxConnections: 10_000 },
+      new AgentMetrics(registry),
+      pino({ level: 'silent' }),
+    );
     await service.start();
     port = service.address.port;
   });
@@ -67,9 +96,15 @@ describe('AgentService (TCP, on loopback)', () => {
 
   it('answers unknown names, junk and overlong lines `down #why` (HAProxy logs it), and closes silent clients', async () => {
     const unknown = await exchange(port, 'web/nope\n');
-    expect(unknown).toBe("down #unknown server 'web/nope' (agent-send must name one of agent.servers: web/w1, web/w2, web/w3)\n");
+    expect(unknown).toBe(
+      "down #unknown server 'web/nope' (agent-send must name one of agent.servers: web/w1, web/w2, web/w3)\n",
+    );
     // What HAProxy 2.6 makes of it: a health word (so the state change is logged) and the description.
-    expect(parseAgentReply(unknown)).toMatchObject({ complete: true, health: 'down', description: "unknown server 'web/nope' (agent-send must name one of agent.servers: web/w1, web/w2, web/w3)" });
+    expect(parseAgentReply(unknown)).toMatchObject({
+      complete: true,
+      health: 'down',
+      description: "unknown server 'web/nope' (agent-send must name one of agent.servers: web/w1, web/w2, web/w3)",
+    });
     expect(parseAgentReply(unknown).error).toBeUndefined();
     expect(await exchange(port, Buffer.from([0, 1, 2, 255, 10]))).toBe("down #not a server name: '????'\n");
     expect(await exchange(port, '\n')).toBe('down #empty request: agent-send must name a server\n');
@@ -94,7 +129,9 @@ describe('AgentService (TCP, on loopback)', () => {
   });
 
   it('serves a thousand concurrent connections, and still answers afterwards', async () => {
-    const replies = await Promise.all(Array.from({ length: 1000 }, (_, i) => exchange(port, i % 2 ? 'web/w1\n' : 'web/w2\n')));
+    const replies = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => exchange(port, i % 2 ? 'web/w1\n' : 'web/w2\n')),
+    );
     expect(replies.filter((r) => r === 'up 78%\n')).toHaveLength(500);
     expect(await exchange(port, 'web/w1\n')).toBe('up 78%\n');
     const metrics = await registry.getSingleMetricAsString('multisite_agent_replies_total');

@@ -47,9 +47,15 @@ export class VirtualTimers implements Timers {
 
 /** A check whose runs the test resolves by hand, recording when each started (virtual ms). */
 export function manualCheck(timers: VirtualTimers) {
-  const runs: { at: number; resolve: (o: { ok: true; value?: number } | { ok: false; reason: string }) => void; signal: AbortSignal }[] = [];
+  const runs: {
+    at: number;
+    resolve: (o: { ok: true; value?: number } | { ok: false; reason: string }) => void;
+    signal: AbortSignal;
+  }[] = [];
   const fn = (signal: AbortSignal) =>
-    new Promise<{ ok: true; value?: number } | { ok: false; reason: string }>((resolve) => runs.push({ at: timers.now(), resolve, signal }));
+    new Promise<{ ok: true; value?: number } | { ok: false; reason: string }>((resolve) =>
+      runs.push({ at: timers.now(), resolve, signal }),
+    );
   return { fn, runs };
 }
 

@@ -36,7 +36,12 @@ describe('Runtime API client', () => {
   }
 
   it('parses show stat by its header names, whatever the column order', async () => {
-    const { c, commands } = await client(() => statCsv([{ sv: 'w1', status: 'UP', weight: 100, agt: 'via agent : up' }, { sv: 'w2', status: 'DOWN', weight: 100, agt: "via agent : down (keyword 'db1', not found)" }]));
+    const { c, commands } = await client(() =>
+      statCsv([
+        { sv: 'w1', status: 'UP', weight: 100, agt: 'via agent : up' },
+        { sv: 'w2', status: 'DOWN', weight: 100, agt: "via agent : down (keyword 'db1', not found)" },
+      ]),
+    );
     const rows = await c.showStat({ proxy: 'web', serversOnly: true });
     expect(commands).toEqual(['show stat web 4 -1']);
     expect(rows.map((r) => [r.proxy, r.name, r.type, r.status, r.weight, r.lastAgent])).toEqual([
@@ -100,7 +105,11 @@ describe('Runtime API client', () => {
     expect(t).toBeInstanceOf(RuntimeTimeoutError);
     expect(t).toMatchObject({ command: 'show stat', timeoutMs: 100 });
     const missing = new RuntimeClient('/nonexistent/haproxy.sock');
-    await expect(missing.showStat()).rejects.toMatchObject({ name: 'RuntimeUnavailableError', code: 'ENOENT', command: 'show stat' });
+    await expect(missing.showStat()).rejects.toMatchObject({
+      name: 'RuntimeUnavailableError',
+      code: 'ENOENT',
+      command: 'show stat',
+    });
     await expect(missing.showStat()).rejects.toBeInstanceOf(RuntimeUnavailableError);
   });
 });

@@ -53,7 +53,15 @@ describe('EventStream', () => {
     const events: HaproxyEvent[] = [];
     const closes: string[] = [];
     let opens = 0;
-    const stream = new EventStream({ socket: ring.socket, ring: 'multisite', timers: realTimers, minBackoffMs: 1, onOpen: () => opens++, onEvent: (e) => events.push(e), onClose: (w) => closes.push(w) });
+    const stream = new EventStream({
+      socket: ring.socket,
+      ring: 'multisite',
+      timers: realTimers,
+      minBackoffMs: 1,
+      onOpen: () => opens++,
+      onEvent: (e) => events.push(e),
+      onClose: (w) => closes.push(w),
+    });
     cleanup.push(() => stream.stop());
     stream.start();
     await until(() => ring.conns.length === 1 && opens === 1, 'the subscription');
@@ -72,7 +80,16 @@ describe('EventStream', () => {
     const ring = await fakeRing([]);
     cleanup.push(ring.close);
     const closes: string[] = [];
-    const stream = new EventStream({ socket: ring.socket, ring: 'nosuch', timers: realTimers, minBackoffMs: 1, maxBackoffMs: 4, onOpen: () => {}, onEvent: () => {}, onClose: (w) => closes.push(w) });
+    const stream = new EventStream({
+      socket: ring.socket,
+      ring: 'nosuch',
+      timers: realTimers,
+      minBackoffMs: 1,
+      maxBackoffMs: 4,
+      onOpen: () => {},
+      onEvent: () => {},
+      onClose: (w) => closes.push(w),
+    });
     stream.start();
     await until(() => closes.length >= 3, 'retries');
     stream.stop();
@@ -81,11 +98,29 @@ describe('EventStream', () => {
 
   it('retries a socket that does not exist (HAProxy not started yet) and refuses a ring name that would extend the command', async () => {
     const closes: string[] = [];
-    const stream = new EventStream({ socket: '/nonexistent/haproxy.sock', ring: 'multisite', timers: realTimers, minBackoffMs: 1, onOpen: () => {}, onEvent: () => {}, onClose: (w) => closes.push(w) });
+    const stream = new EventStream({
+      socket: '/nonexistent/haproxy.sock',
+      ring: 'multisite',
+      timers: realTimers,
+      minBackoffMs: 1,
+      onOpen: () => {},
+      onEvent: () => {},
+      onClose: (w) => closes.push(w),
+    });
     stream.start();
     await until(() => closes.length >= 2, 'retries');
     stream.stop();
     expect(closes[0]).toBe('cannot follow /nonexistent/haproxy.sock: ENOENT');
-    expect(() => new EventStream({ socket: 's', ring: 'a;b', timers: realTimers, onOpen: () => {}, onEvent: () => {}, onClose: () => {} })).toThrow(/not a valid HAProxy ring name/);
+    expect(
+      () =>
+        new EventStream({
+          socket: 's',
+          ring: 'a;b',
+          timers: realTimers,
+          onOpen: () => {},
+          onEvent: () => {},
+          onClose: () => {},
+        }),
+    ).toThrow(/not a valid HAProxy ring name/);
   });
 });

@@ -15,11 +15,35 @@ const STREAM = [
 ].join('\n');
 
 const EXPECTED: HaproxyEvent[] = [
-  { type: 'server', backend: 'web', server: 'w1', kind: 'down', message: expect.stringMatching(/^Server web\/w1 is DOWN, reason: Layer4/) as unknown as string },
+  {
+    type: 'server',
+    backend: 'web',
+    server: 'w1',
+    kind: 'down',
+    message: expect.stringMatching(/^Server web\/w1 is DOWN, reason: Layer4/) as unknown as string,
+  },
   { type: 'backend', backend: 'web', message: 'backend web has no server available!' },
-  { type: 'server', backend: 'web', server: 'w2', kind: 'maint', message: 'Server web/w2 was DOWN and now enters maintenance.' },
-  { type: 'server', backend: 'web', server: 'w1', kind: 'ready', message: 'Server web/w1 is UP/READY (leaving forced maintenance).' },
-  { type: 'server', backend: 'part-x', server: 'w3', kind: 'up', message: expect.stringMatching(/^Backup Server part-x\/w3 is UP/) as unknown as string },
+  {
+    type: 'server',
+    backend: 'web',
+    server: 'w2',
+    kind: 'maint',
+    message: 'Server web/w2 was DOWN and now enters maintenance.',
+  },
+  {
+    type: 'server',
+    backend: 'web',
+    server: 'w1',
+    kind: 'ready',
+    message: 'Server web/w1 is UP/READY (leaving forced maintenance).',
+  },
+  {
+    type: 'server',
+    backend: 'part-x',
+    server: 'w3',
+    kind: 'up',
+    message: expect.stringMatching(/^Backup Server part-x\/w3 is UP/) as unknown as string,
+  },
   { type: 'server', backend: 'web', server: 'w1', kind: 'drain', message: 'Server web/w1 enters drain state.' },
   { type: 'text', message: 'Proxy web started. é' },
 ];
@@ -29,8 +53,19 @@ describe('HAProxy ring events', () => {
     const all = new EventLineParser().push(Buffer.from(STREAM));
     expect(all).toEqual(EXPECTED);
     const msg = 'Server web/w1 is DOWN, reason: Agent reports down.';
-    for (const line of [`<129>Dec  5 09:06:41 host haproxy[21042]: ${msg}`, `<129>${msg}`, msg, `<129>1 2026-12-05T09:06:41Z host haproxy 1 - [x@1 a="b"] ${msg}`]) {
-      expect(parseEventLine(line)).toEqual({ type: 'server', backend: 'web', server: 'w1', kind: 'down', message: msg });
+    for (const line of [
+      `<129>Dec  5 09:06:41 host haproxy[21042]: ${msg}`,
+      `<129>${msg}`,
+      msg,
+      `<129>1 2026-12-05T09:06:41Z host haproxy 1 - [x@1 a="b"] ${msg}`,
+    ]) {
+      expect(parseEventLine(line)).toEqual({
+        type: 'server',
+        backend: 'web',
+        server: 'w1',
+        kind: 'down',
+        message: msg,
+      });
     }
     expect(parseEventLine('No such event sink')).toEqual({ type: 'text', message: 'No such event sink' });
     expect(parseEventLine('   ')).toBeUndefined();
@@ -62,6 +97,8 @@ describe('HAProxy ring events', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 500 }), (b) => void new EventLineParser().push(Buffer.from(b))));
     const p = new EventLineParser();
     expect(p.push(Buffer.alloc(MAX_EVENT_LINE, 'x'))).toEqual([]);
-    expect(p.push(Buffer.from('xx\nServer web/w1 is UP.\n'))).toEqual([{ type: 'server', backend: 'web', server: 'w1', kind: 'up', message: 'Server web/w1 is UP.' }]);
+    expect(p.push(Buffer.from('xx\nServer web/w1 is UP.\n'))).toEqual([
+      { type: 'server', backend: 'web', server: 'w1', kind: 'up', message: 'Server web/w1 is UP.' },
+    ]);
   });
 });

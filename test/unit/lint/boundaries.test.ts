@@ -61,7 +61,7 @@ function fixture(files: Record<string, string>): string {
 }
 
 const parts = {
-  'src/pdns-backend/index.ts': "export const backend = 1;\n",
+  'src/pdns-backend/index.ts': 'export const backend = 1;\n',
   'src/site-health/index.ts': "export { table } from './state-table.js';\n",
   'src/site-health/state-table.ts': 'export const table = 1;\n',
   'src/lab/ports.ts': 'export const port = 1;\n',
@@ -75,28 +75,63 @@ describe('import boundaries (make lint)', () => {
   });
 
   it('fails on a forbidden arrow: site health importing the backend', async () => {
-    const r = await cruise(fixture({ ...parts, 'src/site-health/peers.ts': "import { backend } from '../pdns-backend/index.js';\nexport const x = backend;\n" }));
-    expect(r.violations).toContainEqual({ rule: 'arrow-from-site-health', from: 'src/site-health/peers.ts', to: 'src/pdns-backend/index.ts' });
+    const r = await cruise(
+      fixture({
+        ...parts,
+        'src/site-health/peers.ts': "import { backend } from '../pdns-backend/index.js';\nexport const x = backend;\n",
+      }),
+    );
+    expect(r.violations).toContainEqual({
+      rule: 'arrow-from-site-health',
+      from: 'src/site-health/peers.ts',
+      to: 'src/pdns-backend/index.ts',
+    });
   });
 
-  it('fails on an import past another part\'s index.ts', async () => {
-    const r = await cruise(fixture({ ...parts, 'src/pdns-backend/order.ts': "import { table } from '../site-health/state-table.js';\nexport const x = table;\n" }));
-    expect(r.violations).toContainEqual({ rule: 'past-index', from: 'src/pdns-backend/order.ts', to: 'src/site-health/state-table.ts' });
+  it("fails on an import past another part's index.ts", async () => {
+    const r = await cruise(
+      fixture({
+        ...parts,
+        'src/pdns-backend/order.ts':
+          "import { table } from '../site-health/state-table.js';\nexport const x = table;\n",
+      }),
+    );
+    expect(r.violations).toContainEqual({
+      rule: 'past-index',
+      from: 'src/pdns-backend/order.ts',
+      to: 'src/site-health/state-table.ts',
+    });
   });
 
   it('fails when product code imports the lab', async () => {
-    const r = await cruise(fixture({ ...parts, 'src/pdns-backend/x.ts': "import { port } from '../lab/ports.js';\nexport const x = port;\n" }));
-    expect(r.violations).toContainEqual({ rule: 'arrow-from-pdns-backend', from: 'src/pdns-backend/x.ts', to: 'src/lab/ports.ts' });
+    const r = await cruise(
+      fixture({
+        ...parts,
+        'src/pdns-backend/x.ts': "import { port } from '../lab/ports.js';\nexport const x = port;\n",
+      }),
+    );
+    expect(r.violations).toContainEqual({
+      rule: 'arrow-from-pdns-backend',
+      from: 'src/pdns-backend/x.ts',
+      to: 'src/lab/ports.ts',
+    });
   });
 
   it('passes the same fixture without the forbidden import', async () => {
-    const r = await cruise(fixture({ ...parts, 'src/pdns-backend/x.ts': "import { table } from '../site-health/index.js';\nexport const x = table;\n" }));
+    const r = await cruise(
+      fixture({
+        ...parts,
+        'src/pdns-backend/x.ts': "import { table } from '../site-health/index.js';\nexport const x = table;\n",
+      }),
+    );
     expect(r.violations).toEqual([]);
   });
 
   it('the list names every part, allows none of the forbidden arrows and has no folder cycle', () => {
     const folders = readdirSync(join(root, 'src'), { withFileTypes: true }).map((e) => e.name);
-    expect(Object.keys(boundaries.allowed).sort()).toEqual(folders.filter((f) => !f.endsWith('.ts') || f === 'index.ts').sort());
+    expect(Object.keys(boundaries.allowed).sort()).toEqual(
+      folders.filter((f) => !f.endsWith('.ts') || f === 'index.ts').sort(),
+    );
     for (const f of boundaries.forbidden) {
       for (const [from, to] of Object.entries(boundaries.allowed)) {
         if (f.from !== '*' && f.from !== from) continue;

@@ -63,16 +63,20 @@ describe('haproxy-config generator', () => {
     // local servers are backups of every partition backend, checked once (track)
     expect(b).toContain('server w1 127.0.0.31:8080 weight 100 backup track web/w1');
     // agent-check on every pool server line, as docs/agent.md gives it
-    expect(b).toContain('server w1 127.0.0.31:8080 weight 100 check inter 1s agent-check agent-addr 127.0.0.3 agent-port 5555 agent-send "web/w1\\n" agent-inter 500ms');
+    expect(b).toContain(
+      'server w1 127.0.0.31:8080 weight 100 check inter 1s agent-check agent-addr 127.0.0.3 agent-port 5555 agent-send "web/w1\\n" agent-inter 500ms',
+    );
     expect(b).toContain('stats socket /run/multisite/haproxy-b.sock mode 600 level admin');
     expect(b).toContain('use_backend web if forwarded');
     expect(b).toContain('http-request set-header X-Multisite-Forwarded b');
   });
 
-  it('without an agent address the servers keep HAProxy\'s own check only', () => {
+  it("without an agent address the servers keep HAProxy's own check only", () => {
     const text = TWO_SITES.replace('      agent: 127.0.0.3:5555\n', '');
     const out = generateHaproxyConfig(parseConfig(text, 'x.yaml').config, { site: 'b' });
-    expect(out).toContain('server w1 127.0.0.31:8080 weight 100 check inter 1s observe layer4 error-limit 1 on-error mark-down\n');
+    expect(out).toContain(
+      'server w1 127.0.0.31:8080 weight 100 check inter 1s observe layer4 error-limit 1 on-error mark-down\n',
+    );
     expect(haproxyCheck(out).ok).toBe(true);
   });
 
@@ -82,7 +86,9 @@ describe('haproxy-config generator', () => {
       '    c:\n      listen: 127.0.0.4:8080\n      inter-site: 127.0.0.4:8081\n      stats-socket: /run/c.sock\n      servers: [{ name: w1, address: 127.0.0.41:8080 }]\n  list:\n',
     );
     const out = generateHaproxyConfig(parseConfig(three, 'x.yaml').config, { site: 'c' });
-    expect(out).toMatch(/backend part-p1\n[\s\S]*?server remote\.a 127\.0\.0\.2:8080 [^\n]*rise 2\n {4}server remote\.b 127\.0\.0\.3:8080 [^\n]*disabled\n/);
+    expect(out).toMatch(
+      /backend part-p1\n[\s\S]*?server remote\.a 127\.0\.0\.2:8080 [^\n]*rise 2\n {4}server remote\.b 127\.0\.0\.3:8080 [^\n]*disabled\n/,
+    );
     expect(out).toContain('bind 127.0.0.4:8080');
     expect(haproxyCheck(out).ok).toBe(true);
   });

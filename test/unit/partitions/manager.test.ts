@@ -47,7 +47,19 @@ describe('PartitionManager (virtual time)', () => {
     await timers.advance(60_000); // b has been usable for a minute as far as a knows
     await manager.start();
     // b's own announcement (b's pool died) arrives before a's heartbeats say b is down
-    await manager.merge([{ partition: 'p2', home: 'b', active: 'a', epoch: 2, since: timers.now(), reason: 'failure transfer: b is down' }], 'b');
+    await manager.merge(
+      [
+        {
+          partition: 'p2',
+          home: 'b',
+          active: 'a',
+          epoch: 2,
+          since: timers.now(),
+          reason: 'failure transfer: b is down',
+        },
+      ],
+      'b',
+    );
     await timers.advance(1500);
     expect(manager.get('p2')).toMatchObject({ active: 'a', epoch: 2 });
     table.setHealth('b', 'peers', false, 'verified down');
@@ -68,7 +80,10 @@ describe('PartitionManager (virtual time)', () => {
     const { timers, manager, announced } = siteA();
     await timers.advance(60_000);
     await manager.start();
-    await manager.merge([{ partition: 'p2', home: 'b', active: 'a', epoch: 2, since: 0, reason: 'failure transfer: b is down' }], 'b');
+    await manager.merge(
+      [{ partition: 'p2', home: 'b', active: 'a', epoch: 2, since: 0, reason: 'failure transfer: b is down' }],
+      'b',
+    );
     const adopted = timers.now();
     await timers.advance(1999);
     expect(manager.get('p2')!.active).toBe('a');
@@ -94,7 +109,10 @@ describe('PartitionManager (virtual time)', () => {
   it("start grace: a peer's newer record is adopted at once", async () => {
     const { timers, manager } = siteA(5000);
     await manager.start();
-    await manager.merge([{ partition: 'p1', home: 'a', active: 'b', epoch: 4, since: 0, reason: 'failure transfer: a is down' }], 'b');
+    await manager.merge(
+      [{ partition: 'p1', home: 'a', active: 'b', epoch: 4, since: 0, reason: 'failure transfer: a is down' }],
+      'b',
+    );
     expect(manager.get('p1')).toMatchObject({ active: 'b', epoch: 4 });
     await timers.advance(10_000);
     expect(manager.get('p1')).toMatchObject({ active: 'b', epoch: 4 }); // p1 is manual failback
@@ -106,7 +124,10 @@ describe('PartitionManager (virtual time)', () => {
     const { timers, manager } = siteA(0, lag);
     await timers.advance(60_000);
     await manager.start();
-    await manager.merge([{ partition: 'p2', home: 'b', active: 'a', epoch: 2, since: 0, reason: 'failure transfer: b is down' }], 'b');
+    await manager.merge(
+      [{ partition: 'p2', home: 'b', active: 'a', epoch: 2, since: 0, reason: 'failure transfer: b is down' }],
+      'b',
+    );
     await timers.advance(10_000); // hold-down (2 s) long over, lag 5000 > max 1000
     expect(manager.get('p2')).toMatchObject({ active: 'a', epoch: 2 });
     lag.ms = undefined; // the replica cannot be read
@@ -129,7 +150,13 @@ describe('PartitionManager (virtual time)', () => {
       expect(() => siteA(0, { ms: 0 }, file)).toThrow(StateFileError);
       writeFileSync(file, '{"site": "a", "partitions": [{"partition": "p1", "active": 3}]}');
       expect(() => siteA(0, { ms: 0 }, file)).toThrow(/partitions\[0\]/);
-      writeFileSync(file, JSON.stringify({ site: 'a', partitions: [{ partition: 'p1', home: 'a', active: 'b', epoch: 4, since: 1, reason: 'failure transfer' }] }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          site: 'a',
+          partitions: [{ partition: 'p1', home: 'a', active: 'b', epoch: 4, since: 1, reason: 'failure transfer' }],
+        }),
+      );
       expect(siteA(0, { ms: 0 }, file).manager.get('p1')).toMatchObject({ active: 'b', epoch: 4 });
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,10 @@ const cfg = (over: Partial<BalancedConfig> = {}): BalancedConfig => ({
   ...over,
 });
 const sites = ['a', 'b', 'c'];
-const up = (...s: string[]) => (x: string) => s.includes(x);
+const up =
+  (...s: string[]) =>
+  (x: string) =>
+    s.includes(x);
 
 describe('balanced order', () => {
   it('puts the local site first, then the others in configured order', () => {
@@ -23,14 +26,29 @@ describe('balanced order', () => {
     const b = compileBalanced(cfg(), 'a', sites);
     for (let mask = 1; mask < 8; mask++) {
       const alive = sites.filter((_, i) => mask & (1 << i));
-      expect(decide(b, up(...alive))).toEqual({ kind: 'sites', sites: ['a', 'b', 'c'].filter((s) => alive.includes(s)) });
+      expect(decide(b, up(...alive))).toEqual({
+        kind: 'sites',
+        sites: ['a', 'b', 'c'].filter((s) => alive.includes(s)),
+      });
     }
   });
 
   it('answers the fallback when no site is up', () => {
-    expect(decide(compileBalanced(cfg(), 'c', sites), up())).toEqual({ kind: 'fallback', fallback: 'all', sites: ['c', 'a', 'b'] });
-    expect(decide(compileBalanced(cfg({ fallback: 'servfail' }), 'a', sites), up())).toEqual({ kind: 'fallback', fallback: 'servfail', sites: [] });
-    expect(decide(compileBalanced(cfg({ fallback: 'empty' }), 'a', sites), up())).toEqual({ kind: 'fallback', fallback: 'empty', sites: [] });
+    expect(decide(compileBalanced(cfg(), 'c', sites), up())).toEqual({
+      kind: 'fallback',
+      fallback: 'all',
+      sites: ['c', 'a', 'b'],
+    });
+    expect(decide(compileBalanced(cfg({ fallback: 'servfail' }), 'a', sites), up())).toEqual({
+      kind: 'fallback',
+      fallback: 'servfail',
+      sites: [],
+    });
+    expect(decide(compileBalanced(cfg({ fallback: 'empty' }), 'a', sites), up())).toEqual({
+      kind: 'fallback',
+      fallback: 'empty',
+      sites: [],
+    });
   });
 
   it('follows a fixed order under the failover policy, wherever it runs', () => {
@@ -46,6 +64,9 @@ describe('balanced order', () => {
 
   it('splits addresses by family, keeping site order', () => {
     const b = compileBalanced(cfg(), 'c', sites);
-    expect(addressesFor(b, ['c', 'a'])).toEqual({ a: ['203.0.113.1', '203.0.113.2', '192.0.2.1'], aaaa: ['2001:db8::1'] });
+    expect(addressesFor(b, ['c', 'a'])).toEqual({
+      a: ['203.0.113.1', '203.0.113.2', '192.0.2.1'],
+      aaaa: ['2001:db8::1'],
+    });
   });
 });

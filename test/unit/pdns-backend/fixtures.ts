@@ -25,7 +25,13 @@ export function exampleZone(): LoadedZone {
 export function exampleHandler(local = 'a') {
   const table = new SiteStateTable(['a', 'b', 'c']);
   const balanced = compileBalanced(
-    { name: 'www.example.com.', ttl: 20, fallback: 'all', policy: 'local-first', addresses: { a: ['192.0.2.1', '2001:db8::1'], b: ['198.51.100.1'] } },
+    {
+      name: 'www.example.com.',
+      ttl: 20,
+      fallback: 'all',
+      policy: 'local-first',
+      addresses: { a: ['192.0.2.1', '2001:db8::1'], b: ['198.51.100.1'] },
+    },
     local,
     ['a', 'b', 'c'],
   );

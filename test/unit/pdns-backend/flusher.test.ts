@@ -30,13 +30,27 @@ async function fakeApi(statuses: number[], delayMs = 0): Promise<{ url: string; 
   return { url: `http://127.0.0.1:${(server!.address() as { port: number }).port}`, seen };
 }
 
-const make = (url: string, retries = 3, settleMs = 0, extra: { zones?: string[]; concurrency?: number; logs?: string[] } = {}) => {
+const make = (
+  url: string,
+  retries = 3,
+  settleMs = 0,
+  extra: { zones?: string[]; concurrency?: number; logs?: string[] } = {},
+) => {
   const registry = new Registry();
   const metrics = new BackendMetrics(registry);
   const { logs, ...more } = extra;
-  const logger = logs ? pino({ level: 'warn' }, { write: (l: string) => void logs.push(JSON.parse(l).msg as string) }) : pino({ level: 'silent' });
-  const flusher = new Flusher({ url, serverId: 'localhost', apiKey: 'sekrit', timeoutMs: 500, retries, backoffMs: 1, settleMs, ...more }, logger, metrics);
-  const count = async (result: string) => (await registry.getSingleMetric('multisite_backend_cache_flushes_total')!.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+  const logger = logs
+    ? pino({ level: 'warn' }, { write: (l: string) => void logs.push(JSON.parse(l).msg as string) })
+    : pino({ level: 'silent' });
+  const flusher = new Flusher(
+    { url, serverId: 'localhost', apiKey: 'sekrit', timeoutMs: 500, retries, backoffMs: 1, settleMs, ...more },
+    logger,
+    metrics,
+  );
+  const count = async (result: string) =>
+    (await registry.getSingleMetric('multisite_backend_cache_flushes_total')!.get()).values.find(
+      (v) => v.labels.result === result,
+    )?.value ?? 0;
   return { flusher, count };
 };
 
@@ -46,7 +60,9 @@ describe('PowerDNS cache flusher', () => {
     const { flusher, count } = make(api.url);
     flusher.flush(['www.example.com.']);
     await flusher.settled();
-    expect(api.seen).toEqual([{ method: 'PUT', url: '/api/v1/servers/localhost/cache/flush?domain=www.example.com.', key: 'sekrit' }]);
+    expect(api.seen).toEqual([
+      { method: 'PUT', url: '/api/v1/servers/localhost/cache/flush?domain=www.example.com.', key: 'sekrit' },
+    ]);
     expect(await count('ok')).toBe(1);
   });
 
@@ -91,7 +107,9 @@ describe('PowerDNS cache flusher', () => {
     const { flusher } = make(api.url, 3, 40);
     flusher.flush(['a.example.com.']);
     await waitFor('the settle flush', () => api.seen.length >= 2, 2000, 5);
-    expect(api.seen.map((s) => s.url)).toEqual(Array(2).fill('/api/v1/servers/localhost/cache/flush?domain=a.example.com.'));
+    expect(api.seen.map((s) => s.url)).toEqual(
+      Array(2).fill('/api/v1/servers/localhost/cache/flush?domain=a.example.com.'),
+    );
   });
 
   it('covers 10,000 changed names of a zone with one call, and several zones with one call each', async () => {
@@ -102,7 +120,12 @@ describe('PowerDNS cache flusher', () => {
     expect(api.seen.map((s) => s.url)).toEqual(['/api/v1/servers/localhost/cache/flush?domain=lb.example.com.']);
     flusher.flush(['a.example.com.', 'b.example.com.', 'www.example.net.']);
     await flusher.settled();
-    expect(api.seen.slice(1).map((s) => s.url!.split('=')[1]).sort()).toEqual(['example.com.', 'www.example.net.']);
+    expect(
+      api.seen
+        .slice(1)
+        .map((s) => s.url!.split('=')[1])
+        .sort(),
+    ).toEqual(['example.com.', 'www.example.net.']);
   });
 
   it('keeps at most `concurrency` calls in flight and still flushes every target', async () => {
@@ -115,7 +138,9 @@ describe('PowerDNS cache flusher', () => {
       setImmediate(() => (inFlight--, res.end('{}')));
     });
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
-    const { flusher } = make(`http://127.0.0.1:${(server.address() as { port: number }).port}`, 3, 0, { concurrency: 2 });
+    const { flusher } = make(`http://127.0.0.1:${(server.address() as { port: number }).port}`, 3, 0, {
+      concurrency: 2,
+    });
     flusher.flush(Array.from({ length: 20 }, (_, i) => `n${i}.example.org.`));
     await flusher.settled();
     expect(seen).toHaveLength(20);

@@ -21,7 +21,11 @@ const lookup = { method: 'lookup', parameters: { qtype: 'A', qname: 'www.example
 
 describe('HTTP connector', () => {
   it('answers post_json requests (the JSON request is the body)', async () => {
-    const res = await fetch(`${base}/dns`, { method: 'POST', headers: { 'content-type': 'text/javascript; charset=utf-8' }, body: JSON.stringify(lookup) });
+    const res = await fetch(`${base}/dns`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/javascript; charset=utf-8' },
+      body: JSON.stringify(lookup),
+    });
     expect(res.status).toBe(200);
     expect(await res.text()).toBe(handler.handleLine(JSON.stringify(lookup)));
   });
@@ -35,7 +39,10 @@ describe('HTTP connector', () => {
   it('refuses REST GETs with the settings to use', async () => {
     const res = await fetch(`${base}/dns/lookup/www.example.com./A`);
     expect(res.status).toBe(405);
-    expect(await res.json()).toEqual({ result: false, log: ['use remote-connection-string=http:url=...,post=1,post_json=1'] });
+    expect(await res.json()).toEqual({
+      result: false,
+      log: ['use remote-connection-string=http:url=...,post=1,post_json=1'],
+    });
   });
 
   it('refuses oversized bodies and malformed JSON with a reason', async () => {
@@ -44,9 +51,18 @@ describe('HTTP connector', () => {
     expect(big.status).toBe(413);
     expect(await big.json()).toEqual({ result: false, log: ['request longer than 4096 bytes'] });
     const bad = await fetch(`${base}/dns`, { method: 'POST', body: '{"method":' });
-    expect((await bad.json()) as object).toMatchObject({ result: false, log: [expect.stringMatching(/^malformed JSON/)] });
-    const badForm = await fetch(`${base}/dns/lookup`, { method: 'POST', body: new URLSearchParams({ parameters: '{' }) });
-    expect((await badForm.json()) as object).toMatchObject({ result: false, log: [expect.stringMatching(/form field parameters/)] });
+    expect((await bad.json()) as object).toMatchObject({
+      result: false,
+      log: [expect.stringMatching(/^malformed JSON/)],
+    });
+    const badForm = await fetch(`${base}/dns/lookup`, {
+      method: 'POST',
+      body: new URLSearchParams({ parameters: '{' }),
+    });
+    expect((await badForm.json()) as object).toMatchObject({
+      result: false,
+      log: [expect.stringMatching(/form field parameters/)],
+    });
     // Still serving.
     const ok = await fetch(`${base}/dns`, { method: 'POST', body: JSON.stringify(lookup) });
     expect(ok.status).toBe(200);

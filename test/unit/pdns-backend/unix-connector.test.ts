@@ -19,7 +19,12 @@ beforeAll(() => connector.start());
 afterAll(() => connector.stop());
 
 /** A client that collects response lines. */
-function client(): Promise<{ sock: Socket; lines: string[]; next(n?: number): Promise<string[]>; closed: Promise<void> }> {
+function client(): Promise<{
+  sock: Socket;
+  lines: string[];
+  next(n?: number): Promise<string[]>;
+  closed: Promise<void>;
+}> {
   return new Promise((resolve, reject) => {
     const sock = connect(path);
     const lines: string[] = [];
@@ -54,7 +59,10 @@ function client(): Promise<{ sock: Socket; lines: string[]; next(n?: number): Pr
   });
 }
 
-const lookupLine = JSON.stringify({ method: 'lookup', parameters: { qtype: 'A', qname: 'www.example.com.', 'zone-id': 1 } });
+const lookupLine = JSON.stringify({
+  method: 'lookup',
+  parameters: { qtype: 'A', qname: 'www.example.com.', 'zone-id': 1 },
+});
 const expected = handler.handleLine(lookupLine);
 
 describe('unix connector framing', () => {
@@ -90,7 +98,11 @@ describe('unix connector framing', () => {
     }
     c.sock.write(`\n${lookupLine}\n{"method":"initialize","parameters":{}}\n`);
     replies.push(...(await c.next(3)));
-    expect(replies).toEqual([JSON.stringify({ result: false, log: ['request longer than 4096 bytes'] }), expected, '{"result":true}']);
+    expect(replies).toEqual([
+      JSON.stringify({ result: false, log: ['request longer than 4096 bytes'] }),
+      expected,
+      '{"result":true}',
+    ]);
     c.sock.end();
   });
   // Random and mutated requests, values and framing: test/fuzz/remote-backend-unix.test.ts.

@@ -64,7 +64,10 @@ describe('zones with records outside them (issue 15, item 3)', () => {
     const broken = join(dir, 'broken.zone');
     writeFileSync(broken, '$ORIGIN broken.test.\n@ SOA ns1 hostmaster 1 3600 600 86400 60\nwww A 999.1.1.1\n');
     const file = join(dir, 'broken.yaml');
-    writeFileSync(file, `site: a\nsites: [{ name: a }]\nzones:\n  - name: broken.test\n    file: ${broken}\n  - name: nosoa.test\n    records: ["@ NS ns1"]\n  - name: example.com\n    file: ${fixtures}/example.com.zone\n`);
+    writeFileSync(
+      file,
+      `site: a\nsites: [{ name: a }]\nzones:\n  - name: broken.test\n    file: ${broken}\n  - name: nosoa.test\n    records: ["@ NS ns1"]\n  - name: example.com\n    file: ${fixtures}/example.com.zone\n`,
+    );
     const result = loadZones(loadConfig(file));
     expect(result.zones.map((z) => z.name)).toEqual(['example.com.']);
     expect(result.refused.map((r) => r.zone)).toEqual(['broken.test.', 'nosoa.test.']);

@@ -1,7 +1,14 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decode, encode, MAX_DATAGRAM, MAX_PROBES, type Message, type SharedProbe } from '../../../src/site-health/peers/codec.js';
+import {
+  decode,
+  encode,
+  MAX_DATAGRAM,
+  MAX_PROBES,
+  type Message,
+  type SharedProbe,
+} from '../../../src/site-health/peers/codec.js';
 
 const key = Buffer.from('a shared key of at least 16 bytes');
 const hb: Message = {
@@ -13,25 +20,63 @@ const hb: Message = {
   time: 1_700_000_001_234,
   summary: { pool: 'up', usable: 3, servers: 4, load: 1.25, responseMs: 12.345, replicationLagMs: 250 },
 };
-const ann: Message = { type: 'announce', site: 'paris', sender: 'p1', boot: 1, seq: 2, time: 3, subject: 'london', state: 'down', reason: 'tcp 127.0.0.3:80: ECONNREFUSED — verified' };
+const ann: Message = {
+  type: 'announce',
+  site: 'paris',
+  sender: 'p1',
+  boot: 1,
+  seq: 2,
+  time: 3,
+  subject: 'london',
+  state: 'down',
+  reason: 'tcp 127.0.0.3:80: ECONNREFUSED — verified',
+};
 
 /** Signs arbitrary bytes as a datagram, to reach the parser behind the MAC. */
 const signed = (body: Buffer) => Buffer.concat([body, createHmac('sha256', key).update(body).digest()]);
 
-const probe = (i: number): SharedProbe => ({ key: `10.${i}.7.0/24`, rttMs: 12.345, completion: 0.75, hops: 9, method: 'icmp', ageMs: 1500 });
+const probe = (i: number): SharedProbe => ({
+  key: `10.${i}.7.0/24`,
+  rttMs: 12.345,
+  completion: 0.75,
+  hops: 9,
+  method: 'icmp',
+  ageMs: 1500,
+});
 const probes: Message = {
-  type: 'probes', site: 'paris', sender: 'p1', boot: 1, seq: 5, time: 9,
-  entries: [probe(1), { key: '2001:db8:42::/48', rttMs: 80, completion: 1, method: 'tcp', ageMs: 0 }, { key: '10.2.7.0/24', rttMs: 3, completion: 0, method: 'tcp', ageMs: 20 }],
+  type: 'probes',
+  site: 'paris',
+  sender: 'p1',
+  boot: 1,
+  seq: 5,
+  time: 9,
+  entries: [
+    probe(1),
+    { key: '2001:db8:42::/48', rttMs: 80, completion: 1, method: 'tcp', ageMs: 0 },
+    { key: '10.2.7.0/24', rttMs: 3, completion: 0, method: 'tcp', ageMs: 20 },
+  ],
 };
 
 describe('heartbeat codec', () => {
   it('round-trips shared probe results (IPv4 /24, IPv6 /48, unknown hops), 16 to a datagram under 512 bytes', () => {
     expect(decode(encode(probes, key), key)).toEqual({ ok: true, msg: probes });
     const long = 'x'.repeat(63);
-    const full = encode({ ...probes, site: long, sender: long, entries: Array.from({ length: MAX_PROBES }, (_, i) => ({ ...probe(i), key: `2001:db8:${i + 1}::/48` })) }, key);
+    const full = encode(
+      {
+        ...probes,
+        site: long,
+        sender: long,
+        entries: Array.from({ length: MAX_PROBES }, (_, i) => ({ ...probe(i), key: `2001:db8:${i + 1}::/48` })),
+      },
+      key,
+    );
     expect(full.length).toBeLessThan(512);
-    expect(() => encode({ ...probes, entries: Array.from({ length: MAX_PROBES + 1 }, (_, i) => probe(i)) }, key)).toThrow(/at most 16/);
-    expect(() => encode({ ...probes, entries: [{ ...probe(1), key: '10.1.7.5/32' }] }, key)).toThrow(/not a \/24 or \/48/);
+    expect(() =>
+      encode({ ...probes, entries: Array.from({ length: MAX_PROBES + 1 }, (_, i) => probe(i)) }, key),
+    ).toThrow(/at most 16/);
+    expect(() => encode({ ...probes, entries: [{ ...probe(1), key: '10.1.7.5/32' }] }, key)).toThrow(
+      /not a \/24 or \/48/,
+    );
   });
 
   it('rejects a probes datagram with a bad family, a completion over 1, or a truncated entry', () => {
@@ -40,10 +85,18 @@ describe('heartbeat codec', () => {
     const first = body.indexOf(Buffer.from([4, 10, 1, 7]));
     const badFamily = Buffer.from(body);
     badFamily[first] = 5;
-    expect(decode(signed(badFamily), key)).toMatchObject({ ok: false, reason: 'malformed', detail: 'bad probe family 5' });
+    expect(decode(signed(badFamily), key)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      detail: 'bad probe family 5',
+    });
     const badCompletion = Buffer.from(body);
     badCompletion.writeUInt16BE(10_001, first + 4 + 4);
-    expect(decode(signed(badCompletion), key)).toMatchObject({ ok: false, reason: 'malformed', detail: 'bad probe entry' });
+    expect(decode(signed(badCompletion), key)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      detail: 'bad probe entry',
+    });
     expect(decode(signed(body.subarray(0, body.length - 1)), key)).toMatchObject({ ok: false, reason: 'malformed' });
   });
 
@@ -72,7 +125,10 @@ describe('heartbeat codec', () => {
           const bad = Buffer.from(good);
           bad[i]! ^= 1 << bit;
           const r = decode(bad, key);
-          expect(r, `byte ${i} bit ${bit}`).toMatchObject({ ok: false, reason: expect.stringMatching(/^(bad-mac|malformed|version)$/) });
+          expect(r, `byte ${i} bit ${bit}`).toMatchObject({
+            ok: false,
+            reason: expect.stringMatching(/^(bad-mac|malformed|version)$/),
+          });
         }
       }
     }
@@ -101,28 +157,60 @@ describe('heartbeat codec', () => {
 
   it('refuses correctly signed bodies that do not parse: trailing bytes, bad flags, unknown type, non-ASCII names', () => {
     const body = encode(hb, key).subarray(0, -32);
-    expect(decode(signed(Buffer.concat([body, Buffer.from([0])])), key)).toMatchObject({ ok: false, reason: 'malformed', detail: '1 trailing bytes' });
+    expect(decode(signed(Buffer.concat([body, Buffer.from([0])])), key)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      detail: '1 trailing bytes',
+    });
     const at = 4 + 1 + 5 + 1 + 14 + 6 + 4 + 6; // pool flag of hb
     const flag = Buffer.from(body);
     flag[at] = 7;
     expect(decode(signed(flag), key)).toMatchObject({ ok: false, reason: 'malformed', detail: 'bad pool flag' });
     const type = Buffer.from(body);
     type[3] = 9;
-    expect(decode(signed(type), key)).toMatchObject({ ok: false, reason: 'malformed', detail: 'unknown message type 9' });
+    expect(decode(signed(type), key)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      detail: 'unknown message type 9',
+    });
     const name = Buffer.from(body);
     name[5] = 0x20;
-    expect(decode(signed(name), key)).toMatchObject({ ok: false, reason: 'malformed', detail: 'site is not printable ASCII' });
+    expect(decode(signed(name), key)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      detail: 'site is not printable ASCII',
+    });
     expect(decode(signed(body.subarray(0, 30)), key)).toMatchObject({ ok: false, reason: 'malformed' });
   });
 
   it('round-trips arbitrary messages and never accepts random bytes (property)', () => {
     const name = fc.stringMatching(/^[\x21-\x7e]{1,63}$/);
     const u = (max: number) => fc.option(fc.integer({ min: 0, max }), { nil: undefined });
-    const summary = fc.record({ pool: fc.constantFrom('unknown', 'up', 'down'), usable: u(65534), servers: u(65534), replicationLagMs: u(2 ** 32 - 2) }, { requiredKeys: ['pool'] });
-    const envelope = { site: name, sender: name, boot: fc.integer({ min: 0, max: 2 ** 48 - 1 }), seq: fc.integer({ min: 0, max: 2 ** 32 - 2 }), time: fc.integer({ min: 0, max: 2 ** 48 - 1 }) };
+    const summary = fc.record(
+      {
+        pool: fc.constantFrom('unknown', 'up', 'down'),
+        usable: u(65534),
+        servers: u(65534),
+        replicationLagMs: u(2 ** 32 - 2),
+      },
+      { requiredKeys: ['pool'] },
+    );
+    const envelope = {
+      site: name,
+      sender: name,
+      boot: fc.integer({ min: 0, max: 2 ** 48 - 1 }),
+      seq: fc.integer({ min: 0, max: 2 ** 32 - 2 }),
+      time: fc.integer({ min: 0, max: 2 ** 48 - 1 }),
+    };
     const msg = fc.oneof(
       fc.record({ type: fc.constant('heartbeat' as const), ...envelope, summary }),
-      fc.record({ type: fc.constant('announce' as const), ...envelope, subject: name, state: fc.constantFrom('down' as const, 'up' as const), reason: fc.string({ maxLength: 60 }) }),
+      fc.record({
+        type: fc.constant('announce' as const),
+        ...envelope,
+        subject: name,
+        state: fc.constantFrom('down' as const, 'up' as const),
+        reason: fc.string({ maxLength: 60 }),
+      }),
     );
     fc.assert(
       fc.property(msg, (m) => {

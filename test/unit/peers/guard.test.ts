@@ -3,7 +3,17 @@ import type { Message } from '../../../src/site-health/peers/codec.js';
 import { ReplayGuard } from '../../../src/site-health/peers/guard.js';
 
 const now = 1_700_000_000_000;
-const hb = (over: Partial<Message> = {}): Message => ({ type: 'heartbeat', site: 'b', sender: 'b1', boot: now - 60_000, seq: 10, time: now, summary: { pool: 'up' }, ...over }) as Message;
+const hb = (over: Partial<Message> = {}): Message =>
+  ({
+    type: 'heartbeat',
+    site: 'b',
+    sender: 'b1',
+    boot: now - 60_000,
+    seq: 10,
+    time: now,
+    summary: { pool: 'up' },
+    ...over,
+  }) as Message;
 const guard = () => new ReplayGuard({ site: 'a', peers: new Set(['b', 'c']), maxSkewMs: 5000 });
 
 describe('replay and freshness guard', () => {
@@ -18,7 +28,11 @@ describe('replay and freshness guard', () => {
   it('refuses the same message twice, an older sequence number, and an older boot', () => {
     const g = guard();
     g.check(hb({ seq: 10 }), now);
-    expect(g.check(hb({ seq: 10 }), now)).toEqual({ ok: false, reason: 'replay', detail: `sequence ${now - 60_000}/10 is not after ${now - 60_000}/10` });
+    expect(g.check(hb({ seq: 10 }), now)).toEqual({
+      ok: false,
+      reason: 'replay',
+      detail: `sequence ${now - 60_000}/10 is not after ${now - 60_000}/10`,
+    });
     expect(g.check(hb({ seq: 9 }), now)).toMatchObject({ ok: false, reason: 'replay' });
     expect(g.check(hb({ boot: now - 70_000, seq: 1000 }), now)).toMatchObject({ ok: false, reason: 'replay' });
   });
@@ -32,7 +46,11 @@ describe('replay and freshness guard', () => {
 
   it('refuses clocks beyond the skew bound either way, without remembering the sequence', () => {
     const g = guard();
-    expect(g.check(hb({ time: now - 5001 }), now)).toEqual({ ok: false, reason: 'skew', detail: "sender's clock is -5001 ms off (at most ±5000)" });
+    expect(g.check(hb({ time: now - 5001 }), now)).toEqual({
+      ok: false,
+      reason: 'skew',
+      detail: "sender's clock is -5001 ms off (at most ±5000)",
+    });
     expect(g.check(hb({ time: now + 5001 }), now)).toMatchObject({ ok: false, reason: 'skew' });
     expect(g.check(hb({ time: now + 5000 }), now)).toEqual({ ok: true });
   });

@@ -58,18 +58,43 @@ describe('peer state machine', () => {
   it('suspect → up when the probe answers; silence then counts from the probe', () => {
     const m = suspectAt1500();
     const effects = m.handle({ type: 'probe-result', at: 1510, probe: 1, ok: true, detail: 'status ok' });
-    expect(effects).toEqual([{ type: 'transition', from: 'suspect', to: 'up', reason: 'verified by probe (status ok) after: no heartbeat yet', at: 1510 }]);
+    expect(effects).toEqual([
+      {
+        type: 'transition',
+        from: 'suspect',
+        to: 'up',
+        reason: 'verified by probe (status ok) after: no heartbeat yet',
+        at: 1510,
+      },
+    ]);
     expect(m.nextDeadline()).toBe(3010);
     // Heartbeats still lost: suspect again, a new probe (id 2), never down while probes answer.
-    expect(m.handle({ type: 'tick', at: 3010 })).toEqual([expect.objectContaining({ to: 'suspect' }), { type: 'probe', probe: 2 }]);
-    expect(kinds(m.handle({ type: 'probe-result', at: 3020, probe: 2, ok: true, detail: 'ok' }))).toEqual(['suspect->up']);
+    expect(m.handle({ type: 'tick', at: 3010 })).toEqual([
+      expect.objectContaining({ to: 'suspect' }),
+      { type: 'probe', probe: 2 },
+    ]);
+    expect(kinds(m.handle({ type: 'probe-result', at: 3020, probe: 2, ok: true, detail: 'ok' }))).toEqual([
+      'suspect->up',
+    ]);
   });
 
   it('suspect → down when the probe fails, announcing it', () => {
     const m = suspectAt1500();
-    const effects = m.handle({ type: 'probe-result', at: 1502, probe: 1, ok: false, detail: '2 attempts failed: ECONNREFUSED' });
+    const effects = m.handle({
+      type: 'probe-result',
+      at: 1502,
+      probe: 1,
+      ok: false,
+      detail: '2 attempts failed: ECONNREFUSED',
+    });
     expect(effects).toEqual([
-      { type: 'transition', from: 'suspect', to: 'down', reason: 'verified down: 2 attempts failed: ECONNREFUSED (after: no heartbeat yet)', at: 1502 },
+      {
+        type: 'transition',
+        from: 'suspect',
+        to: 'down',
+        reason: 'verified down: 2 attempts failed: ECONNREFUSED (after: no heartbeat yet)',
+        at: 1502,
+      },
       { type: 'announce-down', reason: '2 attempts failed: ECONNREFUSED' },
     ]);
     expect(m.nextDeadline()).toBeUndefined();
@@ -109,7 +134,13 @@ describe('peer state machine', () => {
     expect(m.snapshot().recoveringSince).toBe(5000);
     expect(m.handle({ type: 'heartbeat', at: 6003, sender: 'b/1' })).toEqual([]);
     expect(m.handle({ type: 'heartbeat', at: 6998, sender: 'b/1' })).toEqual([
-      { type: 'transition', from: 'down', to: 'up', reason: 'heartbeats in each of the last 3 periods (latest from b/1)', at: 6998 },
+      {
+        type: 'transition',
+        from: 'down',
+        to: 'up',
+        reason: 'heartbeats in each of the last 3 periods (latest from b/1)',
+        at: 6998,
+      },
     ]);
     expect(m.nextDeadline()).toBe(8498);
   });
@@ -126,7 +157,12 @@ describe('peer state machine', () => {
 
   it('down: two backends of the site heartbeating count periods, not messages', () => {
     const m = downAt1500();
-    for (const [at, sender] of [[5000, 'b/1'], [5300, 'b/2'], [6000, 'b/1'], [6300, 'b/2']] as const) {
+    for (const [at, sender] of [
+      [5000, 'b/1'],
+      [5300, 'b/2'],
+      [6000, 'b/1'],
+      [6300, 'b/2'],
+    ] as const) {
       expect(m.handle({ type: 'heartbeat', at, sender })).toEqual([]);
     }
     expect(kinds(m.handle({ type: 'heartbeat', at: 7000, sender: 'b/1' }))).toEqual(['down->up']);

@@ -59,8 +59,21 @@ function cluster(opts: { probe?: Record<string, { ok: boolean; ms?: number }> } 
     const metrics = new PeerMetrics(registry);
     const probes: Node['probes'] = [];
     const shared: Node['shared'] = [];
-    const node: Node = { table, metrics, registry, probes, shared, pool: 'unknown', service: undefined as unknown as PeerService };
-    const peers: PeerSite[] = SITES.filter((s) => s !== site).map((s) => ({ site: s, heartbeat: [addr(s)], statusUrls: [`http://${addr(s).host}:9100/status`], lbAddresses: [] }));
+    const node: Node = {
+      table,
+      metrics,
+      registry,
+      probes,
+      shared,
+      pool: 'unknown',
+      service: undefined as unknown as PeerService,
+    };
+    const peers: PeerSite[] = SITES.filter((s) => s !== site).map((s) => ({
+      site: s,
+      heartbeat: [addr(s)],
+      statusUrls: [`http://${addr(s).host}:9100/status`],
+      lbAddresses: [],
+    }));
     node.service = new PeerService({
       site,
       node: `${site}1`,
@@ -75,7 +88,12 @@ function cluster(opts: { probe?: Record<string, { ok: boolean; ms?: number }> } 
       probe: (t) => {
         probes.push({ site: t.site, at: timers.now() });
         const p = probe[t.site] ?? { ok: true };
-        return new Promise<ProbeResult>((resolve) => timers.setTimeout(() => resolve({ ok: p.ok, detail: p.ok ? 'status ok' : 'ECONNREFUSED', ms: p.ms ?? 0 }), p.ms ?? 0));
+        return new Promise<ProbeResult>((resolve) =>
+          timers.setTimeout(
+            () => resolve({ ok: p.ok, detail: p.ok ? 'status ok' : 'ECONNREFUSED', ms: p.ms ?? 0 }),
+            p.ms ?? 0,
+          ),
+        );
       },
       summary: () => ({ pool: node.pool }),
       table,
@@ -91,7 +109,9 @@ function cluster(opts: { probe?: Record<string, { ok: boolean; ms?: number }> } 
 }
 
 const counter = async (n: Node, name: string, labels: Record<string, string>) => {
-  const m = (await n.registry.getSingleMetric(name)!.get()).values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
+  const m = (await n.registry.getSingleMetric(name)!.get()).values.find((v) =>
+    Object.entries(labels).every(([k, val]) => v.labels[k] === val),
+  );
   return m?.value ?? 0;
 };
 
@@ -101,7 +121,16 @@ describe('peer service (virtual time, fake network)', () => {
     await start();
     await timers.advance(3000);
     const fromA = net.sent.filter((s) => s.from === 'a');
-    expect(fromA.map((s) => `${s.at}:${s.to}`)).toEqual(['0:b', '0:c', '1000:b', '1000:c', '2000:b', '2000:c', '3000:b', '3000:c']);
+    expect(fromA.map((s) => `${s.at}:${s.to}`)).toEqual([
+      '0:b',
+      '0:c',
+      '1000:b',
+      '1000:c',
+      '2000:b',
+      '2000:c',
+      '3000:b',
+      '3000:c',
+    ]);
     expect(fromA.every((s) => s.buf.length < 512)).toBe(true);
     // a's first heartbeat (t=0) went out before b had started listening.
     expect(await counter(nodes.b!, 'multisite_peers_heartbeats_received_total', { site: 'a' })).toBe(3);
@@ -114,17 +143,36 @@ describe('peer service (virtual time, fake network)', () => {
     await start();
     await timers.advance(100);
     const a = nodes.a!.service;
-    for (let i = 0; i < 20; i++) a.shareProbe({ key: `10.0.${i}.0/24`, rttMs: 10 + i, completion: 1, hops: 5, method: 'icmp' }, EPOCH + 50);
+    for (let i = 0; i < 20; i++)
+      a.shareProbe({ key: `10.0.${i}.0/24`, rttMs: 10 + i, completion: 1, hops: 5, method: 'icmp' }, EPOCH + 50);
     a.shareProbe({ key: '10.0.3.0/24', rttMs: 99, completion: 0.5, method: 'tcp' }, EPOCH + 80); // a newer result replaces the queued one
     const before = net.sent.length;
     await timers.advance(900); // the heartbeat at t=1000
-    expect(net.sent.slice(before).filter((s) => s.from === 'a').map((s) => s.to)).toEqual(['b', 'b', 'b', 'c', 'c', 'c']); // heartbeat + 2 probe datagrams each
+    expect(
+      net.sent
+        .slice(before)
+        .filter((s) => s.from === 'a')
+        .map((s) => s.to),
+    ).toEqual(['b', 'b', 'b', 'c', 'c', 'c']); // heartbeat + 2 probe datagrams each
     const atB = nodes.b!.shared.filter((x) => x.site === 'a');
     expect(atB.map((x) => x.entries.length)).toEqual([16, 4]);
     const all = atB.flatMap((x) => x.entries);
     expect(all).toHaveLength(20);
-    expect(all.find((e) => e.key === '10.0.3.0/24')).toEqual({ key: '10.0.3.0/24', rttMs: 99, completion: 0.5, method: 'tcp', ageMs: 920 });
-    expect(all.find((e) => e.key === '10.0.7.0/24')).toEqual({ key: '10.0.7.0/24', rttMs: 17, completion: 1, hops: 5, method: 'icmp', ageMs: 950 });
+    expect(all.find((e) => e.key === '10.0.3.0/24')).toEqual({
+      key: '10.0.3.0/24',
+      rttMs: 99,
+      completion: 0.5,
+      method: 'tcp',
+      ageMs: 920,
+    });
+    expect(all.find((e) => e.key === '10.0.7.0/24')).toEqual({
+      key: '10.0.7.0/24',
+      rttMs: 17,
+      completion: 1,
+      hops: 5,
+      method: 'icmp',
+      ageMs: 950,
+    });
     // sent once: the next heartbeat carries none
     await timers.advance(1000);
     expect(nodes.b!.shared).toHaveLength(2);
@@ -147,7 +195,9 @@ describe('peer service (virtual time, fake network)', () => {
     // a and b both detect c at 3500; each announces to the other (not to c).
     const announces = net.sent.filter((s) => s.at === 3503 && s.to !== 'c' && s.buf[3] === 2);
     expect(announces.map((s) => `${s.from}->${s.to}`).sort()).toEqual(['a->b', 'b->a']);
-    expect(await counter(nodes.a!, 'multisite_peers_transitions_total', { site: 'c', from: 'suspect', to: 'down' })).toBe(1);
+    expect(
+      await counter(nodes.a!, 'multisite_peers_transitions_total', { site: 'c', from: 'suspect', to: 'down' }),
+    ).toBe(1);
     expect(await counter(nodes.a!, 'multisite_peers_state', { site: 'c', state: 'down' })).toBe(1);
   });
 
@@ -177,13 +227,15 @@ describe('peer service (virtual time, fake network)', () => {
     expect(changes).toEqual([]);
     expect(nodes.a!.table.isUsable('b')).toBe(true);
     expect(nodes.a!.probes.length).toBeGreaterThan(30);
-    expect(await counter(nodes.a!, 'multisite_peers_probes_total', { site: 'b', result: 'ok' })).toBe(nodes.a!.probes.length);
+    expect(await counter(nodes.a!, 'multisite_peers_probes_total', { site: 'b', result: 'ok' })).toBe(
+      nodes.a!.probes.length,
+    );
   });
 
   it('30% heartbeat loss at random: no false failover in 10 virtual minutes', async () => {
     const { timers, net, nodes, start } = cluster();
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     net.drop = () => random() < 0.3;
     await start();
     const changes: unknown[] = [];
@@ -217,7 +269,18 @@ describe('peer service (virtual time, fake network)', () => {
     await timers.advance(1000);
     const captured = net.sent.filter((s) => s.from === 'c' && s.to === 'a').map((s) => s.buf);
     await nodes.c!.service.stop();
-    const forged = encode({ type: 'heartbeat', site: 'c', sender: 'c1', boot: EPOCH + 10_000, seq: 1, time: EPOCH + 1000, summary: { pool: 'up' } }, Buffer.from('not the cluster key, but long'));
+    const forged = encode(
+      {
+        type: 'heartbeat',
+        site: 'c',
+        sender: 'c1',
+        boot: EPOCH + 10_000,
+        seq: 1,
+        time: EPOCH + 1000,
+        summary: { pool: 'up' },
+      },
+      Buffer.from('not the cluster key, but long'),
+    );
     const from = addr('c');
     for (let t = 0; t < 10; t++) {
       await timers.advance(500);
@@ -268,4 +331,3 @@ describe('peer service (virtual time, fake network)', () => {
     expect(fromB()).toEqual([0, 300, 350, 1350]);
   });
 });
-

@@ -18,14 +18,45 @@ const KEY = Buffer.from('decided-by-test-key');
 const logger = pino({ level: 'silent' });
 
 /** One site's view: its names (compiled for `site`) and orderings on a shared fake clock. */
-function siteView(site: string, clock: () => number, over: Partial<BalancedConfig> = {}, topo: Record<string, string[]> = { '10.0.0.0/8': ['b'] }, topoOnly = false) {
+function siteView(
+  site: string,
+  clock: () => number,
+  over: Partial<BalancedConfig> = {},
+  topo: Record<string, string[]> = { '10.0.0.0/8': ['b'] },
+  topoOnly = false,
+) {
   const names = [
-    compileBalanced({ name: 'lf.example.com.', ttl: 20, fallback: 'all', addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] }, ...(topoOnly ? {} : over) }, site, sites),
-    compileBalanced({ name: 'topo.example.com.', ttl: 20, fallback: 'all', policy: 'topology', topology: topo, addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] }, ...over }, site, sites),
+    compileBalanced(
+      {
+        name: 'lf.example.com.',
+        ttl: 20,
+        fallback: 'all',
+        addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] },
+        ...(topoOnly ? {} : over),
+      },
+      site,
+      sites,
+    ),
+    compileBalanced(
+      {
+        name: 'topo.example.com.',
+        ttl: 20,
+        fallback: 'all',
+        policy: 'topology',
+        topology: topo,
+        addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] },
+        ...over,
+      },
+      site,
+      sites,
+    ),
   ];
   const table = new SiteStateTable(sites, clock);
   let decider: RemoteDecider | undefined;
-  const orderings = new Orderings(names, table, undefined, { clock, onRemoteMiss: (b, c, k) => decider?.miss(b, c, k) });
+  const orderings = new Orderings(names, table, undefined, {
+    clock,
+    onRemoteMiss: (b, c, k) => decider?.miss(b, c, k),
+  });
   return { names, table, orderings, setDecider: (d: RemoteDecider) => (decider = d) };
 }
 
@@ -53,17 +84,43 @@ async function serve(route: Route): Promise<string> {
 }
 
 /** Site a decides; site b (names decided-by a) asks it. */
-async function twoSites(opts: { key?: Buffer; origin?: string; timeoutMs?: number; topoAtA?: Record<string, string[]>; topoOnly?: boolean } = {}) {
+async function twoSites(
+  opts: {
+    key?: Buffer;
+    origin?: string;
+    timeoutMs?: number;
+    topoAtA?: Record<string, string[]>;
+    topoOnly?: boolean;
+  } = {},
+) {
   let now = 1_000_000;
   const clock = () => now;
   const a = siteView('a', clock, {}, opts.topoAtA);
   const origin = opts.origin ?? (await serve(decideRoute(a.orderings, opts.key ?? KEY, logger)));
-  const b = siteView('b', clock, { 'decided-by': 'a', ...(opts.timeoutMs ? { 'decided-by-timeout-ms': opts.timeoutMs } : {}) }, undefined, opts.topoOnly);
+  const b = siteView(
+    'b',
+    clock,
+    { 'decided-by': 'a', ...(opts.timeoutMs ? { 'decided-by-timeout-ms': opts.timeoutMs } : {}) },
+    undefined,
+    opts.topoOnly,
+  );
   const registry = new Registry();
   const timers = new VirtualTimers();
-  const decider = new RemoteDecider({ site: 'b', peers: new Map([['a', [origin]]]), key: KEY, orderings: b.orderings, timers, clock, logger, registry });
+  const decider = new RemoteDecider({
+    site: 'b',
+    peers: new Map([['a', [origin]]]),
+    key: KEY,
+    orderings: b.orderings,
+    timers,
+    clock,
+    logger,
+    registry,
+  });
   b.setDecider(decider);
-  const count = async (result: string) => (await registry.getSingleMetric('multisite_backend_decided_by_requests_total')!.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+  const count = async (result: string) =>
+    (await registry.getSingleMetric('multisite_backend_decided_by_requests_total')!.get()).values.find(
+      (v) => v.labels.result === result,
+    )?.value ?? 0;
   return { a, b, decider, timers, count, advance: (ms: number) => (now += ms) };
 }
 
@@ -87,7 +144,10 @@ describe('decided-by', () => {
     const topo = b.names[1]!;
     expect(b.orderings.forClient(topo, '10.1.2.0/24').decision.sites).toEqual(['b', 'a']); // ours first; a asked
     await changed(b.orderings);
-    expect(b.orderings.forClient(topo, '10.1.2.0/24')).toEqual({ decision: { kind: 'sites', sites: ['a', 'b'] }, scope: 8 });
+    expect(b.orderings.forClient(topo, '10.1.2.0/24')).toEqual({
+      decision: { kind: 'sites', sites: ['a', 'b'] },
+      scope: 8,
+    });
     expect(b.orderings.forClient(topo, '10.1.2.77/32').decision.sites).toEqual(['a', 'b']); // same /24
     decider.stop();
   });
@@ -124,7 +184,11 @@ describe('decided-by', () => {
     servers.push(silent);
     silent.listen(0, '127.0.0.1');
     await once(silent, 'listening');
-    const { b, decider, count, advance } = await twoSites({ origin: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, timeoutMs: 50, topoOnly: true });
+    const { b, decider, count, advance } = await twoSites({
+      origin: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      timeoutMs: 50,
+      topoOnly: true,
+    });
     const topo = b.names[1]!;
     expect(b.orderings.forClient(topo, '10.1.2.0/24').decision.sites).toEqual(['b', 'a']);
     await expect.poll(() => count('timeout'), { timeout: 5000 }).toBe(1);
@@ -150,9 +214,17 @@ describe('decided-by', () => {
     expect(b.orderings.sharedDecision(b.names[0]!).sites).toEqual(['b', 'a']);
     decider.stop();
     const origin = await serve(decideRoute(b.orderings, KEY, logger));
-    const unsigned = await post(`${origin}/decide`, JSON.stringify({ site: 'x', name: 'lf.example.com.', nonce: 'n' }), undefined);
+    const unsigned = await post(
+      `${origin}/decide`,
+      JSON.stringify({ site: 'x', name: 'lf.example.com.', nonce: 'n' }),
+      undefined,
+    );
     expect(unsigned.status).toBe(403);
-    const unknown = await post(`${origin}/decide`, JSON.stringify({ site: 'x', name: 'nope.example.com.', nonce: 'n' }), KEY);
+    const unknown = await post(
+      `${origin}/decide`,
+      JSON.stringify({ site: 'x', name: 'nope.example.com.', nonce: 'n' }),
+      KEY,
+    );
     expect(unknown.status).toBe(404);
     const bad = await post(`${origin}/decide`, '{"name": 3}', KEY);
     expect(bad.status).toBe(400);

@@ -1,11 +1,34 @@
 import { describe, expect, it } from 'vitest';
-import { decodeLoadReport, encodeLoadReport, LoadAggregator, type LoadReport } from '../../../src/site-health/load-reports.js';
-import { Prober, type ProbeMethod, checksum, echoRequest, hopsFromTtl, parseReply } from '../../../src/site-health/probes.js';
+import {
+  decodeLoadReport,
+  encodeLoadReport,
+  LoadAggregator,
+  type LoadReport,
+} from '../../../src/site-health/load-reports.js';
+import {
+  Prober,
+  type ProbeMethod,
+  checksum,
+  echoRequest,
+  hopsFromTtl,
+  parseReply,
+} from '../../../src/site-health/probes.js';
 import { probesSchema } from '../../../src/config/policy-schema.js';
 import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 
 const KEY = Buffer.from('0123456789abcdef-load');
-const base: LoadReport = { site: 'a', sender: 'agent-1', server: 'web/w1', boot: 1000, seq: 1, time: 50_000, up: true, load: 0.75, connections: 12, responseMs: 3.25 };
+const base: LoadReport = {
+  site: 'a',
+  sender: 'agent-1',
+  server: 'web/w1',
+  boot: 1000,
+  seq: 1,
+  time: 50_000,
+  up: true,
+  load: 0.75,
+  connections: 12,
+  responseMs: 3.25,
+};
 
 describe('load report codec', () => {
   it('round-trips every field and leaves unknown numbers out', () => {
@@ -15,7 +38,10 @@ describe('load report codec', () => {
   });
   it('refuses a wrong key, a flipped bit, truncation and trailing bytes', () => {
     const buf = encodeLoadReport(base, KEY);
-    expect(decodeLoadReport(buf, Buffer.from('another-key-of-16-bytes'))).toMatchObject({ ok: false, reason: 'bad-mac' });
+    expect(decodeLoadReport(buf, Buffer.from('another-key-of-16-bytes'))).toMatchObject({
+      ok: false,
+      reason: 'bad-mac',
+    });
     for (let i = 0; i < buf.length; i++) {
       const b = Buffer.from(buf);
       b[i]! ^= 1;
@@ -31,9 +57,18 @@ describe('load aggregation', () => {
     const timers = new VirtualTimers();
     let wall = 50_000;
     const out: unknown[] = [];
-    const agg = new LoadAggregator({ site: 'a', key: KEY, staleAfterMs: 5000, maxSkewMs: 1000, timers, wallNow: () => wall, onAggregate: (f) => out.push(f) });
+    const agg = new LoadAggregator({
+      site: 'a',
+      key: KEY,
+      staleAfterMs: 5000,
+      maxSkewMs: 1000,
+      timers,
+      wallNow: () => wall,
+      onAggregate: (f) => out.push(f),
+    });
     let seq = 0;
-    const send = (over: Partial<LoadReport>) => agg.receive(encodeLoadReport({ ...base, seq: ++seq, time: wall, ...over }, KEY));
+    const send = (over: Partial<LoadReport>) =>
+      agg.receive(encodeLoadReport({ ...base, seq: ++seq, time: wall, ...over }, KEY));
     return { timers, agg, out, send, setWall: (w: number) => (wall = w) };
   };
 
@@ -79,14 +114,26 @@ describe('probes', () => {
       },
     };
     const results: string[] = [];
-    const p = new Prober({ config: probesSchema.parse({ 'max-per-second': 2, 'max-pending': 3 }), timers, clock: () => timers.now(), method, onResult: (k) => results.push(k) });
+    const p = new Prober({
+      config: probesSchema.parse({ 'max-per-second': 2, 'max-pending': 3 }),
+      timers,
+      clock: () => timers.now(),
+      method,
+      onResult: (k) => results.push(k),
+    });
     for (let i = 1; i <= 5; i++) p.request(`10.0.${i}.0/24`, `10.0.${i}.1`);
     p.request('10.0.1.0/24', '10.0.1.1'); // in flight or queued already
     expect(p.dropped).toBe(0);
     await timers.advance(0);
     expect(started.map(([t, x]) => `${t}:${x}`)).toEqual(['0:10.0.1.1', '0:10.0.2.1']);
     await timers.advance(2000);
-    expect(started.map(([t, x]) => `${t}:${x}`)).toEqual(['0:10.0.1.1', '0:10.0.2.1', '500:10.0.3.1', '1000:10.0.4.1', '1500:10.0.5.1']);
+    expect(started.map(([t, x]) => `${t}:${x}`)).toEqual([
+      '0:10.0.1.1',
+      '0:10.0.2.1',
+      '500:10.0.3.1',
+      '1000:10.0.4.1',
+      '1500:10.0.5.1',
+    ]);
     expect(results).toHaveLength(5);
     p.request('10.0.1.0/24', '10.0.1.1'); // fresh result: not probed again
     await timers.advance(1000);

@@ -10,7 +10,17 @@ import { exampleZone } from '../pdns-backend/fixtures.js';
 
 const sites = ['a', 'b'];
 const name = (n: string, over: Partial<BalancedConfig>) =>
-  compileBalanced({ name: `${n}.example.com.`, ttl: 20, fallback: 'all', addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] }, ...over }, 'a', sites);
+  compileBalanced(
+    {
+      name: `${n}.example.com.`,
+      ttl: 20,
+      fallback: 'all',
+      addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] },
+      ...over,
+    },
+    'a',
+    sites,
+  );
 
 function setup() {
   let now = 0;
@@ -30,7 +40,21 @@ function setup() {
   orderings.on('changed', (n) => flushed.push(n));
   const handler = new Handler([buildZone(exampleZone(), names)], table, undefined, orderings);
   const lookup = (qname: string, realRemote: string) =>
-    JSON.parse(handler.handleLine(JSON.stringify({ method: 'lookup', parameters: { local: '127.0.0.1', qname, qtype: 'A', 'real-remote': realRemote, remote: '127.0.0.1', 'zone-id': 1 } }))).result as { content: string; scopeMask: number }[];
+    JSON.parse(
+      handler.handleLine(
+        JSON.stringify({
+          method: 'lookup',
+          parameters: {
+            local: '127.0.0.1',
+            qname,
+            qtype: 'A',
+            'real-remote': realRemote,
+            remote: '127.0.0.1',
+            'zone-id': 1,
+          },
+        }),
+      ),
+    ).result as { content: string; scopeMask: number }[];
   const order = (qname: string, realRemote = '127.0.0.1/32') => lookup(qname, realRemote).map((r) => r.content);
   return { table, metrics, orderings, flushed, lookup, order, unprobed, advance: (ms: number) => (now += ms) };
 }
@@ -95,9 +119,15 @@ describe('orderings: caching, flushing, hysteresis in virtual time', () => {
   it('topology answers per client with the scope they depend on, cached per client and version', () => {
     const t = setup();
     const r1 = t.lookup('topo.example.com.', '10.1.2.0/24');
-    expect(r1.map((r) => [r.content, r.scopeMask])).toEqual([[B, 8], [A, 8]]);
+    expect(r1.map((r) => [r.content, r.scopeMask])).toEqual([
+      [B, 8],
+      [A, 8],
+    ]);
     const r2 = t.lookup('topo.example.com.', '192.0.2.0/24');
-    expect(r2.map((r) => [r.content, r.scopeMask])).toEqual([[A, 1], [B, 1]]);
+    expect(r2.map((r) => [r.content, r.scopeMask])).toEqual([
+      [A, 1],
+      [B, 1],
+    ]);
     t.table.setDrained('b', true);
     expect(t.order('topo.example.com.', '10.1.2.0/24')).toEqual([A]);
     t.table.setDrained('b', false);
@@ -118,7 +148,10 @@ describe('orderings: caching, flushing, hysteresis in virtual time', () => {
     expect(t.unprobed).toEqual(['203.0.113.0/24']);
     t.metrics.setProbe('a', '203.0.113.0/24', { rttMs: 40, completion: 1, at: 0, method: 'icmp' });
     t.metrics.setProbe('b', '203.0.113.0/24', { rttMs: 5, completion: 1, at: 0, method: 'tcp' });
-    expect(t.lookup('near.example.com.', '203.0.113.0/24').map((r) => [r.content, r.scopeMask])).toEqual([[B, 24], [A, 24]]);
+    expect(t.lookup('near.example.com.', '203.0.113.0/24').map((r) => [r.content, r.scopeMask])).toEqual([
+      [B, 24],
+      [A, 24],
+    ]);
     expect(t.flushed).toEqual([]);
   });
 

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { BalancedConfig } from '../../../src/config/index.js';
 import { compileBalanced, decide } from '../../../src/pdns-backend/balanced.js';
 import { parseClient } from '../../../src/site-health/client.js';
-import { byFigure, smoothSchedule, type Hysteresis, type ProbeFigures, type SiteFigures } from '../../../src/pdns-backend/policies.js';
+import {
+  byFigure,
+  smoothSchedule,
+  type Hysteresis,
+  type ProbeFigures,
+  type SiteFigures,
+} from '../../../src/pdns-backend/policies.js';
 
 const sites = ['a', 'b', 'c'];
 const cfg = (over: Partial<BalancedConfig> = {}): BalancedConfig => ({
@@ -12,22 +18,42 @@ const cfg = (over: Partial<BalancedConfig> = {}): BalancedConfig => ({
   addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'], c: ['203.0.113.1'] },
   ...over,
 });
-const up = (...s: string[]) => (x: string) => s.includes(x);
+const up =
+  (...s: string[]) =>
+  (x: string) =>
+    s.includes(x);
 const all = up('a', 'b', 'c');
 const client = (s: string) => parseClient(s)!;
 const figs = (m: Record<string, SiteFigures>) => (s: string) => m[s];
 
 describe('every policy: dead sites out first, all down → fallback', () => {
-  for (const policy of ['local-first', 'failover', 'round-robin', 'ratio', 'least-load', 'fastest', 'topology', 'closest'] as const) {
+  for (const policy of [
+    'local-first',
+    'failover',
+    'round-robin',
+    'ratio',
+    'least-load',
+    'fastest',
+    'topology',
+    'closest',
+  ] as const) {
     it(`${policy}`, () => {
       const extra: Partial<BalancedConfig> = policy === 'topology' ? { topology: { '10.0.0.0/8': ['c'] } } : {};
       const b = compileBalanced(cfg({ policy, ...extra }), 'a', sites);
-      const inputs = { client: client('10.1.2.0/24'), counter: 1, figures: figs({ a: { load: 1, responseMs: 9 }, b: { load: 0.1, responseMs: 1 } }), probe: () => undefined, now: 0 };
+      const inputs = {
+        client: client('10.1.2.0/24'),
+        counter: 1,
+        figures: figs({ a: { load: 1, responseMs: 9 }, b: { load: 0.1, responseMs: 1 } }),
+        probe: () => undefined,
+        now: 0,
+      };
       const d = decide(b, up('a', 'b'), inputs);
       expect(d.kind).toBe('sites');
       expect([...d.sites].sort()).toEqual(['a', 'b']);
       expect(decide(b, up(), inputs)).toEqual({ kind: 'fallback', fallback: 'all', sites: ['a', 'b', 'c'] });
-      expect(decide(compileBalanced(cfg({ policy, fallback: 'servfail', ...extra }), 'a', sites), up(), inputs)).toEqual({ kind: 'fallback', fallback: 'servfail', sites: [] });
+      expect(
+        decide(compileBalanced(cfg({ policy, fallback: 'servfail', ...extra }), 'a', sites), up(), inputs),
+      ).toEqual({ kind: 'fallback', fallback: 'servfail', sites: [] });
     });
   }
 });
@@ -41,12 +67,50 @@ describe('round-robin and ratio', () => {
   });
 
   it('ratio: the smooth weighted schedule, exactly, with weight-0 sites never first', () => {
-    expect(smoothSchedule(['a', 'b'], new Map([['a', 3], ['b', 1]]))).toEqual(['a', 'a', 'b', 'a']);
-    expect(smoothSchedule(['a', 'b', 'c'], new Map([['a', 5], ['b', 1], ['c', 1]]))).toEqual(['a', 'a', 'b', 'a', 'c', 'a', 'a']);
-    expect(smoothSchedule(['a', 'b'], new Map([['a', 0], ['b', 2]]))).toEqual(['b', 'b']);
-    expect(smoothSchedule(['a', 'b'], new Map([['a', 0], ['b', 0]]))).toEqual(['a', 'b']);
+    expect(
+      smoothSchedule(
+        ['a', 'b'],
+        new Map([
+          ['a', 3],
+          ['b', 1],
+        ]),
+      ),
+    ).toEqual(['a', 'a', 'b', 'a']);
+    expect(
+      smoothSchedule(
+        ['a', 'b', 'c'],
+        new Map([
+          ['a', 5],
+          ['b', 1],
+          ['c', 1],
+        ]),
+      ),
+    ).toEqual(['a', 'a', 'b', 'a', 'c', 'a', 'a']);
+    expect(
+      smoothSchedule(
+        ['a', 'b'],
+        new Map([
+          ['a', 0],
+          ['b', 2],
+        ]),
+      ),
+    ).toEqual(['b', 'b']);
+    expect(
+      smoothSchedule(
+        ['a', 'b'],
+        new Map([
+          ['a', 0],
+          ['b', 0],
+        ]),
+      ),
+    ).toEqual(['a', 'b']);
     const b = compileBalanced(cfg({ policy: 'ratio', weights: { a: 1, b: 2, c: 0 } }), 'a', sites);
-    expect([0, 1, 2, 3].map((counter) => decide(b, all, { counter }).sites.join(''))).toEqual(['bac', 'abc', 'bac', 'bac']);
+    expect([0, 1, 2, 3].map((counter) => decide(b, all, { counter }).sites.join(''))).toEqual([
+      'bac',
+      'abc',
+      'bac',
+      'bac',
+    ]);
     // Ratio over 300 queries: b twice as often first as a, c never.
     const firsts = Array.from({ length: 300 }, (_, counter) => decide(b, all, { counter }).sites[0]);
     expect(firsts.filter((s) => s === 'a').length).toBe(100);
@@ -64,15 +128,25 @@ describe('least-load and fastest', () => {
   it('orders by figure, unknown last, ties in preference order', () => {
     const b = compileBalanced(cfg({ policy: 'least-load' }), 'a', sites);
     expect(decide(b, all, { figures: figs({ a: { load: 2 }, b: { load: 1 } }) }).sites).toEqual(['b', 'a', 'c']);
-    expect(decide(b, all, { figures: figs({ a: { load: 1 }, b: { load: 1 }, c: { load: 1 } }) }).sites).toEqual(['a', 'b', 'c']);
+    expect(decide(b, all, { figures: figs({ a: { load: 1 }, b: { load: 1 }, c: { load: 1 } }) }).sites).toEqual([
+      'a',
+      'b',
+      'c',
+    ]);
     expect(decide(b, all, { figures: figs({}) }).sites).toEqual(['a', 'b', 'c']);
     const f = compileBalanced(cfg({ policy: 'fastest' }), 'b', sites);
-    expect(decide(f, all, { figures: figs({ a: { responseMs: 5 }, b: { responseMs: 50 }, c: { responseMs: 20 } }) }).sites).toEqual(['a', 'c', 'b']);
-    expect(decide(f, up('b', 'c'), { figures: figs({ a: { responseMs: 5 }, b: { responseMs: 50 }, c: { responseMs: 20 } }) }).sites).toEqual(['c', 'b']);
+    expect(
+      decide(f, all, { figures: figs({ a: { responseMs: 5 }, b: { responseMs: 50 }, c: { responseMs: 20 } }) }).sites,
+    ).toEqual(['a', 'c', 'b']);
+    expect(
+      decide(f, up('b', 'c'), { figures: figs({ a: { responseMs: 5 }, b: { responseMs: 50 }, c: { responseMs: 20 } }) })
+        .sites,
+    ).toEqual(['c', 'b']);
   });
 
   it('hysteresis: a site passes another only when better by max(ratio × figure, min)', () => {
-    const at = (a: number, b: number, previous = ['a', 'b']) => byFigure(['a', 'b'], (s) => (s === 'a' ? a : b), 'load', '', h, { previous, previousSince: 0, now: 60_000 });
+    const at = (a: number, b: number, previous = ['a', 'b']) =>
+      byFigure(['a', 'b'], (s) => (s === 'a' ? a : b), 'load', '', h, { previous, previousSince: 0, now: 60_000 });
     expect(at(1.0, 0.85)).toEqual(['a', 'b']); // 15% better: not enough
     expect(at(1.0, 0.79)).toEqual(['b', 'a']); // 21% better: passes
     expect(at(0.2, 0.05)).toEqual(['b', 'a']); // by 0.15 > min 0.1
@@ -80,16 +154,34 @@ describe('least-load and fastest', () => {
   });
 
   it('hold: within hold-ms of the last change the order stays, whatever the figures', () => {
-    const r = byFigure(['a', 'b'], (s) => (s === 'a' ? 10 : 1), 'load', '', h, { previous: ['a', 'b'], previousSince: 0, now: 9_999 });
+    const r = byFigure(['a', 'b'], (s) => (s === 'a' ? 10 : 1), 'load', '', h, {
+      previous: ['a', 'b'],
+      previousSince: 0,
+      now: 9_999,
+    });
     expect(r).toEqual(['a', 'b']);
-    expect(byFigure(['a', 'b'], (s) => (s === 'a' ? 10 : 1), 'load', '', h, { previous: ['a', 'b'], previousSince: 0, now: 10_000 })).toEqual(['b', 'a']);
+    expect(
+      byFigure(['a', 'b'], (s) => (s === 'a' ? 10 : 1), 'load', '', h, {
+        previous: ['a', 'b'],
+        previousSince: 0,
+        now: 10_000,
+      }),
+    ).toEqual(['b', 'a']);
   });
 });
 
 describe('topology', () => {
-  const b = compileBalanced(cfg({ policy: 'topology', topology: { '10.0.0.0/8': ['b'], '10.1.0.0/16': ['c', 'b'], '2001:db8::/32': ['c'] } }), 'a', sites);
+  const b = compileBalanced(
+    cfg({ policy: 'topology', topology: { '10.0.0.0/8': ['b'], '10.1.0.0/16': ['c', 'b'], '2001:db8::/32': ['c'] } }),
+    'a',
+    sites,
+  );
   it('longest prefix wins; its usable sites first, the others after in preference order', () => {
-    expect(decide(b, all, { client: client('10.1.2.0/24') })).toEqual({ kind: 'sites', sites: ['c', 'b', 'a'], scope: 16 });
+    expect(decide(b, all, { client: client('10.1.2.0/24') })).toEqual({
+      kind: 'sites',
+      sites: ['c', 'b', 'a'],
+      scope: 16,
+    });
     expect(decide(b, all, { client: client('10.2.0.0/24') }).sites).toEqual(['b', 'a', 'c']);
     expect(decide(b, up('a', 'b'), { client: client('10.1.2.0/24') }).sites).toEqual(['b', 'a']);
     expect(decide(b, all, { client: client('2001:db8:1::/48') })).toMatchObject({ sites: ['c', 'a', 'b'], scope: 32 });
@@ -107,18 +199,41 @@ describe('topology', () => {
 
 describe('closest', () => {
   const b = compileBalanced(cfg({ policy: 'closest' }), 'a', sites);
-  const p = (rttMs: number, completion = 1, hops?: number, at = 0): ProbeFigures => ({ rttMs, completion, at, method: 'icmp', ...(hops !== undefined ? { hops } : {}) });
+  const p = (rttMs: number, completion = 1, hops?: number, at = 0): ProbeFigures => ({
+    rttMs,
+    completion,
+    at,
+    method: 'icmp',
+    ...(hops !== undefined ? { hops } : {}),
+  });
   const probes = (m: Record<string, ProbeFigures>) => (s: string) => m[s];
   it('orders by rtt / completion + hops × hop-ms, unprobed sites last', () => {
     const c = client('192.0.2.0/24');
-    expect(decide(b, all, { client: c, now: 1, probe: probes({ a: p(30), b: p(10), c: p(20) }) })).toEqual({ kind: 'sites', sites: ['b', 'c', 'a'], scope: 24 });
-    expect(decide(b, all, { client: c, now: 1, probe: probes({ a: p(10), b: p(6, 0.5) }) }).sites).toEqual(['a', 'b', 'c']);
-    expect(decide(b, all, { client: c, now: 1, probe: probes({ a: p(10, 1, 8), b: p(10, 1, 2) }) }).sites).toEqual(['b', 'a', 'c']);
+    expect(decide(b, all, { client: c, now: 1, probe: probes({ a: p(30), b: p(10), c: p(20) }) })).toEqual({
+      kind: 'sites',
+      sites: ['b', 'c', 'a'],
+      scope: 24,
+    });
+    expect(decide(b, all, { client: c, now: 1, probe: probes({ a: p(10), b: p(6, 0.5) }) }).sites).toEqual([
+      'a',
+      'b',
+      'c',
+    ]);
+    expect(decide(b, all, { client: c, now: 1, probe: probes({ a: p(10, 1, 8), b: p(10, 1, 2) }) }).sites).toEqual([
+      'b',
+      'a',
+      'c',
+    ]);
     expect(decide(b, all, { client: c, now: 1, probe: probes({ c: p(50) }) }).sites).toEqual(['c', 'a', 'b']);
   });
   it('nobody probed (or results too old): preference order, flagged unprobed, never waiting', () => {
     const c = client('198.51.100.7/32');
-    expect(decide(b, all, { client: c, now: 0, probe: () => undefined })).toEqual({ kind: 'sites', sites: ['a', 'b', 'c'], scope: 24, unprobed: true });
+    expect(decide(b, all, { client: c, now: 0, probe: () => undefined })).toEqual({
+      kind: 'sites',
+      sites: ['a', 'b', 'c'],
+      scope: 24,
+      unprobed: true,
+    });
     expect(decide(b, all, { client: c, now: 400_000, probe: probes({ b: p(1) }) })).toMatchObject({ unprobed: true });
   });
   it('IPv6 clients are measured per /48', () => {

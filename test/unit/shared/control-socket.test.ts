@@ -35,7 +35,10 @@ describe('control socket framing', () => {
     try {
       await c.write(`{"cmd":"explain","name":"${'x'.repeat(10_000)}`);
       await c.write(`"}\n${PROBE}\n`);
-      expect(JSON.parse(await c.next('the over-long line'))).toEqual({ ok: false, error: 'request longer than 4096 bytes' });
+      expect(JSON.parse(await c.next('the over-long line'))).toEqual({
+        ok: false,
+        error: 'request longer than 4096 bytes',
+      });
       expect(isStatusReply(await c.next('the probe'))).toBe(true);
       expect(c.unclaimed).toEqual([]);
     } finally {
@@ -86,13 +89,26 @@ describe("the agent's control socket (same JsonLineServer)", () => {
     const { join } = await import('node:path');
     const { AgentControl, agentRequest } = await import('../../../src/haproxy-agent/control.js');
     const dir = mkdtempSync(join(tmpdir(), 'ms-agentctl-'));
-    const control = new AgentControl(join(dir, 'agent.sock'), (req) => (req.cmd === 'status' ? { ok: true, servers: [] } : { ok: false, error: `unknown server '${String((req as { server?: unknown }).server)}'` }));
+    const control = new AgentControl(join(dir, 'agent.sock'), (req) =>
+      req.cmd === 'status'
+        ? { ok: true, servers: [] }
+        : { ok: false, error: `unknown server '${String((req as { server?: unknown }).server)}'` },
+    );
     await control.start();
     try {
       const ask = (req: unknown) => agentRequest(control.path, req as never);
-      expect(await ask(null)).toEqual({ ok: false, error: 'a request is a JSON object like {"cmd":"status"}, not null' });
-      expect(await ask({ cmd: 'drain' })).toEqual({ ok: false, error: 'drain needs "server", a non-empty string, not missing' });
-      expect(await ask({ cmd: 'undrain', server: 7 })).toEqual({ ok: false, error: 'undrain needs "server", a non-empty string, not a number' });
+      expect(await ask(null)).toEqual({
+        ok: false,
+        error: 'a request is a JSON object like {"cmd":"status"}, not null',
+      });
+      expect(await ask({ cmd: 'drain' })).toEqual({
+        ok: false,
+        error: 'drain needs "server", a non-empty string, not missing',
+      });
+      expect(await ask({ cmd: 'undrain', server: 7 })).toEqual({
+        ok: false,
+        error: 'undrain needs "server", a non-empty string, not a number',
+      });
       expect(await ask({ cmd: 'status' })).toEqual({ ok: true, servers: [] });
     } finally {
       await control.stop();

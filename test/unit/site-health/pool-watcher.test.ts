@@ -6,7 +6,17 @@ import { SiteStateTable } from '../../../src/site-health/state-table.js';
 import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 
 type Srv = [name: string, status: string, weight: number, agent?: string];
-const row = ([name, status, weight, agent]: Srv): StatRow => ({ proxy: 'web', name, type: 'server', status, weight, currentSessions: 0, lastAgent: agent ?? '', lastCheck: '', fields: {} });
+const row = ([name, status, weight, agent]: Srv): StatRow => ({
+  proxy: 'web',
+  name,
+  type: 'server',
+  status,
+  weight,
+  currentSessions: 0,
+  lastAgent: agent ?? '',
+  lastCheck: '',
+  fields: {},
+});
 
 /** A load balancer whose pool the test sets; `null` makes it unreachable. */
 function lb(socket: string) {
@@ -31,7 +41,13 @@ describe('the local pool verdict', () => {
     const view = (usable: number, total = 3) => ({ socket: 'lb', usable, total, unusable: [] });
     expect(poolVerdict('web', [view(0), view(1)], 1).up).toBe(true);
     expect(poolVerdict('web', [view(1), view(1)], 2).up).toBe(false);
-    expect(poolVerdict('web', [{ socket: 'lb1', usable: 0, total: 0, error: 'cannot connect (ECONNREFUSED)', unusable: [] }], 1)).toEqual({
+    expect(
+      poolVerdict(
+        'web',
+        [{ socket: 'lb1', usable: 0, total: 0, error: 'cannot connect (ECONNREFUSED)', unusable: [] }],
+        1,
+      ),
+    ).toEqual({
       up: false,
       reason: 'pool web: fewer than 1 usable servers on every load balancer: lb1: cannot connect (ECONNREFUSED)',
     });
@@ -39,14 +55,18 @@ describe('the local pool verdict', () => {
 });
 
 describe('PoolWatcher → site-state table', () => {
-  it('reads every load balancer each interval and reports each change once, with HAProxy\'s reasons', async () => {
+  it("reads every load balancer each interval and reports each change once, with HAProxy's reasons", async () => {
     const timers = new VirtualTimers();
     const table = new SiteStateTable(['a', 'b'], () => timers.now());
     const changes: string[] = [];
     table.on('change', () => changes.push(`${timers.now()}:${table.isUsable('a')}`));
     const lb1 = lb('/run/lb1.sock');
     const lb2 = lb('/run/lb2.sock');
-    lb1.set([['w1', 'UP', 100], ['w2', 'DOWN', 100, 'via agent : down (connection refused)'], ['w3', 'DRAIN', 0]]);
+    lb1.set([
+      ['w1', 'UP', 100],
+      ['w2', 'DOWN', 100, 'via agent : down (connection refused)'],
+      ['w3', 'DRAIN', 0],
+    ]);
     lb2.set(null);
     const watcher = new PoolWatcher({
       backend: 'web',
@@ -60,7 +80,11 @@ describe('PoolWatcher → site-state table', () => {
     watcher.start();
     await timers.advance(0);
     expect(table.isUsable('a')).toBe(true);
-    lb1.set([['w1', 'UP', 0], ['w2', 'DOWN', 100, "via agent : down (keyword 'db1' not found in /dbcheck)"], ['w3', 'MAINT', 100]]);
+    lb1.set([
+      ['w1', 'UP', 0],
+      ['w2', 'DOWN', 100, "via agent : down (keyword 'db1' not found in /dbcheck)"],
+      ['w3', 'MAINT', 100],
+    ]);
     await timers.advance(249);
     expect(table.isUsable('a')).toBe(true);
     await timers.advance(1);
@@ -123,7 +147,9 @@ describe('PoolWatcher following HAProxy state-change events', () => {
     stream.handlers().onEvent({ type: 'text', message: 'Proxy web started.' });
     await timers.advance(0);
     expect(lb1.reads).toHaveLength(2);
-    stream.handlers().onEvent({ type: 'server', backend: 'web', server: 'w1', kind: 'down', message: 'Server web/w1 is DOWN' });
+    stream
+      .handlers()
+      .onEvent({ type: 'server', backend: 'web', server: 'w1', kind: 'down', message: 'Server web/w1 is DOWN' });
     await timers.advance(0);
     expect(verdicts).toEqual([true, false]);
     expect(lb1.reads.at(-1)).toBe(10_000);
@@ -159,11 +185,22 @@ describe('PoolWatcher following HAProxy state-change events', () => {
     };
     const verdicts: boolean[] = [];
     const stream = fakeStream();
-    const watcher = new PoolWatcher({ backend: 'web', clients: [client], intervalMs: 250, safetyIntervalMs: 60_000, follow: stream.follow, minServers: 1, timers, logger: pino({ level: 'silent' }), onChange: (up) => verdicts.push(up) });
+    const watcher = new PoolWatcher({
+      backend: 'web',
+      clients: [client],
+      intervalMs: 250,
+      safetyIntervalMs: 60_000,
+      follow: stream.follow,
+      minServers: 1,
+      timers,
+      logger: pino({ level: 'silent' }),
+      onChange: (up) => verdicts.push(up),
+    });
     watcher.start();
     expect(pending).toHaveLength(1);
     status.now = 'DOWN';
-    for (let i = 0; i < 5; i++) stream.handlers().onEvent({ type: 'server', backend: 'web', server: 'w1', kind: 'down', message: '' });
+    for (let i = 0; i < 5; i++)
+      stream.handlers().onEvent({ type: 'server', backend: 'web', server: 'w1', kind: 'down', message: '' });
     pending.shift()!();
     await timers.advance(0);
     expect(pending).toHaveLength(1); // one more read for five events

@@ -18,21 +18,87 @@ function parseOrZoneError(run: () => unknown): void {
   }
 }
 
-const TOKENS = ['@', 'www', 'a\\.b', '\\065', '*', '.', 'IN', 'CH', '300', '1h', 'A', 'AAAA', 'MX', 'TXT', 'SOA', 'LOC', 'DS', 'CAA', 'NAPTR', 'TYPE65280', 'TYPE1', '\\#', '4', '0A000001',
-  '192.0.2.1', '::1', '10', '"', '"x"', '"a\\"b"', '\\', '\\999', '(', ')', ';', ';c', '$ORIGIN', '$TTL', '$GENERATE', '1-3', 'h$', '${0,3,x}', '$INCLUDE', 'N', 'E', '52', '-2m', 'é', '\t', ' ', '\n', '\r\n'];
+const TOKENS = [
+  '@',
+  'www',
+  'a\\.b',
+  '\\065',
+  '*',
+  '.',
+  'IN',
+  'CH',
+  '300',
+  '1h',
+  'A',
+  'AAAA',
+  'MX',
+  'TXT',
+  'SOA',
+  'LOC',
+  'DS',
+  'CAA',
+  'NAPTR',
+  'TYPE65280',
+  'TYPE1',
+  '\\#',
+  '4',
+  '0A000001',
+  '192.0.2.1',
+  '::1',
+  '10',
+  '"',
+  '"x"',
+  '"a\\"b"',
+  '\\',
+  '\\999',
+  '(',
+  ')',
+  ';',
+  ';c',
+  '$ORIGIN',
+  '$TTL',
+  '$GENERATE',
+  '1-3',
+  'h$',
+  '${0,3,x}',
+  '$INCLUDE',
+  'N',
+  'E',
+  '52',
+  '-2m',
+  'é',
+  '\t',
+  ' ',
+  '\n',
+  '\r\n',
+];
 
 describe('zone parser: robustness (fast-check)', () => {
   it('random text parses or throws ZoneFileError, nothing else', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (text) => parseOrZoneError(() => parseZone(text, { origin: 'example.com' }))), { numRuns: fuzzRuns(1000) });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (text) =>
+        parseOrZoneError(() => parseZone(text, { origin: 'example.com' })),
+      ),
+      { numRuns: fuzzRuns(1000) },
+    );
   });
 
   it('token soup (zone syntax in random order) parses or throws ZoneFileError', () => {
-    const soup = fc.array(fc.constantFrom(...TOKENS), { maxLength: 60 }).map((ts) => ts.join(' ').replace(/ ?\n ?/g, '\n'));
-    fc.assert(fc.property(soup, (text) => parseOrZoneError(() => parseZone(text, { origin: 'example.com' }))), { numRuns: fuzzRuns(1000) });
+    const soup = fc
+      .array(fc.constantFrom(...TOKENS), { maxLength: 60 })
+      .map((ts) => ts.join(' ').replace(/ ?\n ?/g, '\n'));
+    fc.assert(
+      fc.property(soup, (text) => parseOrZoneError(() => parseZone(text, { origin: 'example.com' }))),
+      { numRuns: fuzzRuns(1000) },
+    );
   });
 
   it('the fixture zone with random mutations parses or throws ZoneFileError', () => {
-    const mutation = fc.tuple(fc.nat(valid.length - 1), fc.nat(8), fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom(...TOKENS)));
+    const mutation = fc.tuple(
+      fc.nat(valid.length - 1),
+      fc.nat(8),
+      fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom(...TOKENS)),
+    );
     fc.assert(
       fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), (muts) => {
         let text = valid;
@@ -44,7 +110,12 @@ describe('zone parser: robustness (fast-check)', () => {
   });
 
   it('inline record lines with random content parse or throw ZoneFileError', () => {
-    fc.assert(fc.property(fc.array(fc.string({ maxLength: 40 }), { maxLength: 5 }), (lines) => parseOrZoneError(() => parseRecordLines(lines, { origin: 'example.com' }))), { numRuns: fuzzRuns(500) });
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 40 }), { maxLength: 5 }), (lines) =>
+        parseOrZoneError(() => parseRecordLines(lines, { origin: 'example.com' })),
+      ),
+      { numRuns: fuzzRuns(500) },
+    );
   });
 
   it('TXT strings of any bytes survive quoting: the canonical content reads back to itself', () => {
@@ -53,7 +124,9 @@ describe('zone parser: robustness (fast-check)', () => {
         const content = canonicalContent('TXT', strings.map(quoteBytes).join(' '), '.');
         expect(canonicalContent('TXT', content, '.')).toBe(content);
         // one quoted string per 255 bytes (at least one per input string); a string may itself hold '" "'
-        expect(content.match(/"(?:[^"\\]|\\.)*"/g)).toHaveLength(strings.reduce((n, s) => n + Math.max(1, Math.ceil(s.length / 255)), 0));
+        expect(content.match(/"(?:[^"\\]|\\.)*"/g)).toHaveLength(
+          strings.reduce((n, s) => n + Math.max(1, Math.ceil(s.length / 255)), 0),
+        );
       }),
       { numRuns: fuzzRuns(300) },
     );
@@ -73,7 +146,15 @@ describe('zone parser: large and pathological input', () => {
     const lines = ['$TTL 1h', '@ SOA ns1 host ( 1 2 3 4 5 )'];
     for (let i = 0; i < 100_000; i++) {
       const n = `h${i}`;
-      lines.push(i % 4 === 0 ? `${n} 300 IN A 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` : i % 4 === 1 ? `${n} MX 10 mail${i}` : i % 4 === 2 ? `${n} TXT "record ${i}" ; comment` : `${n} AAAA 2001:db8::${(i & 0xffff).toString(16)}`);
+      lines.push(
+        i % 4 === 0
+          ? `${n} 300 IN A 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+          : i % 4 === 1
+            ? `${n} MX 10 mail${i}`
+            : i % 4 === 2
+              ? `${n} TXT "record ${i}" ; comment`
+              : `${n} AAAA 2001:db8::${(i & 0xffff).toString(16)}`,
+      );
     }
     const records = parseZone(lines.join('\n'), { origin: 'example.com' });
     expect(records).toHaveLength(100_001);
@@ -82,7 +163,15 @@ describe('zone parser: large and pathological input', () => {
 
   it('pathological lines (long quotes, escapes, parentheses, comments) parse or throw ZoneFileError', () => {
     const n = 20_000;
-    for (const text of [`a TXT "${'\\"'.repeat(n)}"`, `a TXT ${'"x" '.repeat(n / 4)}`, `a TXT (${'\n"x"'.repeat(n / 10)} )`, `${';'.repeat(n)}`, `a TXT "${'(;'.repeat(n)}"`, `a.${'b.'.repeat(n)} A 1.2.3.4`, `a TYPE65280 \\# ${n / 2} ${'0'.repeat(n)}`]) {
+    for (const text of [
+      `a TXT "${'\\"'.repeat(n)}"`,
+      `a TXT ${'"x" '.repeat(n / 4)}`,
+      `a TXT (${'\n"x"'.repeat(n / 10)} )`,
+      `${';'.repeat(n)}`,
+      `a TXT "${'(;'.repeat(n)}"`,
+      `a.${'b.'.repeat(n)} A 1.2.3.4`,
+      `a TYPE65280 \\# ${n / 2} ${'0'.repeat(n)}`,
+    ]) {
       parseOrZoneError(() => parseZone(text, { origin: 'example.com' }));
     }
   });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { chopComment, findUnquoted, leadingBlanks, RecordData, splitParts, trimEnd } from '../../../src/pdns-backend/zonefile/lexer.js';
+import {
+  chopComment,
+  findUnquoted,
+  leadingBlanks,
+  RecordData,
+  splitParts,
+  trimEnd,
+} from '../../../src/pdns-backend/zonefile/lexer.js';
 
 describe('zone lexer: parts of a line (as ZoneParserTNG splits them)', () => {
   it('splits on spaces, tabs and newlines, with offsets', () => {

@@ -32,7 +32,12 @@ describe('names', () => {
   });
 
   it('tells absolute from relative, counting escaping backslashes', () => {
-    expect([isAbsolute('a.'), isAbsolute('a'), isAbsolute('a\\.'), isAbsolute('a\\\\.')]).toEqual([true, false, false, true]);
+    expect([isAbsolute('a.'), isAbsolute('a'), isAbsolute('a\\.'), isAbsolute('a\\\\.')]).toEqual([
+      true,
+      false,
+      false,
+      true,
+    ]);
   });
 
   it.each([
@@ -52,7 +57,9 @@ describe('names', () => {
   it('counts the origin in the 255-octet limit', () => {
     const long = `${'abcdefgh.'.repeat(26)}x`; // 235 octets on its own, 248 with example.com
     expect(canonicalName(long, origin)).toHaveLength(long.length + 1 + origin.length);
-    expect(() => canonicalName(`abcdefgh.${long}`, origin)).toThrow(/longer than 255 octets \(with origin example\.com\.\)/);
+    expect(() => canonicalName(`abcdefgh.${long}`, origin)).toThrow(
+      /longer than 255 octets \(with origin example\.com\.\)/,
+    );
   });
 
   it('reads uncompressed wire names', () => {
@@ -95,7 +102,8 @@ describe('IP addresses', () => {
   it('reads IPv4 as PowerDNS does, leading zeros included', () => {
     expect(parseIPv4('192.0.2.1')).toEqual([192, 0, 2, 1]);
     expect(parseIPv4('010.000.002.001')).toEqual([10, 0, 2, 1]);
-    for (const bad of ['256.0.0.1', '1.2.3', '1.2.3.4.5', '1..2.3', 'a.b.c.d', '1.2.3.4 ', '']) expect(parseIPv4(bad)).toBeUndefined();
+    for (const bad of ['256.0.0.1', '1.2.3', '1.2.3.4.5', '1..2.3', 'a.b.c.d', '1.2.3.4 ', ''])
+      expect(parseIPv4(bad)).toBeUndefined();
   });
 
   it.each([
@@ -113,7 +121,19 @@ describe('IP addresses', () => {
     expect(formatIPv6(parseIPv6(text)!)).toBe(want);
   });
 
-  it.each(['1:2:3:4:5:6:7:8:9', '1::2::3', ':::', '1:2:3:4:5:6:7:8::', '12345::', 'g::', '::1.2.3', '::01.2.3.4', '1.2.3.4::', 'fe80::1%eth0', ''])('rejects IPv6 %j', (text) => {
+  it.each([
+    '1:2:3:4:5:6:7:8:9',
+    '1::2::3',
+    ':::',
+    '1:2:3:4:5:6:7:8::',
+    '12345::',
+    'g::',
+    '::1.2.3',
+    '::01.2.3.4',
+    '1.2.3.4::',
+    'fe80::1%eth0',
+    '',
+  ])('rejects IPv6 %j', (text) => {
     expect(parseIPv6(text)).toBeUndefined();
   });
 });

@@ -40,8 +40,12 @@ describe('record data: names are made absolute (PowerDNS reads the content witho
 
 describe('record data: SOA', () => {
   it('makes both names absolute and converts timer units to seconds', () => {
-    expect(content('SOA', 'ns1 hostmaster 2024010101 1h 15m 1w 300')).toBe('ns1.example.com. hostmaster.example.com. 2024010101 3600 900 604800 300');
-    expect(content('SOA', 'ns1.example.org. h.example.org. 0 1d2h 2H 4W 1D')).toBe('ns1.example.org. h.example.org. 0 93600 7200 2419200 86400');
+    expect(content('SOA', 'ns1 hostmaster 2024010101 1h 15m 1w 300')).toBe(
+      'ns1.example.com. hostmaster.example.com. 2024010101 3600 900 604800 300',
+    );
+    expect(content('SOA', 'ns1.example.org. h.example.org. 0 1d2h 2H 4W 1D')).toBe(
+      'ns1.example.org. h.example.org. 0 93600 7200 2419200 86400',
+    );
   });
 
   it.each([
@@ -130,7 +134,9 @@ describe('record data: character-strings (TXT, SPF, HINFO, NAPTR, CAA, URI)', ()
   it('reads HINFO and NAPTR strings, an unquoted word only as the last field', () => {
     expect(content('HINFO', '"PC-Intel" "Debian GNU/Linux"')).toBe('"PC-Intel" "Debian GNU/Linux"');
     expect(content('HINFO', '"PC" Linux')).toBe('"PC" "Linux"');
-    expect(content('NAPTR', '100 10 "u" "E2U+sip" "!^(.*)$!sip:\\\\1@example.com!" .')).toBe('100 10 "u" "E2U+sip" "!^(.*)$!sip:\\\\1@example.com!" .');
+    expect(content('NAPTR', '100 10 "u" "E2U+sip" "!^(.*)$!sip:\\\\1@example.com!" .')).toBe(
+      '100 10 "u" "E2U+sip" "!^(.*)$!sip:\\\\1@example.com!" .',
+    );
   });
 
   it('joins CAA values and URI targets into one string (they have no length octet on the wire)', () => {
@@ -190,12 +196,18 @@ describe('record data: hex and base64 blobs (joined across spaces and lines, as 
 
 describe('record data: LOC (encoded and rounded as PowerDNS does, written back in full)', () => {
   it.each([
-    ['52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000.00m 10.00m', '52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000.00m 10.00m'],
+    [
+      '52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000.00m 10.00m',
+      '52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000.00m 10.00m',
+    ],
     ['52 22 23 N 4 53 32 E -2m', '52 22 23.000 N 4 53 32.000 E -2.00m 1.00m 10000.00m 10.00m'],
     ['33 52 S 151 12 30.5 W 58m', '33 52 0.000 S 151 12 30.500 W 58.00m 1.00m 10000.00m 10.00m'],
     ['1 n 2 e 0', '1 0 0.000 N 2 0 0.000 E 0.00m 1.00m 10000.00m 10.00m'],
     ['0 0 0.001 N 0 0 0.999 W 10.5m 15m 1.5m 0.01m', '0 0 0.001 N 0 0 0.999 W 10.50m 10.00m 1.00m 0.01m'],
-    ['90 0 0 S 180 0 0 W -100000m 40000000m 42949672.95m 9m', '90 0 0.000 S 180 0 0.000 W -100000.00m 40000000.00m 40000000.00m 9.00m'],
+    [
+      '90 0 0 S 180 0 0 W -100000m 40000000m 42949672.95m 9m',
+      '90 0 0.000 S 180 0 0.000 W -100000.00m 40000000.00m 40000000.00m 9.00m',
+    ],
   ])('LOC %s → %s', (data, want) => {
     expect(content('LOC', data)).toBe(want);
   });
@@ -243,7 +255,11 @@ describe('record data: RFC 3597 generic form', () => {
     ['TYPE65280', '\\# 4 0A0000', 'TYPE65280: generic data says 4 octets but has 3'],
     ['TYPE65280', '\\# 2 0A0', 'TYPE65280: generic data has an odd number of hex digits'],
     ['TYPE65280', '\\# x 0A', "TYPE65280: generic data must be '\\# LENGTH HEX...'"],
-    ['TYPE65280', '0A000001', "TYPE65280: PowerDNS has no parser for this type; write its data in the generic form '\\# LENGTH HEX'"],
+    [
+      'TYPE65280',
+      '0A000001',
+      "TYPE65280: PowerDNS has no parser for this type; write its data in the generic form '\\# LENGTH HEX'",
+    ],
     ['A', '\\# 3 C00002', 'A: generic data: it ends before the address'],
     ['A', '\\# 5 C000020100', 'A: generic data: 1 octets left over after the record data'],
     ['MX', '\\# 4 000a c00c', 'MX: generic data: a name in the data is compressed'],
@@ -258,7 +274,9 @@ describe('record data: RFC 3597 generic form', () => {
 describe('record data: other types', () => {
   it('passes intricate types PowerDNS parses itself through as written', () => {
     expect(content('SVCB', '1 . alpn=h2,h3 port=443')).toBe('1 . alpn=h2,h3 port=443');
-    expect(content('IPSECKEY', '10 1 2 192.0.2.38 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==')).toBe('10 1 2 192.0.2.38 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==');
+    expect(content('IPSECKEY', '10 1 2 192.0.2.38 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==')).toBe(
+      '10 1 2 192.0.2.38 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==',
+    );
   });
 
   it('reports errors as ZoneSyntaxError with the offset of the bad field', () => {
