@@ -91,7 +91,7 @@ describe('multisite CLI', () => {
       ['b', false, true],
     ]);
     expect((await multisite('site', 'status', '--config', config)).stdout).toMatch(
-      /^b\s+down\s+\S+\s+drained by an operator$/m,
+      /^b\s+down\s+(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d \([^)]* ago\)\s+drained by an operator$/m,
     );
     expect(await backend.stop()).toBe(0);
   });
@@ -135,7 +135,7 @@ describe('multisite CLI', () => {
       const degraded = await multisite('status', '--config', withMetrics);
       expect(degraded).toMatchObject({ code: 1 });
       expect(degraded.stdout).toMatch(
-        /^b +drained +- +answers drained \d\d:\d\d:\d\d \(.* ago\) .*drained by an operator$/m,
+        /^b +drained +- +answers drained (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d \(.* ago\) .*drained by an operator$/m,
       );
       await multisite('site', 'undrain', 'b', '--config', withMetrics);
     } finally {

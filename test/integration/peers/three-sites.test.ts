@@ -170,7 +170,7 @@ describe('three sites, real pdns_server and backends, 1 s heartbeats', () => {
     expect(stdout).toMatch(/^sites \(as seen by a, backend 127\.0\.0\.2:\d+\):$/m);
     // The last change in local time (today: no date) and how long ago; no replication: lag "-".
     expect(stdout).toMatch(
-      /^c +down +down +(answers|peer) down \d\d:\d\d:\d\d \(\d+\.\d s ago\) +\d+\.\d s ago +- +peer: verified down: /m,
+      /^c +down +down +(answers|peer) down (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d \([^)]* ago\) +\S+ (s|min) ago +- +peer: verified down: /m,
     );
     expect(stdout).toMatch(/^health: degraded$/m);
     expect(stdout).toMatch(/^b +up +up +/m);
