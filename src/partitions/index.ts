@@ -7,7 +7,7 @@ import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
 import type { SiteStateTable } from '../site-health/index.js';
-import { MAC_HEADER, parseJsonObject, post, readBody, reply, verify } from '../shared/peer-http.js';
+import { MAC_HEADER, parseJsonObject, post, readBody, refuseMethod, reply, verify } from '../shared/peer-http.js';
 import { PartitionManager, type ManagerEffects } from './manager.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
 
@@ -195,8 +195,7 @@ export function partitionsRoute(manager: PartitionManager, site: string, key: Bu
       return true;
     }
     if (req.method !== 'POST') {
-      res.writeHead(405, { allow: 'GET, POST' });
-      res.end();
+      refuseMethod(req, res, 'GET, POST');
       return true;
     }
     void readBody(req, 64 * 1024)

@@ -3,7 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
-import { MAC_HEADER, parseJsonObject, post, readBody, reply, verify } from '../shared/peer-http.js';
+import { MAC_HEADER, parseJsonObject, post, readBody, refuseMethod, reply, verify } from '../shared/peer-http.js';
 import type { BalancedName } from './balanced.js';
 import type { ClientNet } from '../site-health/index.js';
 import type { Orderings } from './orderings.js';
@@ -183,8 +183,7 @@ export function decideRoute(orderings: Orderings, key: Buffer, logger: Logger): 
   return (req, res) => {
     if ((req.url ?? '').split('?')[0] !== '/decide') return false;
     if (req.method !== 'POST') {
-      res.writeHead(405, { allow: 'POST' });
-      res.end();
+      refuseMethod(req, res, 'POST');
       return true;
     }
     readBody(req, 4096)

@@ -96,3 +96,18 @@ export function reply(res: ServerResponse, status: number, body: unknown, key?: 
   res.writeHead(status, headers);
   res.end(text);
 }
+
+/**
+ * 405 for a method the route does not take. The body is read and dropped first, as readBody does
+ * for a 413: answering with it unread makes the kernel reset the connection and the client never
+ * sees the 405 (the HTTP fuzz suite found this with a large body).
+ */
+export function refuseMethod(req: IncomingMessage, res: ServerResponse, allow: string): void {
+  void readBody(req, 0)
+    .catch(() => undefined)
+    .finally(() => {
+      if (req.socket.destroyed) return;
+      res.setHeader('allow', allow);
+      reply(res, 405, { error: `method ${req.method ?? '?'} not allowed here; use ${allow}` });
+    });
+}

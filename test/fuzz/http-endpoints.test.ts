@@ -224,3 +224,16 @@ describe('HTTP endpoints: a correctly signed body that is not a JSON object', ()
     expect(r).toMatchObject({ status: 400, body: '{"error":"partitions: every entry must be an object"}\n' });
   });
 });
+
+describe('HTTP endpoints: a method a route does not take', () => {
+  it.each(['/decide', '/partitions', '/status'])(
+    '%s answers 405 naming the allowed methods even with a large body (read and dropped first)',
+    async (p) => {
+      const body = 'x'.repeat(300_000); // unread, this made the kernel reset the connection
+      const method = p === '/status' ? 'POST' : 'PUT';
+      const r = await exchange({ method, path: p, body, signing: 'none', extraHeaders: [], cuts: [] });
+      expect(r.status, p).toBe(405);
+      expect((JSON.parse(r.body) as { error: string }).error).toMatch(/^method (PUT|POST) not allowed here; use /);
+    },
+  );
+});

@@ -3,6 +3,7 @@ import { readKey, type LoadedConfig } from '../../config/index.js';
 import { realTimers, type Timers } from '../../shared/timers.js';
 import type { Logger } from '../../shared/log.js';
 import type { Route } from '../../shared/metrics.js';
+import { refuseMethod } from '../../shared/peer-http.js';
 import type { SiteStateTable } from '../state-table.js';
 import { type SharedProbe, type SiteSummary } from './codec.js';
 import { PeerMetrics } from './metrics.js';
@@ -162,8 +163,7 @@ export function statusRoute(
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== '/status') return false;
     if (req.method !== 'GET') {
-      res.writeHead(405, { allow: 'GET' });
-      res.end();
+      refuseMethod(req, res, 'GET');
       return true;
     }
     const nonce = url.searchParams.get('nonce') ?? undefined;

@@ -13,6 +13,7 @@ import { compileBalanced } from '../../../src/pdns-backend/balanced.js';
 import { decideRoute } from '../../../src/pdns-backend/decided-by.js';
 import { Orderings } from '../../../src/pdns-backend/orderings.js';
 import { SiteStateTable } from '../../../src/site-health/state-table.js';
+import { statusRoute } from '../../../src/site-health/peers/index.js';
 import { TWO_SITES } from '../../unit/partitions/fixtures.js';
 import { WATCHDOG_MS } from './remote-backend.js';
 
@@ -58,6 +59,7 @@ export async function startEndpoints(): Promise<{ port: number; stop(): Promise<
     coordinatorRoute(coordinator, KEY, 30_000, silent),
     decideRoute(orderings, KEY, silent),
     partitionsRoute(manager, 'a', KEY),
+    statusRoute('a', table),
   ];
   const server = await serveMetrics(new Registry(), '127.0.0.1', 0, routes);
   return {
