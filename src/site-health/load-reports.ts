@@ -4,6 +4,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import { decodeLoadReport, type LoadRejectReason, type LoadReport } from '../shared/load-report.js';
+import { followsSequence, type SequenceMark } from '../shared/sequence.js';
 import type { SiteFigures } from './metrics-table.js';
 
 export {
@@ -41,7 +42,7 @@ export interface LoadAggregatorOptions {
  */
 export class LoadAggregator {
   private readonly servers = new Map<string, ServerEntry>();
-  private readonly lastSeq = new Map<string, { boot: number; seq: number }>();
+  private readonly lastSeq = new Map<string, SequenceMark>();
   private readonly lastLog = new Map<string, number>();
   private timer: unknown;
   private stopped = true;
@@ -88,9 +89,11 @@ export class LoadAggregator {
     if (Math.abs(this.o.wallNow() - r.time) > this.o.maxSkewMs)
       return this.reject('skew', `time differs by ${this.o.wallNow() - r.time} ms`, from);
     const last = this.lastSeq.get(r.sender);
-    if (last && (r.boot < last.boot || (r.boot === last.boot && r.seq <= last.seq)))
-      return this.reject('replay', `seq ${r.seq} after ${last.seq}`, from);
-    this.lastSeq.set(r.sender, { boot: r.boot, seq: r.seq });
+    const now = this.o.timers.now();
+    // A sender restarted after its clock went back is taken once its old boot fell silent.
+    if (!followsSequence(last, r.boot, r.seq, now, 2 * this.o.maxSkewMs))
+      return this.reject('replay', `seq ${r.boot}/${r.seq} not after ${last!.boot}/${last!.seq}`, from);
+    this.lastSeq.set(r.sender, { boot: r.boot, seq: r.seq, at: now });
     this.accepted.inc();
     this.servers.set(r.server, { at: this.o.timers.now(), report: r });
   }

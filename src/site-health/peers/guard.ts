@@ -1,4 +1,5 @@
 import type { Message, RejectReason } from './codec.js';
+import { followsSequence, type SequenceMark } from '../../shared/sequence.js';
 
 export interface GuardOptions {
   /** This backend's site: its own messages (looped back, or replayed at it) are refused. */
@@ -17,16 +18,11 @@ export type Verdict = { ok: true } | { ok: false; reason: RejectReason; detail: 
  * right after this process restarts (when it has no memory of the sequence) is still bounded by
  * the skew window.
  *
- * A boot is the sender's wall clock at its start, so a sender restarted after its clock was set
- * back has an earlier boot. That boot is accepted once the sender's previous boot has been silent
- * (nothing accepted) for more than twice the skew window, measured on our monotonic clock: every
- * message of the previous boot (or of any earlier one) was sent before that silence began, so its
- * time is now outside the skew window and a replay of it is refused as `skew`. Without this such a
- * sender stayed refused as a replay until this process restarted.
+ * A sender restarted after its clock was set back: see followsSequence.
  * Pure: the caller passes the wall-clock time and a monotonic one.
  */
 export class ReplayGuard {
-  private readonly last = new Map<string, { boot: number; seq: number; at: number }>();
+  private readonly last = new Map<string, SequenceMark>();
 
   constructor(private readonly opts: GuardOptions) {}
 
@@ -46,15 +42,12 @@ export class ReplayGuard {
     }
     const key = `${msg.site}\0${msg.sender}`;
     const prev = this.last.get(key);
-    if (prev && (msg.boot < prev.boot || (msg.boot === prev.boot && msg.seq <= prev.seq))) {
-      const clockSetBack = msg.boot < prev.boot && monoMs - prev.at > 2 * this.opts.maxSkewMs;
-      if (!clockSetBack)
-        return {
-          ok: false,
-          reason: 'replay',
-          detail: `sequence ${msg.boot}/${msg.seq} is not after ${prev.boot}/${prev.seq}`,
-        };
-    }
+    if (!followsSequence(prev, msg.boot, msg.seq, monoMs, 2 * this.opts.maxSkewMs))
+      return {
+        ok: false,
+        reason: 'replay',
+        detail: `sequence ${msg.boot}/${msg.seq} is not after ${prev!.boot}/${prev!.seq}`,
+      };
     this.last.set(key, { boot: msg.boot, seq: msg.seq, at: monoMs });
     return { ok: true };
   }

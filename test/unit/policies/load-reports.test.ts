@@ -100,6 +100,18 @@ describe('load aggregation', () => {
     t.agg.receive(encodeLoadReport({ ...base, boot: 2000, seq: 1, load: 4 }, KEY));
     expect(t.agg.aggregate()?.load).toBe(4);
   });
+
+  it('an agent restarted after its clock went back (an earlier boot) is taken once its old boot fell silent', async () => {
+    const t = setup();
+    t.send({ boot: 5000, load: 1 });
+    t.send({ boot: 4000, seq: 1, load: 2 }); // the old boot spoke just now: could be a replay
+    expect(t.agg.aggregate()?.load).toBe(1);
+    await t.timers.advance(2001); // silent for more than twice max-skew-ms (1000)
+    t.send({ boot: 4000, seq: 2, load: 3 });
+    expect(t.agg.aggregate()?.load).toBe(3);
+    t.send({ boot: 4000, seq: 2, load: 9 }); // and the new boot's own sequence is guarded again
+    expect(t.agg.aggregate()?.load).toBe(3);
+  });
 });
 
 describe('probes', () => {
