@@ -6,6 +6,7 @@ import {
   type PartitionConfig,
   type PartitionsConfig,
 } from '../config/index.js';
+import { plainBackends } from './plain.js';
 
 /**
  * The HAProxy configuration of one site's load balancer (`multisite haproxy-config`): a pure
@@ -46,9 +47,11 @@ export class HaproxyConfigError extends Error {
 
 export function generateHaproxyConfig(config: Config, opts: GenerateOptions = {}): string {
   const p = config.partitions;
+  if (!p && config.agent) return plainBackends(config, config.agent);
   if (!p)
     throw new HaproxyConfigError(
-      "the config has no partitions: section (partitions.load-balancers describes each site's load balancer)",
+      "the config has neither a partitions: section (each site's load balancer) nor an agent: section" +
+        ' (the servers to wire to the agent): nothing to generate',
     );
   const site = opts.site ?? config.site;
   const siteOrder = config.sites.map((s) => s.name);

@@ -56,7 +56,7 @@ export const commands: Record<string, CommandEntry> = {
   },
   'haproxy-config': {
     summary:
-      "print the HAProxy configuration of a site's load balancer (partitions: forwarding, backups, agent checks)",
+      "print the HAProxy configuration of a site's load balancer (partitions: forwarding, backups, agent checks; without partitions: the agent's servers as backends with agent-check)",
     usage: '--config FILE [--site NAME] [--out FILE]',
     example: 'multisite haproxy-config --config /etc/multisite/site-a.yaml --out /etc/haproxy/multisite.cfg',
     load: () => import('./haproxy-config.js'),

@@ -93,9 +93,37 @@ describe('haproxy-config generator', () => {
     expect(haproxyCheck(out).ok).toBe(true);
   });
 
-  it('refuses a site without a load balancer, or a config without partitions', () => {
+  it('refuses a site without a load balancer, or a config with neither partitions nor an agent', () => {
     expect(() => generateHaproxyConfig(config, { site: 'z' })).toThrow(/unknown site 'z'/);
     const none = parseConfig('site: a\nsites: [{ name: a }]\n', 'x.yaml').config;
-    expect(() => generateHaproxyConfig(none)).toThrow(/no partitions: section/);
+    expect(() => generateHaproxyConfig(none)).toThrow(/neither a partitions: section .* nor an agent: section/);
+  });
+
+  it("the plain case (no partitions): the agent's servers as backends wired to the agent, valid for haproxy -c", () => {
+    const plain = parseConfig(
+      `site: a
+sites: [{ name: a }]
+agent:
+  listen: 0.0.0.0:5555
+  servers:
+    - { name: web/w1, address: 127.0.0.11:8080, checks: { message: { type: tcp } } }
+    - { name: web/w2, address: "[::1]:8080", checks: { message: { type: tcp } } }
+    - { name: shop, haproxy-server: api/a1, address: 127.0.0.13:9000, checks: { message: { type: tcp } } }
+`,
+      'plain.yaml',
+    ).config;
+    const out = generateHaproxyConfig(plain);
+    expect(out).toContain('# agent.listen is the wildcard 0.0.0.0: agent-addr 127.0.0.1 assumed');
+    expect(out).toContain(
+      '\nbackend web\n' +
+        '    server w1 127.0.0.11:8080 weight 100 check agent-check agent-addr 127.0.0.1 agent-port 5555 agent-send "web/w1\\n" agent-inter 500ms\n' +
+        '    server w2 [::1]:8080 weight 100 check agent-check agent-addr 127.0.0.1 agent-port 5555 agent-send "web/w2\\n" agent-inter 500ms\n',
+    );
+    expect(out).toContain('\nbackend api\n    server a1 127.0.0.13:9000 weight 100 check agent-check');
+    expect(out).toContain('agent-send "shop\\n"');
+    // A fragment: valid once inside the operator's own config (defaults, a frontend).
+    const operators = `defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\nfrontend www\n    bind 127.0.0.1:8080\n    default_backend web\n\n`;
+    const check = haproxyCheck(operators + out);
+    expect(check.ok, check.output).toBe(true);
   });
 });
