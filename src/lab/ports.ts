@@ -2,27 +2,45 @@ import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
 /**
- * A port free for both TCP and UDP on `host` (PowerDNS binds both on its port). The kernel picks
- * the TCP port; the UDP bind confirms it. Retries a few times if UDP is taken.
+ * Ports handed out come from below the kernel's ephemeral range (32768-60999 by default): a port
+ * the kernel picked for `listen(0)` is also a candidate for the local end of any outgoing
+ * connection, so between our check and the real bind another test's (or another suite's) client
+ * socket could take it (EADDRINUSE, seen with two `make test` side by side and 1,100 clients).
+ */
+const LOW = 10_000;
+const HIGH = 32_767;
+const handedOut = new Set<number>();
+
+/**
+ * A port free for both TCP and UDP on `host` (PowerDNS binds both on its port), never one this
+ * process handed out before. Picked at random below the ephemeral range (see LOW/HIGH).
  */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, host, () => {
-        const p = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const s = createSocket('udp4');
-      s.once('error', () => resolve(false));
-      s.bind(port, host, () => s.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW + 1));
+    if (handedOut.has(port)) continue;
+    if ((await tcpFree(port, host)) && (await udpFree(port, host))) {
+      handedOut.add(port);
+      return port;
+    }
   }
-  throw new Error(`no free TCP+UDP port on ${host}`);
+  throw new Error(`no free TCP+UDP port on ${host} in ${LOW}-${HIGH}`);
+}
+
+function tcpFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+function udpFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    s.once('error', () => resolve(false));
+    s.bind(port, host, () => s.close(() => resolve(true)));
+  });
 }
 
 /**
