@@ -20,9 +20,11 @@ export {
   type ProbeFigures,
 } from './policies.js';
 export { Orderings, type OrderingsOptions } from './orderings.js';
+export { currentAnswers, registerAnswerMetrics } from './answer-metrics.js';
 export { decideRoute, RemoteDecider } from './decided-by.js';
 export { explain, formatExplanation, type Explanation } from './explain.js';
-export { ControlServer, controlRequest, type ControlRequest, type ControlResponse } from './control.js';
+export { ControlServer, controlRequest, drainSite, type ControlRequest, type ControlResponse } from './control.js';
+export { DrainRelay, DRAIN_PATH, type DrainResult } from './drain-everywhere.js';
 export { Flusher } from './flusher.js';
 export { Handler } from './handler.js';
 export { BackendMetrics } from './metrics.js';

@@ -7,6 +7,7 @@ import type { Connector, ConnectorDeps } from './connectors/connector.js';
 import { HttpConnector } from './connectors/http.js';
 import { UnixConnector } from './connectors/unix.js';
 import { ControlServer } from './control.js';
+import type { DrainResult } from './drain-everywhere.js';
 import { explain } from './explain.js';
 import { Flusher } from './flusher.js';
 import { Handler } from './handler.js';
@@ -32,6 +33,8 @@ export interface BackendDeps {
   socket?: string;
   /** Persists the drained sites (the control socket's drain and undrain). */
   saveDrains(drained: string[]): void;
+  /** `drain SITE --everywhere` (DrainRelay.everywhere), when peers are configured. */
+  drainEverywhere?(site: string, drained: boolean): Promise<DrainResult[]>;
 }
 
 /** The DNS backend of one site: zones, PowerDNS connectors, cache flushes and the control socket. */
@@ -101,9 +104,11 @@ function controlServer(loaded: LoadedConfig, deps: BackendDeps): ControlServer {
   const { balanced, table, orderings, logger } = deps;
   const byName = new Map(balanced.map((b) => [b.name, b]));
   return new ControlServer(resolvePath(loaded, loaded.config.backend.control), {
+    site: loaded.config.site,
     table,
     saveDrains: (d) => deps.saveDrains(d),
     logger,
+    ...(deps.drainEverywhere ? { drainEverywhere: deps.drainEverywhere } : {}),
     explain: (name, client) => {
       const b = byName.get(name.toLowerCase().endsWith('.') ? name.toLowerCase() : `${name.toLowerCase()}.`);
       if (!b) return undefined;

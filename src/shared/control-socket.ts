@@ -22,7 +22,7 @@ export class JsonLineServer {
 
   constructor(
     readonly path: string,
-    private readonly handle: (req: ControlRequestObject) => object,
+    private readonly handle: (req: ControlRequestObject) => object | Promise<object>,
   ) {}
 
   async start(): Promise<void> {
@@ -54,20 +54,33 @@ export class JsonLineServer {
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
     socket.on('error', () => socket.destroy());
     const lines = new LineSplitter(MAX_LINE);
+    // Replies leave in request order; one that waits (drain --everywhere asks the peers) holds
+    // back the ones after it on this connection only.
+    let pending: Promise<void> | undefined;
     socket.on('data', (chunk: string) => {
       lines.push(chunk);
       let line: string | typeof OVERSIZED_LINE | undefined;
-      let out = '';
+      const answers: (object | Promise<object>)[] = [];
       while ((line = lines.next()) !== undefined) {
-        if (line === OVERSIZED_LINE) out += `${JSON.stringify(refusal(`request longer than ${MAX_LINE} bytes`))}\n`;
-        else if (line.trim() !== '') out += `${JSON.stringify(this.answer(line))}\n`;
+        if (line === OVERSIZED_LINE) answers.push(refusal(`request longer than ${MAX_LINE} bytes`));
+        else if (line.trim() !== '') answers.push(this.answer(line));
       }
-      if (out) socket.write(out);
+      if (answers.length === 0) return;
+      if (!pending && answers.every((a) => !(a instanceof Promise)))
+        return void socket.write(replyLines(answers as object[]));
+      const previous = pending ?? Promise.resolve();
+      const mine: Promise<void> = previous
+        .then(() => Promise.all(answers))
+        .then((done) => void (socket.destroyed || socket.write(replyLines(done))))
+        .finally(() => {
+          if (pending === mine) pending = undefined;
+        });
+      pending = mine;
     });
   }
 
   /** `handle` only ever sees an object with a string `cmd`; anything else is refused here, named. */
-  private answer(line: string): object {
+  private answer(line: string): object | Promise<object> {
     let req: unknown;
     try {
       req = JSON.parse(line);
@@ -79,11 +92,16 @@ export class JsonLineServer {
     const { cmd } = req as { cmd?: unknown };
     if (typeof cmd !== 'string') return refusal(`"cmd" must be a string, not ${describe(cmd)}`);
     try {
-      return this.handle(req as ControlRequestObject);
+      const a = this.handle(req as ControlRequestObject);
+      return a instanceof Promise ? a.catch((err: Error) => refusal(err.message)) : a;
     } catch (err) {
       return refusal((err as Error).message);
     }
   }
+}
+
+function replyLines(answers: object[]): string {
+  return answers.map((a) => `${JSON.stringify(a)}\n`).join('');
 }
 
 /** A request that passed the shape check: its other fields are still the handler's to check. */

@@ -8,8 +8,11 @@ import {
   balancedNames,
   createBackend,
   decideRoute,
+  DrainRelay,
+  drainSite,
   Orderings,
   RemoteDecider,
+  registerAnswerMetrics,
   type Backend,
   type BalancedName,
   type Connector,
@@ -66,6 +69,8 @@ interface SiteParts {
   backend: Backend;
   decider?: RemoteDecider;
   peersKey?: Buffer;
+  /** `site drain --everywhere`: asks the peers, and takes their requests (POST /site-drain). */
+  relay?: DrainRelay;
 }
 
 /** The parts that run once started; each stops cleanly when the site stops. */
@@ -130,6 +135,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     onUnprobed: figures.onUnprobed(loaded),
     onRemoteMiss: (b, client, key) => decider?.miss(b, client, key),
   });
+  registerAnswerMetrics(registry, orderings);
   // The peers key signs decided-by requests and replies; every site with peers answers /decide.
   const peersKey = sharedKey(loaded);
   if (peersKey && balanced.some((b) => b.decidedBy)) {
@@ -145,6 +151,17 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     });
   }
   const saveDrains = (d: string[]) => drains.write(d);
+  const relay =
+    peersKey &&
+    new DrainRelay({
+      site: config.site,
+      peers: peerOrigins(config),
+      key: peersKey,
+      table,
+      apply: (site, drained, by) => drainSite({ site: config.site, table, saveDrains, logger }, site, drained, by),
+      logger,
+      maxSkewMs: config.peers!['max-skew-ms'],
+    });
   const backend = createBackend(loaded, {
     balanced,
     table,
@@ -152,6 +169,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     metrics,
     logger,
     saveDrains,
+    ...(relay ? { drainEverywhere: (site: string, drained: boolean) => relay.everywhere(site, drained) } : {}),
     ...(opts.socket ? { socket: opts.socket } : {}),
   });
   return {
@@ -165,6 +183,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     backend,
     ...(decider ? { decider } : {}),
     ...(peersKey ? { peersKey } : {}),
+    ...(relay ? { relay } : {}),
   };
 }
 
@@ -197,6 +216,7 @@ async function startParts(p: SiteParts, s: Started): Promise<void> {
     ...s.coordinator.routes,
     ...s.partitions.routes,
     ...(p.peersKey ? [decideRoute(orderings, p.peersKey, logger)] : []),
+    ...(p.relay ? [p.relay.route()] : []),
   ];
   const m = loaded.config.backend.metrics;
   if (m) s.metricsServer = await serveMetrics(registry, m.host, m.port, routes);

@@ -24,9 +24,10 @@ export const commands: Record<string, CommandEntry> = {
     load: () => import('./check-config.js'),
   },
   site: {
-    summary: 'drain or undrain a site in every answer, or show site states (via the backend control socket)',
-    usage: 'drain|undrain|status [SITE] [--config FILE | --control PATH]',
-    example: 'multisite site drain b --config /etc/multisite/site-a.yaml',
+    summary:
+      "drain or undrain a site in this site's answers (--everywhere: at every site, over the signed peer channel), or show site states",
+    usage: 'drain|undrain SITE [--everywhere] | status [--json]  [--config FILE | --control PATH]',
+    example: 'multisite site drain b --everywhere --config /etc/multisite/site-a.yaml',
     load: () => import('./site.js'),
   },
   agent: {

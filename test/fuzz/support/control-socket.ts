@@ -18,7 +18,13 @@ export async function startControl(): Promise<{ path: string; open(): Promise<Un
   const path = join(dir, 'control.sock');
   const table = new SiteStateTable(SITES);
   const server = new ControlServer(path, {
+    site: SITES[0]!,
     table,
+    // Asynchronous like the real one (it asks the peers): replies must still come one per request, in order.
+    drainEverywhere: async () => {
+      await new Promise((r) => setImmediate(r));
+      return [{ site: SITES[1]!, ok: true, changed: false }];
+    },
     saveDrains() {},
     logger: silent,
     explain: (name) => (name === 'www.example.' ? { answer: ['192.0.2.1'] } : undefined),
