@@ -1,21 +1,14 @@
 # multisite: one command each for a new user: `make demo`, `make test`.
 SHELL := /bin/bash
 DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: deps apt npm build lint test test-unit test-integration fuzz demo bench clean
 
 deps: apt npm
 
-# apt-get update once, and install only when a package is missing (idempotent, fast when done).
+# Installs the missing packages only (scripts/apt-deps.sh: idempotent, waits for another apt).
 apt:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $$missing; \
-	fi
+	@bash scripts/apt-deps.sh $(DEB_PACKAGES)
 
 # npm ci only when package-lock.json changed since the last install.
 npm: node_modules/.installed
