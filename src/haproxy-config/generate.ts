@@ -22,6 +22,8 @@ import { plainBackends } from './plain.js';
  *   maintenance (`disabled`), so its backups, the local pool, serve it; one active at R starts
  *   with `remote.R` in service: requests go to R, and to the local pool only while R's load
  *   balancer fails its check. Failure transfer flips these admin states through the Runtime API.
+ *   The backups themselves start `disabled` and are enabled by the backend once it has synced
+ *   ownership with its peers (a restarted site must not serve a partition it no longer owns).
  * - frontend: a request carrying the forwarded header from another site's load balancer (its
  *   `forward-source`, which its remote servers connect from) goes to `web` (never forwarded
  *   twice); the header from anyone else is removed;
@@ -179,8 +181,11 @@ function partitionSection(
       `    server ${remoteServer(r)} ${addr(rl['inter-site'] ?? rl.listen)}${source} check inter ${ms}ms fastinter ${ms}ms downinter ${ms}ms fall 2 rise 2${state}`,
     );
   }
+  // The local pool starts in maintenance: until this site's backend has read the current owners
+  // from its peers, HAProxy forwards a partition (or refuses it) but never serves one another site
+  // may have taken over while this one was down. The backend enables these servers once it knows.
   for (const s of lb.servers)
-    line(`    server ${s.name} ${addr(s.address)} weight ${s.weight} backup track ${LOCAL_BACKEND}/${s.name}`);
+    line(`    server ${s.name} ${addr(s.address)} weight ${s.weight} backup track ${LOCAL_BACKEND}/${s.name} disabled`);
 }
 
 function addr(a: { host: string; port: number }): string {

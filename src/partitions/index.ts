@@ -8,10 +8,16 @@ import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
 import type { SiteStateTable } from '../site-health/index.js';
 import { MAC_HEADER, parseJsonObject, post, readBody, refuseMethod, reply, verify } from '../shared/peer-http.js';
-import { PartitionManager, type ManagerEffects } from './manager.js';
+import { PartitionManager, type ManagerEffects, type PeerRecords } from './manager.js';
 import { rulesOf, type Ownership, type PartitionRule } from './ownership.js';
 
-export { PartitionManager, type ManagerEffects, type ManagerOptions, type TransferEvent } from './manager.js';
+export {
+  PartitionManager,
+  type ManagerEffects,
+  type ManagerOptions,
+  type PeerRecords,
+  type TransferEvent,
+} from './manager.js';
 export {
   evaluate,
   failback,
@@ -96,13 +102,12 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
   const withDb = config.replication?.sites[me] !== undefined && Object.keys(p.tables).length > 0;
 
   const effects: ManagerEffects = {
-    async haproxy(o) {
+    async haproxy(o, serveHere) {
+      const backend = partitionBackend(o.partition);
       for (const r of remotes)
-        await haproxy.setServerState(
-          partitionBackend(o.partition),
-          remoteServer(r),
-          r === o.active && o.active !== me ? 'ready' : 'maint',
-        );
+        await haproxy.setServerState(backend, remoteServer(r), r === o.active && o.active !== me ? 'ready' : 'maint');
+      // The local pool (backups: it serves while no remote is in service) only once synced.
+      for (const s of lb.servers) await haproxy.setServerState(backend, s.name, serveHere ? 'ready' : 'maint');
     },
     dns(o) {
       const rule = rules.find((r) => r.partition === o.partition)!;
@@ -123,11 +128,12 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
     },
     async pull() {
       if (!key) return [];
-      const out: Ownership[][] = [];
+      const out: PeerRecords[] = [];
       for (const peer of peerBases) {
         for (const u of peer.urls) {
-          const recs = await fetchSigned(`${u}/partitions`, key).catch(() => undefined);
-          if (recs) out.push(recs);
+          const records = await fetchSigned(`${u}/partitions`, key).catch(() => undefined);
+          if (records) out.push({ site: peer.site, records });
+          if (records) break;
         }
       }
       return out;
@@ -142,6 +148,8 @@ export async function startPartitions(loaded: LoadedConfig, deps: PartitionDeps)
   };
   const manager = new PartitionManager({
     site: me,
+    // Without a peers key nothing can be read from them: there is nothing to wait for.
+    peers: key ? peerBases.map((b) => b.site) : [],
     rules,
     auto: { holdDownMs: p['hold-down-ms'], maxLagMs: p['max-lag-ms'] },
     table: deps.table,
@@ -189,7 +197,12 @@ export function partitionsRoute(manager: PartitionManager, site: string, key: Bu
       reply(
         res,
         200,
-        { site, partitions: manager.records(), history: manager.history.slice(-20).map((e) => e.change.after) },
+        {
+          site,
+          synced: manager.synced,
+          partitions: manager.records(),
+          history: manager.history.slice(-20).map((e) => e.change.after),
+        },
         key,
       );
       return true;

@@ -23,22 +23,37 @@ import {
  */
 
 export interface ManagerEffects {
-  /** Sets this site's load balancers for one partition now active at `active`. */
-  haproxy(o: Ownership): Promise<void>;
+  /**
+   * Sets this site's load balancers for one partition now active at `active`. `serveHere`: the
+   * local pool may serve it (false until ownership is synced with the peers: forward or refuse).
+   */
+  haproxy(o: Ownership, serveHere: boolean): Promise<void>;
   /** Reorders the partition's DNS name (active site first) and flushes it from PowerDNS. */
   dns(o: Ownership): void;
   /** Writes the ownership into this site's database (the epoch the capture stamps). */
   db?(o: Ownership): Promise<void>;
   /** Sends this site's records to every peer. */
   announce(records: Ownership[]): Promise<void>;
-  /** Reads a peer's records (recovery: announcements missed while down). */
-  pull?(): Promise<Ownership[][]>;
+  /** Reads every peer's records it can reach (recovery: announcements missed while down). */
+  pull?(): Promise<PeerRecords[]>;
   /** The replication lag of a site's replica (ms); undefined: unknown (auto failback waits). */
   lagMs(site: string): Promise<number | undefined>;
 }
 
+/** The records one peer served. */
+export interface PeerRecords {
+  site: string;
+  records: Ownership[];
+}
+
 export interface ManagerOptions {
   site: string;
+  /**
+   * The peers whose records must be read (or which must be verified down) before the local pool
+   * serves any partition: a site restarted after a whole-site failure may no longer own what its
+   * state file says. Empty or absent: nothing to wait for.
+   */
+  peers?: string[];
   rules: PartitionRule[];
   auto: AutoFailback;
   table: SiteStateTable;
@@ -79,7 +94,14 @@ export class PartitionManager {
   reconciles = 0;
   private readonly listeners: ((e: TransferEvent) => void)[] = [];
   private chain: Promise<void> = Promise.resolve();
-  private readonly onTableChange = () => this.evaluateNow();
+  /** Peers whose records were read since start. */
+  private readonly heardFrom = new Set<string>();
+  /** True once every peer was read or is verified down: the local pool may serve partitions. */
+  synced = false;
+  private readonly onTableChange = () => {
+    if (!this.synced && this.checkSynced()) this.chain = this.chain.then(() => this.applyAll());
+    this.evaluateNow();
+  };
 
   constructor(private readonly o: ManagerOptions) {
     this.rules = new Map(o.rules.map((r) => [r.partition, r]));
@@ -106,9 +128,35 @@ export class PartitionManager {
     this.stopped = false;
     this.startedAt = this.o.timers.now();
     this.o.table.on('change', this.onTableChange);
+    await this.pullPeers();
+    this.checkSynced();
     await this.applyAll();
     this.evaluateNow();
     this.schedule();
+  }
+
+  /** Reads the peers' records and adopts newer ones. */
+  private async pullPeers(): Promise<void> {
+    if (!this.o.effects.pull) return;
+    const all = await this.o.effects.pull().catch(() => [] as PeerRecords[]);
+    for (const { site, records } of all) {
+      this.heardFrom.add(site);
+      await this.merge(records, site);
+    }
+  }
+
+  /** Synced once every peer was heard from or is not usable (verified down, drained). */
+  private checkSynced(): boolean {
+    if (this.synced) return true;
+    const waiting = (this.o.peers ?? []).filter((p) => !this.heardFrom.has(p) && this.o.table.isUsable(p));
+    if (waiting.length > 0) return false;
+    this.synced = true;
+    const unheard = (this.o.peers ?? []).filter((p) => !this.heardFrom.has(p));
+    this.o.logger.info(
+      { heard: [...this.heardFrom], down: unheard },
+      'partition ownership synced with peers: the local pool serves the partitions active here',
+    );
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -176,7 +224,8 @@ export class PartitionManager {
     const inGrace = this.o.timers.now() - this.startedAt < (this.o.startGraceMs ?? 0);
     const changes = evaluate([...this.rules.values()], this.owned, this.view(), this.o.wallNow(), this.o.auto, {
       heldSince: (o) => this.heldSince.get(o.partition) ?? o.since,
-      transfers: !inGrace,
+      // Before the peers' records are read, our own may be stale: decide nothing from them.
+      transfers: !inGrace && this.synced,
     });
     if (changes.length) void this.commit(changes, true);
   }
@@ -220,7 +269,7 @@ export class PartitionManager {
   private async applyOne(o: Ownership, changed: boolean): Promise<void> {
     if (changed) this.o.effects.dns(o);
     await this.o.effects
-      .haproxy(o)
+      .haproxy(o, this.synced)
       .catch((err: Error) =>
         this.o.logger.warn(
           { partition: o.partition, err: err.message },
@@ -253,13 +302,11 @@ export class PartitionManager {
     );
     for (const home of new Set(waiting.map((r) => r.home)))
       this.lags.set(home, await this.o.effects.lagMs(home).catch(() => undefined));
-    if (this.o.effects.pull) {
-      const all = await this.o.effects.pull().catch(() => [] as Ownership[][]);
-      for (const recs of all) await this.merge(recs, 'a peer');
-    }
+    await this.pullPeers();
+    this.checkSynced();
     await this.chain;
     for (const o of this.owned.values()) {
-      await this.o.effects.haproxy(o).catch(() => undefined);
+      await this.o.effects.haproxy(o, this.synced).catch(() => undefined);
       if (this.o.effects.db) await this.o.effects.db(o).catch(() => undefined);
     }
     this.evaluateNow();

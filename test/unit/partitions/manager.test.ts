@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/index.js';
-import { PartitionManager, type ManagerEffects } from '../../../src/partitions/manager.js';
+import { PartitionManager, type ManagerEffects, type PeerRecords } from '../../../src/partitions/manager.js';
 import { rulesOf, type Ownership } from '../../../src/partitions/ownership.js';
 import { StateFileError } from '../../../src/shared/state-file.js';
 import { SiteStateTable } from '../../../src/site-health/state-table.js';
@@ -161,5 +161,91 @@ describe('PartitionManager (virtual time)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('start fail-safe: the local pool serves nothing before the peers were read', () => {
+    /** Site a restarted with a stale state file (p1 at a, epoch 1) while b may have taken p1 over. */
+    function restartedA(pull: () => Promise<PeerRecords[]>) {
+      const timers = new VirtualTimers();
+      const table = new SiteStateTable(['a', 'b'], () => timers.now());
+      const applied: { partition: string; active: string; serveHere: boolean }[] = [];
+      const effects: ManagerEffects = {
+        haproxy: async (o, serveHere) => void applied.push({ partition: o.partition, active: o.active, serveHere }),
+        dns: () => {},
+        announce: async () => {},
+        pull,
+        lagMs: async () => 0,
+      };
+      const manager = new PartitionManager({
+        site: 'a',
+        peers: ['b'],
+        rules,
+        auto: { holdDownMs: 2000, maxLagMs: 1000 },
+        table,
+        effects,
+        timers,
+        wallNow: () => timers.now(),
+        logger: pino({ level: 'silent' }),
+        reconcileMs: 1000,
+      });
+      return { timers, table, manager, applied };
+    }
+    const takenByB: Ownership = {
+      partition: 'p1',
+      home: 'a',
+      active: 'b',
+      epoch: 2,
+      since: 1,
+      reason: 'failure transfer: a is down',
+    };
+
+    it("adopts b's newer record before anything is applied: p1 is never served here", async () => {
+      const { manager, applied } = restartedA(async () => [{ site: 'b', records: [takenByB] }]);
+      await manager.start();
+      expect(manager.synced).toBe(true);
+      expect(applied.filter((x) => x.partition === 'p1').every((x) => x.active === 'b')).toBe(true);
+      expect(manager.get('p1')).toMatchObject({ active: 'b', epoch: 2 });
+      await manager.stop();
+    });
+
+    it('b unreachable but not verified down: forward or refuse, no transfer; b verified down: serve', async () => {
+      let bAnswers = false;
+      const { timers, table, manager, applied } = restartedA(async () =>
+        bAnswers ? [{ site: 'b', records: [takenByB] }] : [],
+      );
+      await manager.start();
+      await timers.advance(10_000);
+      expect(manager.synced).toBe(false);
+      expect(applied.length).toBeGreaterThan(0);
+      expect(applied.every((x) => !x.serveHere)).toBe(true);
+      expect(manager.history).toEqual([]);
+      table.setHealth('b', 'peers', false, 'verified down');
+      await timers.advance(0);
+      expect(manager.synced).toBe(true);
+      expect(applied.at(-1)!.serveHere).toBe(true);
+      // p2 (home b) moves here now that the records could be trusted and b is down
+      await timers.advance(1000);
+      expect(manager.get('p2')).toMatchObject({ active: 'a' });
+      bAnswers = true;
+      await manager.stop();
+    });
+
+    it('b answers later: its records are adopted, then the local pool serves', async () => {
+      let bAnswers = false;
+      const { timers, manager, applied } = restartedA(async () =>
+        bAnswers ? [{ site: 'b', records: [takenByB] }] : [],
+      );
+      await manager.start();
+      await timers.advance(3000);
+      expect(manager.synced).toBe(false);
+      bAnswers = true;
+      await timers.advance(1000);
+      expect(manager.synced).toBe(true);
+      expect(manager.get('p1')).toMatchObject({ active: 'b', epoch: 2 });
+      const served = applied.filter((x) => x.serveHere);
+      expect(served.length).toBeGreaterThan(0);
+      expect(served.filter((x) => x.partition === 'p1').every((x) => x.active === 'b')).toBe(true);
+      await manager.stop();
+    });
   });
 });
