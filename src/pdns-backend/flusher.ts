@@ -32,9 +32,12 @@ export interface FlusherOptions {
  * and the newest change is cleared too. A failing PowerDNS API is logged once when it starts
  * failing and once when it works again, not per name.
  */
+/** Refused connections for this long are no longer taken for "PowerDNS is starting". */
+const REFUSED_WARN_MS = 60_000;
+
 export class Flusher {
   private readonly http: AxiosInstance;
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly inFlight = new Map<string, Promise<boolean>>();
   private readonly again = new Set<string>();
   /** Targets waiting for a free slot, in order. */
   private readonly queue = new Set<string>();
@@ -43,6 +46,9 @@ export class Flusher {
   /** Flushes that gave up since the API last worked (0: it works). */
   private failing = 0;
   private retrying = false;
+  /** performance.now() of the first refused connection since the last flush that worked. */
+  private refusedSince: number | undefined;
+  private refusedWarned = false;
 
   constructor(
     private readonly opts: FlusherOptions,
@@ -64,19 +70,21 @@ export class Flusher {
     if (targets.length === 0) return;
     const started = performance.now();
     const batch = this.enqueue(targets);
-    void batch.then(() =>
+    void batch.then((results) => {
+      // Failures and a PowerDNS not running are said by flushWithRetry, once.
+      if (!results.some((r) => r.status === 'fulfilled' && r.value)) return;
       this.logger.info(
         { targets: targets.slice(0, 5), calls: targets.length, ms: +(performance.now() - started).toFixed(2) },
         'flushed PowerDNS caches',
-      ),
-    );
+      );
+    });
     const settle = this.opts.settleMs ?? 250;
     if (settle > 0) setTimeout(() => void this.enqueue(targets), settle).unref();
   }
 
   /** Resolves when these targets' flushes (or their repeats) have finished. */
-  private enqueue(targets: string[]): Promise<unknown> {
-    const waits: Promise<void>[] = [];
+  private enqueue(targets: string[]): Promise<PromiseSettledResult<boolean>[]> {
+    const waits: Promise<boolean>[] = [];
     for (const t of targets) {
       if (this.stopped) break;
       if (this.inFlight.has(t)) this.again.add(t);
@@ -116,17 +124,20 @@ export class Flusher {
     await Promise.race([pending, new Promise((r) => setTimeout(r, this.opts.timeoutMs).unref())]);
   }
 
-  private async flushWithRetry(name: string): Promise<void> {
+  /** True when PowerDNS flushed it. */
+  private async flushWithRetry(name: string): Promise<boolean> {
     const path = `/api/v1/servers/${encodeURIComponent(this.opts.serverId)}/cache/flush`;
     let delay = this.opts.backoffMs ?? 50;
     for (let attempt = 0; ; attempt++) {
       const started = performance.now();
+      let refused = false;
       const why = await this.http.put(path, undefined, { params: { domain: name } }).then(
         (res) => (res.status === 200 ? undefined : `HTTP ${res.status} ${JSON.stringify(res.data).slice(0, 200)}`),
-        (err: Error) => err.message,
+        (err: Error & { code?: string }) => ((refused = err.code === 'ECONNREFUSED'), err.message),
       );
-      if (why === undefined) return this.succeeded(name, started);
-      if (this.stopped || attempt >= this.opts.retries) return this.gaveUp(name, why, attempt + 1);
+      if (why === undefined) return (this.succeeded(name, started), true);
+      if (refused) return (this.notRunning(name), false);
+      if (this.stopped || attempt >= this.opts.retries) return (this.gaveUp(name, why, attempt + 1), false);
       this.metrics?.flushes.inc({ result: 'retry' });
       if (!this.retrying && this.failing === 0)
         this.logger.warn(
@@ -139,8 +150,34 @@ export class Flusher {
     }
   }
 
+  /**
+   * Nothing listens on the API: PowerDNS is not running (a backend started before it, as systemd
+   * orders them), so it has no cache to flush. Said once at info, not as an error on every start;
+   * said as a warning once if it lasts, since a PowerDNS running without its API would keep old
+   * answers until their TTL.
+   */
+  private notRunning(name: string): void {
+    this.metrics?.flushes.inc({ result: 'not-running' });
+    const now = performance.now();
+    if (this.refusedSince === undefined) {
+      this.refusedSince = now;
+      this.logger.info(
+        { name, url: this.opts.url },
+        'PowerDNS API refuses connections: PowerDNS not running yet, nothing cached to flush',
+      );
+    } else if (!this.refusedWarned && now - this.refusedSince >= REFUSED_WARN_MS) {
+      this.refusedWarned = true;
+      this.logger.warn(
+        { url: this.opts.url, forMs: Math.round(now - this.refusedSince) },
+        'PowerDNS API still refuses connections: if PowerDNS runs, its API is off (webserver=yes, api=yes) or pdns.url is wrong, and cached answers live until their TTL',
+      );
+    }
+  }
+
   private succeeded(name: string, started: number): void {
     this.metrics?.flushes.inc({ result: 'ok' });
+    this.refusedSince = undefined;
+    this.refusedWarned = false;
     this.retrying = false;
     if (this.failing > 0) this.logger.info({ failedMeanwhile: this.failing }, 'PowerDNS cache flushes work again');
     this.failing = 0;

@@ -95,11 +95,23 @@ describe('PowerDNS cache flusher', () => {
     expect(urls.sort()).toEqual(['a.example.com.', 'a.example.com.', 'b.example.com.']);
   });
 
-  it('survives PowerDNS being unreachable', async () => {
-    const { flusher, count } = make('http://127.0.0.1:1', 1);
-    flusher.flush(['a.example.com.']);
+  it('PowerDNS not running (connection refused): nothing to flush, said once at info, never an error', async () => {
+    const infos: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void infos.push(JSON.parse(l)) });
+    const registry = new Registry();
+    const flusher = new Flusher(
+      { url: 'http://127.0.0.1:1', serverId: 'localhost', apiKey: 'k', timeoutMs: 500, retries: 3, backoffMs: 1 },
+      logger,
+      new BackendMetrics(registry),
+    );
+    flusher.flush(['a.example.com.', 'b.example.org.']);
     await flusher.settled();
-    expect(await count('failed')).toBe(1);
+    flusher.flush(['c.example.net.']);
+    await flusher.settled();
+    const counts = (await registry.getSingleMetric('multisite_backend_cache_flushes_total')!.get()).values;
+    expect(counts.find((v) => v.labels.result === 'not-running')?.value).toBe(3);
+    expect(counts.find((v) => v.labels.result === 'failed')).toBeUndefined();
+    expect(infos.map((l) => [l.level, l.msg.split(':')[0]])).toEqual([[30, 'PowerDNS API refuses connections']]);
   });
 
   it('flushes each changed name a second time after settleMs, for answers re-cached by in-flight queries', async () => {
