@@ -53,7 +53,10 @@ function daemon(command: string, config: string) {
     for (const l of lines) {
       if (!l.startsWith('{')) continue;
       const j = JSON.parse(l) as Record<string, unknown>;
-      handlers.get(j.msg as string)?.(j, (j.time as number) - performance.timeOrigin);
+      handlers.get(j.msg as string)?.(
+        j,
+        (typeof j.time === 'string' ? Date.parse(j.time) : (j.time as number)) - performance.timeOrigin,
+      );
     }
   });
   return { proc, on: (msg: string, fn: (line: Record<string, unknown>, at: number) => void) => handlers.set(msg, fn) };
