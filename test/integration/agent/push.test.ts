@@ -103,7 +103,12 @@ ${web.map((w, i) => `    - name: web/w${i + 1}\n      address: 127.0.0.1:${w.por
       () => [...agent.servers.values()].every((h) => h.verdict === true),
       performance.now(),
     );
-    expect(Object.values(await pool()).every(running)).toBe(true);
+    // The agent's verdicts reach HAProxy by its push and its own agent-check: wait for them there.
+    await until(
+      'HAProxy: every server running',
+      async () => Object.values(await pool()).every(running),
+      performance.now(),
+    );
   });
 
   it('a refused connection: the agent says down at once and pushes it; HAProxy marks the server DOWN without polling', async () => {
