@@ -11,6 +11,13 @@ export interface CommandEntry {
 }
 
 export const commands: Record<string, CommandEntry> = {
+  run: {
+    summary:
+      'run every part the config file configures in one process (backend; agent if agent:, replicator if replication:)',
+    usage: '--config FILE [--log-level LEVEL]',
+    example: 'multisite run --config /etc/multisite/site-a.yaml',
+    load: () => import('./run.js'),
+  },
   backend: {
     summary: 'run the PowerDNS remote backend (unix socket and HTTP connectors)',
     usage: '--config FILE [--socket PATH] [--log-level LEVEL]',
