@@ -74,7 +74,8 @@ export interface RunConfig {
   dir: string;
   agentPort: number;
   webPort: number;
-  urls: Record<'a' | 'b', string>;
+  /** The sites' databases; without them, no replication section. */
+  urls?: Record<'a' | 'b', string>;
 }
 
 /** Site a's config with every part: backend (one balanced name), agent (one server), replication. */
@@ -104,13 +105,47 @@ agent:
   state-file: ${D}/agent-state.json
   haproxy: { runtime-api: [] }
   servers: [{ name: web/w1, address: "127.0.0.1:${c.webPort}", checks: { message: { type: tcp } } }]
-replication:
-  tables: [items]
-  poll-interval-ms: 100
-  sites:
-    a: { db: "${c.urls.a}" }
-    b: { db: "${c.urls.b}" }
-`,
+${c.urls ? replication(c.urls) : ''}`,
   );
   return file;
 }
+
+function replication(urls: Record<'a' | 'b', string>): string {
+  return `replication:
+  tables: [items]
+  poll-interval-ms: 100
+  sites:
+    a: { db: "${urls.a}" }
+    b: { db: "${urls.b}" }
+`;
+}
+
+/**
+ * A systemd-like notify socket: a unix datagram listener (python3; Node has none) printing each
+ * message it receives on one line (newlines shown as '|'). On READY=1 it connects at once, before
+ * reading anything else, to the unix socket and the HOST:PORT given, and prints whether each
+ * accepted: what PowerDNS, started by systemd on READY=1, would find.
+ */
+export const NOTIFY_LISTENER = `
+import socket, sys
+def accepts(family, addr):
+    c = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        c.connect(addr)
+        return "accepted"
+    except OSError as e:
+        return "refused(%s)" % e.strerror
+    finally:
+        c.close()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+host, port = sys.argv[3].rsplit(":", 1)
+print("listening", flush=True)
+while True:
+    msg = s.recv(4096).decode()
+    line = msg.replace("\\n", "|")
+    if "READY=1" in msg.split("\\n"):
+        line += " unix:" + accepts(socket.AF_UNIX, sys.argv[2])
+        line += " tcp:" + accepts(socket.AF_INET, (host, int(port)))
+    print(line, flush=True)
+`;
