@@ -3,3 +3,13 @@ export { startSite, type RunningSite, type SiteOptions } from './site.js';
 export { startRun, PartStartError, type RunningRun, type RunOptions, type RunPart } from './run.js';
 export { replicateOnce, startReplication, type RunningReplication } from './replication.js';
 export { partFailures, Supervisor, type Loop } from './supervise.js';
+export {
+  InitError,
+  initConfig,
+  initHaproxy,
+  initPdnsConf,
+  parseSites,
+  INIT_PORTS,
+  type InitOptions,
+  type InitSite,
+} from './init.js';
