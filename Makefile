@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf
 
-.PHONY: deps apt npm build lint test test-unit test-integration fuzz demo bench clean
+.PHONY: deps apt npm build lint test test-unit test-integration fuzz demo bench clean install uninstall
 
 deps: apt npm
 
@@ -54,5 +54,29 @@ bench: deps build
 bench-%: deps build
 	npx tsx bench/$*.ts
 
+# `make install [PREFIX=/usr/local] [DESTDIR=staging]`: the packed package (what `npm pack` ships)
+# installed globally under PREFIX, so PREFIX/bin/multisite is on PATH, plus the systemd unit
+# (multisite@.service, ExecStart pointing at PREFIX/bin) and its sysusers.d entry. koffi's install
+# script is skipped: its npm package already carries the prebuilt binaries (it only checks them).
+# On a live systemd host (as root, no DESTDIR) it also creates the user and reloads systemd.
+PREFIX ?= /usr/local
+BINDIR := $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+install: build
+	@rm -rf .tmp/pack && mkdir -p .tmp/pack
+	npm pack --silent --pack-destination .tmp/pack >/dev/null
+	npm install -g --prefix "$(DESTDIR)$(PREFIX)" --prefer-offline --ignore-scripts --no-audit --no-fund .tmp/pack/multisite-*.tgz
+	install -d "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSUSERSDIR)"
+	sed 's#@BINDIR@#$(BINDIR)#g' deploy/systemd/multisite@.service.in > "$(DESTDIR)$(UNITDIR)/multisite@.service"
+	install -m 644 deploy/systemd/multisite.sysusers "$(DESTDIR)$(SYSUSERSDIR)/multisite.conf"
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then \
+	  systemd-sysusers "$(SYSUSERSDIR)/multisite.conf" && systemctl daemon-reload; fi
+	@echo "installed: $(DESTDIR)$(BINDIR)/multisite, $(DESTDIR)$(UNITDIR)/multisite@.service (docs/install.md)"
+
+uninstall:
+	rm -rf "$(DESTDIR)$(PREFIX)/lib/node_modules/multisite" "$(DESTDIR)$(BINDIR)/multisite"
+	rm -f "$(DESTDIR)$(UNITDIR)/multisite@.service" "$(DESTDIR)$(SYSUSERSDIR)/multisite.conf"
+
 clean:
-	rm -rf dist bench/results
+	rm -rf dist bench/results .tmp/pack

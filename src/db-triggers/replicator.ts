@@ -257,6 +257,14 @@ export class Replicator {
     return Promise.resolve();
   }
 
+  /**
+   * Settles when the loop ends: resolves after stop(), rejects if the loop itself failed (sync
+   * errors are retried inside it; this is for what escaped), so a supervisor can restart it.
+   */
+  finished(): Promise<void> {
+    return this.loop ?? Promise.resolve();
+  }
+
   private async run(): Promise<void> {
     let idleMs = 0;
     while (!this.stopping) {

@@ -11,6 +11,20 @@ export interface CommandEntry {
 }
 
 export const commands: Record<string, CommandEntry> = {
+  run: {
+    summary:
+      'run every part the config file configures in one process (backend; agent if agent:, replicator if replication:)',
+    usage: '--config FILE [--log-level LEVEL]',
+    example: 'multisite run --config /etc/multisite/site-a.yaml',
+    load: () => import('./run.js'),
+  },
+  init: {
+    summary:
+      'write a commented starting config for one site (defaults from the sites list), its keys, and the pdns.conf and HAProxy lines it needs',
+    usage: '--site NAME --sites NAME=IP,NAME=IP[,...] [--zone ZONE] [--out DIR] [--force]',
+    example: 'multisite init --site a --sites a=192.0.2.1,b=198.51.100.1 --out /etc/multisite',
+    load: () => import('./init.js'),
+  },
   backend: {
     summary: 'run the PowerDNS remote backend (unix socket and HTTP connectors)',
     usage: '--config FILE [--socket PATH] [--log-level LEVEL]',
