@@ -1,3 +1,4 @@
+import { randomBytes, scryptSync } from 'node:crypto';
 import { isIP } from 'node:net';
 
 /**
@@ -99,6 +100,16 @@ ${o.sites.map((s) => `#     ${s.name}: { db: "postgres://multisite@${s.ip}:5432/
 `;
 }
 
+/**
+ * PowerDNS's hashed form of an API key, as `pdnsutil hash-password` writes it:
+ * `$scrypt$ln=10,p=1,r=8$SALT$HASH` (base64; N = 2^10, 32-byte hash). With it in pdns.conf the key
+ * is written once, in the file the backend reads.
+ */
+export function hashApiKey(key: string, salt: Buffer = randomBytes(16)): string {
+  const hash = scryptSync(key, salt, 32, { N: 1 << 10, r: 8, p: 1 });
+  return `$scrypt$ln=10,p=1,r=8$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
 /** The pdns.conf lines (e.g. /etc/powerdns/pdns.d/multisite.conf) the config needs. */
 export function initPdnsConf(o: InitOptions, apiKey: string): string {
   return `# PowerDNS for multisite site ${o.site} (written by multisite init): put in /etc/powerdns/pdns.d/.
@@ -106,9 +117,10 @@ launch=remote
 remote-connection-string=unix:path=/run/multisite/backend.sock
 # Answers are ordered: PowerDNS must not shuffle them.
 no-shuffle=yes
-# The backend flushes changed names through the API; the key is also in pdns-api-key.
+# The backend flushes changed names through the API. The key itself is only in pdns-api-key:
+# this is its salted scrypt hash (PowerDNS >= 4.6 checks the key against it).
 api=yes
-api-key=${apiKey}
+api-key=${hashApiKey(apiKey)}
 webserver=yes
 webserver-address=127.0.0.1
 webserver-port=${INIT_PORTS.pdnsApi}

@@ -87,7 +87,8 @@ describe("the README's quick start", () => {
           host: ip,
           port: 53,
           apiPort: 8081,
-          apiKey: conf['api-key']!,
+          // pdns.conf holds the key's hash; the API must take the key itself, from the file the backend reads.
+          apiKey: readFileSync(join(dir, 'pdns-api-key'), 'utf8').trim(),
           backend: { kind: 'remote', connection: conf['remote-connection-string'] },
           settings: conf,
           probeName: 'example.com.',
