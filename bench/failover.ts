@@ -122,7 +122,7 @@ async function scenario(names: number): Promise<{
     // HAProxy: the server line of docs/agent.md; the ring of docs/agent.md (the lab's default).
     const agentPort = await freePort('127.0.0.1');
     const haproxy = await startHaproxy({
-      body: `backend web\n    server w1 ${A}:${port} weight 100 check agent-check agent-addr 127.0.0.1 agent-port ${agentPort} agent-send "web/w1\\n" agent-inter 500ms\n`,
+      body: `backend web\n    server w1 ${A}:${port} weight 100 check inter 2s fastinter 100ms downinter 100ms agent-check agent-addr 127.0.0.1 agent-port ${agentPort} agent-send "web/w1\\n" agent-inter 500ms\n`,
     });
     cleanup.push(() => haproxy.stop());
 

@@ -28,6 +28,13 @@ export interface PushOptions {
   maxRetryMs: number;
   /** Commands in flight per socket at most (each is one connection). */
   concurrency?: number;
+  /**
+   * A deferred `up` (HAProxy's own check still down) is asked again every deferRecheckMs while the
+   * verdict stays up, for at most deferLimitMs after the verdict change; by then HAProxy's own agent
+   * poll (agent-inter) has long brought the server up, and the pusher stops asking.
+   */
+  deferRecheckMs?: number;
+  deferLimitMs?: number;
   /** After every attempt: ms from the verdict change to HAProxy's answer. */
   onPush?(socket: string, server: string, result: PushResult, ms: number): void;
 }
@@ -40,6 +47,8 @@ interface Slot {
   since: number;
   busy: boolean;
   done: boolean;
+  /** A recheck of a deferred `up` is scheduled. */
+  recheck?: unknown;
 }
 
 /** One socket's queue: the latest verdict per server (older ones are moot), and its failure episode. */
@@ -65,7 +74,9 @@ interface Queue {
  *
  * `up` is sent only when HAProxy's own health check of the server agrees (or there is none): the
  * CLI command, unlike an agent reply, does not wait for it (src/server.c srv_set_running). When it
- * does not agree, HAProxy's own check and its next agent poll bring the server up, as without push.
+ * does not agree, the pusher asks again every `deferRecheckMs` (HAProxy's own check, with the
+ * shipped `downinter`/`fastinter`, comes back within ~2 × 100 ms), so recovery does not wait for
+ * HAProxy's next agent poll; after `deferLimitMs` the poll is left to do it.
  */
 export class HaproxyPusher {
   private readonly queues: Queue[];
@@ -88,8 +99,9 @@ export class HaproxyPusher {
   verdict(name: string, ref: HaproxyRef, up: boolean): void {
     const since = this.o.timers.now();
     for (const q of this.queues) {
-      const slot = q.slots.get(name) ?? { name, ref, want: up, since, busy: false, done: true };
-      Object.assign(slot, { want: up, since, done: false });
+      const slot: Slot = q.slots.get(name) ?? { name, ref, want: up, since, busy: false, done: true };
+      this.o.timers.clearTimeout(slot.recheck);
+      Object.assign(slot, { want: up, since, done: false, recheck: undefined });
       q.slots.set(name, slot);
       this.pump(q);
     }
@@ -102,7 +114,10 @@ export class HaproxyPusher {
 
   stop(): void {
     this.stopped = true;
-    for (const q of this.queues) this.o.timers.clearTimeout(q.retryTimer);
+    for (const q of this.queues) {
+      this.o.timers.clearTimeout(q.retryTimer);
+      for (const slot of q.slots.values()) this.o.timers.clearTimeout(slot.recheck);
+    }
   }
 
   private pump(q: Queue): void {
@@ -133,9 +148,25 @@ export class HaproxyPusher {
       q.inFlight--;
     }
     // A command error will not go away by repeating it: done until the next verdict.
-    if (result !== 'failed' && slot.want === want && slot.since === since) slot.done = true;
+    if (result !== 'failed' && slot.want === want && slot.since === since) {
+      slot.done = true;
+      if (result === 'deferred') this.recheckLater(q, slot);
+    }
     this.o.onPush?.(q.target.socket, slot.name, result, this.o.timers.now() - since);
     this.pump(q);
+  }
+
+  /** A deferred `up`: asked again shortly, while the verdict it was for is still the latest. */
+  private recheckLater(q: Queue, slot: Slot): void {
+    const every = this.o.deferRecheckMs ?? 50;
+    if (this.stopped || this.o.timers.now() - slot.since + every > (this.o.deferLimitMs ?? 3000)) return;
+    const since = slot.since;
+    slot.recheck = this.o.timers.setTimeout(() => {
+      slot.recheck = undefined;
+      if (slot.since !== since || !slot.want) return;
+      slot.done = false;
+      this.pump(q);
+    }, every);
   }
 
   /** HAProxy's own check of the server is off, or up (health at least rise). */

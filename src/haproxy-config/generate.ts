@@ -8,6 +8,9 @@ import {
 } from '../config/index.js';
 import { plainBackends } from './plain.js';
 
+/** HAProxy's own check, once failed, rechecks 100 ms apart so that it does not hold recovery (see plain.ts). */
+const FAST_RECHECK = ' fastinter 100ms downinter 100ms';
+
 /**
  * The HAProxy configuration of one site's load balancer (`multisite haproxy-config`): a pure
  * function of the config, so the same config always gives the same text (golden-tested, and
@@ -129,8 +132,8 @@ export function generateHaproxyConfig(config: Config, opts: GenerateOptions = {}
   line(`    http-response set-header ${p['served-by-header']} ${site}/%[srv_name]`);
   for (const s of lb.servers) {
     const check = agent
-      ? ` check inter 1s agent-check agent-addr ${agent.host} agent-port ${agent.port} agent-send "${LOCAL_BACKEND}/${s.name}\\n" agent-inter ${lb['agent-inter-ms']}ms`
-      : ' check inter 1s';
+      ? ` check inter 1s${FAST_RECHECK} agent-check agent-addr ${agent.host} agent-port ${agent.port} agent-send "${LOCAL_BACKEND}/${s.name}\\n" agent-inter ${lb['agent-inter-ms']}ms`
+      : ` check inter 1s${FAST_RECHECK}`;
     // A refused or timed-out connection marks the server down at once (checks bring it back):
     // requests stop going to a dead server before its agent or check says so.
     line(

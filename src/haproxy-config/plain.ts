@@ -3,6 +3,15 @@ import type { Config } from '../config/index.js';
 type Agent = NonNullable<Config['agent']>;
 
 /**
+ * HAProxy's own connect check, beside the agent. Once it has failed (a long outage, or `on-error
+ * mark-down`), it alone would hold the server down for `rise` checks `inter` apart (2 × 2 s) whatever
+ * the agent says; `downinter`/`fastinter` (HAProxy's src/server.c srv_getinter: DOWN with health 0,
+ * then transitional) make those checks 100 ms apart, so recovery is bounded by ~200 ms like the
+ * agent's own `rise`. `inter 2s` while the server is up keeps the steady check load low.
+ */
+const OWN_CHECK = 'check inter 2s fastinter 100ms downinter 100ms';
+
+/**
  * The plain case (no partitions): one `backend` section per HAProxy backend the agent's servers
  * belong to, each `server` line wired to the agent (`agent-check` on agent.listen, `agent-send`
  * with the server's agent name), as docs/agent.md shows them. A fragment to paste or include:
@@ -15,7 +24,7 @@ export function plainBackends(config: Config, agent: Agent): string {
     const target = s['haproxy-server'] ?? splitName(s.name);
     if (!target) continue; // a name not shaped BACKEND/SERVER: the operator wires that one by hand
     const line =
-      `    server ${target.server} ${hostPort(s.address)} weight 100 check agent-check` +
+      `    server ${target.server} ${hostPort(s.address)} weight 100 ${OWN_CHECK} agent-check` +
       ` agent-addr ${at.host} agent-port ${at.port} agent-send "${s.name}\\n" agent-inter 500ms`;
     byBackend.set(target.backend, [...(byBackend.get(target.backend) ?? []), line]);
   }

@@ -51,6 +51,12 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
   private readonly stale: (s: string) => boolean;
   private readonly maxClientEntries: number;
   private lastTableVersion: number;
+  /**
+   * Per name (index in `names`): the id of its decision's inputs when they are its configuration
+   * alone (dependence none, no decided-by), else undefined. Names with the same id decide alike, so
+   * a recompute decides each shape once: 10,000 failover names sharing one config are one decision.
+   */
+  private readonly shapes: (number | undefined)[];
 
   constructor(
     readonly names: readonly BalancedName[],
@@ -64,6 +70,7 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     this.usable = (s) => table.isUsable(s);
     this.stale = (s) => this.metrics.isStale(s);
     this.lastTableVersion = table.version;
+    this.shapes = shapeIds(names);
     for (const b of names) {
       if (b.dependence === 'none' || b.dependence === 'metrics') {
         const d = this.decideShared(b, undefined, true);
@@ -178,11 +185,19 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     this.unprobedAsked.clear();
     const changed: string[] = [];
     const now = this.clock();
-    for (const b of this.names) {
+    const byShape = new Map<number, { d: Decision; key: string }>();
+    for (let i = 0; i < this.names.length; i++) {
+      const b = this.names[i]!;
       const cur = this.shared.get(b.name);
       if (!cur) continue;
-      const d = this.decideShared(b, cur, false);
-      const key = keyOf(d);
+      const shape = this.shapes[i];
+      let hit = shape === undefined ? undefined : byShape.get(shape);
+      if (!hit) {
+        const d = this.decideShared(b, cur, false);
+        hit = { d, key: keyOf(d) };
+        if (shape !== undefined) byShape.set(shape, hit);
+      }
+      const { d, key } = hit;
       if (key !== cur.key) {
         this.shared.set(b.name, { decision: d, key, since: now });
         changed.push(b.name);
@@ -281,6 +296,29 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     this.opts.onRemoteMiss?.(b, client, key);
     return undefined;
   }
+}
+
+/** Fields of a name that do not change its decision (which sites, in which order). */
+const NOT_DECISIVE = new Set(['name', 'ttl', 'a', 'aaaa', 'decidedByTimeoutMs']);
+
+/** See Orderings.shapes: equal ids for client-independent, fixed names with equal decision inputs. */
+function shapeIds(names: readonly BalancedName[]): (number | undefined)[] {
+  const ids = new Map<string, number>();
+  return names.map((b) => {
+    if (b.dependence !== 'none' || b.decidedBy) return undefined;
+    const text = JSON.stringify(b, (k, v: unknown) =>
+      NOT_DECISIVE.has(k)
+        ? undefined
+        : v instanceof Map
+          ? [...(v as Map<unknown, unknown>)]
+          : typeof v === 'bigint'
+            ? v.toString()
+            : v,
+    );
+    let id = ids.get(text);
+    if (id === undefined) ids.set(text, (id = ids.size));
+    return id;
+  });
 }
 
 function keyOf(d: Decision): string {

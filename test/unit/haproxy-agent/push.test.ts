@@ -96,6 +96,42 @@ describe('HaproxyPusher', () => {
     expect(fakes[0]!.commands.at(-1)).toBe('set server web/w1 agent up');
   });
 
+  it("a deferred up is asked again until HAProxy's own check agrees, not left to HAProxy's agent poll", async () => {
+    const { timers, fakes, pusher, results } = setup();
+    fakes[0]!.ownCheck.set('w1', { health: '0', rise: '2' }); // HAProxy's own check failed too
+    pusher.verdict('web/w1', w1, true);
+    await timers.settle();
+    expect(results.map((r) => r.result)).toEqual(['deferred']);
+    await timers.advance(50);
+    expect(results.map((r) => r.result)).toEqual(['deferred', 'deferred']);
+    fakes[0]!.ownCheck.set('w1', { health: '2', rise: '2' }); // its check rose
+    await timers.advance(50);
+    expect(fakes[0]!.commands.at(-1)).toBe('set server web/w1 agent up');
+    expect(results.at(-1)!.result).toBe('ok');
+    const n = fakes[0]!.commands.length;
+    await timers.advance(1000);
+    expect(fakes[0]!.commands.length).toBe(n); // delivered: no more asking
+  });
+
+  it('rechecks of a deferred up stop when the verdict goes down, and after the limit', async () => {
+    const { timers, fakes, pusher } = setup();
+    fakes[0]!.ownCheck.set('w1', { health: '0', rise: '2' });
+    pusher.verdict('web/w1', w1, true);
+    await timers.advance(120);
+    pusher.verdict('web/w1', w1, false);
+    await timers.settle();
+    const n = fakes[0]!.commands.length;
+    expect(fakes[0]!.commands.at(-1)).toBe('set server web/w1 agent down');
+    await timers.advance(1000);
+    expect(fakes[0]!.commands.length).toBe(n);
+    pusher.verdict('web/w1', w1, true); // HAProxy's check never rises: asked for 3 s, then left to its poll
+    await timers.advance(10_000);
+    const asked = fakes[0]!.commands.length - n;
+    expect(asked).toBeGreaterThan(10);
+    expect(asked).toBeLessThanOrEqual(2 * (3000 / 50 + 1));
+    expect(timers.pending()).toBe(0);
+  });
+
   it('a Runtime API that is down never throws: retried with backoff, logged once per episode, the latest verdict wins', async () => {
     const { timers, fakes, pusher, lines } = setup();
     const f = fakes[0]!;

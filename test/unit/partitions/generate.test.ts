@@ -64,7 +64,7 @@ describe('haproxy-config generator', () => {
     expect(b).toContain('server w1 127.0.0.31:8080 weight 100 backup track web/w1');
     // agent-check on every pool server line, as docs/agent.md gives it
     expect(b).toContain(
-      'server w1 127.0.0.31:8080 weight 100 check inter 1s agent-check agent-addr 127.0.0.3 agent-port 5555 agent-send "web/w1\\n" agent-inter 500ms',
+      'server w1 127.0.0.31:8080 weight 100 check inter 1s fastinter 100ms downinter 100ms agent-check agent-addr 127.0.0.3 agent-port 5555 agent-send "web/w1\\n" agent-inter 500ms',
     );
     expect(b).toContain('stats socket /run/multisite/haproxy-b.sock mode 600 level admin');
     expect(b).toContain('use_backend web if forwarded');
@@ -75,7 +75,7 @@ describe('haproxy-config generator', () => {
     const text = TWO_SITES.replace('      agent: 127.0.0.3:5555\n', '');
     const out = generateHaproxyConfig(parseConfig(text, 'x.yaml').config, { site: 'b' });
     expect(out).toContain(
-      'server w1 127.0.0.31:8080 weight 100 check inter 1s observe layer4 error-limit 1 on-error mark-down\n',
+      'server w1 127.0.0.31:8080 weight 100 check inter 1s fastinter 100ms downinter 100ms observe layer4 error-limit 1 on-error mark-down\n',
     );
     expect(haproxyCheck(out).ok).toBe(true);
   });
@@ -116,10 +116,12 @@ agent:
     expect(out).toContain('# agent.listen is the wildcard 0.0.0.0: agent-addr 127.0.0.1 assumed');
     expect(out).toContain(
       '\nbackend web\n' +
-        '    server w1 127.0.0.11:8080 weight 100 check agent-check agent-addr 127.0.0.1 agent-port 5555 agent-send "web/w1\\n" agent-inter 500ms\n' +
-        '    server w2 [::1]:8080 weight 100 check agent-check agent-addr 127.0.0.1 agent-port 5555 agent-send "web/w2\\n" agent-inter 500ms\n',
+        '    server w1 127.0.0.11:8080 weight 100 check inter 2s fastinter 100ms downinter 100ms agent-check agent-addr 127.0.0.1 agent-port 5555 agent-send "web/w1\\n" agent-inter 500ms\n' +
+        '    server w2 [::1]:8080 weight 100 check inter 2s fastinter 100ms downinter 100ms agent-check agent-addr 127.0.0.1 agent-port 5555 agent-send "web/w2\\n" agent-inter 500ms\n',
     );
-    expect(out).toContain('\nbackend api\n    server a1 127.0.0.13:9000 weight 100 check agent-check');
+    expect(out).toContain(
+      '\nbackend api\n    server a1 127.0.0.13:9000 weight 100 check inter 2s fastinter 100ms downinter 100ms agent-check',
+    );
     expect(out).toContain('agent-send "shop\\n"');
     // A fragment: valid once inside the operator's own config (defaults, a frontend).
     const operators = `defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\nfrontend www\n    bind 127.0.0.1:8080\n    default_backend web\n\n`;

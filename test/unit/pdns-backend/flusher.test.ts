@@ -114,13 +114,24 @@ describe('PowerDNS cache flusher', () => {
     expect(infos.map((l) => [l.level, l.msg.split(':')[0]])).toEqual([[30, 'PowerDNS API refuses connections']]);
   });
 
-  it('flushes each changed name a second time after settleMs, for answers re-cached by in-flight queries', async () => {
+  it('flushes each changed name again as soon as the first call returns (PowerDNS purges packets before queries)', async () => {
+    const api = await fakeApi([]);
+    const { flusher } = make(api.url, 3, 600_000); // the settle flush is far away: only the repeat at once can come
+    flusher.flush(['a.example.com.']);
+    await waitFor('the repeat at once', () => api.seen.length >= 2, 5000, 1);
+    expect(api.seen.map((s) => s.url)).toEqual(
+      Array(2).fill('/api/v1/servers/localhost/cache/flush?domain=a.example.com.'),
+    );
+    await flusher.stop();
+  });
+
+  it('flushes each changed name once more after settleMs, for answers re-cached by in-flight queries', async () => {
     const api = await fakeApi([]);
     const { flusher } = make(api.url, 3, 40);
     flusher.flush(['a.example.com.']);
-    await waitFor('the settle flush', () => api.seen.length >= 2, 2000, 5);
+    await waitFor('the settle flush', () => api.seen.length >= 3, 2000, 5);
     expect(api.seen.map((s) => s.url)).toEqual(
-      Array(2).fill('/api/v1/servers/localhost/cache/flush?domain=a.example.com.'),
+      Array(3).fill('/api/v1/servers/localhost/cache/flush?domain=a.example.com.'),
     );
   });
 

@@ -116,6 +116,35 @@ describe('orderings: caching, flushing, hysteresis in virtual time', () => {
     expect(t.order('topo.example.com.', '10.1.2.0/24')).toEqual([B]);
   });
 
+  it('names deciding alike are decided once per change; a name differing in any input keeps its own decision', () => {
+    let now = 0;
+    const table = new SiteStateTable(['a', 'b', 'c'], () => now);
+    const three = { addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'], c: ['203.0.113.1'] } };
+    const mk = (n: string, over: Partial<BalancedConfig>) =>
+      compileBalanced({ name: `${n}.example.com.`, ttl: 20, fallback: 'all', ...three, ...over }, 'a', ['a', 'b', 'c']);
+    const names = [
+      ...Array.from({ length: 50 }, (_, i) => mk(`f${i}`, { policy: 'failover', order: ['a', 'b', 'c'] })),
+      mk('rev', { policy: 'failover', order: ['c', 'b', 'a'] }),
+      mk('two', { policy: 'failover', order: ['a', 'b'], addresses: { a: ['192.0.2.1'], b: ['198.51.100.1'] } }),
+      mk('none', { policy: 'failover', order: ['a', 'b', 'c'], fallback: 'empty' }),
+      mk('lf', {}),
+    ];
+    const orderings = new Orderings(names, table, new MetricsTable(['a', 'b', 'c'], () => now), { clock: () => now });
+    const sites = (n: string) => orderings.sharedDecision(names.find((b) => b.name === `${n}.example.com.`)!).sites;
+    table.setHealth('a', 'pool', false, 'down');
+    expect([sites('f0'), sites('f49'), sites('rev'), sites('two'), sites('lf')]).toEqual([
+      ['b', 'c'],
+      ['b', 'c'],
+      ['c', 'b'],
+      ['b'],
+      ['b', 'c'],
+    ]);
+    expect(orderings.lastChanged).toHaveLength(54);
+    for (const s of ['b', 'c']) table.setHealth(s, 'pool', false, 'down');
+    now += 1;
+    expect([sites('f7'), sites('none'), sites('two')]).toEqual([['a', 'b', 'c'], [], ['a', 'b']]);
+  });
+
   it('topology answers per client with the scope they depend on, cached per client and version', () => {
     const t = setup();
     const r1 = t.lookup('topo.example.com.', '10.1.2.0/24');
