@@ -39,6 +39,9 @@ interface ChangeRow {
 const CHANGE_COLUMNS = `c.id::text AS id, c.xid::text AS xid, c.tbl, c.pk::text AS pk, c.op::text AS op, c."row"::text AS row, c.cols,
   c.origin, c.h::text AS h, c.ins::text AS ins, c.base::text AS base, (extract(epoch FROM c.ts) * 1000)::float8 AS ts`;
 
+/** No read of a peer runs longer: a hung read fails, is retried, and a stall is said. */
+const READ_TIMEOUT_S = 120;
+
 /** A peer's PostgreSQL (or PGlite) database as a Source. */
 export function dbSource(name: string, db: Db): Source {
   return {
@@ -60,14 +63,16 @@ export function dbSource(name: string, db: Db): Source {
  * skipped). Changes not stamped yet are stamped first (sql/003, multisite.stamp: a stamper that
  * got there after this snapshot makes this read fail with a serialization error, and it is read
  * again). Each insert or update carries the row as it is in this snapshot: a row changed again
- * since ships its latest state, and one deleted since ships nothing (its delete follows, and wins).
+ * since ships its latest state, and one deleted since ships nothing (marked gone: its delete follows).
  */
 export async function readChanges(db: Db, wm: Watermark, limit: number): Promise<ReadBatch> {
   return db.transaction(
     async (tx) => {
+      // the snapshot is taken by the first query: the peer's stamps and rows as of now
       const s = await tx.query<{ xmin: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
       const snapXmin = BigInt(s.rows[0]!.xmin);
       const applied = `{${wm.applied.join(',')}}`;
+      await tx.query(`SET LOCAL statement_timeout = '${READ_TIMEOUT_S}s'`);
       let rows = await selectBatch(tx, wm.xmin, applied, limit);
       const unstamped = rows.filter((x) => x.h === null);
       if (unstamped.length > 0) {
@@ -125,9 +130,9 @@ function keysJson(rows: readonly { tbl: string; pk: string }[]): string {
 }
 
 /**
- * Row data for the batch: each insert or update gets its row's state in this snapshot (a row
- * deleted since is dropped from the batch: its delete, committed, follows in this batch or a
- * later one). Rows of tables the peer no longer replicates keep what they carry.
+ * Row data for the batch: each insert or update gets its row's state in this snapshot; one whose
+ * row was deleted since is marked `gone` (its delete, committed, follows in this batch or a later
+ * one; consolidate drops it). Rows of tables the peer no longer replicates keep what they carry.
  */
 async function withRowData(tx: Queryable, rows: readonly ChangeRow[]): Promise<RawChange[]> {
   const byTable = new Map<string, Set<string>>();
@@ -157,16 +162,11 @@ async function withRowData(tx: Queryable, rows: readonly ChangeRow[]): Promise<R
       for (const x of r.rows) current.set(`${tbl}\u0000${x.pk}`, x.row);
     }
   }
-  const out: RawChange[] = [];
-  for (const x of rows) {
-    if (x.op !== 'D' && known.has(x.tbl)) {
-      const row = current.get(`${x.tbl}\u0000${x.pk}`);
-      if (row === undefined) continue;
-      x.row = row;
-    }
-    out.push(toRaw(x));
-  }
-  return out;
+  return rows.map((x) => {
+    if (x.op === 'D' || !known.has(x.tbl)) return toRaw(x);
+    const row = current.get(`${x.tbl}\u0000${x.pk}`);
+    return row === undefined ? { ...toRaw({ ...x, row: null }), gone: true } : toRaw({ ...x, row });
+  });
 }
 
 function toRaw(x: ChangeRow): RawChange {

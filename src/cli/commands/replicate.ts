@@ -5,6 +5,9 @@ import { ReplicationMetrics, Replicator, openSiteDb, policyOf, replicationOf } f
 import { parse, required } from '../args.js';
 import { daemonLogger, preflight } from '../preflight.js';
 
+/** A pooled connection not had within this fails the sync (retried, a stall said) instead of hanging it. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
 /**
  * multisite replicate --config FILE [--once]
  * Runs this site's replicator until SIGTERM/SIGINT; --once syncs until caught up and exits.
@@ -25,12 +28,22 @@ export async function run(args: string[]): Promise<number> {
   let server: Server | undefined;
   const onError = (err: Error) => log.warn({ err: err.message }, 'database connection error');
   try {
-    const local = await openSiteDb(loaded, me, { applicationName: 'multisite-replicate', max: 3, onError });
+    const local = await openSiteDb(loaded, me, {
+      applicationName: 'multisite-replicate',
+      max: 3,
+      onError,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    });
     dbs.push(local);
     const peers = [];
     for (const s of loaded.config.sites) {
       if (s.name === me) continue;
-      const db = await openSiteDb(loaded, s.name, { applicationName: `multisite-replicate-${me}`, max: 2, onError });
+      const db = await openSiteDb(loaded, s.name, {
+        applicationName: `multisite-replicate-${me}`,
+        max: 2,
+        onError,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      });
       dbs.push(db);
       peers.push({ name: s.name, db });
     }

@@ -67,6 +67,26 @@ describe('consolidation', () => {
     expect(m.ids).toHaveLength(3);
   });
 
+  it('a change read after its row was deleted (gone) ships nothing until its delete, then the delete', () => {
+    const [h1, h2, h3] = [c.next(), c.next(), c.next()];
+    const gone = { row: null, gone: true } as const;
+    // the delete is in a later batch: nothing of this row now (the delete saw these changes)
+    expect(
+      consolidate([
+        change({ op: 'I', h: h1, ins: [h1, 'a'], pk: '{"id": 7}', ...gone }),
+        change({ op: 'U', h: h2, ins: [h1, 'a'], pk: '{"id": 7}', cols: ['a'], base: { a: h1 }, ...gone }),
+      ]),
+    ).toEqual([]);
+    // the delete in the same batch: the delete, without row data
+    const out = consolidate([
+      change({ op: 'U', h: h1, pk: '{"id": 8}', cols: ['a'], base: { a: 0 }, ...gone }),
+      change({ op: 'D', h: h3, pk: '{"id": 8}', row: null, base: { i: null, c: { a: [h1, 'a'] } } }),
+    ]);
+    expect(out.map((x) => [x.pk, x.kind, x.row])).toEqual([['{"id": 8}', 'D', null]]);
+    // other rows of the batch are untouched
+    expect(consolidate([change({ op: 'U', h: h2, pk: '{"id": 9}', cols: ['a'], base: { a: 0 } })])).toHaveLength(1);
+  });
+
   it('anything + delete = delete; insert + delete = a bare tombstone (no row data); delete + insert + delete = delete', () => {
     const [h1, h2, h3] = [c.next(), c.next(), c.next()];
     expect(
