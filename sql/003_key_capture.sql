@@ -35,7 +35,7 @@ ALTER TABLE multisite.change SET (fillfactor = 50);
 CREATE OR REPLACE FUNCTION multisite.stamp(p_keys jsonb DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql SET enable_seqscan = off SET jit = off AS $$
 DECLARE
-  st record; c record; ps jsonb; q jsonb; top bigint; h bigint; stamp jsonb;
+  st record; c record; ps jsonb; q jsonb; qc jsonb; top bigint; h bigint; stamp jsonb; col text;
   cur_tbl text; cur_pk jsonb;
   ids bigint[] := '{}'; hs bigint[] := '{}'; inss jsonb[] := '{}'; bases jsonb[] := '{}'; ss jsonb[] := '{}';
   v_ins jsonb; v_base jsonb;
@@ -55,31 +55,43 @@ BEGIN
      ORDER BY 2, 3, 1
   LOOP
     IF cur_tbl IS DISTINCT FROM c.tbl OR cur_pk IS DISTINCT FROM c.pk THEN
+      -- the row's first unstamped change: its clock before it (multisite.clock_of, inlined: a SQL
+      -- function called from here is planned again per call). Stamped changes of a row come
+      -- before its unstamped ones, so the newest stamped one is found just below this id.
       cur_tbl := c.tbl;
       cur_pk := c.pk;
-      SELECT p.s, p.top INTO ps, top FROM multisite.clock_of(c.tbl, c.pk) p;
+      SELECT z.s, z.top INTO ps, top FROM (
+        (SELECT y.s, y.h AS top, 0 AS pri FROM multisite.change y
+          WHERE y.tbl = c.tbl AND y.pk = c.pk AND y.id < c.id AND y.s IS NOT NULL ORDER BY y.id DESC LIMIT 1)
+        UNION ALL
+        (SELECT r.s, r.top, 1 AS pri FROM multisite.row_clock r WHERE r.tbl = c.tbl AND r.pk = c.pk)
+      ) z ORDER BY z.top DESC, z.pri DESC LIMIT 1;
       top := coalesce(top, 0);
     END IF;
     h := greatest(((extract(epoch FROM c.ts) * 1000)::bigint + st.clock_offset_ms) * 1024, st.hlc_floor + 1, top + 1);
     stamp := jsonb_build_array(h, st.name);
     -- a row never stamped (older than the trigger, or written while capture was off) has an
     -- unknown incarnation; an update or delete after a tombstone starts from nothing
+    -- (plain expressions only below, no queries: PL/pgSQL evaluates those without the executor)
     q := CASE WHEN ps IS NULL OR (c.op <> 'I' AND jsonb_typeof(ps -> 'd') = 'object') THEN empty ELSE ps END;
+    qc := coalesce(q -> 'c', '{}'::jsonb);
     IF c.op = 'I' THEN
       v_ins := stamp;
       v_base := to_jsonb(top);
       ps := jsonb_build_object('i', stamp, 'c', '{}'::jsonb, 'd', null);
     ELSIF c.op = 'U' THEN
       v_ins := q -> 'i';
-      v_base := (SELECT coalesce(jsonb_object_agg(col, coalesce(q -> 'c' -> col -> 0, q -> 'i' -> 0, '0'::jsonb)), '{}')
-                   FROM unnest(c.cols) col);
-      ps := jsonb_set(q, '{c}', coalesce(q -> 'c', '{}'::jsonb)
-                             || (SELECT coalesce(jsonb_object_agg(col, stamp), '{}') FROM unnest(c.cols) col));
+      v_base := '{}';
+      FOREACH col IN ARRAY coalesce(c.cols, '{}') LOOP
+        v_base := v_base || jsonb_build_object(col, coalesce(qc -> col -> 0, q -> 'i' -> 0, '0'::jsonb));
+        qc := qc || jsonb_build_object(col, stamp);
+      END LOOP;
+      ps := q || jsonb_build_object('c', qc);
     ELSE
       v_ins := q -> 'i';
-      v_base := jsonb_build_object('i', q -> 'i', 'c', coalesce(q -> 'c', '{}'::jsonb));
+      v_base := jsonb_build_object('i', q -> 'i', 'c', qc);
       ps := jsonb_build_object('i', null, 'c', '{}'::jsonb, 'd', jsonb_build_object('at', stamp, 'n', q -> 'i',
-              'seen', jsonb_build_object('i', q -> 'i', 'c', coalesce(q -> 'c', '{}'::jsonb))));
+              'seen', jsonb_build_object('i', q -> 'i', 'c', qc)));
     END IF;
     top := h;
     ids := ids || c.id; hs := hs || h; inss := inss || v_ins; bases := bases || v_base; ss := ss || ps;
@@ -89,4 +101,23 @@ BEGIN
     FROM unnest(ids, hs, inss, bases, ss) AS u(id, h, ins, base, s)
    WHERE x.id = u.id;
   RETURN cardinality(ids);
+END $$;
+
+-- Stamps the changes the next read after a watermark will take (their rows' unstamped changes),
+-- in a READ COMMITTED statement of its own before the reader's REPEATABLE READ snapshot: after
+-- the advisory lock it sees every other stamper's work, so it cannot hit a serialization error;
+-- the snapshot that follows only rarely finds a change committed in between to stamp itself.
+CREATE OR REPLACE FUNCTION multisite.stamp_batch(p_xmin xid8, p_applied xid8[], p_limit int) RETURNS int
+LANGUAGE plpgsql SET enable_seqscan = off SET jit = off AS $$
+DECLARE
+  keys jsonb;
+BEGIN
+  PERFORM pg_advisory_xact_lock(7405634361146097000);
+  SELECT jsonb_agg(DISTINCT jsonb_build_array(b.tbl, b.pk)) INTO keys
+    FROM (SELECT c.tbl, c.pk, c.h FROM multisite.change c
+           WHERE c.xid >= p_xmin AND NOT (c.xid = ANY (p_applied))
+           ORDER BY c.xid, c.id LIMIT p_limit) b
+   WHERE b.h IS NULL;
+  IF keys IS NULL THEN RETURN 0; END IF;
+  RETURN multisite.stamp(keys);
 END $$;

@@ -66,12 +66,15 @@ export function dbSource(name: string, db: Db): Source {
  * since ships its latest state, and one deleted since ships nothing (marked gone: its delete follows).
  */
 export async function readChanges(db: Db, wm: Watermark, limit: number): Promise<ReadBatch> {
+  const applied = `{${wm.applied.join(',')}}`;
+  // stamp what this read will take first, outside its snapshot (no serialization errors there);
+  // a little more than the limit: the read finishes its last transaction
+  await db.query(`SELECT multisite.stamp_batch($1::xid8, $2::xid8[], $3)`, [wm.xmin.toString(), applied, limit * 2]);
   return db.transaction(
     async (tx) => {
       // the snapshot is taken by the first query: the peer's stamps and rows as of now
       const s = await tx.query<{ xmin: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
       const snapXmin = BigInt(s.rows[0]!.xmin);
-      const applied = `{${wm.applied.join(',')}}`;
       await tx.query(`SET LOCAL statement_timeout = '${READ_TIMEOUT_S}s'`);
       let rows = await selectBatch(tx, wm.xmin, applied, limit);
       const unstamped = rows.filter((x) => x.h === null);
