@@ -153,6 +153,20 @@ function live(c: Partial<ClockState> = {}, top = 0): LocalRow {
 }
 
 describe('conflict rules', () => {
+  it("one site's own writes of a row never conflict, whatever order its batches bring them in", () => {
+    // a wrote a at 10, then 15; 15's transaction had the lower id and came in the batch before
+    const late = decide(U(10, 'a', { a: 5 }), live({ c: { a: [15, 'a'] } }), { columns, policy: latest });
+    expect(late.action).toEqual({ kind: 'none' });
+    expect(late.conflicts).toEqual([]);
+    // a merged change of a's carries its first write's base (5), older than a's 15 applied here
+    const merged = decide(U(20, 'a', { a: 5 }), live({ c: { a: [15, 'a'] } }), { columns, policy: latest });
+    expect(merged.action).toEqual({ kind: 'update', cols: ['a'] });
+    expect(merged.conflicts).toEqual([]);
+    // the same base against another site's version is still a conflict
+    const other = decide(U(20, 'a', { a: 5 }), live({ c: { a: [15, 'b'] } }), { columns, policy: latest });
+    expect(other.conflicts).toHaveLength(1);
+  });
+
   it('a later write that saw the current value applies cleanly', () => {
     const d = decide(U(20, 'b', { a: 10 }), live({ c: { a: [10, 'a'] } }), { columns, policy: latest });
     expect(d.action).toEqual({ kind: 'update', cols: ['a'] });
