@@ -90,8 +90,30 @@ class Pair {
         );
       }
     }
-    if (mode === 'multisite') for (let i = 0; i < SITES.length; i++) p.startReplicator(i);
+    if (mode === 'multisite') {
+      for (let i = 0; i < SITES.length; i++) p.startReplicator(i);
+      await p.ready();
+    }
     return p;
+  }
+
+  /**
+   * Waits until both replicators have started and reached their databases: the workload then
+   * measures replication, not the replicators' start (compiling under tsx takes seconds of CPU).
+   */
+  async ready(): Promise<void> {
+    const t0 = now();
+    for (const db of this.dbs) {
+      for (;;) {
+        const n = await scalar(
+          db,
+          `SELECT count(*) AS v FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'multisite-replicate%'`,
+        );
+        if (n >= 2) break; // its own pool and the peer's reader
+        if (now() - t0 > 60_000) throw new Error('replicators did not start in 60 s');
+        await sleep(100);
+      }
+    }
   }
 
   startReplicator(i: number): void {

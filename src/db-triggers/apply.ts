@@ -75,8 +75,14 @@ async function loadLocal(
     );
     for (const x of r.rows) rows.set(rowKey(tbl, x.pk), x.row);
   }
+  // this site's own changes of these rows not stamped yet are stamped now, under the rows' locks:
+  // against the clock their writers saw, before this batch changes it (sql/003)
+  const keys = `[${merged
+    .filter((c) => metas.get(c.tbl))
+    .map((c) => `[${JSON.stringify(c.tbl)},${c.pk}]`)
+    .join(',')}]`;
+  await tx.query(`SELECT multisite.stamp($1::jsonb)`, [keys]);
   // the current clock of each row (row_clock or its latest local change): index probes per key
-  const keys = JSON.stringify(merged.filter((c) => metas.get(c.tbl)).map((c) => [c.tbl, JSON.parse(c.pk) as unknown]));
   const rc = await tx.query<{ tbl: string; pk: string; s: string; top: string }>(
     `SELECT x ->> 0 AS tbl, (x -> 1)::text AS pk, p.s::text AS s, p.top::text AS top
        FROM jsonb_array_elements($1::jsonb) x CROSS JOIN LATERAL multisite.clock_of(x ->> 0, x -> 1) p
@@ -189,15 +195,21 @@ async function uniqueClash(
   if (cols.rows.length === 0) return null;
   const uq = cols.rows.map((r) => quoteIdent(r.col));
   const pkObj = `jsonb_build_object(${pk.map((c) => `'${c.replace(/'/g, "''")}', t.${quoteIdent(c)}`).join(', ')})`;
-  const other = await tx.query<{ pk: string; row: string; s: string | null; top: string | null }>(
-    `SELECT ${pkObj}::text AS pk, to_jsonb(t)::text AS row, rc.s::text AS s, rc.top::text AS top
-       FROM ${tbl} t CROSS JOIN LATERAL multisite.clock_of($2, ${pkObj}) rc
+  const other = await tx.query<{ pk: string; row: string }>(
+    `SELECT ${pkObj}::text AS pk, to_jsonb(t)::text AS row FROM ${tbl} t
       WHERE (${uq.map((c) => `t.${c}`).join(', ')}) = (SELECT ${uq.map((c) => `r.${c}`).join(', ')} FROM jsonb_populate_record(NULL::${tbl}, $1::jsonb) r)
       FOR UPDATE OF t`,
-    [inc.row, tbl],
+    [inc.row],
   );
-  const o = other.rows[0];
-  if (!o) return null;
+  const row = other.rows[0];
+  if (!row) return null;
+  // the other row's own changes not stamped yet are stamped (locked: none is in flight), then its clock read
+  await tx.query(`SELECT multisite.stamp(jsonb_build_array(jsonb_build_array($1::text, $2::jsonb)))`, [tbl, row.pk]);
+  const rc = await tx.query<{ s: string | null; top: string | null }>(
+    `SELECT s::text AS s, top::text AS top FROM multisite.clock_of($1, $2::jsonb)`,
+    [tbl, row.pk],
+  );
+  const o = { ...row, s: rc.rows[0]?.s ?? null, top: rc.rows[0]?.top ?? null };
   const clock = o.s ? (JSON.parse(o.s) as ClockState) : null;
   const localStamps: Stamp[] = [clock?.i ?? ZERO, ...Object.values(clock?.c ?? {})];
   const local = localStamps.reduce(maxStamp);

@@ -22,6 +22,9 @@ export function consolidate(changes: readonly RawChange[]): Consolidated[] {
   const out: Consolidated[] = [];
   for (const { first, last, list } of groups.values()) {
     list.sort((a, b) => a.h - b.h || cmpId(a.id, b.id));
+    // read after the row was deleted at the origin, and the delete is in a later batch: nothing to
+    // ship now (the delete carries what its writer had seen, this change included)
+    if (list[list.length - 1]!.op !== 'D' && list.some((c) => c.gone === true)) continue;
     const merged = mergeRow(list, first, last);
     if (merged) out.push(merged);
   }

@@ -94,7 +94,8 @@ const DROP_V1_CAPTURE = [
   `DROP FUNCTION IF EXISTS multisite.capture()`,
   `DROP FUNCTION IF EXISTS multisite.capture_row(text, jsonb, "char", jsonb, text[])`,
   `DROP FUNCTION IF EXISTS multisite.pk_of(jsonb, text[])`,
-  `UPDATE multisite.site SET schema_version = 3 WHERE schema_version < 3`,
+  // version 4 (sql/003): key-only capture triggers, stamped later by multisite.stamp
+  `UPDATE multisite.site SET schema_version = 4 WHERE schema_version < 4`,
 ];
 
 /** Removes the triggers and the whole multisite schema (change table, conflict log, watermarks). */
@@ -116,28 +117,6 @@ async function dropTriggers(tx: Queryable, tbl: string): Promise<void> {
     await tx.query(`DROP TRIGGER IF EXISTS ${t} ON ${tbl}`);
   await tx.query(`DROP FUNCTION IF EXISTS ${captureFunction(tbl)}()`);
 }
-
-/**
- * Stamps each change, in SQL (a function call per row costs more than the rest): the hybrid
- * logical clock (above the wall clock, anything received and this row's history), the incarnation
- * it applies to, what the writer had seen (base) and the row's clock after it (s). A row never
- * stamped (older than the trigger, or written while capture was off) has an unknown incarnation.
- */
-const STAMP = `CROSS JOIN LATERAL (SELECT greatest(v_ms * 1024, st.hlc_floor + 1, coalesce(p.top, 0) + 1) AS h) hh
-        CROSS JOIN LATERAL (
-          SELECT CASE WHEN p.s IS NULL OR (x.op <> 'I' AND jsonb_typeof(p.s -> 'd') = 'object')
-                      THEN '{"i": null, "c": {}, "d": null}'::jsonb ELSE p.s END AS ps,
-                 jsonb_build_array(hh.h, st.name) AS stamp) q
-        CROSS JOIN LATERAL (
-          SELECT hh.h AS h,
-                 CASE x.op WHEN 'I' THEN q.stamp ELSE q.ps -> 'i' END AS ins,
-                 CASE x.op WHEN 'I' THEN to_jsonb(coalesce(p.top, 0))
-                           WHEN 'U' THEN (SELECT jsonb_object_agg(c, coalesce(q.ps -> 'c' -> c -> 0, q.ps -> 'i' -> 0, '0'::jsonb)) FROM unnest(x.cols) c)
-                           ELSE jsonb_build_object('i', q.ps -> 'i', 'c', coalesce(q.ps -> 'c', '{}'::jsonb)) END AS base,
-                 CASE x.op WHEN 'I' THEN jsonb_build_object('i', q.stamp, 'c', '{}'::jsonb, 'd', null)
-                           WHEN 'U' THEN jsonb_set(q.ps, '{c}', coalesce(q.ps -> 'c', '{}'::jsonb) || (SELECT jsonb_object_agg(c, q.stamp) FROM unnest(x.cols) c))
-                           ELSE jsonb_build_object('i', null, 'c', '{}'::jsonb, 'd', jsonb_build_object('at', q.stamp, 'n', q.ps -> 'i',
-                                  'seen', jsonb_build_object('i', q.ps -> 'i', 'c', coalesce(q.ps -> 'c', '{}'::jsonb)))) END AS s) z`;
 
 /** The generated capture function of a table: one per table, named by a hash of its name. */
 export function captureFunction(tbl: string): string {
@@ -166,10 +145,11 @@ export async function comparableColumns(q: Queryable, tbl: string): Promise<Comp
 }
 
 /**
- * The statement-level capture function of one table (see sql/002). Per statement: one read of
- * multisite.site and one set-based INSERT into multisite.change. An UPDATE's old and new rows are
- * paired by primary key (a key that changed is a delete of the old key and an insert of the new
- * one); its changed columns come from typed comparisons, never from comparing JSON.
+ * The statement-level capture function of one table (sql/003: key-only capture). Per statement:
+ * one set-based INSERT into multisite.change of each touched row's table, key, operation and
+ * changed columns; no lookups, no row data, no stamps (multisite.stamp adds those later). An
+ * UPDATE's old and new rows are paired by primary key (a key that changed is a delete of the old
+ * key and an insert of the new one); its changed columns come from typed comparisons.
  */
 export function captureFunctionSql(fn: string, tbl: string, pk: string[], columns: ComparableColumn[]): string {
   const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
@@ -183,52 +163,32 @@ export function captureFunctionSql(fn: string, tbl: string, pk: string[], column
       : `n.${quoteIdent(c.col)}::text IS DISTINCT FROM o.${quoteIdent(c.col)}::text`;
   const changed = `array_remove(ARRAY[${columns.map((c) => `CASE WHEN ${differs(c)} THEN ${lit(c.col)} END`).join(', ')}]::text[], NULL)`;
   const changedJson = `coalesce((SELECT array_agg(e.key ORDER BY e.key) FROM jsonb_each(to_jsonb(n.*)) e WHERE e.value IS DISTINCT FROM to_jsonb(o.*) -> e.key), '{}')`;
-  const record = (source: string) => `
-      INSERT INTO multisite.change (tbl, pk, op, "row", cols, origin, h, ins, base, s)
-      SELECT ${lit(tbl)}, x.pk, x.op, x.r, x.cols, st.name, z.h, z.ins, z.base, z.s
-        FROM (${source}) x
-        LEFT JOIN LATERAL (
-          -- multisite.clock_of inlined: a SQL function called here would be planned anew per statement
-          SELECT z.s, z.top FROM (
-            (SELECT c.s, c.h AS top, 0 AS pri FROM multisite.change c
-              WHERE c.tbl = ${lit(tbl)} AND c.pk = x.pk AND c.s IS NOT NULL ORDER BY c.id DESC LIMIT 1)
-            UNION ALL
-            (SELECT r.s, r.top, 1 AS pri FROM multisite.row_clock r WHERE r.tbl = ${lit(tbl)} AND r.pk = x.pk)
-          ) z ORDER BY z.top DESC, z.pri DESC LIMIT 1) p ON true
-        ${STAMP}
-       ORDER BY x.ord;`;
-  // An update's old and new rows paired by key; a changed key is a delete plus an insert. `cols`
-  // is the expression for the changed columns (typed, or as JSON when the table changed).
-  const pairedRows = (cols: string) => `SELECT y.* FROM (
-          SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
-                 CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
-                 CASE WHEN n.${first} IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END AS r,
-                 CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${cols} END AS cols,
-                 CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
-            FROM new_rows n FULL JOIN old_rows o ON ${on}) y
-         WHERE y.op <> 'U' OR cardinality(y.cols) > 0`;
-  // WHY the SET clauses: PL/pgSQL keeps each query's plan for the life of the connection, and
-  // the plan is made from the change table's statistics at that moment. Planned while the table
-  // was empty (a fresh install, or just after a trim or autovacuum), the clock lookup became a
-  // sequential scan of the whole change table per row, kept while the table grew: 819 updates/s
-  // instead of 7,000 in a one-connection loop. With seq scans off the lookup always probes the
-  // (tbl, pk, id) index; JIT off because the disabled-seq-scan penalty inflates costs past
-  // jit_above_cost (JIT-compiling every statement: 160/s). Neither SET is measurable per call.
-  return `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off SET jit = off AS $fn$
-DECLARE
-  st record; v_ms bigint;
+  const insert = `INSERT INTO multisite.change (tbl, pk, op, cols)`;
+  // An update's old and new rows paired by key; a changed key is a delete plus an insert (the
+  // delete first: ids order a row's history). `cols`: the changed columns (typed, or as JSON
+  // when the table's columns changed since this function was generated).
+  const paired = (cols: string) => `
+    ${insert}
+    SELECT ${lit(tbl)}, y.pk, y.op, y.cols FROM (
+      SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
+             CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
+             CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${cols} END AS cols,
+             CASE WHEN n.${first} IS NULL THEN 0 ELSE 1 END AS ord
+        FROM new_rows n FULL JOIN old_rows o ON ${on}) y
+     WHERE y.op <> 'U' OR cardinality(y.cols) > 0
+     ORDER BY y.ord;`;
+  return `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   -- apply sessions (SET LOCAL multisite.applying = 'on') are not captured: no echo
   IF current_setting('multisite.applying', true) = 'on' THEN RETURN NULL; END IF;
-  SELECT name, hlc_floor, clock_offset_ms INTO st FROM multisite.site;
-  IF st.name IS NULL THEN RAISE EXCEPTION 'multisite: site name not set (run multisite migrate)'; END IF;
-  v_ms := (extract(epoch FROM clock_timestamp()) * 1000)::bigint + st.clock_offset_ms;
-  IF TG_OP = 'INSERT' THEN${record(`SELECT 'I'::"char" AS op, ${pkOf('n')} AS pk, to_jsonb(n.*) AS r, NULL::text[] AS cols, 1 AS ord FROM new_rows n`)}
-  ELSIF TG_OP = 'DELETE' THEN${record(`SELECT 'D'::"char" AS op, ${pkOf('o')} AS pk, to_jsonb(o.*) AS r, NULL::text[] AS cols, 0 AS ord FROM old_rows o`)}
-  ELSIF (SELECT count(*) FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND attgenerated = '') = ${columns.length} THEN${record(pairedRows(changed))}
+  IF TG_OP = 'INSERT' THEN
+    ${insert} SELECT ${lit(tbl)}, ${pkOf('n')}, 'I', NULL FROM new_rows n;
+  ELSIF TG_OP = 'DELETE' THEN
+    ${insert} SELECT ${lit(tbl)}, ${pkOf('o')}, 'D', NULL FROM old_rows o;
+  ELSIF (SELECT count(*) FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped AND attgenerated = '') = ${columns.length} THEN${paired(changed)}
   ELSE
     -- the table's columns changed since migrate generated this function (run migrate again):
-    -- compare the rows as JSON, slower but complete${record(pairedRows(changedJson))}
+    -- compare the rows as JSON, slower but complete${paired(changedJson)}
   END IF;
   RETURN NULL;
 END $fn$`;

@@ -1,4 +1,4 @@
-import type { Db } from '../db/index.js';
+import { quoteIdent, type Db, type Queryable } from '../db/index.js';
 import type { Op, RawChange, Stamp } from './types.js';
 import { nextWatermark, type Watermark } from './watermark.js';
 
@@ -30,7 +30,7 @@ interface ChangeRow {
   row: string | null;
   cols: string[] | null;
   origin: string;
-  h: string;
+  h: string | null;
   ins: string | null;
   base: string | null;
   ts: number;
@@ -38,6 +38,9 @@ interface ChangeRow {
 
 const CHANGE_COLUMNS = `c.id::text AS id, c.xid::text AS xid, c.tbl, c.pk::text AS pk, c.op::text AS op, c."row"::text AS row, c.cols,
   c.origin, c.h::text AS h, c.ins::text AS ins, c.base::text AS base, (extract(epoch FROM c.ts) * 1000)::float8 AS ts`;
+
+/** No read of a peer runs longer: a hung read fails, is retried, and a stall is said. */
+const READ_TIMEOUT_S = 120;
 
 /** A peer's PostgreSQL (or PGlite) database as a Source. */
 export function dbSource(name: string, db: Db): Source {
@@ -56,32 +59,33 @@ export function dbSource(name: string, db: Db): Source {
 
 /**
  * Reads a peer's committed changes after the watermark, whole transactions, in one REPEATABLE READ
- * snapshot (gap-free: see watermark.ts; a transaction that commits late is read late, never skipped).
+ * snapshot (gap-free: see watermark.ts; a transaction that commits late is read late, never
+ * skipped). Changes not stamped yet are stamped first (sql/003, multisite.stamp: a stamper that
+ * got there after this snapshot makes this read fail with a serialization error, and it is read
+ * again). Each insert or update carries the row as it is in this snapshot: a row changed again
+ * since ships its latest state, and one deleted since ships nothing (marked gone: its delete follows).
  */
 export async function readChanges(db: Db, wm: Watermark, limit: number): Promise<ReadBatch> {
+  const applied = `{${wm.applied.join(',')}}`;
+  // stamp what this read will take first, outside its snapshot (no serialization errors there);
+  // a little more than the limit: the read finishes its last transaction
+  await db.query(`SELECT multisite.stamp_batch($1::xid8, $2::xid8[], $3)`, [wm.xmin.toString(), applied, limit * 2]);
   return db.transaction(
     async (tx) => {
+      // the snapshot is taken by the first query: the peer's stamps and rows as of now
       const s = await tx.query<{ xmin: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
       const snapXmin = BigInt(s.rows[0]!.xmin);
-      const applied = `{${wm.applied.join(',')}}`;
-      const r = await tx.query<ChangeRow>(
-        // ORDER BY the table's columns (c.xid), not the text aliases of the select list
-        `SELECT ${CHANGE_COLUMNS} FROM multisite.change c
-          WHERE c.xid >= $1::xid8 AND NOT (c.xid = ANY ($2::xid8[]))
-          ORDER BY c.xid, c.id LIMIT $3`,
-        [wm.xmin.toString(), applied, limit],
-      );
-      const rows = r.rows;
+      await tx.query(`SET LOCAL statement_timeout = '${READ_TIMEOUT_S}s'`);
+      let rows = await selectBatch(tx, wm.xmin, applied, limit);
+      const unstamped = rows.filter((x) => x.h === null);
+      if (unstamped.length > 0) {
+        await tx.query(`SELECT multisite.stamp($1::jsonb)`, [keysJson(unstamped)]);
+        rows = await selectBatch(tx, wm.xmin, applied, limit);
+      }
       const limited = rows.length >= limit;
       let remaining = 0;
       if (limited) {
-        // finish the last transaction: a transaction is applied whole
         const last = rows[rows.length - 1]!;
-        const rest = await tx.query<ChangeRow>(
-          `SELECT ${CHANGE_COLUMNS} FROM multisite.change c WHERE c.xid = $1::xid8 AND c.id > $2::bigint ORDER BY c.id`,
-          [last.xid, last.id],
-        );
-        rows.push(...rest.rows);
         const c = await tx.query<{ n: string }>(
           `SELECT count(*)::text AS n FROM multisite.change WHERE xid > $1::xid8 AND NOT (xid = ANY ($2::xid8[]))`,
           [last.xid, applied],
@@ -94,10 +98,78 @@ export async function readChanges(db: Db, wm: Watermark, limit: number): Promise
         if (x.xid !== prev) xids.push(BigInt(x.xid));
         prev = x.xid;
       }
-      return { changes: rows.map(toRaw), next: nextWatermark(wm, snapXmin, xids, limited), limited, remaining };
+      const changes = await withRowData(tx, rows);
+      return { changes, next: nextWatermark(wm, snapXmin, xids, limited), limited, remaining };
     },
-    { isolation: 'repeatable read', readOnly: true },
+    { isolation: 'repeatable read' },
   );
+}
+
+/** The batch: changes after the watermark up to `limit`, then the rest of the last transaction. */
+async function selectBatch(tx: Queryable, xmin: bigint, applied: string, limit: number): Promise<ChangeRow[]> {
+  // ORDER BY the table's columns (c.xid), not the text aliases of the select list
+  const r = await tx.query<ChangeRow>(
+    `SELECT ${CHANGE_COLUMNS} FROM multisite.change c
+      WHERE c.xid >= $1::xid8 AND NOT (c.xid = ANY ($2::xid8[]))
+      ORDER BY c.xid, c.id LIMIT $3`,
+    [xmin.toString(), applied, limit],
+  );
+  const rows = r.rows;
+  if (rows.length >= limit) {
+    // finish the last transaction: a transaction is applied whole
+    const last = rows[rows.length - 1]!;
+    const rest = await tx.query<ChangeRow>(
+      `SELECT ${CHANGE_COLUMNS} FROM multisite.change c WHERE c.xid = $1::xid8 AND c.id > $2::bigint ORDER BY c.id`,
+      [last.xid, last.id],
+    );
+    rows.push(...rest.rows);
+  }
+  return rows;
+}
+
+/** [[tbl, pk], ...] of the given changes, as JSON text (pk embedded as the jsonb text it is). */
+function keysJson(rows: readonly { tbl: string; pk: string }[]): string {
+  return `[${rows.map((x) => `[${JSON.stringify(x.tbl)},${x.pk}]`).join(',')}]`;
+}
+
+/**
+ * Row data for the batch: each insert or update gets its row's state in this snapshot; one whose
+ * row was deleted since is marked `gone` (its delete, committed, follows in this batch or a later
+ * one; consolidate drops it). Rows of tables the peer no longer replicates keep what they carry.
+ */
+async function withRowData(tx: Queryable, rows: readonly ChangeRow[]): Promise<RawChange[]> {
+  const byTable = new Map<string, Set<string>>();
+  for (const x of rows) {
+    if (x.op === 'D') continue;
+    let set = byTable.get(x.tbl);
+    if (!set) byTable.set(x.tbl, (set = new Set()));
+    set.add(x.pk);
+  }
+  const current = new Map<string, string>();
+  const known = new Set<string>();
+  if (byTable.size > 0) {
+    const t = await tx.query<{ tbl: string; pk: string[] }>(
+      `SELECT tbl, pk_columns AS pk FROM multisite.replicated_table WHERE tbl = ANY ($1::text[])`,
+      [[...byTable.keys()]],
+    );
+    for (const { tbl, pk } of t.rows) {
+      known.add(tbl);
+      const on = pk.map((c) => `t.${quoteIdent(c)} = r.${quoteIdent(c)}`).join(' AND ');
+      const r = await tx.query<{ pk: string; row: string }>(
+        `SELECT k.value::text AS pk, to_jsonb(t)::text AS row
+           FROM jsonb_array_elements($1::jsonb) k
+           CROSS JOIN LATERAL jsonb_populate_record(NULL::${tbl}, k.value) r
+           JOIN ${tbl} t ON ${on}`,
+        [`[${[...byTable.get(tbl)!].join(',')}]`],
+      );
+      for (const x of r.rows) current.set(`${tbl}\u0000${x.pk}`, x.row);
+    }
+  }
+  return rows.map((x) => {
+    if (x.op === 'D' || !known.has(x.tbl)) return toRaw(x);
+    const row = current.get(`${x.tbl}\u0000${x.pk}`);
+    return row === undefined ? { ...toRaw({ ...x, row: null }), gone: true } : toRaw({ ...x, row });
+  });
 }
 
 function toRaw(x: ChangeRow): RawChange {

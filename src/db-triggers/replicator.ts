@@ -184,7 +184,11 @@ export class Replicator {
   }
 
   private progress(peer: string, st: PeerState, r: SyncResult): void {
-    if (st.stalled) this.log?.warn({ peer, changes: r.changes }, 'replication progressing again');
+    if (st.stalled) {
+      this.log?.warn({ peer, changes: r.changes }, 'replication progressing again');
+      // back to full batches: a limit cut down while stalled would otherwise crawl from 1 upwards
+      st.limit = Math.max(st.limit, this.o.batchSize);
+    }
     st.failingSince = undefined;
     st.failures = 0;
     st.stalled = false;
@@ -268,9 +272,16 @@ export class Replicator {
   private async run(): Promise<void> {
     let idleMs = 0;
     while (!this.stopping) {
-      const round = await this.round();
-      if (!this.stopping && this.timers.now() - this.lastTrim >= this.o.trimIntervalMs) {
-        await this.trim().catch((err: Error) => this.log?.warn({ err: err.message }, 'trim failed'));
+      // nothing may end this loop but stop(): an unexpected error (a bug, a metrics failure) is
+      // logged and the loop goes on, instead of a daemon that runs on and replicates nothing
+      let round: Round = { found: false, more: false, failed: true };
+      try {
+        round = await this.round();
+        if (!this.stopping && this.timers.now() - this.lastTrim >= this.o.trimIntervalMs) {
+          await this.trim().catch((err: Error) => this.log?.warn({ err: err.message }, 'trim failed'));
+        }
+      } catch (err) {
+        this.log?.error({ err: (err as Error).message }, 'replication loop error; going on');
       }
       if (this.stopping || round.more) continue;
       idleMs = nextDelay(round, idleMs, this.o);
@@ -282,14 +293,18 @@ export class Replicator {
     const r: Round = { found: false, more: false, failed: false };
     for (const p of this.sources) {
       if (this.stopping) break;
-      const watchdog = this.timers.setTimeout(
-        () =>
-          this.log?.error(
-            { peer: p.name, ms: this.o.stallMs },
-            'replication stalled: a sync has not finished; waiting for it',
-          ),
-        this.o.stallMs,
-      );
+      // a sync that hangs is a stall too: said (log + metric) while it lasts; every query of a
+      // sync is bounded (statement and lock timeouts, the pool's connect timeout), so it ends in
+      // an error, and failed() retries with smaller batches
+      const watchdog = this.timers.setTimeout(() => {
+        const st = this.peerState(p.name);
+        st.stalled = true;
+        this.metrics?.setStalled(p.name, true);
+        this.log?.error(
+          { peer: p.name, ms: this.o.stallMs },
+          'replication stalled: no progress while changes are pending (a sync has not finished)',
+        );
+      }, this.o.stallMs);
       try {
         const s = await this.syncPeer(p);
         r.found ||= s.changes > 0;

@@ -266,7 +266,13 @@ function mergeColumns(
   for (const [col, v] of Object.entries(incCols)) {
     const loc = view.stampOf(col);
     if (cmpStamp(v.s, loc) === 0) continue;
-    const concurrent = insertInsert || v.base < loc[0];
+    // A site's own writes of a row are ordered by its history (the row's lock): one of them is
+    // never concurrent with another. Yet batches follow transaction ids, not that history, so a
+    // later write of the origin's can arrive first, and a merged change carries the base of its
+    // first write: neither is a conflict. The older version just does not apply.
+    const sameOrigin = loc[1] === inc.origin;
+    const concurrent = insertInsert || (v.base < loc[0] && !sameOrigin);
+    if (sameOrigin && !insertInsert && cmpStamp(v.s, loc) < 0) continue;
     if (incomingWins(v.s, loc, concurrent, ctx.policy, inc.tbl, inc.pk, inc.row, local.row)) {
       m.won.push(col);
       m.newCols[col] = v.s;

@@ -30,6 +30,9 @@ export interface Sink {
 
 const RETRYABLE = new Set(['40001', '40P01', '55P03']);
 
+/** No replicator statement runs longer (a full catch-up batch takes seconds). */
+export const STATEMENT_TIMEOUT_S = 120;
+
 /** Logs a batch that falls back to row-by-row apply. */
 export type FallbackLog = (peer: string, err: Error) => void;
 
@@ -51,6 +54,8 @@ export function dbSink(local: Db, me: string, policy: Policy, onFallback?: Fallb
         await tx.query(`SET CONSTRAINTS ALL DEFERRED`);
         // a lock held elsewhere for long fails the batch (retried) instead of stalling the replicator
         await tx.query(`SET LOCAL lock_timeout = '20s'`);
+        // nor can any statement hang the replicator: it fails, is retried, and a stall is said
+        await tx.query(`SET LOCAL statement_timeout = '${STATEMENT_TIMEOUT_S}s'`);
         const wm = await lockWatermark(tx, peer);
         if (!sameWatermark(wm, from)) {
           // another replicator of this site applied in between: read again

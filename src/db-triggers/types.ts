@@ -50,6 +50,11 @@ export interface RawChange {
   base: Record<string, number> | number | Seen | null;
   /** Capture time at the origin (ms since epoch). */
   ts: number;
+  /**
+   * An insert or update whose row was deleted at the origin by the time it was read (row null):
+   * the delete, committed, is read in this batch or a later one and supersedes it.
+   */
+  gone?: boolean;
 }
 
 /** A column version in a consolidated change: its stamp value and what its writer had seen. */

@@ -39,6 +39,11 @@ export interface OpenOptions {
   applicationName?: string;
   /** Pool size (pg only). */
   max?: number;
+  /**
+   * How long a query may wait for a pooled connection (pg only; default: forever). A daemon sets
+   * it so that a starved or unreachable pool fails its work instead of hanging it.
+   */
+  connectTimeoutMs?: number;
   /** Called when an idle pooled connection or the LISTEN connection fails. */
   onError?: (err: Error) => void;
 }
@@ -134,7 +139,12 @@ async function openPg(url: string, opts: OpenOptions): Promise<Db> {
     application_name: opts.applicationName ?? 'multisite',
     ...(opts.password !== undefined ? { password: opts.password } : {}),
   };
-  const pool = new pg.Pool({ ...base, max: opts.max ?? 4, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool({
+    ...base,
+    max: opts.max ?? 4,
+    idleTimeoutMillis: 30_000,
+    ...(opts.connectTimeoutMs !== undefined ? { connectionTimeoutMillis: opts.connectTimeoutMs } : {}),
+  });
   pool.on('error', (err) => opts.onError?.(err));
   const listeners: pg.Client[] = [];
   let closing = false;

@@ -8,6 +8,9 @@ import { createRegistry, serveMetrics } from '../shared/metrics.js';
 import type { Timers } from '../shared/timers.js';
 import { partFailures, Supervisor } from './supervise.js';
 
+/** A pooled connection not had within this fails the sync (retried, a stall said) instead of hanging it. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
 /**
  * This site's replicator, wired from `replication:` (what `multisite replicate` and `multisite run`
  * start): the local and peer databases, the metrics server of replication.metrics, the Replicator.
@@ -44,12 +47,22 @@ async function openReplication(loaded: LoadedConfig, log: Logger): Promise<Opene
   };
   const onError = (err: Error) => log.warn({ err: err.message }, 'database connection error');
   try {
-    const local = await openSiteDb(loaded, me, { applicationName: 'multisite-replicate', max: 3, onError });
+    const local = await openSiteDb(loaded, me, {
+      applicationName: 'multisite-replicate',
+      max: 3,
+      onError,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    });
     dbs.push(local);
     const peers = [];
     for (const s of loaded.config.sites) {
       if (s.name === me) continue;
-      const db = await openSiteDb(loaded, s.name, { applicationName: `multisite-replicate-${me}`, max: 2, onError });
+      const db = await openSiteDb(loaded, s.name, {
+        applicationName: `multisite-replicate-${me}`,
+        max: 2,
+        onError,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      });
       dbs.push(db);
       peers.push({ name: s.name, db });
     }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../../src/db/index.js';
-import { migrate, MigrationError, sqlDir, uninstall } from '../../../src/db-triggers/migrate.js';
+import { captureFunction, migrate, MigrationError, sqlDir, uninstall } from '../../../src/db-triggers/migrate.js';
 import { Replicator } from '../../../src/db-triggers/replicator.js';
 import { replicationStatus } from '../../../src/db-triggers/status.js';
 import { createDatabases, dbUrl, dropDatabases, waitFor } from '../support/pg.js';
@@ -402,7 +402,7 @@ describe('migrate', () => {
       await A1.query(`INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')`);
       await A1.query(`UPDATE t SET v = 'a2' WHERE id = 1`);
       for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
-      expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 3 }]);
+      expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 4 }]);
       // version 1's capture functions are gone with its triggers
       const v1 = await A1.query(
         `SELECT proname FROM pg_proc WHERE pronamespace = 'multisite'::regnamespace AND proname IN ('capture', 'capture_row', 'pk_of', 'notify')`,
@@ -416,18 +416,27 @@ describe('migrate', () => {
         'multisite_capture_i',
         'multisite_capture_u',
       ]);
-      // a version-2 write on top of a version-1 row clock: stamps after it
+      // a version-4 write on top of a version-1 row clock: captured unstamped, stamped after it
       await A1.query(`UPDATE t SET w = 'a3' WHERE id = 1`);
-      const h = await A1.query<{ op: string; s: boolean; h: string }>(
-        `SELECT op::text, s IS NOT NULL AS s, h::text FROM multisite.change ORDER BY id`,
-      );
+      const stamps = () =>
+        A1.query<{ op: string; s: boolean; h: string | null }>(
+          `SELECT op::text, s IS NOT NULL AS s, h::text FROM multisite.change ORDER BY id`,
+        );
+      expect((await stamps()).rows.map((r) => [r.op, r.s, r.h === null])).toEqual([
+        ['I', false, false],
+        ['I', false, false],
+        ['U', false, false],
+        ['U', false, true],
+      ]);
+      await A1.query(`SELECT multisite.stamp()`);
+      const h = await stamps();
       expect(h.rows.map((r) => [r.op, r.s])).toEqual([
         ['I', false],
         ['I', false],
         ['U', false],
         ['U', true],
       ]);
-      expect(BigInt(h.rows[3]!.h)).toBeGreaterThan(BigInt(h.rows[2]!.h));
+      expect(BigInt(h.rows[3]!.h!)).toBeGreaterThan(BigInt(h.rows[2]!.h!));
       const reps = dbs.map(
         (db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }),
       );
@@ -443,6 +452,71 @@ describe('migrate', () => {
       expect((await A1.query(`SELECT kind, winner_site, loser_site FROM multisite.conflict`)).rows).toEqual([
         { kind: 'update-update', winner_site: 'b', loser_site: 'a' },
       ]);
+    } finally {
+      await Promise.all(dbs.map((d) => d.close()));
+    }
+  });
+
+  it('upgrades a version-3 install in place: its stamped changes ship, later key-only changes stamp after them', async () => {
+    const names = await createDatabases('upg3', 2);
+    created.push(...names);
+    const dbs = await Promise.all(names.map((n) => openDb(dbUrl(n))));
+    try {
+      for (const [i, db] of dbs.entries()) {
+        // what version 3's migrate left behind: 001, 002, a stamping statement trigger per operation
+        await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, w text)`);
+        for (const f of ['001_replication.sql', '002_statement_capture.sql'])
+          await db.exec(readFileSync(join(sqlDir(), f), 'utf8'));
+        await db.exec(readFileSync(new URL('../../fixtures/replication/v3-capture.sql', import.meta.url), 'utf8'));
+        const fn = captureFunction('public.t');
+        await db.exec(`
+          INSERT INTO multisite.site (one, name, schema_version) VALUES (true, '${'ab'[i]}', 3);
+          CREATE TRIGGER multisite_capture_i AFTER INSERT ON t REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();
+          CREATE TRIGGER multisite_capture_u AFTER UPDATE ON t REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();
+          CREATE TRIGGER multisite_capture_d AFTER DELETE ON t REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();
+          INSERT INTO multisite.replicated_table (tbl, pk_columns) VALUES ('public.t', '{id}');`);
+      }
+      const [A, B] = dbs as [Db, Db];
+      await A.query(`INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a'), (3, 'a', 'a')`);
+      await A.query(`UPDATE t SET v = 'a2' WHERE id = 1`);
+      // stamped by the version-3 trigger, carrying its row
+      const v3 = await A.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM multisite.change WHERE h IS NOT NULL AND s IS NOT NULL AND "row" IS NOT NULL`,
+      );
+      expect(v3.rows).toEqual([{ n: 4 }]);
+      for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
+      expect((await A.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 4 }]);
+      // after the upgrade: key-only, unstamped; stamped after the version-3 change of the same row
+      await A.query(`UPDATE t SET w = 'a3' WHERE id = 1`);
+      await A.query(`DELETE FROM t WHERE id = 3`);
+      const last = await A.query<{ row: boolean; h: string | null }>(
+        `SELECT "row" IS NOT NULL AS row, h::text FROM multisite.change ORDER BY id DESC LIMIT 2`,
+      );
+      expect(last.rows).toEqual([
+        { row: false, h: null },
+        { row: false, h: null },
+      ]);
+      const reps = dbs.map(
+        (db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }),
+      );
+      await reps[1]!.syncAll();
+      const h = await A.query<{ h: string }>(`SELECT h::text FROM multisite.change WHERE pk = '{"id": 1}' ORDER BY id`);
+      expect(h.rows.map((r) => BigInt(r.h))).toEqual(
+        [...h.rows.map((r) => BigInt(r.h))].sort((x, y) => (x < y ? -1 : 1)),
+      );
+      expect(new Set(h.rows.map((r) => r.h)).size).toBe(3);
+      // concurrent writes of one column after the upgrade: one winner at both sites, logged
+      await A.query(`UPDATE t SET v = 'from a' WHERE id = 2`);
+      await B.query(`UPDATE t SET v = 'from b' WHERE id = 2`);
+      for (let i = 0; i < 2; i++) for (const r of reps) await r.syncAll();
+      const [da, dbb] = await Promise.all(dbs.map((d) => digest(d, ['t'])));
+      expect(dbb).toBe(da);
+      expect(da).toContain('(1,a2,a3)');
+      expect(da).not.toContain('(3,');
+      const logged = await A.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM multisite.conflict WHERE kind = 'update-update'`,
+      );
+      expect(logged.rows).toEqual([{ n: 1 }]);
     } finally {
       await Promise.all(dbs.map((d) => d.close()));
     }

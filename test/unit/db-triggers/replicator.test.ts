@@ -163,6 +163,59 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     await rep.stop();
   });
 
+  it('a sync that hangs is a stall while it lasts; when it fails (a statement timeout) the loop goes on', async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    const sink = fakeSink();
+    const logs: string[] = [];
+    const logger = {
+      error: (_o: unknown, m: string) => logs.push(m),
+      warn: (_o: unknown, m: string) => logs.push(m),
+      info: () => {},
+      debug: () => {},
+    };
+    const stalled: boolean[] = [];
+    const metrics = {
+      setStalled: (_p: string, s: boolean) => stalled.push(s),
+      setUp: () => {},
+      observeIdle: () => {},
+      observeBatch: () => {},
+      observeTrim: () => {},
+      observeTombstones: () => {},
+    };
+    const inner = peer.source(timers);
+    let hangs = 1;
+    const source: Source = {
+      ...inner,
+      read: (wm, limit) =>
+        hangs-- > 0
+          ? new Promise((_res, rej) =>
+              timers.setTimeout(() => rej(Object.assign(new Error('statement timeout'), { code: '57014' })), 120_000),
+            )
+          : inner.read(wm, limit),
+    };
+    peer.write(5);
+    const rep = new Replicator({
+      site: 'b',
+      sink: sink.sink,
+      sources: [source],
+      timers,
+      stallMs: 30_000,
+      logger: logger as never,
+      metrics: metrics as never,
+    });
+    await rep.start();
+    await timers.advance(31_000);
+    expect(logs.filter((l) => l.includes('no progress while changes are pending'))).toHaveLength(1);
+    expect(stalled.at(-1)).toBe(true);
+    expect(sink.consumed()).toBe(0);
+    await timers.advance(120_000);
+    expect(sink.consumed()).toBe(5);
+    expect(stalled.at(-1)).toBe(false);
+    expect(logs).toContain('replication progressing again');
+    await rep.stop();
+  });
+
   it('nextDelay: full batch → 0 is handled by the loop; work → busy; idle → doubling to the ceiling; failure → backoff', () => {
     const o = { busyPollMs: 200, pollIntervalMs: 1000 };
     expect(nextDelay({ found: true, more: false, failed: false }, 0, o)).toBe(200);

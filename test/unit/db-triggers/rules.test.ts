@@ -67,6 +67,26 @@ describe('consolidation', () => {
     expect(m.ids).toHaveLength(3);
   });
 
+  it('a change read after its row was deleted (gone) ships nothing until its delete, then the delete', () => {
+    const [h1, h2, h3] = [c.next(), c.next(), c.next()];
+    const gone = { row: null, gone: true } as const;
+    // the delete is in a later batch: nothing of this row now (the delete saw these changes)
+    expect(
+      consolidate([
+        change({ op: 'I', h: h1, ins: [h1, 'a'], pk: '{"id": 7}', ...gone }),
+        change({ op: 'U', h: h2, ins: [h1, 'a'], pk: '{"id": 7}', cols: ['a'], base: { a: h1 }, ...gone }),
+      ]),
+    ).toEqual([]);
+    // the delete in the same batch: the delete, without row data
+    const out = consolidate([
+      change({ op: 'U', h: h1, pk: '{"id": 8}', cols: ['a'], base: { a: 0 }, ...gone }),
+      change({ op: 'D', h: h3, pk: '{"id": 8}', row: null, base: { i: null, c: { a: [h1, 'a'] } } }),
+    ]);
+    expect(out.map((x) => [x.pk, x.kind, x.row])).toEqual([['{"id": 8}', 'D', null]]);
+    // other rows of the batch are untouched
+    expect(consolidate([change({ op: 'U', h: h2, pk: '{"id": 9}', cols: ['a'], base: { a: 0 } })])).toHaveLength(1);
+  });
+
   it('anything + delete = delete; insert + delete = a bare tombstone (no row data); delete + insert + delete = delete', () => {
     const [h1, h2, h3] = [c.next(), c.next(), c.next()];
     expect(
@@ -133,6 +153,20 @@ function live(c: Partial<ClockState> = {}, top = 0): LocalRow {
 }
 
 describe('conflict rules', () => {
+  it("one site's own writes of a row never conflict, whatever order its batches bring them in", () => {
+    // a wrote a at 10, then 15; 15's transaction had the lower id and came in the batch before
+    const late = decide(U(10, 'a', { a: 5 }), live({ c: { a: [15, 'a'] } }), { columns, policy: latest });
+    expect(late.action).toEqual({ kind: 'none' });
+    expect(late.conflicts).toEqual([]);
+    // a merged change of a's carries its first write's base (5), older than a's 15 applied here
+    const merged = decide(U(20, 'a', { a: 5 }), live({ c: { a: [15, 'a'] } }), { columns, policy: latest });
+    expect(merged.action).toEqual({ kind: 'update', cols: ['a'] });
+    expect(merged.conflicts).toEqual([]);
+    // the same base against another site's version is still a conflict
+    const other = decide(U(20, 'a', { a: 5 }), live({ c: { a: [15, 'b'] } }), { columns, policy: latest });
+    expect(other.conflicts).toHaveLength(1);
+  });
+
   it('a later write that saw the current value applies cleanly', () => {
     const d = decide(U(20, 'b', { a: 10 }), live({ c: { a: [10, 'a'] } }), { columns, policy: latest });
     expect(d.action).toEqual({ kind: 'update', cols: ['a'] });
