@@ -88,7 +88,8 @@ function answer(res: ServerResponse, form: boolean, status: number, message: str
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
   res.end(
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>multisite: ${status}</title></head>` +
-      `<body><p id="result">${esc(message)}</p><p><a href="/status-page">back to the status page</a></p></body></html>\n`,
+      `<body><p id="result">${esc(message)}</p>` +
+      '<p><a href="/status-page">back to the status page</a></p></body></html>\n',
   );
 }
 

@@ -1,7 +1,8 @@
 /** The page's only style sheet and script, inline: no CDN, nothing to build or fetch. */
 
 export const STYLE = `body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222}
-table{border-collapse:collapse;margin:.3em 0 1em}th,td{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.3em 0 1em}
+th,td{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}.st{font-weight:bold;padding:0 .4em;border-radius:3px}
 .st-up{background:#c8efc8}.st-down{background:#f6c1c1}.st-suspect{background:#fde7a6}.st-draining{background:#cfd8f6}
 .st-lagging{background:#f6dcb5}.none{color:#666}.err{color:#a00}.notice{background:#eef;padding:.4em}

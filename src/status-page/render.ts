@@ -31,7 +31,8 @@ const state = (s: string) => `<span class="st st-${esc(s.replace(/[^a-z-]/g, '')
 
 export function sitesBody(m: Model): string {
   const rows = m.sites.map((s) => [
-    `<span class="name" data-site="${esc(s.site)}">${esc(s.site)}</span>${s.local ? ' <small>(this site)</small>' : ''}`,
+    `<span class="name" data-site="${esc(s.site)}">${esc(s.site)}</span>` +
+      (s.local ? ' <small>(this site)</small>' : ''),
     state(s.state),
     when(s.since, m.now),
     esc(s.why),
@@ -86,7 +87,8 @@ export function replicationBody(m: Model): string {
     r.stale ? state('lagging') : 'no',
   ]);
   const note =
-    '<p class="none">pending changes and conflicts are kept by the replicator: <code>multisite replication status</code></p>';
+    '<p class="none">pending changes and conflicts are kept by the replicator: ' +
+    '<code>multisite replication status</code></p>';
   return table(['site', 'replica lag', 'demoted for lag'], rows, 'no sites') + note;
 }
 
@@ -135,9 +137,10 @@ export interface ExplainView {
 }
 
 function explainTable(e: Explanation): string {
+  const fallback = e.answer.fallback ? ` fallback ${esc(e.answer.fallback)}` : '';
   const head = `<p><b>${esc(e.name)}</b> policy ${esc(e.policy)} for ${esc(e.client ?? '-')}: answer ${esc(
     [...e.answer.a, ...e.answer.aaaa].join(' ') || '(none)',
-  )} sites [${esc(e.answer.sites.join(', '))}] scope /${esc(e.answer.scope)}${e.answer.fallback ? ` fallback ${esc(e.answer.fallback)}` : ''}</p>`;
+  )} sites [${esc(e.answer.sites.join(', '))}] scope /${esc(e.answer.scope)}${fallback}</p>`;
   const rows = e.sites.map((s) => [
     esc(s.site),
     state(s.usable ? 'up' : 'down'),
@@ -156,7 +159,8 @@ function explainSection(m: Model, x: ExplainView): string {
     .join('');
   const form = `<form method="get" action="/status-page#explain">
 <label>name <select name="name">${options}</select></label>
-<label>client address or subnet <input name="client" value="${esc(x.client)}" placeholder="198.51.100.7 or 198.51.100.0/24" required></label>
+<label>client address or subnet
+<input name="client" value="${esc(x.client)}" placeholder="198.51.100.7 or 198.51.100.0/24" required></label>
 <button>explain</button></form>`;
   const out = x.error ? `<p class="err">${esc(x.error)}</p>` : (x.result ?? []).map(explainTable).join('');
   return `<section id="explain"><h2>Explain an answer</h2>${form}<div id="explain-body">${out}</div></section>`;
@@ -164,7 +168,10 @@ function explainSection(m: Model, x: ExplainView): string {
 
 function actionsSection(m: Model, enabled: boolean): string {
   if (!enabled)
-    return `<section id="actions"><h2>Actions</h2><p class="none">read-only: set <code>status-page.api-key-file</code> to drain and undrain from here</p></section>`;
+    return (
+      '<section id="actions"><h2>Actions</h2><p class="none">read-only: set <code>status-page.api-key-file</code>' +
+      ' to drain and undrain from here</p></section>'
+    );
   const sites = m.sites.map((s) => `<option>${esc(s.site)}</option>`).join('');
   return `<section id="actions"><h2>Actions</h2>
 <form id="act" method="post" action="/status-page/action">
