@@ -41,6 +41,8 @@ export function crossCheck(cfg: Config, ctx: Ctx): void {
 
 /** peers: every peer site must be reachable and verifiable; both endpoints need backend.metrics. */
 function checkPeersAndCoordinator(cfg: Config, ctx: Ctx): void {
+  if (cfg['status-page']?.enabled && !cfg.backend.metrics)
+    issue(ctx, ['status-page'], 'the status page needs backend.metrics: it is served on that listener');
   if (cfg.peers) {
     if (!cfg.backend.metrics)
       issue(ctx, ['peers'], 'peers need backend.metrics: it serves /status, which peers probe to verify this site');

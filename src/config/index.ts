@@ -21,3 +21,4 @@ export {
 } from './partitions-schema.js';
 export { type ProbesConfig, probesSchema } from './policy-schema.js';
 export { REPLICATION_DEFAULTS, type ReplicationConfig, type ReplicationSiteDb } from './replication-schema.js';
+export { type StatusPageConfig } from './status-page-schema.js';

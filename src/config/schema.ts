@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { statusPageSchema } from './status-page-schema.js';
 import { agentSchema } from './agent-schema.js';
 import { healthSchema } from './health-schema.js';
 import { coordinatorSchema, peersSchema } from './peers-schema.js';
@@ -146,6 +147,7 @@ export const configSchema = z.strictObject({
   partitions: partitionsSchema.optional(),
   'load-reports': loadReportsSchema.optional(),
   probes: probesSchema.optional(),
+  'status-page': statusPageSchema.optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -45,6 +45,21 @@ export interface LoadBalancerView {
   error?: string;
   /** Servers that are not usable, with HAProxy's words for why. */
   unusable: string[];
+  /** Every server as HAProxy reported it (for the status page's Pools section). */
+  servers?: PoolServer[];
+}
+
+/** One server's row: HAProxy's state beside the agent's last verdict. */
+export interface PoolServer {
+  name: string;
+  /** HAProxy's status ("UP", "DOWN", "DRAIN", "MAINT", ...). */
+  status: string;
+  weight: number;
+  usable: boolean;
+  /** The agent's last reply as HAProxy recorded it (`last_agt`); empty when no agent-check. */
+  agent: string;
+  /** HAProxy's own last health check (`last_chk`). */
+  check: string;
 }
 
 /** The verdict from one round of reads: up while some load balancer has `minServers` usable servers. */
@@ -169,6 +184,14 @@ export class PoolWatcher {
             usable: usable.length,
             total: rows.length,
             unusable: rows.filter((r) => !isUsable(r)).map(whyUnusable),
+            servers: rows.map((r) => ({
+              name: r.name,
+              status: r.status,
+              weight: r.weight,
+              usable: isUsable(r),
+              agent: r.lastAgent,
+              check: r.lastCheck,
+            })),
           };
         } catch (err) {
           return { socket: c.socket, usable: 0, total: 0, error: (err as Error).message, unusable: [] };

@@ -3,12 +3,12 @@ import { resolvePath, type LoadedConfig } from '../config/index.js';
 import { EventStream, RuntimeClient } from '../haproxy/index.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
-import { PoolWatcher, type StreamHandlers } from './haproxy-pool.js';
+import { PoolWatcher, type LoadBalancerView, type StreamHandlers } from './haproxy-pool.js';
 import { startPeers, type Peers, type SummaryHooks } from './peers/index.js';
 import type { SiteStateTable } from './state-table.js';
 
 export { SiteStateTable, UnknownSiteError, type SiteState, type StateChange } from './state-table.js';
-export { PoolWatcher, poolVerdict, type LoadBalancerView } from './haproxy-pool.js';
+export { PoolWatcher, poolVerdict, type LoadBalancerView, type PoolServer } from './haproxy-pool.js';
 export { type ClientNet, commonBits, contains, parseClient, probeBits, probeKey, probeTarget } from './client.js';
 export { LoadAggregator, LoadReportListener } from './load-reports.js';
 export { MetricsTable, type ProbeFigures, type SiteFigures } from './metrics-table.js';
@@ -23,6 +23,8 @@ export interface HealthSources {
   routes?: Peers['routes'];
   /** The heartbeat service, when `peers:` is configured (shares our probe results). */
   service?: Peers['service'];
+  /** The local pool as last read on each load balancer, when `health:` is configured. */
+  pool?(): LoadBalancerView[];
 }
 
 /** The health source name of the local pool in the site-state table. */
@@ -84,6 +86,7 @@ export async function startHealthSources(
   return {
     routes: peers.routes,
     ...(peers.service ? { service: peers.service } : {}),
+    pool: () => watcher.views,
     stop: async () => (watcher.stop(), peers.stop()),
   };
 }

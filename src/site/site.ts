@@ -24,6 +24,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { createRegistry, serveMetrics, type Route } from '../shared/metrics.js';
 import { realTimers } from '../shared/timers.js';
 import { SiteStateTable, startHealthSources, type MetricsTable, type Prober } from '../site-health/index.js';
+import { statusPageFor, type StatusPage } from '../status-page/index.js';
 import { SiteFigures } from './figures.js';
 
 /**
@@ -71,6 +72,8 @@ interface SiteParts {
   peersKey?: Buffer;
   /** `site drain --everywhere`: asks the peers, and takes their requests (POST /site-drain). */
   relay?: DrainRelay;
+  /** The control socket's drain path, shared with the status page. */
+  drain(site: string, drained: boolean, by: string): boolean;
 }
 
 /** The parts that run once started; each stops cleanly when the site stops. */
@@ -80,6 +83,7 @@ interface Started {
   partitions?: RunningPartitions;
   loadReports?: { host: string; port: number };
   metricsServer?: Server;
+  statusPage?: StatusPage;
 }
 
 /** Loads zones and state, then serves PowerDNS; everything is validated before anything listens. */
@@ -151,6 +155,8 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     });
   }
   const saveDrains = (d: string[]) => drains.write(d);
+  const drain = (site: string, drained: boolean, by: string) =>
+    drainSite({ site: config.site, table, saveDrains, logger }, site, drained, by);
   const relay =
     peersKey &&
     new DrainRelay({
@@ -158,7 +164,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
       peers: peerOrigins(config),
       key: peersKey,
       table,
-      apply: (site, drained, by) => drainSite({ site: config.site, table, saveDrains, logger }, site, drained, by),
+      apply: drain,
       logger,
       maxSkewMs: config.peers!['max-skew-ms'],
     });
@@ -184,6 +190,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     ...(decider ? { decider } : {}),
     ...(peersKey ? { peersKey } : {}),
     ...(relay ? { relay } : {}),
+    drain,
   };
 }
 
@@ -218,6 +225,11 @@ async function startParts(p: SiteParts, s: Started): Promise<void> {
     ...(p.peersKey ? [decideRoute(orderings, p.peersKey, logger)] : []),
     ...(p.relay ? [p.relay.route()] : []),
   ];
+  const { table, balanced, drain } = p;
+  const ownLagMs = () => figures.lagReporter?.lagMs;
+  const view = { table, orderings, balanced, metricsTable: figures.table, ownLagMs, drain, logger };
+  s.statusPage = statusPageFor(loaded, { ...view, health: s.health, partitions: s.partitions });
+  routes.push(...(s.statusPage?.routes ?? []));
   const m = loaded.config.backend.metrics;
   if (m) s.metricsServer = await serveMetrics(registry, m.host, m.port, routes);
 }
@@ -231,6 +243,7 @@ async function stopParts(p: SiteParts, s: Started): Promise<void> {
     s.partitions?.stop(),
   ]);
   p.decider?.stop();
+  s.statusPage?.stop();
   await p.figures.stop();
   await p.backend.stopFlusher();
   if (s.metricsServer) await new Promise((r) => s.metricsServer!.close(r));

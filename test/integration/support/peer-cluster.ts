@@ -62,7 +62,12 @@ export interface ClusterOptions {
   balanced?: string[];
   /** Extra top-level YAML (e.g. a `probes:` section). */
   extra?: string;
+  /** Serves the status page with STATUS_PAGE_KEY as its actions' key (docs/status-page.md). */
+  statusPage?: boolean;
 }
+
+/** The status page's API key in every site of a cluster started with `statusPage`. */
+export const STATUS_PAGE_KEY = 'status-page-test-key-0123456789';
 
 const ROOT = join(import.meta.dirname, '../../..');
 
@@ -102,6 +107,8 @@ export async function startPeerCluster(opts: ClusterOptions = {}): Promise<PeerC
       const dir = join(root, me.name);
       mkdirSync(dir);
       writeFileSync(join(dir, 'api-key'), `key-${me.apiPort}\n`);
+      if (opts.statusPage) writeFileSync(join(dir, 'status-page.key'), `${STATUS_PAGE_KEY}\n`, { mode: 0o600 });
+      const statusPage = opts.statusPage ? 'status-page:\n  api-key-file: status-page.key\n' : '';
       const siteLines = plan.map((s) => {
         const relay = proxies.get(`${me.name}>${s.name}`);
         const hb = relay ? `${relay.host}:${relay.port}` : `${s.host}:${s.hbPort}`;
@@ -139,7 +146,7 @@ balanced:
     addresses: { ${plan.map((s) => `${s.name}: [${s.address}]`).join(', ')} }
 ${extraBalanced}
 ${opts.extra ?? ''}
-`;
+${statusPage}`;
       const configFile = join(dir, 'multisite.yaml');
       writeFileSync(configFile, config);
       const metricsUrl = `http://${me.host}:${me.metricsPort}`;

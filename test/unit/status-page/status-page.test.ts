@@ -1,0 +1,176 @@
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigErrors, parseConfig } from '../../../src/config/index.js';
+import type { BalancedName, Orderings } from '../../../src/pdns-backend/index.js';
+import { SiteStateTable } from '../../../src/site-health/index.js';
+import { createStatusPage, statusPageFor, type StatusPage } from '../../../src/status-page/index.js';
+import { createLogger } from '../../../src/shared/log.js';
+import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
+
+/** The status page with fakes: escaping, coalesced live updates, the actions' key. */
+
+const KEY = Buffer.from('unit-test-status-page-key');
+const EVIL = '<script>window.x=1</script>';
+const logger = createLogger('test', 'silent');
+
+/** Orderings as the page reads them: names, each one's shared decision, change events. */
+function fakeOrderings(table: SiteStateTable, names: string[]): Orderings {
+  const o = new EventEmitter() as unknown as Record<string, unknown>;
+  o.names = names.map((name) => ({ name, dependence: 'none' }));
+  o.table = table;
+  o.sharedDecision = () => ({ sites: table.sites.filter((s) => table.isUsable(s)) });
+  return o as unknown as Orderings;
+}
+
+function setup(opts: { key?: Buffer; timers?: VirtualTimers } = {}) {
+  const table = new SiteStateTable(['a', 'b']);
+  const drains: [string, boolean][] = [];
+  const page = createStatusPage(
+    { enabled: true, 'timeline-size': 50, 'coalesce-ms': 100, 'max-clients': 4, 'max-names': 200 },
+    opts.key,
+    {
+      site: 'a',
+      table,
+      orderings: fakeOrderings(table, [`${EVIL}.example.com.`, 'www.example.com.']),
+      balanced: [] as BalancedName[],
+      pool: () => [
+        {
+          socket: '/run/lb1.sock',
+          usable: 0,
+          total: 1,
+          unusable: [],
+          servers: [{ name: EVIL, status: 'DOWN', weight: 0, usable: false, agent: `down #${EVIL}`, check: '' }],
+        },
+      ],
+      drain: (site, drained) => (drains.push([site, drained]), table.setDrained(site, drained)),
+      logger,
+      ...(opts.timers ? { timers: opts.timers } : {}),
+    },
+  );
+  return { table, page, drains };
+}
+
+let server: Server | undefined;
+let stopPage: StatusPage | undefined;
+afterEach(async () => {
+  stopPage?.stop();
+  if (server) await new Promise((r) => server!.close(r));
+  server = stopPage = undefined;
+});
+
+async function serve(page: StatusPage): Promise<string> {
+  stopPage = page;
+  server = createServer((req, res) => void page.routes.some((r) => r(req, res)));
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('status page rendering', () => {
+  it('shows names from the config, HAProxy and the agent as text', async () => {
+    const base = await serve(setup().page);
+    const res = await fetch(`${base}/status-page`);
+    const html = await res.text();
+    expect(html).not.toContain(EVIL);
+    expect(html).toContain('&lt;script&gt;window.x=1&lt;/script&gt;.example.com.');
+    expect(html).toContain('down #&lt;script&gt;');
+    expect(res.headers.get('content-security-policy')).toMatch(/script-src 'sha256-/);
+    expect(html.match(/<script>/g)).toHaveLength(1);
+  });
+});
+
+describe('live updates', () => {
+  function fakeClient() {
+    const req = new EventEmitter() as IncomingMessage;
+    const writes: string[] = [];
+    const res = {
+      destroyed: false,
+      writeHead: () => res,
+      write: (s: string) => (writes.push(s), true),
+      end: () => undefined,
+    } as unknown as ServerResponse;
+    return { req, res, data: () => writes.filter((w) => w.startsWith('data: ')) };
+  }
+
+  it('pushes a burst of changes as one update, and nothing while no page is open', async () => {
+    const timers = new VirtualTimers();
+    const { table, page } = setup({ timers });
+    stopPage = page;
+    table.setDrained('b', true);
+    await timers.advance(1000);
+    expect(page.live.pushes).toBe(0);
+    const c = fakeClient();
+    page.live.serve(c.req, c.res);
+    expect(c.data()).toHaveLength(1);
+    for (let i = 0; i < 50; i++) table.setDrained('b', i % 2 === 0);
+    await timers.advance(100);
+    expect(page.live.pushes).toBe(1);
+    expect(c.data()).toHaveLength(2);
+    expect(c.data()[1]).toContain('timeline-body');
+  });
+});
+
+describe('actions', () => {
+  const post = (base: string, body: string, headers: Record<string, string> = {}, path = '/status-page/action') =>
+    fetch(`${base}${path}`, { method: 'POST', body, headers, redirect: 'manual' });
+  const json = { 'content-type': 'application/json' };
+
+  it('refuses without the key (401), with a key in the URL (400), and when no key is configured (403)', async () => {
+    const { page, drains } = setup({ key: KEY });
+    const base = await serve(page);
+    expect((await post(base, '{"action":"drain","site":"b"}', json)).status).toBe(401);
+    expect((await post(base, '{"action":"drain","site":"b"}', { ...json, 'x-api-key': 'wrong' })).status).toBe(401);
+    expect(
+      (await post(base, `key=${KEY}&site=b&action=drain&confirm=yes`, {}, `/status-page/action?key=${KEY}`)).status,
+    ).toBe(400);
+    expect(drains).toEqual([]);
+    const readOnly = await serve(setup().page);
+    expect(
+      (await post(readOnly, '{"action":"drain","site":"b"}', { ...json, 'x-api-key': KEY.toString() })).status,
+    ).toBe(403);
+  });
+
+  it('drains with the key in a header, and from the form only when confirmed', async () => {
+    const { page, drains, table } = setup({ key: KEY });
+    const base = await serve(page);
+    const r = await post(base, '{"action":"drain","site":"b"}', { ...json, 'x-api-key': KEY.toString() });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ ok: true, site: 'b', drained: true, changed: true });
+    expect(table.get('b')!.drained).toBe(true);
+    expect((await post(base, `key=${KEY}&site=b&action=undrain`)).status).toBe(400);
+    const form = await post(base, `key=${KEY}&site=b&action=undrain&confirm=yes`);
+    expect(form.status).toBe(303);
+    expect(drains).toEqual([
+      ['b', true],
+      ['b', false],
+    ]);
+    expect((await post(base, `key=${KEY}&site=${encodeURIComponent(EVIL)}&action=drain&confirm=yes`)).status).toBe(400);
+  });
+});
+
+describe('status-page config', () => {
+  const base = `site: a
+sites: [{ name: a }]
+`;
+  it('needs backend.metrics, with the error at status-page', () => {
+    try {
+      parseConfig(`${base}status-page: { api-key-file: k }\n`, 'c.yaml');
+      expect.unreachable();
+    } catch (e) {
+      expect((e as ConfigErrors).errors.map((x) => x.message).join('\n')).toMatch(
+        /c\.yaml:3.*status-page.*backend\.metrics/,
+      );
+    }
+  });
+
+  it('is off unless configured, and names the key source it cannot read', () => {
+    const text = `${base}backend: { metrics: 127.0.0.1:9100 }\n`;
+    const table = new SiteStateTable(['a']);
+    const deps = { table, orderings: fakeOrderings(table, []), balanced: [], drain: () => false, logger };
+    expect(statusPageFor(parseConfig(text, '/nowhere/c.yaml'), deps)).toBeUndefined();
+    const withKey = parseConfig(`${text}status-page: { api-key-file: missing.key }\n`, '/nowhere/c.yaml');
+    expect(() => statusPageFor(withKey, deps)).toThrow(/status-page\.api-key-file: .*missing\.key/);
+    expect(withKey.config['status-page']).toMatchObject({ enabled: true, 'coalesce-ms': 100, 'max-clients': 32 });
+  });
+});
