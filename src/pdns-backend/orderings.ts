@@ -185,12 +185,13 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     this.unprobedAsked.clear();
     const changed: string[] = [];
     const now = this.clock();
-    const byShape = new Map<number, { d: Decision; key: string }>();
+    const byShape = new Map<string, { d: Decision; key: string }>();
     for (let i = 0; i < this.names.length; i++) {
       const b = this.names[i]!;
       const cur = this.shared.get(b.name);
       if (!cur) continue;
-      const shape = this.shapes[i];
+      // `preference` is not fixed: partitions reorder a name at run time, so it is part of the key.
+      const shape = this.shapes[i] === undefined ? undefined : `${this.shapes[i]}|${b.preference.join(',')}`;
       let hit = shape === undefined ? undefined : byShape.get(shape);
       if (!hit) {
         const d = this.decideShared(b, cur, false);
