@@ -9,6 +9,11 @@ export class LogLevelError extends Error {
   override name = 'LogLevelError';
 }
 
+/** A MULTISITE_LOG_FORMAT that is neither json nor text. */
+export class LogFormatError extends Error {
+  override name = 'LogFormatError';
+}
+
 /**
  * The level a command logs at. Precedence (README "Logging"): the --log-level flag, then the
  * MULTISITE_LOG_LEVEL environment variable, then the config file's log-level key (only when the
@@ -37,7 +42,7 @@ export function logFormat(env: NodeJS.ProcessEnv = process.env, isTTY = process.
   const v = env.MULTISITE_LOG_FORMAT;
   if (v === 'json' || v === 'text') return v;
   if (v !== undefined && v !== '')
-    throw new LogLevelError(`MULTISITE_LOG_FORMAT: '${v}' is not a log format (json, text)`);
+    throw new LogFormatError(`MULTISITE_LOG_FORMAT: '${v}' is not a log format (json, text)`);
   return isTTY ? 'text' : 'json';
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LogLevelError, logFormat, textLine } from '../../../src/shared/log.js';
+import { LogFormatError, logFormat, textLine } from '../../../src/shared/log.js';
 
 describe('log format', () => {
   it('text on a terminal, JSON otherwise; MULTISITE_LOG_FORMAT decides when set', () => {
@@ -7,7 +7,7 @@ describe('log format', () => {
     expect(logFormat({}, false)).toBe('json');
     expect(logFormat({ MULTISITE_LOG_FORMAT: 'json' }, true)).toBe('json');
     expect(logFormat({ MULTISITE_LOG_FORMAT: 'text' }, false)).toBe('text');
-    expect(() => logFormat({ MULTISITE_LOG_FORMAT: 'xml' }, false)).toThrow(LogLevelError);
+    expect(() => logFormat({ MULTISITE_LOG_FORMAT: 'xml' }, false)).toThrow(LogFormatError);
     expect(() => logFormat({ MULTISITE_LOG_FORMAT: 'xml' }, false)).toThrow(/MULTISITE_LOG_FORMAT: 'xml'/);
   });
 
