@@ -148,10 +148,9 @@ export class PartitionManager {
   /** Synced once every peer was heard from or is not usable (verified down, drained). */
   private checkSynced(): boolean {
     if (this.synced) return true;
-    const waiting = (this.o.peers ?? []).filter((p) => !this.heardFrom.has(p) && this.o.table.isUsable(p));
-    if (waiting.length > 0) return false;
-    this.synced = true;
     const unheard = (this.o.peers ?? []).filter((p) => !this.heardFrom.has(p));
+    if (unheard.some((p) => this.o.table.isUsable(p))) return false;
+    this.synced = true;
     this.o.logger.info(
       { heard: [...this.heardFrom], down: unheard },
       'partition ownership synced with peers: the local pool serves the partitions active here',
