@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { answerClientErrors } from './http-client-error.js';
+import { readBody } from './peer-http.js';
 
 /** One registry per daemon, served at /metrics; /healthz says the process is alive. */
 export function createRegistry(prefix: string): Registry {
@@ -23,32 +25,48 @@ export async function serveMetrics(
     try {
       if (routes.some((route) => route(req, res))) return;
     } catch (err) {
-      if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' });
-      res.end(`bad request: ${(err as Error).message}\n`);
+      void readBody(req, 0)
+        .catch(() => undefined)
+        .finally(() => req.socket.destroyed || refuse(res, err as Error));
       return;
     }
-    if (req.url === '/metrics') {
-      registry.metrics().then(
-        (body) => {
-          res.writeHead(200, { 'content-type': registry.contentType });
-          res.end(body);
-        },
-        (err: Error) => {
-          res.writeHead(500);
-          res.end(err.message);
-        },
-      );
-    } else if (req.url === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok\n');
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
+    // Read (and drop) any body first: answering with it unread makes the close a reset that
+    // loses the reply (the HTTP fuzz suite found this with a long path and a large body).
+    void readBody(req, 0)
+      .catch(() => undefined)
+      .finally(() => req.socket.destroyed || serveOwn(registry, req, res));
   });
+  answerClientErrors(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
   return server;
+}
+
+function refuse(res: ServerResponse, err: Error): void {
+  if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' });
+  res.end(`bad request: ${err.message}\n`);
+}
+
+/** /metrics, /healthz, or 404. */
+function serveOwn(registry: Registry, req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/metrics') {
+    registry.metrics().then(
+      (body) => {
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(body);
+      },
+      (err: Error) => {
+        res.writeHead(500);
+        res.end(err.message);
+      },
+    );
+  } else if (req.url === '/healthz') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('ok\n');
+  } else {
+    res.writeHead(404);
+    res.end();
+  }
 }

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTH_HEADER, signRequest } from '../../src/coordinator/index.js';
@@ -5,6 +6,7 @@ import { MAC_HEADER, sign } from '../../src/shared/peer-http.js';
 import { fuzzRuns } from './runs.js';
 import { KEY, rawExchange, startEndpoints } from './support/http-endpoints.js';
 import { hostileValue } from './support/protocol.js';
+import { WATCHDOG_MS } from './support/remote-backend.js';
 
 /**
  * The HTTP endpoints on the metrics/status listener: the coordinator (x-multisite-auth), /decide
@@ -236,4 +238,45 @@ describe('HTTP endpoints: a method a route does not take', () => {
       expect((JSON.parse(r.body) as { error: string }).error).toMatch(/^method (PUT|POST) not allowed here; use /);
     },
   );
+});
+
+describe('HTTP endpoints: a reply is never lost to a reset when the client is still sending', () => {
+  // Found by `make fuzz` (seed -1054250188): Node's own 431 and our 404 were sent and the socket
+  // closed with the body unread; the kernel then reset the connection and the client lost the
+  // reply. The client here reads nothing until the server has certainly answered (a /healthz on a
+  // second connection is answered after the first request's bytes were processed) and the whole
+  // body is sent, so a reset always destroys the reply.
+  const big = JSON.stringify({ server: 'x'.repeat(100_000) });
+  it.each([
+    ['OPTIONS', 20_000, 431],
+    ['GET', 9_655, 404],
+    ['POST', 9_655, 404],
+  ])('%s with a %d-byte path and a 100 kB body answers %d', async (method, pathLength, status) => {
+    const bytes = requestBytes({
+      method,
+      path: `/${'a'.repeat(pathLength)}`,
+      body: big,
+      signing: 'right',
+      extraHeaders: [],
+      cuts: [],
+    });
+    const half = bytes.length - big.length / 2;
+    const s = connect(ep.port, '127.0.0.1');
+    s.pause();
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    await new Promise((r) => s.write(bytes.subarray(0, half), r));
+    await probe();
+    await new Promise((r) => s.write(bytes.subarray(half), () => r(undefined)));
+    await probe();
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    s.resume();
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no close within ${WATCHDOG_MS} ms`)), WATCHDOG_MS);
+      s.once('close', () => resolve(clearTimeout(t)));
+    });
+    s.destroy();
+    expect(Buffer.concat(got).toString('latin1')).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+  });
 });

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { answerClientErrors } from '../../shared/http-client-error.js';
 import { failure } from '../handler.js';
 import type { Connector, ConnectorDeps } from './connector.js';
 
@@ -41,11 +41,9 @@ export class HttpConnector implements Connector {
       (req, res) => this.serve(req, res),
     );
     server.on('connection', () => this.deps.metrics?.connections.inc({ connector: 'http' }));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    answerClientErrors(server, (err) => {
       this.deps.metrics?.errors.inc({ kind: 'http' });
       this.deps.logger.debug({ err }, 'bad HTTP request');
-      if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-      socket.end(`HTTP/1.1 ${clientErrorStatus(err.code)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -107,10 +105,4 @@ export class HttpConnector implements Connector {
 function reply(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
-}
-
-function clientErrorStatus(code: string | undefined): string {
-  if (code === 'HPE_HEADER_OVERFLOW') return '431 Request Header Fields Too Large';
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return '408 Request Timeout';
-  return '400 Bad Request';
 }
