@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlRequest } from '../../src/pdns-backend/control.js';
-import { fuzzRuns } from './runs.js';
+import { fuzzRuns, fuzzTimeoutMs } from './runs.js';
 import { checkReply, isStatusReply, PROBE, SITES, startControl } from './support/control-socket.js';
 import { hostileValue } from './support/protocol.js';
 import { writeInPieces, type UnixClient } from './support/remote-backend.js';
@@ -121,48 +121,56 @@ async function expectProbe(c: UnixClient, after: string): Promise<void> {
 }
 
 describe('control socket, fuzzed', () => {
-  it('answers every generated request exactly once, in order, then still answers a status probe', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(hostileLine, { minLength: 1, maxLength: 8 }), async (lines) => {
-        await conn.write(lines.map((l) => `${l}\n${PROBE}\n`).join(''));
-        for (const line of lines) {
-          const reply = checkReply(await conn.next(line.slice(0, 200)), line);
-          if (tooLong(line)) expect(reply).toEqual({ ok: false, error: 'request longer than 4096 bytes' });
-          await expectProbe(conn, line);
-        }
-        expect(conn.unclaimed, 'replies nobody asked for').toEqual([]);
-      }),
-      { numRuns: fuzzRuns(200), endOnFailure: true },
-    );
-  }, 600_000);
-
-  it('answers the same whatever the framing: split at any offsets, many per chunk, oversized, garbage', async () => {
-    const oversized = fc
-      .nat({ max: 20_000 })
-      .map((n) => JSON.stringify({ cmd: 'explain', name: 'n'.repeat(4097 + n) }));
-    const item = fc.oneof({ weight: 4, arbitrary: hostileLine }, { weight: 1, arbitrary: oversized });
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(item, { minLength: 1, maxLength: 8 }),
-        fc.array(fc.nat(), { maxLength: 12 }),
-        async (lines, cuts) => {
-          const c = await ctl.open();
-          try {
-            await writeInPieces(c, Buffer.from(lines.map((l) => `${l}\n${PROBE}\n`).join('')), cuts);
-            for (const line of lines) {
-              const reply = checkReply(await c.next(line.slice(0, 200)), line);
-              if (tooLong(line)) expect(reply).toEqual({ ok: false, error: 'request longer than 4096 bytes' });
-              await expectProbe(c, line);
-            }
-            expect(c.unclaimed).toEqual([]);
-          } finally {
-            c.close();
+  it(
+    'answers every generated request exactly once, in order, then still answers a status probe',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(hostileLine, { minLength: 1, maxLength: 8 }), async (lines) => {
+          await conn.write(lines.map((l) => `${l}\n${PROBE}\n`).join(''));
+          for (const line of lines) {
+            const reply = checkReply(await conn.next(line.slice(0, 200)), line);
+            if (tooLong(line)) expect(reply).toEqual({ ok: false, error: 'request longer than 4096 bytes' });
+            await expectProbe(conn, line);
           }
-        },
-      ),
-      { numRuns: fuzzRuns(60), endOnFailure: true },
-    );
-  }, 600_000);
+          expect(conn.unclaimed, 'replies nobody asked for').toEqual([]);
+        }),
+        { numRuns: fuzzRuns(200), endOnFailure: true },
+      );
+    },
+    fuzzTimeoutMs(),
+  );
+
+  it(
+    'answers the same whatever the framing: split at any offsets, many per chunk, oversized, garbage',
+    async () => {
+      const oversized = fc
+        .nat({ max: 20_000 })
+        .map((n) => JSON.stringify({ cmd: 'explain', name: 'n'.repeat(4097 + n) }));
+      const item = fc.oneof({ weight: 4, arbitrary: hostileLine }, { weight: 1, arbitrary: oversized });
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(item, { minLength: 1, maxLength: 8 }),
+          fc.array(fc.nat(), { maxLength: 12 }),
+          async (lines, cuts) => {
+            const c = await ctl.open();
+            try {
+              await writeInPieces(c, Buffer.from(lines.map((l) => `${l}\n${PROBE}\n`).join('')), cuts);
+              for (const line of lines) {
+                const reply = checkReply(await c.next(line.slice(0, 200)), line);
+                if (tooLong(line)) expect(reply).toEqual({ ok: false, error: 'request longer than 4096 bytes' });
+                await expectProbe(c, line);
+              }
+              expect(c.unclaimed).toEqual([]);
+            } finally {
+              c.close();
+            }
+          },
+        ),
+        { numRuns: fuzzRuns(60), endOnFailure: true },
+      );
+    },
+    fuzzTimeoutMs(),
+  );
 
   // (The first property's connection may be gone by now: a client silent for 5 s is dropped.)
   it('still answers on a new connection', async () => {

@@ -12,7 +12,7 @@ import { PeerMetrics } from '../../src/site-health/peers/metrics.js';
 import { PeerService } from '../../src/site-health/peers/service.js';
 import { UdpTransport } from '../../src/site-health/peers/transport.js';
 import { SiteStateTable } from '../../src/site-health/state-table.js';
-import { fuzzRuns } from './runs.js';
+import { fuzzRuns, fuzzTimeoutMs } from './runs.js';
 
 /**
  * Heartbeats (src/site-health/peers: codec, guard, UDP listener), fuzzed from the wire format's
@@ -109,46 +109,58 @@ function checkDecoded(buf: Buffer): void {
 }
 
 describe('heartbeat codec, fuzzed', () => {
-  it('decodes random bytes, signed or not, without throwing', () => {
-    const bytes = fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b));
-    const framed = fc
-      .tuple(fc.constantFrom(1, 2, 3, 0, 255), fc.uint8Array({ maxLength: 480 }))
-      .map(([type, b]) => sign(Buffer.concat([Buffer.from([0x4d, 0x53, 1, type]), b])));
-    fc.assert(
-      fc.property(fc.oneof(bytes, bytes.map(sign), framed), (buf) => checkDecoded(buf)),
-      { numRuns: fuzzRuns(2000) },
-    );
-  });
+  it(
+    'decodes random bytes, signed or not, without throwing',
+    () => {
+      const bytes = fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b));
+      const framed = fc
+        .tuple(fc.constantFrom(1, 2, 3, 0, 255), fc.uint8Array({ maxLength: 480 }))
+        .map(([type, b]) => sign(Buffer.concat([Buffer.from([0x4d, 0x53, 1, type]), b])));
+      fc.assert(
+        fc.property(fc.oneof(bytes, bytes.map(sign), framed), (buf) => checkDecoded(buf)),
+        { numRuns: fuzzRuns(2000) },
+      );
+    },
+    fuzzTimeoutMs(120_000),
+  );
 
-  it('encodes hostile field values in range or refuses them, and decodes what it encoded', () => {
-    fc.assert(
-      fc.property(hostileMessage, (m) => {
-        const buf = tryEncode(m);
-        if (buf === undefined) return;
-        expect(buf.length).toBeLessThanOrEqual(MAX_DATAGRAM);
-        checkDecoded(buf);
-      }),
-      { numRuns: fuzzRuns(1000) },
-    );
-  }, 600_000);
+  it(
+    'encodes hostile field values in range or refuses them, and decodes what it encoded',
+    () => {
+      fc.assert(
+        fc.property(hostileMessage, (m) => {
+          const buf = tryEncode(m);
+          if (buf === undefined) return;
+          expect(buf.length).toBeLessThanOrEqual(MAX_DATAGRAM);
+          checkDecoded(buf);
+        }),
+        { numRuns: fuzzRuns(1000) },
+      );
+    },
+    fuzzTimeoutMs(),
+  );
 
-  it('refuses a signed datagram truncated at every offset, or with bytes appended, as malformed', () => {
-    fc.assert(
-      fc.property(hostileMessage, fc.uint8Array({ minLength: 1, maxLength: 8 }), (m, extra) => {
-        const buf = tryEncode(m);
-        if (buf === undefined || !decode(buf, key).ok) return;
-        const body = buf.subarray(0, buf.length - 32);
-        for (let cut = 0; cut < body.length; cut++) {
-          const d = decode(sign(body.subarray(0, cut)), key);
-          expect(d.ok, `cut at ${cut}`).toBe(false);
-          expect(d.ok || d.reason).toBe('malformed');
-          expect(decode(buf.subarray(0, cut + 32), key).ok).toBe(false);
-        }
-        expect(decode(sign(Buffer.concat([body, extra])), key)).toMatchObject({ ok: false, reason: 'malformed' });
-      }),
-      { numRuns: fuzzRuns(150) },
-    );
-  }, 600_000);
+  it(
+    'refuses a signed datagram truncated at every offset, or with bytes appended, as malformed',
+    () => {
+      fc.assert(
+        fc.property(hostileMessage, fc.uint8Array({ minLength: 1, maxLength: 8 }), (m, extra) => {
+          const buf = tryEncode(m);
+          if (buf === undefined || !decode(buf, key).ok) return;
+          const body = buf.subarray(0, buf.length - 32);
+          for (let cut = 0; cut < body.length; cut++) {
+            const d = decode(sign(body.subarray(0, cut)), key);
+            expect(d.ok, `cut at ${cut}`).toBe(false);
+            expect(d.ok || d.reason).toBe('malformed');
+            expect(decode(buf.subarray(0, cut + 32), key).ok).toBe(false);
+          }
+          expect(decode(sign(Buffer.concat([body, extra])), key)).toMatchObject({ ok: false, reason: 'malformed' });
+        }),
+        { numRuns: fuzzRuns(150) },
+      );
+    },
+    fuzzTimeoutMs(),
+  );
 });
 
 describe('heartbeat UDP listener, fuzzed', () => {
@@ -191,35 +203,42 @@ describe('heartbeat UDP listener, fuzzed', () => {
     new Promise<void>((ok, fail) => client.send(buf, port, '127.0.0.1', (err) => (err ? fail(err) : ok())));
   let legit = 0;
 
-  it('accepts a legitimate heartbeat after any hostile datagrams', async () => {
-    const now = Date.now();
-    // Signed, fresh, from the configured peer: only values are hostile (they reach the guard).
-    const fresh = hostileMessage.map((m) => ({ ...m, site: 'b', time: now }) as Message);
-    const datagram = fc.oneof(
-      fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)),
-      hostileMessage.map(tryEncode),
-      fresh.map(tryEncode),
-      fc
-        .tuple(fresh.map(tryEncode), fc.nat())
-        .map(([b, cut]) => b && sign(b.subarray(0, cut % Math.max(1, b.length - 32)))),
-    );
-    await fc.assert(
-      fc.asyncProperty(fc.array(datagram, { minLength: 1, maxLength: 10 }), async (bufs) => {
-        for (const b of bufs) if (b && b.length > 0) await send(b);
-        // A sender the hostile ones never use: its first heartbeat must be accepted.
-        // UDP may lose a datagram on a loaded machine: it is sent again (next seq) until accepted.
-        const sender = `legit-${++legit}`;
-        const boot = Date.now();
-        const deadline = Date.now() + 15_000;
-        for (let seq = 1; !accepted.has(sender); seq++) {
-          if (Date.now() > deadline) throw new Error(`heartbeat from ${sender} not accepted within 15 s`);
-          await send(
-            encode({ type: 'heartbeat', site: 'b', sender, boot, seq, time: Date.now(), summary: { pool: 'up' } }, key),
-          );
-          await new Promise<void>((r) => ((wakeUp = r), setTimeout(r, 500)));
-        }
-      }),
-      { numRuns: fuzzRuns(40), endOnFailure: true },
-    );
-  }, 600_000);
+  it(
+    'accepts a legitimate heartbeat after any hostile datagrams',
+    async () => {
+      const now = Date.now();
+      // Signed, fresh, from the configured peer: only values are hostile (they reach the guard).
+      const fresh = hostileMessage.map((m) => ({ ...m, site: 'b', time: now }) as Message);
+      const datagram = fc.oneof(
+        fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)),
+        hostileMessage.map(tryEncode),
+        fresh.map(tryEncode),
+        fc
+          .tuple(fresh.map(tryEncode), fc.nat())
+          .map(([b, cut]) => b && sign(b.subarray(0, cut % Math.max(1, b.length - 32)))),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(datagram, { minLength: 1, maxLength: 10 }), async (bufs) => {
+          for (const b of bufs) if (b && b.length > 0) await send(b);
+          // A sender the hostile ones never use: its first heartbeat must be accepted.
+          // UDP may lose a datagram on a loaded machine: it is sent again (next seq) until accepted.
+          const sender = `legit-${++legit}`;
+          const boot = Date.now();
+          const deadline = Date.now() + 15_000;
+          for (let seq = 1; !accepted.has(sender); seq++) {
+            if (Date.now() > deadline) throw new Error(`heartbeat from ${sender} not accepted within 15 s`);
+            await send(
+              encode(
+                { type: 'heartbeat', site: 'b', sender, boot, seq, time: Date.now(), summary: { pool: 'up' } },
+                key,
+              ),
+            );
+            await new Promise<void>((r) => ((wakeUp = r), setTimeout(r, 500)));
+          }
+        }),
+        { numRuns: fuzzRuns(40), endOnFailure: true },
+      );
+    },
+    fuzzTimeoutMs(),
+  );
 });

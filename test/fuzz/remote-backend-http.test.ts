@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleHandler } from '../unit/pdns-backend/fixtures.js';
-import { fuzzRuns } from './runs.js';
+import { fuzzRuns, fuzzTimeoutMs } from './runs.js';
 import { hostileLine, json11, mutatedRequest, probes, validRequest, type Request } from './support/protocol.js';
 import { HttpClient, httpPost, startBackendChild, writeInPieces, type BackendChild } from './support/remote-backend.js';
 
@@ -66,68 +66,82 @@ function checkResponse(res: string, what: string): void {
 }
 
 describe('remote backend over the HTTP connector, fuzzed', () => {
-  it('answers every generated request once, in order, on one kept-alive connection', async () => {
-    const c = await HttpClient.open(backend.port);
-    try {
-      await fc.assert(
-        fc.asyncProperty(fc.array(httpRequest, { minLength: 1, maxLength: 6 }), async (reqs) => {
-          await c.write(Buffer.concat(reqs.flatMap((r, i) => [r, httpPost('/dns', probes[i % probes.length]!)])));
-          for (const [i, r] of reqs.entries()) {
-            const what = JSON.stringify(r.subarray(0, 200).toString('latin1'));
-            checkResponse(await c.next(what), what);
-            expect(await c.next(`probe after ${what}`), `in step after ${what}`).toBe(probeAnswers[i % probes.length]);
-          }
-          expect(c.unclaimed).toEqual([]);
-        }),
-        { numRuns: fuzzRuns(100), endOnFailure: true },
-      );
-    } finally {
-      c.close();
-    }
-  });
-
-  it('answers the same whatever the framing: requests pipelined and split at any offsets', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(httpRequest, { minLength: 1, maxLength: 4 }),
-        fc.array(fc.nat(), { maxLength: 8 }),
-        async (reqs, cutsRaw) => {
-          const stream = Buffer.concat(reqs.flatMap((r, i) => [r, httpPost('/dns', probes[i % probes.length]!)]));
-          const c = await HttpClient.open(backend.port);
-          try {
-            await writeInPieces(c, stream, cutsRaw);
-            for (const i of reqs.keys()) {
-              checkResponse(await c.next(`request ${i}`), `request ${i}`);
-              expect(await c.next(`probe ${i}`)).toBe(probeAnswers[i % probes.length]);
+  it(
+    'answers every generated request once, in order, on one kept-alive connection',
+    async () => {
+      const c = await HttpClient.open(backend.port);
+      try {
+        await fc.assert(
+          fc.asyncProperty(fc.array(httpRequest, { minLength: 1, maxLength: 6 }), async (reqs) => {
+            await c.write(Buffer.concat(reqs.flatMap((r, i) => [r, httpPost('/dns', probes[i % probes.length]!)])));
+            for (const [i, r] of reqs.entries()) {
+              const what = JSON.stringify(r.subarray(0, 200).toString('latin1'));
+              checkResponse(await c.next(what), what);
+              expect(await c.next(`probe after ${what}`), `in step after ${what}`).toBe(
+                probeAnswers[i % probes.length],
+              );
             }
             expect(c.unclaimed).toEqual([]);
-          } finally {
-            c.close();
-          }
-        },
-      ),
-      { numRuns: fuzzRuns(40), endOnFailure: true },
-    );
-  });
-
-  it('answers broken HTTP with one 400 and closes that connection only', async () => {
-    // A NUL first byte can never start a method; the blank line makes the parser decide.
-    const garbage = fc
-      .uint8Array({ maxLength: 200 })
-      .map((b) => Buffer.concat([Buffer.from([0]), Buffer.from(b), Buffer.from('\r\n\r\n')]));
-    await fc.assert(
-      fc.asyncProperty(garbage, async (bytes) => {
-        const c = await HttpClient.open(backend.port);
-        await c.write(bytes);
-        expect(await c.next('garbage')).toBe('400 ');
-        await c.next('nothing more').then(
-          (extra) => expect.fail(`a second response to one broken request: ${extra}`),
-          (err: Error) => expect(err.message).toMatch(/^connection closed/),
+          }),
+          { numRuns: fuzzRuns(100), endOnFailure: true },
         );
-      }),
-      { numRuns: fuzzRuns(30), endOnFailure: true },
-    );
-  });
+      } finally {
+        c.close();
+      }
+    },
+    fuzzTimeoutMs(120_000),
+  );
+
+  it(
+    'answers the same whatever the framing: requests pipelined and split at any offsets',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(httpRequest, { minLength: 1, maxLength: 4 }),
+          fc.array(fc.nat(), { maxLength: 8 }),
+          async (reqs, cutsRaw) => {
+            const stream = Buffer.concat(reqs.flatMap((r, i) => [r, httpPost('/dns', probes[i % probes.length]!)]));
+            const c = await HttpClient.open(backend.port);
+            try {
+              await writeInPieces(c, stream, cutsRaw);
+              for (const i of reqs.keys()) {
+                checkResponse(await c.next(`request ${i}`), `request ${i}`);
+                expect(await c.next(`probe ${i}`)).toBe(probeAnswers[i % probes.length]);
+              }
+              expect(c.unclaimed).toEqual([]);
+            } finally {
+              c.close();
+            }
+          },
+        ),
+        { numRuns: fuzzRuns(40), endOnFailure: true },
+      );
+    },
+    fuzzTimeoutMs(120_000),
+  );
+
+  it(
+    'answers broken HTTP with one 400 and closes that connection only',
+    async () => {
+      // A NUL first byte can never start a method; the blank line makes the parser decide.
+      const garbage = fc
+        .uint8Array({ maxLength: 200 })
+        .map((b) => Buffer.concat([Buffer.from([0]), Buffer.from(b), Buffer.from('\r\n\r\n')]));
+      await fc.assert(
+        fc.asyncProperty(garbage, async (bytes) => {
+          const c = await HttpClient.open(backend.port);
+          await c.write(bytes);
+          expect(await c.next('garbage')).toBe('400 ');
+          await c.next('nothing more').then(
+            (extra) => expect.fail(`a second response to one broken request: ${extra}`),
+            (err: Error) => expect(err.message).toMatch(/^connection closed/),
+          );
+        }),
+        { numRuns: fuzzRuns(30), endOnFailure: true },
+      );
+    },
+    fuzzTimeoutMs(120_000),
+  );
 
   it('still answers a known-good lookup correctly', async () => {
     const c = await HttpClient.open(backend.port);

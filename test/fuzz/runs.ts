@@ -7,3 +7,12 @@ export function fuzzRuns(defaultRuns: number): number {
   const n = env === undefined ? NaN : Number(env);
   return Number.isInteger(n) && n > 0 ? n : defaultRuns;
 }
+
+/**
+ * A property's time budget: its default in `make test`; with FUZZ_RUNS set (make fuzz), one hour,
+ * since 20,000 network round trips outlast any fixed budget on a loaded machine (the heartbeat
+ * property timed out at 600 s while every case passed).
+ */
+export function fuzzTimeoutMs(defaultMs = 600_000): number {
+  return process.env.FUZZ_RUNS === undefined ? defaultMs : 3_600_000;
+}
