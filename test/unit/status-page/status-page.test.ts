@@ -2,7 +2,11 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigErrors, parseConfig } from '../../../src/config/index.js';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { preflight } from '../../../src/cli/preflight.js';
+import { ConfigErrors, loadConfig, parseConfig, statusPageKey } from '../../../src/config/index.js';
 import type { BalancedName, Orderings } from '../../../src/pdns-backend/index.js';
 import { SiteStateTable } from '../../../src/site-health/index.js';
 import { createStatusPage, statusPageFor, type StatusPage } from '../../../src/status-page/index.js';
@@ -164,13 +168,34 @@ sites: [{ name: a }]
     }
   });
 
-  it('is off unless configured, and names the key source it cannot read', () => {
+  it('is off unless configured; an unreadable key is a located config error, the same in check-config', () => {
     const text = `${base}backend: { metrics: 127.0.0.1:9100 }\n`;
     const table = new SiteStateTable(['a']);
     const deps = { table, orderings: fakeOrderings(table, []), balanced: [], drain: () => false, logger };
-    expect(statusPageFor(parseConfig(text, '/nowhere/c.yaml'), deps)).toBeUndefined();
-    const withKey = parseConfig(`${text}status-page: { api-key-file: missing.key }\n`, '/nowhere/c.yaml');
-    expect(() => statusPageFor(withKey, deps)).toThrow(/status-page\.api-key-file: .*missing\.key/);
-    expect(withKey.config['status-page']).toMatchObject({ enabled: true, 'coalesce-ms': 100, 'max-clients': 32 });
+    expect(statusPageFor(parseConfig(text, '/nowhere/c.yaml'), undefined, deps)).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'ms-status-key-'));
+    try {
+      const file = join(dir, 'c.yaml');
+      writeFileSync(file, `${text}status-page:\n  api-key-file: missing.key\n`);
+      const withKey = loadConfig(file);
+      expect(withKey.config['status-page']).toMatchObject({ enabled: true, 'coalesce-ms': 100, 'max-clients': 32 });
+      const located = new RegExp(`^${file}:5:3: status-page\\.api-key-file: .*missing\\.key`);
+      // What the site reads before it starts anything (buildSite) ...
+      expect(() => statusPageKey(withKey)).toThrow(ConfigErrors);
+      expect(() => statusPageKey(withKey)).toThrow(located);
+      // ... is what check-config reports (and every daemon's preflight), with the same words.
+      expect(() => preflight(file)).toThrow(located);
+      writeFileSync(join(dir, 'missing.key'), 'short\n');
+      expect(() => preflight(file)).toThrow(/status-page\.api-key-file: .*16/);
+      writeFileSync(join(dir, 'missing.key'), `${KEY.toString()}\n`);
+      expect(statusPageKey(loadConfig(file))).toEqual(KEY);
+      expect(preflight(file).warnings).toEqual([
+        expect.stringMatching(/status-page\.api-key-file: warning: .*mode 644/),
+      ]);
+      chmodSync(join(dir, 'missing.key'), 0o600);
+      expect(preflight(file).warnings).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
