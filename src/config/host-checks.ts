@@ -2,6 +2,7 @@ import { accessSync, constants, lstatSync, realpathSync, statSync, type Stats } 
 import { dirname, join } from 'node:path';
 import { KEY_MIN_BYTES, readSecret, type SecretOptions } from '../shared/secrets.js';
 import { ConfigError, ConfigErrors } from './errors.js';
+import { STATUS_PAGE_KEY_OPTIONS } from './keys.js';
 import { keyPath, resolvePath, type LoadedConfig } from './load.js';
 
 /**
@@ -70,6 +71,9 @@ export function checkHost(loaded: LoadedConfig, parts: Part[]): string[] {
     secret(['peers'], c.peers, keyNames, key);
     secret(['coordinator'], c.coordinator, keyNames, key);
     secret(['load-reports'], c['load-reports'], keyNames, key);
+    // The status page's key, as the site reads it before it starts (keys.ts statusPageKey).
+    if (c['status-page']?.enabled)
+      secret(['status-page'], c['status-page'], ['api-key-file', 'api-key-env'], STATUS_PAGE_KEY_OPTIONS);
   }
   if (parts.includes('agent') && c.agent) {
     place(['agent', 'control'], c.agent.control, 'socket');

@@ -3,7 +3,7 @@ export { ConfigError, ConfigErrors } from './errors.js';
 export { configSchema, type Config, type BalancedConfig, type ZoneConfig, type Fallback } from './schema.js';
 export { zoneOf } from './cross-checks.js';
 export { checkHost, partsOf, placeProblem, MAX_SOCKET_PATH_BYTES, type Part } from './host-checks.js';
-export { readKey, sharedKey, peerOrigins, type KeySource } from './keys.js';
+export { readKey, sharedKey, peerOrigins, statusPageKey, STATUS_PAGE_KEY_OPTIONS, type KeySource } from './keys.js';
 export {
   type AgentConfig,
   type AgentServerConfig,

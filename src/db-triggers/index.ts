@@ -12,4 +12,4 @@ export {
 } from './owner-wins.js';
 export { Replicator } from './replicator.js';
 export { openSiteDb, policyOf, replicationOf } from './site-config.js';
-export { type ReplicationStatus, formatReplicationStatus, replicaLagMs, replicationStatus } from './status.js';
+export { type ReplicationStatus, formatReplicationStatus, lagMsOf, replicaLagMs, replicationStatus } from './status.js';

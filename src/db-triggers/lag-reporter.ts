@@ -3,7 +3,7 @@ import type { Db } from '../db/index.js';
 import type { Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import { openSiteDb } from './site-config.js';
-import { replicaLagMs } from './status.js';
+import { lagMsOf, replicationStatus, type ReplicationStatus } from './status.js';
 
 /**
  * This site's replica lag, read every `intervalMs` for the heartbeats (every peer then knows how
@@ -13,6 +13,7 @@ import { replicaLagMs } from './status.js';
  */
 export class ReplicaLagReporter {
   private value: number | undefined;
+  private last: ReplicationStatus | undefined;
   private timer: unknown;
   private stopped = true;
   private lastWarn = -Infinity;
@@ -33,6 +34,14 @@ export class ReplicaLagReporter {
   /** The last reading in ms; undefined until one succeeded, or when the last one failed. */
   get lagMs(): number | undefined {
     return this.value;
+  }
+
+  /**
+   * The whole status of the last reading (pending changes per peer, the 10 newest conflicts), for
+   * the status page: read in the same queries as the lag, so showing it costs nothing more.
+   */
+  get status(): ReplicationStatus | undefined {
+    return this.last;
   }
 
   /** Whether this config can be read from the backend (replication configured, no embedded databases). */
@@ -59,11 +68,12 @@ export class ReplicaLagReporter {
     const sites = Object.keys(this.loaded.config.replication!.sites).filter((s) => s !== me);
     try {
       const peers = await Promise.all(sites.map(async (name) => ({ name, db: await this.db(name).catch(() => null) })));
-      this.value = await replicaLagMs(await this.db(me), peers);
+      this.last = await replicationStatus(await this.db(me), peers, { conflicts: 10 });
+      this.value = lagMsOf(this.last);
       this.o.onReading?.(this.value);
     } catch (err) {
       this.o.onReading?.(undefined);
-      this.value = undefined;
+      this.value = this.last = undefined;
       const now = this.o.timers.now();
       if (now - this.lastWarn > 30_000) {
         this.lastWarn = now;

@@ -27,8 +27,14 @@ export interface ConflictSummary {
   columns: string[] | null;
   winnerSite: string | null;
   loserSite: string | null;
+  /** The winning and losing versions of the row as JSON text, cut to CONFLICT_ROW_CHARS (null: deleted). */
+  winner: string | null;
+  loser: string | null;
   reason: string;
 }
+
+/** How much of each version a status shows (the conflict log keeps them whole). */
+export const CONFLICT_ROW_CHARS = 200;
 
 export interface ReplicationStatus {
   site: string;
@@ -102,11 +108,14 @@ export async function replicationStatus(
     columns: string[] | null;
     winner_site: string | null;
     loser_site: string | null;
+    winner: string | null;
+    loser: string | null;
     reason: string;
   }>(
-    `SELECT to_char(at, 'YYYY-MM-DD"T"HH24:MI:SS.MSOF') AS at, peer, tbl, pk::text AS pk, kind, columns, winner_site, loser_site, reason
+    `SELECT to_char(at, 'YYYY-MM-DD"T"HH24:MI:SS.MSOF') AS at, peer, tbl, pk::text AS pk, kind, columns, winner_site, loser_site,
+            left(winner::text, $2) AS winner, left(loser::text, $2) AS loser, reason
        FROM multisite.conflict ORDER BY id DESC LIMIT $1`,
-    [opts.conflicts ?? 10],
+    [opts.conflicts ?? 10, CONFLICT_ROW_CHARS],
   );
   return {
     site,
@@ -121,6 +130,8 @@ export async function replicationStatus(
       columns: r.columns,
       winnerSite: r.winner_site,
       loserSite: r.loser_site,
+      winner: r.winner,
+      loser: r.loser,
       reason: r.reason,
     })),
   };
@@ -154,7 +165,11 @@ export function formatReplicationStatus(s: ReplicationStatus): string {
  * failback waits on it, and heartbeats carry it.
  */
 export async function replicaLagMs(local: Db, peers: { name: string; db: Db | null }[]): Promise<number | undefined> {
-  const st = await replicationStatus(local, peers, {});
+  return lagMsOf(await replicationStatus(local, peers, {}));
+}
+
+/** replicaLagMs of a status already read. */
+export function lagMsOf(st: ReplicationStatus): number | undefined {
   const lags = st.peers.map((x) => x.lagSeconds);
   return lags.some((l) => l === null) ? undefined : Math.max(0, ...lags.map((l) => (l ?? 0) * 1000));
 }

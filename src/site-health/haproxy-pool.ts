@@ -23,6 +23,8 @@ export interface PoolWatcherOptions {
   registry?: Registry;
   /** Called when the verdict (up, and the reason when down) changes; first call after the first read. */
   onChange(up: boolean, reason: string): void;
+  /** Called when any server's row changed (state, weight, the agent's or HAProxy's last check), verdict or not. */
+  onServersChange?(): void;
 }
 
 export interface StreamHandlers {
@@ -100,6 +102,7 @@ export class PoolWatcher {
   private timer: unknown;
   private stopped = true;
   private last?: string;
+  private lastRows = '';
   private reading = false;
   private dirty = false;
   private readonly streams: FollowedStream[] = [];
@@ -268,11 +271,21 @@ export class PoolWatcher {
     if (!this.stopped) this.schedule(started);
   }
 
+  /** A server going down while the site stays up changes no verdict; a status page still shows it at once. */
+  private serversChanged(): void {
+    if (!this.opts.onServersChange) return;
+    const rows = JSON.stringify(this.views);
+    if (rows === this.lastRows || this.stopped) return;
+    this.lastRows = rows;
+    this.opts.onServersChange();
+  }
+
   private async readRound(started: number): Promise<void> {
     try {
       const verdict = await this.readOnce();
       this.readSeconds?.observe((this.opts.timers.now() - started) / 1000);
       this.upGauge?.set(verdict.up ? 1 : 0);
+      this.serversChanged();
       // While up, the counts may move without a change of verdict: report only up/down and the reason when down.
       const key = verdict.up ? 'up' : `down|${verdict.reason}`;
       if (!this.stopped && key !== this.last) {

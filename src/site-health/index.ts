@@ -25,6 +25,8 @@ export interface HealthSources {
   service?: Peers['service'];
   /** The local pool as last read on each load balancer, when `health:` is configured. */
   pool?(): LoadBalancerView[];
+  /** Calls `fn` after each read in which some server's row changed (when `health:` is configured). */
+  onPoolChange?(fn: () => void): void;
 }
 
 /** The health source name of the local pool in the site-state table. */
@@ -51,6 +53,7 @@ export async function startHealthSources(
   if (!health) return peers;
   const site = loaded.config.site;
   const ring = health['event-ring'];
+  const poolListeners: (() => void)[] = [];
   const watcher = new PoolWatcher({
     backend: health.backend,
     clients: health['load-balancers'].map(
@@ -70,6 +73,7 @@ export async function startHealthSources(
       // Peers learn the change from the next heartbeat: send it now.
       peers.service?.heartbeatNow();
     },
+    onServersChange: () => poolListeners.forEach((fn) => fn()),
   });
   watcher.start();
   logger.info(
@@ -87,6 +91,7 @@ export async function startHealthSources(
     routes: peers.routes,
     ...(peers.service ? { service: peers.service } : {}),
     pool: () => watcher.views,
+    onPoolChange: (fn) => poolListeners.push(fn),
     stop: async () => (watcher.stop(), peers.stop()),
   };
 }

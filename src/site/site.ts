@@ -1,7 +1,8 @@
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { peerOrigins, resolvePath, sharedKey, type LoadedConfig } from '../config/index.js';
+import { peerOrigins, resolvePath, sharedKey, statusPageKey, type LoadedConfig } from '../config/index.js';
 import { startCoordinator, type RunningCoordinator } from '../coordinator/index.js';
+import { agentRequest } from '../haproxy-agent/index.js';
 import { startPartitions, type RunningPartitions } from '../partitions/index.js';
 import {
   BackendMetrics,
@@ -24,7 +25,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { createRegistry, serveMetrics, type Route } from '../shared/metrics.js';
 import { realTimers } from '../shared/timers.js';
 import { SiteStateTable, startHealthSources, type MetricsTable, type Prober } from '../site-health/index.js';
-import { statusPageFor, type StatusPage } from '../status-page/index.js';
+import { statusPageFor, type SiteView, type StatusPage } from '../status-page/index.js';
 import { SiteFigures } from './figures.js';
 
 /**
@@ -74,6 +75,8 @@ interface SiteParts {
   relay?: DrainRelay;
   /** The control socket's drain path, shared with the status page. */
   drain(site: string, drained: boolean, by: string): boolean;
+  /** The status page's actions key, read with every other key before anything starts. */
+  statusPageKey?: Buffer;
 }
 
 /** The parts that run once started; each stops cleanly when the site stops. */
@@ -142,6 +145,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
   registerAnswerMetrics(registry, orderings);
   // The peers key signs decided-by requests and replies; every site with peers answers /decide.
   const peersKey = sharedKey(loaded);
+  const pageKey = statusPageKey(loaded);
   if (peersKey && balanced.some((b) => b.decidedBy)) {
     const peers = peerOrigins(config);
     decider = new RemoteDecider({
@@ -191,6 +195,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     ...(peersKey ? { peersKey } : {}),
     ...(relay ? { relay } : {}),
     drain,
+    ...(pageKey ? { statusPageKey: pageKey } : {}),
   };
 }
 
@@ -225,13 +230,38 @@ async function startParts(p: SiteParts, s: Started): Promise<void> {
     ...(p.peersKey ? [decideRoute(orderings, p.peersKey, logger)] : []),
     ...(p.relay ? [p.relay.route()] : []),
   ];
-  const { table, balanced, drain } = p;
-  const ownLagMs = () => figures.lagReporter?.lagMs;
-  const view = { table, orderings, balanced, metricsTable: figures.table, ownLagMs, drain, logger };
-  s.statusPage = statusPageFor(loaded, { ...view, health: s.health, partitions: s.partitions });
+  s.statusPage = statusPageFor(loaded, p.statusPageKey, pageView(p, s));
   routes.push(...(s.statusPage?.routes ?? []));
   const m = loaded.config.backend.metrics;
   if (m) s.metricsServer = await serveMetrics(registry, m.host, m.port, routes);
+}
+
+/** What the status page reads and does: the site's live parts, and the agent's drain path when `agent:` is here. */
+function pageView(p: SiteParts, s: Started): SiteView {
+  const { loaded, table, orderings, balanced, drain, logger, figures } = p;
+  const agent = loaded.config.agent;
+  const control = agent && resolvePath(loaded, agent.control);
+  // The agent's control socket, as `multisite agent drain` uses it: the same path whether the agent
+  // runs in this process (`multisite run`) or beside it; the drain persists in agent.state-file.
+  const drainServer = async (server: string, drained: boolean, by: string) => {
+    const r = await agentRequest(control!, { cmd: drained ? 'drain' : 'undrain', server });
+    if (!r.ok) throw new Error(r.error);
+    logger.info({ server, drained, by }, `server ${drained ? 'drained' : 'undrained'} through the agent`);
+    return r.changed === true;
+  };
+  return {
+    table,
+    orderings,
+    balanced,
+    metricsTable: figures.table,
+    ownLagMs: () => figures.lagReporter?.lagMs,
+    replicationFigures: () => figures.lagReporter?.status,
+    drain,
+    ...(control ? { servers: agent.servers.map((x) => x.name), drainServer } : {}),
+    logger,
+    ...(s.health ? { health: s.health } : {}),
+    ...(s.partitions ? { partitions: s.partitions } : {}),
+  };
 }
 
 async function stopParts(p: SiteParts, s: Started): Promise<void> {

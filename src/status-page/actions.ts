@@ -15,11 +15,17 @@ export interface ActionDeps {
   sites: readonly string[];
   /** The control socket's drain path (pdns-backend drainSite): true when it changed something. */
   drain(site: string, drained: boolean): boolean;
+  /** This site's servers the agent knows (agent.servers), drained through it; none without `agent:`. */
+  servers: readonly string[];
+  /** The agent's drain path (`multisite agent drain`): true when it changed something. */
+  drainServer?(server: string, drained: boolean): Promise<boolean>;
   logger: Logger;
 }
 
 interface Action {
+  /** Exactly one of site and server is given. */
   site: string;
+  server: string;
   action: string;
   key?: string;
   confirm?: string;
@@ -59,6 +65,7 @@ function parse(req: IncomingMessage, body: string): Action {
   const key = typeof header === 'string' ? header : str(fields.key);
   const out: Action = {
     site: str(fields.site) ?? '',
+    server: str(fields.server) ?? '',
     action: str(fields.action) ?? '',
     form: !type.startsWith('application/json'),
   };
@@ -73,7 +80,14 @@ function check(a: Action, deps: ActionDeps): void {
   if (!keyMatches(deps.key, a.key)) throw new Refusal(401, 'refused: a missing or wrong API key');
   if (a.action !== 'drain' && a.action !== 'undrain')
     throw new Refusal(400, `action must be drain or undrain, not '${a.action}'`);
-  if (!deps.sites.includes(a.site))
+  if ((a.site === '') === (a.server === '')) throw new Refusal(400, 'give a site or a server (one of them)');
+  if (a.server !== '') {
+    if (!deps.drainServer || !deps.servers.includes(a.server))
+      throw new Refusal(
+        400,
+        `unknown server '${a.server}' (the agent's servers: ${deps.servers.join(', ') || 'none'})`,
+      );
+  } else if (!deps.sites.includes(a.site))
     throw new Refusal(400, `unknown site '${a.site}' (known: ${deps.sites.join(', ')})`);
   if (a.form && a.confirm !== 'yes') throw new Refusal(400, 'not confirmed: tick "I mean it" and send again');
 }
@@ -93,7 +107,7 @@ function answer(res: ServerResponse, form: boolean, status: number, message: str
   );
 }
 
-/** POST /status-page/action: drain or undrain a site, with the API key in a header or the body. */
+/** POST /status-page/action: drain or undrain a site or a server, with the API key in a header or the body. */
 export function actionRoute(deps: ActionDeps) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -119,16 +133,24 @@ function perform(req: IncomingMessage, res: ServerResponse, body: string, deps: 
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     deps.logger.warn(
-      { from: req.socket.remoteAddress, action: a?.action, site: a?.site, status: err.status },
+      { from: req.socket.remoteAddress, action: a?.action, site: a?.site, server: a?.server, status: err.status },
       `status page action refused: ${err.message}`,
     );
     answer(res, a?.form ?? true, err.status, err.message);
     return;
   }
-  const drained = a.action === 'drain';
-  const changed = deps.drain(a.site, drained);
-  if (a.form) {
-    res.writeHead(303, { location: `/status-page?did=${a.action}&site=${encodeURIComponent(a.site)}` });
-    res.end();
-  } else answer(res, false, 200, '', { site: a.site, drained, changed });
+  const act = a;
+  const drained = act.action === 'drain';
+  const done = (changed: boolean) => {
+    const [kind, name] = act.server ? ['server', act.server] : ['site', act.site];
+    if (act.form) {
+      res.writeHead(303, { location: `/status-page?did=${act.action}&${kind}=${encodeURIComponent(name)}` });
+      res.end();
+    } else answer(res, false, 200, '', { [kind]: name, drained, changed });
+  };
+  if (!act.server) return done(deps.drain(act.site, drained));
+  deps.drainServer!(act.server, drained).then(done, (err: Error) => {
+    deps.logger.warn({ server: act.server, action: act.action, err: err.message }, 'status page: the agent refused');
+    answer(res, act.form, 502, `the agent did not ${act.action} ${act.server}: ${err.message}`);
+  });
 }

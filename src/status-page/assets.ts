@@ -15,11 +15,11 @@ form label{margin-right:1em}`;
  * the state as of load and the action form asks for a checkbox instead of confirm().
  */
 export const CLIENT_SCRIPT = `(function(){
-var f=document.getElementById('act');
-if(f)f.addEventListener('submit',function(e){
-var a=e.submitter&&e.submitter.value||'drain';
-if(!confirm(a+' site '+f.elements.site.value+'?')){e.preventDefault();return;}
-var c=document.createElement('input');c.type='hidden';c.name='confirm';c.value='yes';f.appendChild(c);});
+var fs=document.querySelectorAll('form.act');
+Array.prototype.forEach.call(fs,function(f){f.addEventListener('submit',function(e){
+var a=e.submitter&&e.submitter.value||'drain';var s=f.querySelector('select');
+if(!confirm(a+' '+s.name+' '+s.value+'?')){e.preventDefault();return;}
+var c=document.createElement('input');c.type='hidden';c.name='confirm';c.value='yes';f.appendChild(c);});});
 if(!window.EventSource)return;
 var live=document.getElementById('live');
 var es=new EventSource('/status-page/events');

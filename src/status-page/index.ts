@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { resolvePath, type LoadedConfig, type StatusPageConfig } from '../config/index.js';
+import type { LoadedConfig, StatusPageConfig } from '../config/index.js';
 import type { Logger } from '../shared/log.js';
 import type { Route } from '../shared/metrics.js';
-import { readSecret } from '../shared/secrets.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import { ACTION_PATH, actionRoute } from './actions.js';
 import { CLIENT_SCRIPT } from './assets.js';
@@ -30,7 +29,7 @@ import { Timeline } from './timeline.js';
 export { esc } from './render.js';
 export { ACTION_PATH, KEY_HEADER } from './actions.js';
 export { EVENTS_PATH } from './events.js';
-export type { PageSources, PeerView, PartitionView } from './model.js';
+export type { PageSources, PeerView, PartitionView, ReplicationFigures } from './model.js';
 
 export const PAGE_PATH = '/status-page';
 /** Only the page's own script may run: a name that slipped past escaping still could not execute. */
@@ -49,6 +48,11 @@ export interface StatusPageDeps extends PageSources {
   drain(site: string, drained: boolean, by: string): boolean;
   /** Partition ownership changes (PartitionManager.onChange). */
   onPartitionChange?(fn: () => void): void;
+  /** A server of the local pool changed (HAProxy state, weight, agent reply) without the site's state changing. */
+  onPoolChange?(fn: () => void): void;
+  /** The agent's servers (agent.servers) and its drain path; none: servers are drained elsewhere. */
+  servers?: readonly string[];
+  drainServer?(server: string, drained: boolean, by: string): Promise<boolean>;
   logger: Logger;
   timers?: Timers;
 }
@@ -59,42 +63,36 @@ export interface StatusPage {
   stop(): void;
 }
 
-/** A status-page key that cannot be read: names the config key, never the value. */
-export class StatusPageKeyError extends Error {
-  override name = 'StatusPageKeyError';
-}
-
-/** The actions' key from status-page.api-key-file / -env (at least 16 bytes of text); undefined: read-only. */
-export function statusPageKey(loaded: LoadedConfig, cfg: StatusPageConfig): Buffer | undefined {
-  const file = cfg['api-key-file'];
-  const env = cfg['api-key-env'];
-  if (!file && !env) return undefined;
-  try {
-    return readSecret(file ? { file: resolvePath(loaded, file) } : { env: env! }, { minBytes: 16, text: true });
-  } catch (err) {
-    throw new StatusPageKeyError(`status-page.${file ? 'api-key-file' : 'api-key-env'}: ${(err as Error).message}`);
-  }
-}
-
 /** The site's live parts the page reads (structural: the site passes its own objects as they are). */
-export interface SiteView extends Omit<StatusPageDeps, 'site' | 'peers' | 'pool' | 'partitions' | 'onPartitionChange'> {
-  health?: { service?: { status(): PeerView[] }; pool?(): LoadBalancerView[] };
+export interface SiteView extends Omit<
+  StatusPageDeps,
+  'site' | 'peers' | 'pool' | 'partitions' | 'onPartitionChange' | 'onPoolChange'
+> {
+  health?: {
+    service?: { status(): PeerView[] };
+    pool?(): LoadBalancerView[];
+    onPoolChange?(fn: () => void): void;
+  };
   partitions?: { manager?: { records(): PartitionView[]; onChange(fn: () => void): void } };
 }
 
-/** The page when `status-page:` is configured and enabled; undefined otherwise. Reads the key now (fails early). */
-export function statusPageFor(loaded: LoadedConfig, view: SiteView): StatusPage | undefined {
+/**
+ * The page when `status-page:` is configured and enabled; undefined otherwise. `key` is the
+ * actions' key the site read before anything started (config's statusPageKey); none: read-only.
+ */
+export function statusPageFor(loaded: LoadedConfig, key: Buffer | undefined, view: SiteView): StatusPage | undefined {
   const cfg = loaded.config['status-page'];
   if (!cfg?.enabled) return undefined;
   const { health, partitions, ...rest } = view;
   const service = health?.service;
   const pool = health?.pool;
   const manager = partitions?.manager;
-  return createStatusPage(cfg, statusPageKey(loaded, cfg), {
+  return createStatusPage(cfg, key, {
     ...rest,
     site: loaded.config.site,
     ...(service ? { peers: () => service.status() } : {}),
     ...(pool ? { pool: () => pool() } : {}),
+    ...(health?.onPoolChange ? { onPoolChange: (fn: () => void) => health.onPoolChange!(fn) } : {}),
     ...(manager ? { partitions: () => manager.records(), onPartitionChange: (fn) => manager.onChange(fn) } : {}),
   });
 }
@@ -139,15 +137,25 @@ export function createStatusPage(cfg: StatusPageConfig, key: Buffer | undefined,
     partitionEntries(deps, timeline, now());
     live.changed();
   });
+  deps.onPoolChange?.(() => {
+    if (!stopped) live.changed();
+  });
+  const servers = deps.servers ?? [];
+  const drainServer = deps.drainServer;
   const action = actionRoute({
     ...(key ? { key } : {}),
     sites: deps.table.sites,
     drain: (site, drained) => deps.drain(site, drained, 'the status page'),
+    servers,
+    ...(drainServer
+      ? { drainServer: (server: string, on: boolean) => drainServer(server, on, 'the status page') }
+      : {}),
     logger: deps.logger,
   });
   const route: Route = (req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path === PAGE_PATH || path === `${PAGE_PATH}/`) servePage(req, res, deps, model, key !== undefined);
+    if (path === PAGE_PATH || path === `${PAGE_PATH}/`)
+      servePage(req, res, deps, model, key !== undefined ? servers : undefined);
     else if (path === EVENTS_PATH) live.serve(req, res);
     else if (path === ACTION_PATH) action(req, res);
     else return false;
@@ -180,7 +188,8 @@ function servePage(
   res: ServerResponse,
   deps: StatusPageDeps,
   model: () => ReturnType<typeof buildModel>,
-  actions: boolean,
+  /** The drainable servers when actions are on; undefined: read-only. */
+  actions: readonly string[] | undefined,
 ): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET' });
@@ -198,8 +207,10 @@ function servePage(
     }
   }
   const did = q.get('did');
-  const notice = did === 'drain' || did === 'undrain' ? `site ${q.get('site') ?? '?'}: ${did}ed` : undefined;
-  const body = page(model(), { actions, explain: x, ...(notice ? { notice } : {}) });
+  const what = q.has('server') ? `server ${q.get('server')}` : `site ${q.get('site') ?? '?'}`;
+  const notice = did === 'drain' || did === 'undrain' ? `${what}: ${did}ed` : undefined;
+  const opts = { actions: actions !== undefined, servers: actions ?? [], explain: x };
+  const body = page(model(), { ...opts, ...(notice ? { notice } : {}) });
   res.writeHead(200, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',

@@ -27,6 +27,36 @@ export interface PartitionView {
   reason: string;
 }
 
+/** What the replicator recorded, as the backend's lag reporter last read it (db-triggers' ReplicationStatus). */
+export interface ReplicationFigures {
+  /** Per peer: its changes not yet applied here, the oldest one's age, conflicts logged so far. */
+  peers: {
+    peer: string;
+    pending: number | null;
+    lagSeconds: number | null;
+    conflicts: number;
+    updatedAt: string | null;
+    error?: string;
+  }[];
+  /** Newest first, as many as the reporter reads (a bounded query). */
+  recentConflicts: ConflictView[];
+}
+
+export interface ConflictView {
+  at: string;
+  peer: string;
+  tbl: string;
+  pk: string;
+  kind: string;
+  columns: string[] | null;
+  winnerSite: string | null;
+  loserSite: string | null;
+  /** The winning and losing versions of the row (JSON, shortened). */
+  winner?: string | null;
+  loser?: string | null;
+  reason: string;
+}
+
 export interface PageSources {
   site: string;
   table: SiteStateTable;
@@ -41,6 +71,8 @@ export interface PageSources {
   ownLagMs?(): number | undefined;
   /** Partition ownership, when `partitions:` is configured. */
   partitions?(): PartitionView[];
+  /** Pending changes and recent conflicts, when the backend reads replication (undefined until read). */
+  replicationFigures?(): ReplicationFigures | undefined;
 }
 
 export type SiteLabel = 'up' | 'suspect' | 'down' | 'draining' | 'lagging';
@@ -69,6 +101,8 @@ export interface Model {
   answers: { name: string; sites: string[] }[];
   moreNames: number;
   replication: ReplicationRow[];
+  /** Into this site's database: pending per peer and the recent conflicts; absent when not read. */
+  inbound?: ReplicationFigures;
   partitions?: PartitionView[];
   timeline: TimelineEntry[];
 }
@@ -114,6 +148,8 @@ export function buildModel(src: PageSources, timeline: TimelineEntry[], maxNames
   if (pool) model.pool = pool;
   const partitions = src.partitions?.();
   if (partitions) model.partitions = partitions;
+  const inbound = src.replicationFigures?.();
+  if (inbound) model.inbound = inbound;
   return model;
 }
 

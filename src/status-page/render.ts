@@ -45,7 +45,7 @@ function lbRows(v: LoadBalancerView): string[][] {
   if (v.error) return [[esc(v.socket), '-', state('down'), esc(v.error), '']];
   return (v.servers ?? []).map((s) => [
     esc(v.socket),
-    esc(s.name),
+    `<span class="name" data-server="${esc(s.name)}">${esc(s.name)}</span>`,
     state(s.usable ? 'up' : s.status.toLowerCase().startsWith('drain') ? 'draining' : 'down'),
     esc(s.status + (s.weight === 0 ? ' (weight 0)' : ` (weight ${s.weight})`)),
     esc(s.agent || '-'),
@@ -86,10 +86,44 @@ export function replicationBody(m: Model): string {
     r.lagMs === undefined ? 'unknown' : esc(`${(r.lagMs / 1000).toFixed(1)} s`),
     r.stale ? state('lagging') : 'no',
   ]);
-  const note =
-    '<p class="none">pending changes and conflicts are kept by the replicator: ' +
-    '<code>multisite replication status</code></p>';
-  return table(['site', 'replica lag', 'demoted for lag'], rows, 'no sites') + note;
+  const lag = table(['site', 'replica lag', 'demoted for lag'], rows, 'no sites');
+  if (!m.inbound)
+    return (
+      lag +
+      '<p class="none">pending changes and conflicts: not read by this backend (replication with PostgreSQL ' +
+      'databases configured here), or not yet; <code>multisite status</code> shows them</p>'
+    );
+  return `${lag}<h3>into ${esc(m.site)}'s database</h3>${inboundTable(m)}<h3>recent conflicts</h3>${conflictsTable(m)}`;
+}
+
+function inboundTable(m: Model): string {
+  const rows = m.inbound!.peers.map((p) => [
+    `<span class="name" data-peer="${esc(p.peer)}">${esc(p.peer)}</span>`,
+    `<span class="pending">${esc(p.pending ?? '?')}</span>`,
+    p.lagSeconds === null ? '?' : esc(`${p.lagSeconds.toFixed(1)} s`),
+    esc(p.conflicts),
+    esc(p.updatedAt ?? 'never'),
+    p.error ? `<span class="err">${esc(p.error)}</span>` : '',
+  ]);
+  const head = ['from', 'pending changes', 'oldest pending', 'conflicts logged', 'last batch applied', 'error'];
+  return table(head, rows, 'no peers');
+}
+
+/** Row versions are JSON of any size: the page shows their start (the conflict log keeps them whole). */
+const short = (v: string | null | undefined) =>
+  v === undefined ? '-' : v === null ? '(deleted)' : v.length > 160 ? `${v.slice(0, 160)}…` : v;
+
+function conflictsTable(m: Model): string {
+  const rows = m.inbound!.recentConflicts.map((c) => [
+    esc(c.at),
+    esc(c.kind),
+    esc(`${c.tbl} ${c.pk}`) + (c.columns ? ` <small>[${esc(c.columns.join(', '))}]</small>` : ''),
+    `<span class="winner">${esc(c.winnerSite ?? '-')}</span> <code>${esc(short(c.winner))}</code>`,
+    `<span class="loser">${esc(c.loserSite ?? '-')}</span> <code>${esc(short(c.loser))}</code>`,
+    esc(c.reason),
+  ]);
+  const head = ['when', 'kind', 'row', 'winner (site, version)', 'loser (site, version)', 'why'];
+  return table(head, rows, 'no conflicts logged');
 }
 
 export function partitionsBody(m: Model): string {
@@ -166,24 +200,46 @@ function explainSection(m: Model, x: ExplainView): string {
   return `<section id="explain"><h2>Explain an answer</h2>${form}<div id="explain-body">${out}</div></section>`;
 }
 
-function actionsSection(m: Model, enabled: boolean): string {
+function actionForm(id: string, label: string, field: string, names: string[], note: string): string {
+  const options = names.map((n) => `<option>${esc(n)}</option>`).join('');
+  return `<form id="${id}" class="act" method="post" action="/status-page/action">
+<label>${label} <select name="${field}">${options}</select></label>
+<label>API key <input type="password" name="key" autocomplete="off" required></label>
+<noscript><label><input type="checkbox" name="confirm" value="yes" required> I mean it</label></noscript>
+<button name="action" value="drain">drain</button> <button name="action" value="undrain">undrain</button>
+</form><p class="none">${note}</p>`;
+}
+
+function actionsSection(m: Model, enabled: boolean, servers: readonly string[]): string {
   if (!enabled)
     return (
       '<section id="actions"><h2>Actions</h2><p class="none">read-only: set <code>status-page.api-key-file</code>' +
       ' to drain and undrain from here</p></section>'
     );
-  const sites = m.sites.map((s) => `<option>${esc(s.site)}</option>`).join('');
-  return `<section id="actions"><h2>Actions</h2>
-<form id="act" method="post" action="/status-page/action">
-<label>site <select name="site">${sites}</select></label>
-<label>API key <input type="password" name="key" autocomplete="off" required></label>
-<noscript><label><input type="checkbox" name="confirm" value="yes" required> I mean it</label></noscript>
-<button name="action" value="drain">drain</button> <button name="action" value="undrain">undrain</button>
-</form><p class="none">drains this site's answers only, like <code>multisite site drain SITE</code></p></section>`;
+  const sites = m.sites.map((s) => s.site);
+  const siteForm = actionForm(
+    'act',
+    'site',
+    'site',
+    sites,
+    "drains this site's answers only, like <code>multisite site drain SITE</code>",
+  );
+  const serverForm = servers.length
+    ? actionForm(
+        'act-server',
+        'server',
+        'server',
+        [...servers],
+        'the agent answers HAProxy <code>drain</code> at its next check, like <code>multisite agent drain SERVER</code>',
+      )
+    : '<p class="none">no servers to drain here: the agent is not in this config (<code>agent:</code>)</p>';
+  return `<section id="actions"><h2>Actions</h2>${siteForm}${serverForm}</section>`;
 }
 
 export interface PageOptions {
   actions: boolean;
+  /** Servers the page can drain (through the agent). */
+  servers: readonly string[];
   explain: ExplainView;
   notice?: string;
 }
@@ -205,7 +261,7 @@ ${explainSection(m, o.explain)}
 ${section('replication', 'Replication')}
 ${section('partitions', 'Partitions')}
 ${section('timeline', 'Timeline')}
-${actionsSection(m, o.actions)}
+${actionsSection(m, o.actions, o.servers)}
 <script>${CLIENT_SCRIPT}</script></body></html>
 `;
 }

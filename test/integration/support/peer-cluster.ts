@@ -5,6 +5,7 @@ import { startPdns, type Pdns } from '../../../src/lab/pdns.js';
 import { freePort, waitFor } from '../../../src/lab/ports.js';
 import { startProcess, type Started } from '../../../src/lab/processes.js';
 import { startUdpProxy, type UdpProxy } from '../../../src/lab/udp-proxy.js';
+import { EXAMPLE_ZONE_YAML } from './example-zone.js';
 import { addresses, query } from './dns.js';
 
 /**
@@ -62,12 +63,7 @@ export interface ClusterOptions {
   balanced?: string[];
   /** Extra top-level YAML (e.g. a `probes:` section). */
   extra?: string;
-  /** Serves the status page with STATUS_PAGE_KEY as its actions' key (docs/status-page.md). */
-  statusPage?: boolean;
 }
-
-/** The status page's API key in every site of a cluster started with `statusPage`. */
-export const STATUS_PAGE_KEY = 'status-page-test-key-0123456789';
 
 const ROOT = join(import.meta.dirname, '../../..');
 
@@ -107,8 +103,6 @@ export async function startPeerCluster(opts: ClusterOptions = {}): Promise<PeerC
       const dir = join(root, me.name);
       mkdirSync(dir);
       writeFileSync(join(dir, 'api-key'), `key-${me.apiPort}\n`);
-      if (opts.statusPage) writeFileSync(join(dir, 'status-page.key'), `${STATUS_PAGE_KEY}\n`, { mode: 0o600 });
-      const statusPage = opts.statusPage ? 'status-page:\n  api-key-file: status-page.key\n' : '';
       const siteLines = plan.map((s) => {
         const relay = proxies.get(`${me.name}>${s.name}`);
         const hb = relay ? `${relay.host}:${relay.port}` : `${s.host}:${s.hbPort}`;
@@ -134,19 +128,14 @@ peers:
   key-file: ../peers.key
   period-ms: ${opts.periodMs ?? 1000}
 ${extra.join('\n')}
-zones:
-  - name: example.com
-    records:
-      - "@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 60"
-      - "@ NS ns1"
-      - "ns1 A 192.0.2.53"
+${EXAMPLE_ZONE_YAML}
 balanced:
   - name: www.example.com
     ttl: 300
     addresses: { ${plan.map((s) => `${s.name}: [${s.address}]`).join(', ')} }
 ${extraBalanced}
 ${opts.extra ?? ''}
-${statusPage}`;
+`;
       const configFile = join(dir, 'multisite.yaml');
       writeFileSync(configFile, config);
       const metricsUrl = `http://${me.host}:${me.metricsPort}`;

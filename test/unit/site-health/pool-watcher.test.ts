@@ -210,3 +210,38 @@ describe('PoolWatcher following HAProxy state-change events', () => {
     watcher.stop();
   });
 });
+
+describe('PoolWatcher → status page', () => {
+  it("tells of a server's row changing while the verdict stays up, once per change", async () => {
+    const timers = new VirtualTimers();
+    const lb1 = lb('/run/lb1.sock');
+    lb1.set([
+      ['w1', 'UP', 100, 'via agent : up'],
+      ['w2', 'UP', 100, 'via agent : up'],
+    ]);
+    const verdicts: boolean[] = [];
+    let rowChanges = 0;
+    const watcher = new PoolWatcher({
+      backend: 'web',
+      clients: [lb1.client(timers)],
+      intervalMs: 250,
+      minServers: 1,
+      timers,
+      logger: pino({ level: 'silent' }),
+      onChange: (up) => verdicts.push(up),
+      onServersChange: () => rowChanges++,
+    });
+    watcher.start();
+    await timers.advance(0);
+    expect([verdicts, rowChanges]).toEqual([[true], 1]);
+    await timers.advance(1000);
+    expect(rowChanges).toBe(1);
+    lb1.set([
+      ['w1', 'DOWN', 100, 'via agent : down (connection refused)'],
+      ['w2', 'UP', 100, 'via agent : up'],
+    ]);
+    await timers.advance(250);
+    expect([verdicts, rowChanges]).toEqual([[true], 2]);
+    watcher.stop();
+  });
+});

@@ -2,7 +2,11 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigErrors, parseConfig } from '../../../src/config/index.js';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { preflight } from '../../../src/cli/preflight.js';
+import { ConfigErrors, loadConfig, parseConfig, statusPageKey } from '../../../src/config/index.js';
 import type { BalancedName, Orderings } from '../../../src/pdns-backend/index.js';
 import { SiteStateTable } from '../../../src/site-health/index.js';
 import { createStatusPage, statusPageFor, type StatusPage } from '../../../src/status-page/index.js';
@@ -24,9 +28,31 @@ function fakeOrderings(table: SiteStateTable, names: string[]): Orderings {
   return o as unknown as Orderings;
 }
 
-function setup(opts: { key?: Buffer; timers?: VirtualTimers } = {}) {
+/** Pending changes and one conflict, with markup in every name and value the replicator recorded. */
+const REPLICATION = {
+  peers: [{ peer: 'b', pending: 3, lagSeconds: 1.5, conflicts: 1, updatedAt: '2026-01-01T00:00:00.000+00' }],
+  recentConflicts: [
+    {
+      at: '2026-01-01T00:00:00.000+00',
+      peer: 'b',
+      tbl: `public.${EVIL}`,
+      pk: '{"id": 7}',
+      kind: 'update-update',
+      columns: ['v'],
+      winnerSite: 'b',
+      loserSite: 'a',
+      winner: `{"v": "${EVIL}"}`,
+      loser: `{"v": "${'x'.repeat(500)}"}`,
+      reason: 'the latest clock kept b',
+    },
+  ],
+};
+
+function setup(opts: { key?: Buffer; timers?: VirtualTimers; agentFails?: boolean } = {}) {
   const table = new SiteStateTable(['a', 'b']);
   const drains: [string, boolean][] = [];
+  const serverDrains: [string, boolean][] = [];
+  const poolListeners: (() => void)[] = [];
   const page = createStatusPage(
     { enabled: true, 'timeline-size': 50, 'coalesce-ms': 100, 'max-clients': 4, 'max-names': 200 },
     opts.key,
@@ -45,11 +71,19 @@ function setup(opts: { key?: Buffer; timers?: VirtualTimers } = {}) {
         },
       ],
       drain: (site, drained) => (drains.push([site, drained]), table.setDrained(site, drained)),
+      servers: ['web/w1', EVIL],
+      drainServer: async (server, drained) => {
+        if (opts.agentFails) throw new Error('agent: cannot connect to /run/agent.sock (ECONNREFUSED)');
+        serverDrains.push([server, drained]);
+        return true;
+      },
+      onPoolChange: (fn) => poolListeners.push(fn),
+      replicationFigures: () => REPLICATION,
       logger,
       ...(opts.timers ? { timers: opts.timers } : {}),
     },
   );
-  return { table, page, drains };
+  return { table, page, drains, serverDrains, poolChanged: () => poolListeners.forEach((f) => f()) };
 }
 
 let server: Server | undefined;
@@ -77,6 +111,24 @@ describe('status page rendering', () => {
     expect(html).toContain('down #&lt;script&gt;');
     expect(res.headers.get('content-security-policy')).toMatch(/script-src 'sha256-/);
     expect(html.match(/<script>/g)).toHaveLength(1);
+  });
+
+  it('shows pending changes and the recent conflicts with winner and loser, escaped and shortened', async () => {
+    const html = await (await fetch(`${await serve(setup({ key: KEY }).page)}/status-page`)).text();
+    const replication = html.slice(
+      html.indexOf('<section id="replication">'),
+      html.indexOf('<section id="partitions">'),
+    );
+    expect(replication).toContain('<span class="pending">3</span>');
+    expect(replication).toContain('public.&lt;script&gt;');
+    expect(replication).toContain('<span class="winner">b</span> <code>{&quot;v&quot;: &quot;&lt;script&gt;');
+    expect(replication).toContain('<span class="loser">a</span>');
+    expect(replication).toContain(`${'x'.repeat(150)}`);
+    expect(replication).not.toContain('x'.repeat(200));
+    expect(replication).not.toContain(EVIL);
+    // The server form lists the agent's servers, escaped.
+    expect(html).toContain('<form id="act-server"');
+    expect(html).toContain('<option>&lt;script&gt;window.x=1&lt;/script&gt;</option>');
   });
 });
 
@@ -108,6 +160,19 @@ describe('live updates', () => {
     expect(page.live.pushes).toBe(1);
     expect(c.data()).toHaveLength(2);
     expect(c.data()[1]).toContain('timeline-body');
+  });
+
+  it("pushes a server's changed row (the site's state unchanged) within the coalescing window", async () => {
+    const timers = new VirtualTimers();
+    const { page, poolChanged } = setup({ timers });
+    stopPage = page;
+    const c = fakeClient();
+    page.live.serve(c.req, c.res);
+    poolChanged();
+    poolChanged();
+    await timers.advance(100);
+    expect(page.live.pushes).toBe(1);
+    expect(c.data()[1]).toContain('pools-body');
   });
 });
 
@@ -147,6 +212,35 @@ describe('actions', () => {
     ]);
     expect((await post(base, `key=${KEY}&site=${encodeURIComponent(EVIL)}&action=drain&confirm=yes`)).status).toBe(400);
   });
+
+  it('drains a server through the agent with the key, confirmed; refuses without it, in a URL, or an unknown server', async () => {
+    const { page, serverDrains } = setup({ key: KEY });
+    const base = await serve(page);
+    const hdr = { ...json, 'x-api-key': KEY.toString() };
+    expect((await post(base, '{"action":"drain","server":"web/w1"}', json)).status).toBe(401);
+    expect(
+      (await post(base, `key=${KEY}&server=web%2Fw1&action=drain&confirm=yes`, {}, `/status-page/action?x=1`)).status,
+    ).toBe(400);
+    expect((await post(base, `key=${KEY}&server=web%2Fw1&action=drain`)).status).toBe(400);
+    expect((await post(base, '{"action":"drain","server":"web/w9"}', hdr)).status).toBe(400);
+    expect((await post(base, '{"action":"drain","server":"web/w1","site":"b"}', hdr)).status).toBe(400);
+    expect(serverDrains).toEqual([]);
+    const r = await post(base, '{"action":"drain","server":"web/w1"}', hdr);
+    expect(await r.json()).toMatchObject({ ok: true, server: 'web/w1', drained: true, changed: true });
+    const form = await post(base, `key=${KEY}&server=web%2Fw1&action=undrain&confirm=yes`);
+    expect([form.status, form.headers.get('location')]).toEqual([303, '/status-page?did=undrain&server=web%2Fw1']);
+    expect(serverDrains).toEqual([
+      ['web/w1', true],
+      ['web/w1', false],
+    ]);
+  });
+
+  it('says when the agent cannot be reached (502), naming the server and why', async () => {
+    const base = await serve(setup({ key: KEY, agentFails: true }).page);
+    const r = await post(base, '{"action":"drain","server":"web/w1"}', { ...json, 'x-api-key': KEY.toString() });
+    expect(r.status).toBe(502);
+    expect((await r.json()).error).toMatch(/did not drain web\/w1: .*ECONNREFUSED/);
+  });
 });
 
 describe('status-page config', () => {
@@ -164,13 +258,34 @@ sites: [{ name: a }]
     }
   });
 
-  it('is off unless configured, and names the key source it cannot read', () => {
+  it('is off unless configured; an unreadable key is a located config error, the same in check-config', () => {
     const text = `${base}backend: { metrics: 127.0.0.1:9100 }\n`;
     const table = new SiteStateTable(['a']);
     const deps = { table, orderings: fakeOrderings(table, []), balanced: [], drain: () => false, logger };
-    expect(statusPageFor(parseConfig(text, '/nowhere/c.yaml'), deps)).toBeUndefined();
-    const withKey = parseConfig(`${text}status-page: { api-key-file: missing.key }\n`, '/nowhere/c.yaml');
-    expect(() => statusPageFor(withKey, deps)).toThrow(/status-page\.api-key-file: .*missing\.key/);
-    expect(withKey.config['status-page']).toMatchObject({ enabled: true, 'coalesce-ms': 100, 'max-clients': 32 });
+    expect(statusPageFor(parseConfig(text, '/nowhere/c.yaml'), undefined, deps)).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'ms-status-key-'));
+    try {
+      const file = join(dir, 'c.yaml');
+      writeFileSync(file, `${text}status-page:\n  api-key-file: missing.key\n`);
+      const withKey = loadConfig(file);
+      expect(withKey.config['status-page']).toMatchObject({ enabled: true, 'coalesce-ms': 100, 'max-clients': 32 });
+      const located = new RegExp(`^${file}:5:3: status-page\\.api-key-file: .*missing\\.key`);
+      // What the site reads before it starts anything (buildSite) ...
+      expect(() => statusPageKey(withKey)).toThrow(ConfigErrors);
+      expect(() => statusPageKey(withKey)).toThrow(located);
+      // ... is what check-config reports (and every daemon's preflight), with the same words.
+      expect(() => preflight(file)).toThrow(located);
+      writeFileSync(join(dir, 'missing.key'), 'short\n');
+      expect(() => preflight(file)).toThrow(/status-page\.api-key-file: .*16/);
+      writeFileSync(join(dir, 'missing.key'), `${KEY.toString()}\n`);
+      expect(statusPageKey(loadConfig(file))).toEqual(KEY);
+      expect(preflight(file).warnings).toEqual([
+        expect.stringMatching(/status-page\.api-key-file: warning: .*mode 644/),
+      ]);
+      chmodSync(join(dir, 'missing.key'), 0o600);
+      expect(preflight(file).warnings).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
