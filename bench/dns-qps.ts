@@ -3,8 +3,8 @@
  * backend serving the same file, (c) a balanced name from our backend; caches at their defaults
  * and off; then our backend alone over 1 and 6 unix connections. Prints a table, writes JSON.
  * Then client-dependent names (topology, closest) asked with ECS from 1000 client networks, against
- * PowerDNS LUA records doing the same job (view+ifportup, pickclosest) in the same run, and the
- * backend's own lookup latency for those names.
+ * PowerDNS LUA records doing the same job (view+ifportup, pickclosest) and PowerDNS+bind with its
+ * caches on, in the same run (bench/lib/ecs-runs.ts), and the backend's own lookup latency for those names.
  *   npx tsx bench/dns-qps.ts [--seconds 10] [--quick] [--only cached|uncached|alone|ecs]
  */
 import { execFile } from 'node:child_process';
@@ -18,7 +18,8 @@ import { waitFor } from '../src/lab/ports.js';
 import { startProcess } from '../src/lab/processes.js';
 import { report } from './lib/table.js';
 import { backendAlone } from './lib/backend-alone.js';
-import { backendLookupLatency, luaRecords, OURS_YAML, subnets, writeEcsQueries } from './lib/ecs-compare.js';
+import { backendLookupLatency, benchConfig, luaRecords, subnets } from './lib/ecs-compare.js';
+import { ecsRuns } from './lib/ecs-runs.js';
 
 const exec = promisify(execFile);
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 10;
@@ -62,7 +63,7 @@ function writeQueries(name: string, lines: string[]): string {
 }
 
 async function dnsperf(
-  pdns: Pdns,
+  pdns: Pick<Pdns, 'host' | 'port'>,
   queries: string,
   binary = false,
 ): Promise<{ qps: number; avgMs: number; lost: number }> {
@@ -108,19 +109,7 @@ async function main(): Promise<void> {
   );
   const balanced = writeQueries('balanced.txt', ['www.bench.example A']);
   const config = join(dir, 'multisite.yaml');
-  writeFileSync(
-    config,
-    `site: a
-sites: [{ name: a }, { name: b }]
-backend: { socket: ${dir}/backend.sock, control: ${dir}/control.sock, state-file: ${dir}/state.json, log-level: warn }
-zones: [{ name: bench.example, file: ${zone} }]
-balanced:
-  - name: www.bench.example
-    addresses: { a: [192.0.2.10, 192.0.2.11], b: [198.51.100.10] }
-${OURS_YAML}
-probes: { networks: [127.0.0.0/8] }
-`,
-  );
+  writeFileSync(config, benchConfig(dir, zone));
   const backend = startProcess(process.execPath, ['dist/cli/main.js', 'backend', '--config', config]);
   await waitFor(
     'backend socket',
@@ -196,45 +185,9 @@ probes: { networks: [127.0.0.0/8] }
     if (!only || only === 'ecs') {
       // Client-dependent names: ECS from 1000 networks, caches at their defaults (these answers are not packet-cached).
       const nets = subnets(1000);
-      const ecsRun = async (label: string, backendKind: 'bind' | 'remote', qname: string) => {
-        const file = writeEcsQueries(join(dir, `ecs-${qname}.bin`), [qname], nets, 20_000);
-        const pdns = await startPdns({
-          host: '127.0.0.9',
-          backend:
-            backendKind === 'bind'
-              ? { kind: 'bind', zones: [{ name: 'bench.example', file: luaZone }] }
-              : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
-          settings: {
-            'edns-subnet-processing': 'yes',
-            'enable-lua-records': backendKind === 'bind' ? 'yes' : 'no',
-            'distributor-threads': 3,
-            loglevel: 3,
-          },
-          probeName: 'bench.example.',
-        });
-        try {
-          const r = await dnsperf(pdns, file, true);
-          ecsRows.push({
-            run: label,
-            name: qname,
-            networks: nets.length,
-            qps: Math.round(r.qps),
-            'avg ms': +r.avgMs.toFixed(3),
-            lost: r.lost,
-          });
-          process.stdout.write(`${label} ${qname}: ${Math.round(r.qps)} qps\n`);
-        } finally {
-          await pdns.stop();
-        }
-      };
-      await ecsRun('LUA view+ifportup (bind backend)', 'bind', 'topo.bench.example');
-      await ecsRun('multisite topology', 'remote', 'topo.bench.example');
-      await ecsRun('LUA pickclosest (bind backend)', 'bind', 'near.bench.example');
-      await ecsRun('multisite closest', 'remote', 'near.bench.example');
-      for (const r of ecsRows) {
-        const lua = ecsRows.find((x) => x.name === r.name && String(x.run).startsWith('LUA'));
-        r['× LUA'] = +(Number(r.qps) / Number(lua?.qps)).toFixed(2);
-      }
+      ecsRows.push(
+        ...(await ecsRuns({ dir, nets, zone, luaZone, mixed, backendSock: `${dir}/backend.sock`, dnsperf })),
+      );
       latency = backendLookupLatency(config, nets);
     }
     const alone: Record<string, string | number>[] = [];

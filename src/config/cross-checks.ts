@@ -75,6 +75,12 @@ function checkPeersAndCoordinator(cfg: Config, ctx: Ctx): void {
   // The backend flushes PowerDNS's caches with this key; without one it cannot start.
   if (cfg.pdns && !cfg.pdns['api-key-file'] && !cfg.pdns['api-key-env'])
     issue(ctx, ['pdns'], 'give api-key-file or api-key-env (the PowerDNS api-key) so the backend can flush caches');
+  if (cfg.dnsdist && !cfg.dnsdist['api-key-file'] && !cfg.dnsdist['api-key-env'])
+    issue(
+      ctx,
+      ['dnsdist'],
+      'give api-key-file or api-key-env (the dnsdist web server key) so the backend can flush its cache',
+    );
   if (cfg.coordinator) {
     if (!cfg.backend.metrics)
       issue(ctx, ['coordinator'], 'the coordinator needs backend.metrics: its endpoint is served there');
