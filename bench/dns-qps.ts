@@ -5,7 +5,8 @@
  * Then client-dependent names (topology, closest) asked with ECS from 1000 client networks, against
  * PowerDNS LUA records doing the same job (view+ifportup, pickclosest) and PowerDNS+bind with its
  * caches on, in the same run (bench/lib/ecs-runs.ts), and the backend's own lookup latency for those names.
- *   npx tsx bench/dns-qps.ts [--seconds 10] [--quick] [--only cached|uncached|alone|ecs]
+ * Runs (b)-(d) use pdns.conf as shipped (README: consistent-backends=no).
+ *   npx tsx bench/dns-qps.ts [--seconds 10] [--quick] [--only cached|uncached|alone|ecs] [--consistent-backends yes|no]
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,10 @@ const exec = promisify(execFile);
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 10;
 const quick = process.argv.includes('--quick');
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+/** Runs (b)-(d) with PowerDNS's own consistent-backends default (yes) instead of the shipped `no`. */
+const cbArg = process.argv.includes('--consistent-backends')
+  ? process.argv[process.argv.indexOf('--consistent-backends') + 1]
+  : 'no';
 const dir = mkdtempSync(join(tmpdir(), 'ms-bench-dns-'));
 const HOSTS = 1000;
 /**
@@ -138,7 +143,12 @@ async function main(): Promise<void> {
         backendKind === 'bind'
           ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] }
           : { kind: 'remote', connection: `unix:path=${sock}` },
-      settings: { ...(caches === 'off' ? CACHES_OFF : {}), 'distributor-threads': threads, loglevel: 3 },
+      settings: {
+        ...(caches === 'off' ? CACHES_OFF : {}),
+        ...(backendKind === 'bind' ? {} : { 'consistent-backends': cbArg }),
+        'distributor-threads': threads,
+        loglevel: 3,
+      },
       probeName: 'bench.example.',
     });
     try {

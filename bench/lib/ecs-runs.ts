@@ -32,7 +32,7 @@ export async function ecsRuns(i: EcsRunInputs): Promise<Record<string, string | 
     label: string,
     kind: 'bind' | 'lua' | 'remote',
     qname: string,
-    opts: { settings?: Record<string, string>; dnsdist?: boolean; queries?: string } = {},
+    opts: { settings?: Record<string, string>; dnsdist?: 'cache' | 'miss'; queries?: string } = {},
   ) => {
     const file = opts.queries ?? writeEcsQueries(join(i.dir, `ecs-${qname}.bin`), [qname], i.nets, 20_000);
     const pdns = await startPdns({
@@ -50,7 +50,15 @@ export async function ecsRuns(i: EcsRunInputs): Promise<Record<string, string | 
       },
       probeName: 'bench.example.',
     });
-    const dd = opts.dnsdist ? await startDnsdist({ host: '127.0.0.10', pdns, probeName: 'bench.example.' }) : undefined;
+    // 'miss': the name listed as never cached, so every query takes dnsdist's miss path to PowerDNS.
+    const dd = opts.dnsdist
+      ? await startDnsdist({
+          host: '127.0.0.10',
+          pdns,
+          probeName: 'bench.example.',
+          uncachedNames: opts.dnsdist === 'miss' ? [`${qname}.`] : [],
+        })
+      : undefined;
     try {
       const r = await i.dnsperf(dd ?? pdns, file, !opts.queries);
       rows.push({
@@ -75,7 +83,14 @@ export async function ecsRuns(i: EcsRunInputs): Promise<Record<string, string | 
     await run(lua, 'lua', qname);
     await run(`multisite ${policy}, consistent-backends=yes (PowerDNS default)`, 'remote', qname);
     await run(`multisite ${policy}, consistent-backends=no`, 'remote', qname, { settings: MULTISITE_PDNS });
-    await run(`multisite ${policy}, dnsdist in front`, 'remote', qname, { settings: MULTISITE_PDNS, dnsdist: true });
+    await run(`multisite ${policy}, consistent-backends=no, distributor-threads=6`, 'remote', qname, {
+      settings: { ...MULTISITE_PDNS, 'distributor-threads': '6' },
+    });
+    await run(`multisite ${policy}, dnsdist in front`, 'remote', qname, { settings: MULTISITE_PDNS, dnsdist: 'cache' });
+    await run(`multisite ${policy}, dnsdist in front, every query a miss`, 'remote', qname, {
+      settings: MULTISITE_PDNS,
+      dnsdist: 'miss',
+    });
   }
   const ref = Number(rows[0]!.qps);
   for (const r of rows) {
