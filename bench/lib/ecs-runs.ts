@@ -7,8 +7,9 @@ import { writeEcsQueries } from './ecs-compare.js';
  * Client-dependent names (topology, closest) asked with ECS from many networks, caches at their
  * defaults: PowerDNS LUA records doing the same job; ours as PowerDNS ships (consistent-backends=yes:
  * 2 round trips per query), as multisite configures it (consistent-backends=no: 1), and with dnsdist
- * in front (its packet cache keyed on the ECS subnet). The reference is PowerDNS+bind with its
- * caches on, asked the mixed queries of run (a), in the same run.
+ * in front (its packet cache keyed on the ECS subnet; and with every query a miss there). The
+ * reference is PowerDNS+bind with its caches on, asked the mixed queries of run (a), at the start
+ * and the end of the same run.
  */
 export interface EcsRunInputs {
   dir: string;
@@ -92,7 +93,10 @@ export async function ecsRuns(i: EcsRunInputs): Promise<Record<string, string | 
       dnsdist: 'miss',
     });
   }
-  const ref = Number(rows[0]!.qps);
+  // Asked again at the end: on a shared machine one sample can land in a busy moment. The ratios
+  // use the higher of the two, so they never flatter ours.
+  await run('PowerDNS+bind, caches on (reference, again)', 'bind', 'mixed', { queries: i.mixed });
+  const ref = Math.max(...rows.filter((r) => r.name === 'mixed').map((r) => Number(r.qps)));
   for (const r of rows) {
     const lua = rows.find((x) => x.name === r.name && String(x.run).startsWith('LUA'));
     r['× bind cached'] = +(Number(r.qps) / ref).toFixed(2);
