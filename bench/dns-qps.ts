@@ -7,6 +7,7 @@
  * caches on, in the same run (bench/lib/ecs-runs.ts), and the backend's own lookup latency for those names.
  * Runs (b)-(d) use pdns.conf as shipped (README: consistent-backends=no).
  *   npx tsx bench/dns-qps.ts [--seconds 10] [--quick] [--only cached|uncached|alone|ecs] [--consistent-backends yes|no]
+ *     [--repeat N (cached runs, taking turns; median)]
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -101,6 +102,24 @@ async function dnsperf(
   };
 }
 
+/** Rounds of the cached runs, taking turns (`--repeat N`): on a shared machine one sample is noise. */
+const repeat = Number(process.argv[process.argv.indexOf('--repeat') + 1]) || 1;
+
+/** Rows of the same run (label, caches, threads) become one: the median qps, with the samples listed. */
+function medianOfRepeats(rows: Record<string, string | number>[]): void {
+  const groups = new Map<string, Record<string, string | number>[]>();
+  for (const r of rows) {
+    const key = `${r.run}|${r.caches}|${r['distributor-threads']}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  rows.length = 0;
+  for (const g of groups.values()) {
+    const sorted = [...g].sort((x, y) => Number(x.qps) - Number(y.qps));
+    const mid = sorted[Math.floor(sorted.length / 2)]!;
+    rows.push(g.length > 1 ? { ...mid, samples: g.map((x) => x.qps).join(' / ') } : mid);
+  }
+}
+
 const CACHES_OFF = { 'cache-ttl': 0, 'query-cache-ttl': 0, 'negquery-cache-ttl': 0 };
 
 async function main(): Promise<void> {
@@ -171,10 +190,13 @@ async function main(): Promise<void> {
       (c) => !only || (only === 'cached' && c === 'default') || (only === 'uncached' && c === 'off'),
     );
     for (const caches of cacheModes) {
-      await run('(a) bind backend, zone file', 'bind', caches, mixed);
       const threadCounts = caches === 'off' && !quick ? [3, 6, 12] : [3];
-      for (const t of threadCounts) await run('(b) multisite backend, same zone', 'remote', caches, mixed, t);
-      for (const t of threadCounts) await run('(c) multisite balanced name', 'remote', caches, balanced, t);
+      // Cached runs take turns `repeat` times (a, b, c, a, b, c, ...): each row is their median.
+      for (let k = 0; k < (caches === 'default' ? repeat : 1); k++) {
+        await run('(a) bind backend, zone file', 'bind', caches, mixed);
+        for (const t of threadCounts) await run('(b) multisite backend, same zone', 'remote', caches, mixed, t);
+        for (const t of threadCounts) await run('(c) multisite balanced name', 'remote', caches, balanced, t);
+      }
       if (caches === 'off') {
         // The ceiling of any Node remote backend through PowerDNS here: canned answers, same queries, same run.
         const canned = startProcess(process.execPath, ['bench/lib/canned-backend.mjs', `${dir}/canned.sock`]);
@@ -187,6 +209,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    medianOfRepeats(rows);
     const bindQps = (caches: string) =>
       Number(rows.find((r) => r.caches === caches && String(r.run).startsWith('(a)'))?.qps);
     for (const r of rows) r['× bind'] = +(Number(r.qps) / bindQps(String(r.caches))).toFixed(2);
