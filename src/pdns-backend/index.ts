@@ -26,6 +26,7 @@ export { explain, formatExplanation, type Explanation } from './explain.js';
 export { ControlServer, controlRequest, drainSite, type ControlRequest, type ControlResponse } from './control.js';
 export { DrainRelay, DRAIN_PATH, type DrainResult } from './drain-everywhere.js';
 export { Flusher } from './flusher.js';
+export { dnsdistConf, DNSDIST_FLUSH_PATH, type DnsdistConfOptions } from './dnsdist-conf.js';
 export { Handler } from './handler.js';
 export { BackendMetrics } from './metrics.js';
 export { buildZone, type ServedZone } from './zone-index.js';
