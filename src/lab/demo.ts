@@ -84,17 +84,31 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
 async function loadStep(sites: DemoSite[], say: (s: string) => void): Promise<void> {
   const [a, b] = sites as [DemoSite, DemoSite];
   say("\n== load.example.com is `least-load`: each site's agents report their servers' load");
-  await report(b, 0.5);
-  await report(a, 2.0);
-  await until([a], 'load.example.com', (x) => x[0] === '198.51.100.20');
-  await show([a], 'load.example.com', 'a reports load 2.0, b 0.5: a answers b first');
-  await report(a, 0.1);
-  await until([a], 'load.example.com', (x) => x[0] === '192.0.2.20');
-  await show(
-    [a],
-    'load.example.com',
-    'a reports 0.1: a first again (past the hysteresis margin, so noise never flips it)',
-  );
+  // Sent every second, as agents do: a single report goes stale after stale-after-ms (10 s),
+  // which a loaded machine can reach between two steps, and the order would fall back.
+  const reporting = [keepReporting(b, 0.5), keepReporting(a, 2.0)];
+  try {
+    await until([a], 'load.example.com', (x) => x[0] === '198.51.100.20');
+    await show([a], 'load.example.com', 'a reports load 2.0, b 0.5: a answers b first');
+    reporting[1]!.load = 0.1;
+    await report(a, 0.1);
+    await until([a], 'load.example.com', (x) => x[0] === '192.0.2.20');
+    await show(
+      [a],
+      'load.example.com',
+      'a reports 0.1: a first again (past the hysteresis margin, so noise never flips it)',
+    );
+  } finally {
+    for (const r of reporting) r.stop();
+  }
+}
+
+/** Reports `load` for the site now and every second until stopped; `load` may change meanwhile. */
+function keepReporting(s: DemoSite, load: number): { load: number; stop(): void } {
+  const r = { load, stop: () => clearInterval(timer) };
+  const timer = setInterval(() => void report(s, r.load), 1000);
+  void report(s, load);
+  return r;
 }
 
 let seq = 0;

@@ -144,7 +144,9 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
 
   it('PowerDNS API down during a flush: retried until it is back; lookups are answered meanwhile', async () => {
     await until('site a first', async () => (await answer()) === `${A},${B}`, performance.now());
-    await apiRelay.pause();
+    // Down as a hung API (accepts, never answers): a refused connection would mean PowerDNS is not
+    // running and has nothing cached, which the flusher rightly does not retry.
+    apiRelay.stall();
     const calls = flushCalls.length;
     await setAll(lb, 'maint');
     await until('site a unusable in the table', () => !site.backend.table.isUsable('a'), performance.now());
