@@ -40,6 +40,8 @@ export class Flusher {
   private readonly http: AxiosInstance;
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private readonly again = new Set<string>();
+  /** Callers waiting for a target's next flush (enqueue), resolved when it finishes. */
+  private readonly waiting = new Map<string, { promise: Promise<boolean>; resolve: (ok: boolean) => void }>();
   /** Targets waiting for a free slot, in order. */
   private readonly queue = new Set<string>();
   private readonly concurrency: number;
@@ -66,15 +68,21 @@ export class Flusher {
     });
   }
 
-  flush(names: Iterable<string>): void {
+  /**
+   * Resolves true once PowerDNS acknowledged a flush of every target that started after this call
+   * (a target in flight is waited for in its repeat), false when some target failed or the flusher
+   * stopped first. Callers need not wait: lookups never do.
+   */
+  flush(names: Iterable<string>): Promise<boolean> {
     const targets = flushTargets(names, this.opts.zones);
-    if (targets.length === 0) return;
+    if (targets.length === 0) return Promise.resolve(true);
     const started = performance.now();
     const settle = this.opts.settleMs ?? 250;
     const batch = this.enqueue(targets);
-    void batch.then((results) => {
+    const done = batch.then((results) => {
+      const ok = results.every((r) => r.status === 'fulfilled' && r.value);
       // Failures and a PowerDNS not running are said by flushWithRetry, once.
-      if (!results.some((r) => r.status === 'fulfilled' && r.value)) return;
+      if (!results.some((r) => r.status === 'fulfilled' && r.value)) return ok;
       this.logger.info(
         { targets: targets.slice(0, 5), calls: targets.length, ms: +(performance.now() - started).toFixed(2) },
         'flushed PowerDNS caches',
@@ -84,35 +92,48 @@ export class Flusher {
       // the old answer from the query cache, which only the next flush clears. Measured: a name
       // asked every few ms kept its old answer until the settle flush (+250 ms) in most changes.
       if (!this.stopped && settle > 0) void this.enqueue(targets);
+      return ok;
     });
     if (settle > 0) setTimeout(() => void this.enqueue(targets), settle).unref();
+    return done;
   }
 
-  /** Resolves when these targets' flushes (or their repeats) have finished. */
+  /** Resolves when each target's next flush (one not yet started when asked) has finished. */
   private enqueue(targets: string[]): Promise<PromiseSettledResult<boolean>[]> {
     const waits: Promise<boolean>[] = [];
     for (const t of targets) {
       if (this.stopped) break;
       if (this.inFlight.has(t)) this.again.add(t);
       else this.queue.add(t);
+      waits.push(this.nextFlushOf(t));
     }
     this.pump();
-    for (const t of targets) {
-      const p = this.inFlight.get(t);
-      if (p) waits.push(p);
-    }
     return Promise.allSettled(waits);
+  }
+
+  private nextFlushOf(target: string): Promise<boolean> {
+    let w = this.waiting.get(target);
+    if (!w) {
+      let resolve!: (ok: boolean) => void;
+      const promise = new Promise<boolean>((r) => (resolve = r));
+      w = { promise, resolve };
+      this.waiting.set(target, w);
+    }
+    return w.promise;
   }
 
   private pump(): void {
     for (const t of this.queue) {
       if (this.stopped || this.inFlight.size >= this.concurrency) return;
       this.queue.delete(t);
+      const waiter = this.waiting.get(t);
+      this.waiting.delete(t);
       const p = this.flushWithRetry(t).finally(() => {
         this.inFlight.delete(t);
         if (this.again.delete(t)) this.queue.add(t);
         this.pump();
       });
+      if (waiter) void p.then(waiter.resolve, () => waiter.resolve(false));
       this.inFlight.set(t, p);
     }
   }
@@ -127,6 +148,8 @@ export class Flusher {
     const pending = Promise.allSettled([...this.inFlight.values()]);
     this.stopped = true;
     this.queue.clear();
+    for (const w of this.waiting.values()) w.resolve(false);
+    this.waiting.clear();
     await Promise.race([pending, new Promise((r) => setTimeout(r, this.opts.timeoutMs).unref())]);
   }
 

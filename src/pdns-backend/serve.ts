@@ -9,6 +9,7 @@ import { UnixConnector } from './connectors/unix.js';
 import { ControlServer } from './control.js';
 import type { DrainResult } from './drain-everywhere.js';
 import { explain } from './explain.js';
+import type { FailoverLog } from './failover-log.js';
 import { Flusher } from './flusher.js';
 import { Handler } from './handler.js';
 import type { BackendMetrics } from './metrics.js';
@@ -35,6 +36,8 @@ export interface BackendDeps {
   saveDrains(drained: string[]): void;
   /** `drain SITE --everywhere` (DrainRelay.everywhere), when peers are configured. */
   drainEverywhere?(site: string, drained: boolean): Promise<DrainResult[]>;
+  /** Told of each change of answers and its flush, for the failover stages. */
+  failovers?: FailoverLog;
 }
 
 /** The DNS backend of one site: zones, PowerDNS connectors, cache flushes and the control socket. */
@@ -67,7 +70,7 @@ export function createBackend(loaded: LoadedConfig, deps: BackendDeps): Backend 
     metrics,
     zones.map((z) => z.name),
   );
-  watchOrder(table, orderings, logger, flusher);
+  watchOrder(table, orderings, logger, flusher, deps.failovers);
   const connectorDeps: ConnectorDeps = {
     handleLine: (l) => handler.handleLine(l),
     handle: (r) => handler.handle(r),
@@ -124,8 +127,17 @@ function controlServer(loaded: LoadedConfig, deps: BackendDeps): ControlServer {
  * hysteresis, a decision from another site). Client-dependent names are never in this list: they
  * carry a scope and PowerDNS does not cache them.
  */
-function watchOrder(table: SiteStateTable, orderings: Orderings, logger: Logger, flusher?: Flusher): void {
-  orderings.on('changed', (names) => flusher?.flush(names));
+function watchOrder(
+  table: SiteStateTable,
+  orderings: Orderings,
+  logger: Logger,
+  flusher?: Flusher,
+  failovers?: FailoverLog,
+): void {
+  const flush = flusher && ((names: readonly string[]) => () => flusher.flush(names));
+  orderings.on('changed', (names) =>
+    failovers ? failovers.recomputed(names, flush?.(names)) : void flusher?.flush(names),
+  );
   // Registered after the orderings' own listener: lastChanged is this change's.
   table.on('change', ({ sites }) => {
     logger.info(
