@@ -56,6 +56,20 @@ function waitForCell(page: Page, selector: string, col: number, text: string, ti
   );
 }
 
+/**
+ * a's failover in the Timeline, and the stages a killed web server must show there (not `check`:
+ * HAProxy logs a check duration only when its own check, not the agent's push, made the change).
+ */
+const FAILOVER_ROW = '#timeline-body [data-failover="failover"][data-site="a"]';
+const FAILOVER_STAGES = ['haproxy', 'informed', 'state', 'orderings', 'flushed'];
+
+/** In the page: the newest failover of a lists every stage of `wanted`. */
+function failoverShown(wanted: string[]): boolean {
+  const row = document.querySelector('#timeline-body [data-failover="failover"][data-site="a"]')?.closest('tr');
+  const seen = [...(row?.querySelectorAll<HTMLElement>('[data-stage]') ?? [])].map((e) => e.dataset.stage);
+  return row !== undefined && row !== null && wanted.every((s) => seen.includes(s));
+}
+
 /** A page; every confirm() it asks is recorded and answered with `accept`. */
 async function open(js = true, accept = true): Promise<{ page: Page; dialogs: string[] }> {
   const page = await browser.newPage();
@@ -252,11 +266,18 @@ describe('status page of `multisite run`', () => {
     const answerMs = performance.now() - t0;
     expect(await page.$eval('#timeline-body', (el) => el.textContent)).toContain('site a');
     await waitFor('a answers b only', async () => (await cluster.a.answer()).join() === cluster.b.address, 10_000);
+    // The failover in the Timeline with each stage the backend observed, live (the flush ends last).
+    await page.waitForFunction(failoverShown, { timeout: 10_000, polling: 'mutation' }, FAILOVER_STAGES);
+    const stages = await page.$eval(FAILOVER_ROW, (el) => el.closest('tr')!.querySelector('.stages')!.textContent!);
     await page.screenshot({ path: join(OUT, 'site-down.png'), fullPage: true });
     console.log(
       `status page saw: a server killed → its row down in ${Math.round(oneMs)} ms; ` +
-        `the last one → site down in ${Math.round(siteMs)} ms, answer changed in ${Math.round(answerMs)} ms`,
+        `the last one → site down in ${Math.round(siteMs)} ms, answer changed in ${Math.round(answerMs)} ms; ` +
+        `the backend's stages: ${stages}`,
     );
     await page.close();
+    const still = await open(false); // with JavaScript off, the same failover as of load
+    expect(await still.page.evaluate(failoverShown, FAILOVER_STAGES)).toBe(true);
+    await still.page.close();
   }, 60_000);
 });
