@@ -9,11 +9,15 @@ import type { PoolCause, SiteStateTable, StateChange } from '../site-health/inde
  * Each failover and recovery of a site, with the time of every stage the backend can observe
  * (docs/status-page.md "Timeline" says which clock each uses). A stage nobody observed is absent,
  * never estimated: a peer's change starts at `state`, a change the poll found (no event) has no
- * HAProxy stages, an agent's push to HAProxy logs no check duration so it has no `check`.
+ * HAProxy stages, an agent's push to HAProxy logs no check duration so it has no `check`, and the
+ * agent's `verdict` is known only when the agent runs in this process (`multisite run`).
  */
 
+/** An agent's verdict older than this when HAProxy's event arrives did not cause it (a rise/fall takes well under). */
+const VERDICT_WINDOW_MS = 30_000;
+
 /** The stages in the order a failover passes them. */
-export const STAGES = ['check', 'haproxy', 'informed', 'state', 'orderings', 'flushed'] as const;
+export const STAGES = ['verdict', 'check', 'haproxy', 'informed', 'state', 'orderings', 'flushed'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface StageTime {
@@ -61,6 +65,8 @@ export const FAILOVERS_PATH = '/failovers';
 export class FailoverLog extends EventEmitter<{ change: [] }> {
   private readonly records: FailoverRecord[] = [];
   private readonly causes = new Map<string, PoolCause>();
+  /** The agent's last verdict change per `backend/server` (bounded by the configured servers). */
+  private readonly verdicts = new Map<string, { up: boolean; at: number }>();
   /** Records of the table change being handled (between the first and last 'change' listener). */
   private current: FailoverRecord[] = [];
   private nextId = 1;
@@ -89,6 +95,11 @@ export class FailoverLog extends EventEmitter<{ change: [] }> {
   attach(table: SiteStateTable): void {
     table.prependListener('change', (c) => this.stateChanged(c, table));
     table.on('change', () => this.closeChange());
+  }
+
+  /** The agent in this process changed a server's verdict (`server` as HAProxy names it: backend/server). */
+  agentVerdict(server: string, up: boolean): void {
+    this.verdicts.set(server, { up, at: this.clock() });
   }
 
   /** Runs `apply` (a pool verdict set in the table) with the HAProxy event behind it known. */
@@ -155,13 +166,28 @@ export class FailoverLog extends EventEmitter<{ change: [] }> {
         kind: state.usable ? 'recovery' : 'failover',
         reason: state.reason,
         ...(cause ? { trigger: cause.message, events: cause.events } : {}),
-        stages: [...causeStages(cause), { stage: 'state', at, clock: 'backend' }],
+        stages: [
+          ...this.verdictStage(cause, state.usable),
+          ...causeStages(cause),
+          { stage: 'state', at, clock: 'backend' },
+        ],
         flush: 'none',
       };
       this.current.push(r);
       this.records.unshift(r);
       if (this.records.length > this.size) this.records.length = this.size;
     }
+  }
+
+  /**
+   * The agent's verdict on the server HAProxy's event names, when it says what the site now is (a
+   * server down for a failover, up for a recovery) and came before the event arrived: the push that
+   * made HAProxy change. A verdict after the event (HAProxy's own check was first) is not a stage.
+   */
+  private verdictStage(cause: PoolCause | undefined, up: boolean): StageTime[] {
+    const v = cause?.server === undefined ? undefined : this.verdicts.get(cause.server);
+    if (!v || v.up !== up || v.at > cause!.receivedAt || cause!.receivedAt - v.at > VERDICT_WINDOW_MS) return [];
+    return [{ stage: 'verdict', at: v.at, clock: 'backend' }];
   }
 
   private closeChange(): void {

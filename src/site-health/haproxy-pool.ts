@@ -39,6 +39,8 @@ export interface PoolWatcherOptions {
 export interface PoolCause {
   /** HAProxy's message ("Server web/w1 is DOWN, reason: ..."). */
   message: string;
+  /** `backend/server` when the event is a server's ("web/w1"). */
+  server?: string;
   /** HAProxy's clock when it logged the change (rfc5424 rings only). */
   loggedAt?: number;
   /** The duration HAProxy logged for the check that changed the state (its own or agent check). */
@@ -245,6 +247,7 @@ export class PoolWatcher {
       const checkMs = ev.type === 'server' ? ev.checkMs : undefined;
       this.pending.push({
         message,
+        ...(ev.type === 'server' ? { server: `${ev.backend}/${ev.server}` } : {}),
         receivedAt: this.wallClock(),
         ...(loggedAt !== undefined ? { loggedAt } : {}),
         ...(checkMs !== undefined ? { checkMs } : {}),

@@ -9,6 +9,7 @@ import { esc, state, table, when } from './html.js';
  */
 
 const LABELS: Record<Stage, string> = {
+  verdict: "agent's verdict",
   check: 'check began',
   haproxy: 'HAProxy changed state',
   informed: 'backend informed',
@@ -29,6 +30,9 @@ function ms(value: number): string {
   return `${value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits })} ms`;
 }
 
+/** Across two clocks a later stage can read earlier: shown as it is, with its sign. */
+const offset = (d: number) => `${d < 0 ? '−' : '+'}${ms(Math.abs(d))}`;
+
 function stages(r: FailoverRecord): string {
   const first = r.stages[0];
   if (!first) return '';
@@ -36,7 +40,7 @@ function stages(r: FailoverRecord): string {
     .map(
       (s) =>
         `<span class="stage" data-stage="${esc(s.stage)}" title="${esc(CLOCKS[s.clock])}">` +
-        `${esc(LABELS[s.stage])} ${esc(s === first ? '0 ms' : `+${ms(s.at - first.at)}`)}</span>`,
+        `${esc(LABELS[s.stage])} ${esc(s === first ? '0 ms' : offset(s.at - first.at))}</span>`,
     )
     .join(' → ');
 }

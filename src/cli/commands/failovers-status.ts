@@ -27,13 +27,14 @@ export async function failoversSection(
   }
 }
 
+/** Across two clocks a later stage can read earlier: its sign is kept. */
+const signed = (d: number) => `${d < 0 ? '' : '+'}${d.toFixed(1)}`;
+
 export function formatFailovers(records: FailoverRecord[], now: number): string {
   if (records.length === 0) return 'failovers: none since the backend started\n';
   const lines = records.slice(0, SHOWN).map((r) => {
     const first = r.stages[0];
-    const stages = r.stages
-      .map((s) => `${s.stage} ${s === first ? '0' : `+${(s.at - first!.at).toFixed(1)}`} ms`)
-      .join(' → ');
+    const stages = r.stages.map((s) => `${s.stage} ${s === first ? '0' : signed(s.at - first!.at)} ms`).join(' → ');
     const flush = r.flush === 'failed' ? ' (PowerDNS flush failed)' : r.flush === 'pending' ? ' (flushing)' : '';
     return `  site ${r.site} ${r.kind} ${first ? localTime(first.at, now) : '?'}: ${stages}${flush}; ${r.reason}`;
   });

@@ -57,17 +57,18 @@ function waitForCell(page: Page, selector: string, col: number, text: string, ti
 }
 
 /**
- * a's failover in the Timeline, and the stages a killed web server must show there (not `check`:
- * HAProxy logs a check duration only when its own check, not the agent's push, made the change).
+ * a's failover in the Timeline, and the stages a killed web server must show there: every one from
+ * HAProxy's on, and before it the agent's verdict (this run's agent, pushed to HAProxy) or, when
+ * HAProxy's own check happened to see the death first, that check's start (from its log line).
  */
 const FAILOVER_ROW = '#timeline-body [data-failover="failover"][data-site="a"]';
-const FAILOVER_STAGES = ['haproxy', 'informed', 'state', 'orderings', 'flushed'];
+const FAILOVER_STAGES = { all: ['haproxy', 'informed', 'state', 'orderings', 'flushed'], first: ['verdict', 'check'] };
 
-/** In the page: the newest failover of a lists every stage of `wanted`. */
-function failoverShown(wanted: string[]): boolean {
+/** In the page: the newest failover of a lists every stage of `all`, and first one of `first`. */
+function failoverShown(wanted: { all: string[]; first: string[] }): boolean {
   const row = document.querySelector('#timeline-body [data-failover="failover"][data-site="a"]')?.closest('tr');
-  const seen = [...(row?.querySelectorAll<HTMLElement>('[data-stage]') ?? [])].map((e) => e.dataset.stage);
-  return row !== undefined && row !== null && wanted.every((s) => seen.includes(s));
+  const seen = [...(row?.querySelectorAll<HTMLElement>('[data-stage]') ?? [])].map((e) => e.dataset.stage!);
+  return wanted.all.every((s) => seen.includes(s)) && wanted.first.includes(seen[0] ?? '');
 }
 
 /** A page; every confirm() it asks is recorded and answered with `accept`. */

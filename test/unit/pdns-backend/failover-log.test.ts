@@ -161,4 +161,33 @@ describe('FailoverLog: each failover and recovery with its stage times', () => {
     expect((JSON.parse(body[0]!) as { failovers: FailoverRecord[] }).failovers.map((r) => r.id)).toEqual([3, 2]);
     expect(s.log.route()({ url: '/status', method: 'GET' } as never, {} as never)).toBe(false);
   });
+
+  it("starts at the agent's verdict when the agent in this process made it before HAProxy's event, for that server and direction", () => {
+    const s = setup({ flush: 'none' });
+    const down = { message: 'Server web/w1 is DOWN, changed from CLI', server: 'web/w1', loggedAt: 9_990, events: 1 };
+    s.clock.t = 9_980.5;
+    s.log.agentVerdict('web/w2', false); // another server
+    s.log.agentVerdict('web/w1', false);
+    s.clock.t = 10_000;
+    s.log.withCause('a', { ...down, receivedAt: 9_991 }, () => s.table.setHealth('a', 'pool', false, 'down'));
+    expect(stagesOf(s.log.list()[0]!)).toEqual([
+      'verdict@9980.5/backend',
+      'haproxy@9990/haproxy',
+      'informed@9991/backend',
+      'state@10000/backend',
+      'orderings@10001/backend',
+    ]);
+    // Recovery, but w1's last verdict is down: not this change's cause.
+    const up = { message: 'Server web/w1 is UP', server: 'web/w1', events: 1, receivedAt: 10_100 };
+    s.log.withCause('a', up, () => s.table.setHealth('a', 'pool', true, 'up'));
+    expect(s.log.list()[0]!.stages[0]!.stage).toBe('informed');
+    // A verdict after the event arrived (HAProxy's own check was first), or long before it: no stage.
+    s.log.agentVerdict('web/w1', false);
+    s.log.withCause('a', { ...down, receivedAt: s.clock.t - 1 }, () => s.table.setHealth('a', 'pool', false, 'x'));
+    expect(s.log.list()[0]!.stages.map((x) => x.stage)).not.toContain('verdict');
+    s.table.setHealth('a', 'pool', true, 'up');
+    s.clock.t += 30_001;
+    s.log.withCause('a', { ...down, receivedAt: s.clock.t }, () => s.table.setHealth('a', 'pool', false, 'y'));
+    expect(s.log.list()[0]!.stages.map((x) => x.stage)).not.toContain('verdict');
+  });
 });

@@ -269,7 +269,13 @@ describe('PoolWatcher: the HAProxy event behind a verdict change (failover stage
     expect(changes.slice(1)).toEqual([
       {
         up: false,
-        cause: { message: 'Server web/w2 is DOWN', loggedAt: 1_000_499.25, receivedAt: 1_000_500, events: 1 },
+        cause: {
+          message: 'Server web/w2 is DOWN',
+          server: 'web/w2',
+          loggedAt: 1_000_499.25,
+          receivedAt: 1_000_500,
+          events: 1,
+        },
       },
     ]);
     pending.shift()!(); // the read for the two that came during the last one: nothing changes
@@ -283,7 +289,14 @@ describe('PoolWatcher: the HAProxy event behind a verdict change (failover stage
     await timers.advance(0);
     expect(changes[2]).toEqual({
       up: true,
-      cause: { message: 'Server web/w1 is DOWN', loggedAt: 1_000_999, checkMs: 1, receivedAt: 1_001_000, events: 1 },
+      cause: {
+        message: 'Server web/w1 is DOWN',
+        server: 'web/w1',
+        loggedAt: 1_000_999,
+        checkMs: 1,
+        receivedAt: 1_001_000,
+        events: 1,
+      },
     });
     watcher.stop();
   });
