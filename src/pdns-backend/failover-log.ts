@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Route } from '../shared/metrics.js';
 import { refuseMethod } from '../shared/peer-http.js';
 import { sharedWallClock } from '../shared/timers.js';
@@ -58,8 +58,9 @@ export const FAILOVERS_PATH = '/failovers';
 
 /**
  * The last failovers and recoveries, in memory (a restart starts empty; the logs keep the rest),
- * and `multisite_backend_failover_stage_seconds{stage,from,kind}`: each stage's time after the
- * record's first observed stage (`from`), observed once the record is complete. Emits 'change'
+ * `multisite_backend_failovers_total{kind}`, and `multisite_backend_failover_stage_seconds{stage,
+ * from,kind}`: each stage's time after the record's first observed stage (`from`), observed once
+ * the record is complete. Emits 'change'
  * whenever a record is added or gains a stage.
  */
 export class FailoverLog extends EventEmitter<{ change: [] }> {
@@ -73,6 +74,7 @@ export class FailoverLog extends EventEmitter<{ change: [] }> {
   private readonly size: number;
   private readonly clock: () => number;
   private readonly histogram?: Histogram<'stage' | 'from' | 'kind'>;
+  private readonly counter?: Counter<'kind'>;
 
   constructor(opts: FailoverLogOptions = {}) {
     super();
@@ -84,6 +86,13 @@ export class FailoverLog extends EventEmitter<{ change: [] }> {
         help: "Failovers and recoveries: each stage's time after the first observed stage (label from), by kind",
         labelNames: ['stage', 'from', 'kind'],
         buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+        registers: [opts.registry],
+      });
+    if (opts.registry)
+      this.counter = new Counter({
+        name: 'multisite_backend_failovers_total',
+        help: 'Failovers (a site no longer usable) and recoveries this backend recorded, by kind',
+        labelNames: ['kind'],
         registers: [opts.registry],
       });
   }
@@ -174,6 +183,7 @@ export class FailoverLog extends EventEmitter<{ change: [] }> {
         flush: 'none',
       };
       this.current.push(r);
+      this.counter?.inc({ kind: r.kind });
       this.records.unshift(r);
       if (this.records.length > this.size) this.records.length = this.size;
     }

@@ -42,7 +42,11 @@ function setup(opts: { size?: number; names?: number; flush?: 'pending' | 'none'
       .filter((v) => (v as { metricName?: string }).metricName?.endsWith('_sum'))
       .map((v) => `${v.labels.kind} ${v.labels.from}→${v.labels.stage} ${+v.value.toFixed(6)}`)
       .sort();
-  return { clock, table, orderings, log, flushes, changes: () => changes, histogram };
+  const counted = async () =>
+    (await registry.getSingleMetric('multisite_backend_failovers_total')!.get()).values
+      .map((v) => `${v.labels.kind} ${v.value}`)
+      .sort();
+  return { clock, table, orderings, log, flushes, changes: () => changes, histogram, counted };
 }
 
 const stagesOf = (r: FailoverRecord) => r.stages.map((s) => `${s.stage}@${s.at}/${s.clock}`);
@@ -152,6 +156,7 @@ describe('FailoverLog: each failover and recovery with its stage times', () => {
       s.table.setHealth('a', 'pool', up, up ? 'up' : 'down');
     }
     expect(s.log.list().map((r) => `${r.id} ${r.kind}`)).toEqual(['3 failover', '2 recovery']);
+    expect(await s.counted()).toEqual(['failover 2', 'recovery 1']);
     const body: string[] = [];
     const handled = s.log.route()(
       { url: '/failovers', method: 'GET' } as never,
