@@ -165,6 +165,8 @@ export class FailoverLog extends EventEmitter<{ change: [] }> {
 
   private stateChanged(c: StateChange, table: SiteStateTable): void {
     const at = this.clock();
+    // One left open (a listener threw before closeChange) is closed: this change's recompute is not its.
+    this.closeChange();
     for (const site of c.sites) {
       const state = table.get(site);
       if (!state) continue;

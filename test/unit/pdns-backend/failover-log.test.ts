@@ -195,4 +195,19 @@ describe('FailoverLog: each failover and recovery with its stage times', () => {
     s.log.withCause('a', { ...down, receivedAt: s.clock.t }, () => s.table.setHealth('a', 'pool', false, 'y'));
     expect(s.log.list()[0]!.stages.map((x) => x.stage)).not.toContain('verdict');
   });
+
+  it('a listener that throws leaves no record open: the next change does not lend it its recompute', () => {
+    const s = setup({ flush: 'none' });
+    let fail = true;
+    s.orderings.on('changed', () => {
+      if (fail) throw new Error('a listener failed'); // after the log's: inside the table change
+    });
+    expect(() => s.table.setHealth('b', 'peer', false, 'gone')).toThrow('a listener failed');
+    fail = false;
+    s.clock.t = 10_100;
+    s.table.setHealth('b', 'peer', true, 'back');
+    const [recovery, failover] = s.log.list();
+    expect(stagesOf(failover!)).toEqual(['state@10000/backend', 'orderings@10001/backend']);
+    expect(stagesOf(recovery!)).toEqual(['state@10100/backend', 'orderings@10101/backend']);
+  });
 });
