@@ -1,6 +1,6 @@
 # multisite: one command each for a new user: `make demo`, `make test`.
 SHELL := /bin/bash
-DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf chromium
+DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf chromium dnsdist
 
 .PHONY: deps apt npm build lint test test-unit test-integration fuzz demo bench clean install uninstall
 

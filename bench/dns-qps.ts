@@ -3,9 +3,11 @@
  * backend serving the same file, (c) a balanced name from our backend; caches at their defaults
  * and off; then our backend alone over 1 and 6 unix connections. Prints a table, writes JSON.
  * Then client-dependent names (topology, closest) asked with ECS from 1000 client networks, against
- * PowerDNS LUA records doing the same job (view+ifportup, pickclosest) in the same run, and the
- * backend's own lookup latency for those names.
- *   npx tsx bench/dns-qps.ts [--seconds 10] [--quick] [--only cached|uncached|alone|ecs]
+ * PowerDNS LUA records doing the same job (view+ifportup, pickclosest) and PowerDNS+bind with its
+ * caches on, in the same run (bench/lib/ecs-runs.ts), and the backend's own lookup latency for those names.
+ * Runs (b)-(d) use pdns.conf as shipped (README: consistent-backends=no).
+ *   npx tsx bench/dns-qps.ts [--seconds 10] [--quick] [--only cached|uncached|alone|ecs] [--consistent-backends yes|no]
+ *     [--repeat N (cached runs, taking turns; median)]
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,12 +20,17 @@ import { waitFor } from '../src/lab/ports.js';
 import { startProcess } from '../src/lab/processes.js';
 import { report } from './lib/table.js';
 import { backendAlone } from './lib/backend-alone.js';
-import { backendLookupLatency, luaRecords, OURS_YAML, subnets, writeEcsQueries } from './lib/ecs-compare.js';
+import { backendLookupLatency, benchConfig, luaRecords, subnets } from './lib/ecs-compare.js';
+import { ecsRuns } from './lib/ecs-runs.js';
 
 const exec = promisify(execFile);
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 10;
 const quick = process.argv.includes('--quick');
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+/** Runs (b)-(d) with PowerDNS's own consistent-backends default (yes) instead of the shipped `no`. */
+const cbArg = process.argv.includes('--consistent-backends')
+  ? process.argv[process.argv.indexOf('--consistent-backends') + 1]
+  : 'no';
 const dir = mkdtempSync(join(tmpdir(), 'ms-bench-dns-'));
 const HOSTS = 1000;
 /**
@@ -62,7 +69,7 @@ function writeQueries(name: string, lines: string[]): string {
 }
 
 async function dnsperf(
-  pdns: Pdns,
+  pdns: Pick<Pdns, 'host' | 'port'>,
   queries: string,
   binary = false,
 ): Promise<{ qps: number; avgMs: number; lost: number }> {
@@ -95,6 +102,24 @@ async function dnsperf(
   };
 }
 
+/** Rounds of the cached runs, taking turns (`--repeat N`): on a shared machine one sample is noise. */
+const repeat = Number(process.argv[process.argv.indexOf('--repeat') + 1]) || 1;
+
+/** Rows of the same run (label, caches, threads) become one: the median qps, with the samples listed. */
+function medianOfRepeats(rows: Record<string, string | number>[]): void {
+  const groups = new Map<string, Record<string, string | number>[]>();
+  for (const r of rows) {
+    const key = `${r.run}|${r.caches}|${r['distributor-threads']}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  rows.length = 0;
+  for (const g of groups.values()) {
+    const sorted = [...g].sort((x, y) => Number(x.qps) - Number(y.qps));
+    const mid = sorted[Math.floor(sorted.length / 2)]!;
+    rows.push(g.length > 1 ? { ...mid, samples: g.map((x) => x.qps).join(' / ') } : mid);
+  }
+}
+
 const CACHES_OFF = { 'cache-ttl': 0, 'query-cache-ttl': 0, 'negquery-cache-ttl': 0 };
 
 async function main(): Promise<void> {
@@ -108,19 +133,7 @@ async function main(): Promise<void> {
   );
   const balanced = writeQueries('balanced.txt', ['www.bench.example A']);
   const config = join(dir, 'multisite.yaml');
-  writeFileSync(
-    config,
-    `site: a
-sites: [{ name: a }, { name: b }]
-backend: { socket: ${dir}/backend.sock, control: ${dir}/control.sock, state-file: ${dir}/state.json, log-level: warn }
-zones: [{ name: bench.example, file: ${zone} }]
-balanced:
-  - name: www.bench.example
-    addresses: { a: [192.0.2.10, 192.0.2.11], b: [198.51.100.10] }
-${OURS_YAML}
-probes: { networks: [127.0.0.0/8] }
-`,
-  );
+  writeFileSync(config, benchConfig(dir, zone));
   const backend = startProcess(process.execPath, ['dist/cli/main.js', 'backend', '--config', config]);
   await waitFor(
     'backend socket',
@@ -149,7 +162,12 @@ probes: { networks: [127.0.0.0/8] }
         backendKind === 'bind'
           ? { kind: 'bind', zones: [{ name: 'bench.example', file: zone }] }
           : { kind: 'remote', connection: `unix:path=${sock}` },
-      settings: { ...(caches === 'off' ? CACHES_OFF : {}), 'distributor-threads': threads, loglevel: 3 },
+      settings: {
+        ...(caches === 'off' ? CACHES_OFF : {}),
+        ...(backendKind === 'bind' ? {} : { 'consistent-backends': cbArg }),
+        'distributor-threads': threads,
+        loglevel: 3,
+      },
       probeName: 'bench.example.',
     });
     try {
@@ -172,10 +190,13 @@ probes: { networks: [127.0.0.0/8] }
       (c) => !only || (only === 'cached' && c === 'default') || (only === 'uncached' && c === 'off'),
     );
     for (const caches of cacheModes) {
-      await run('(a) bind backend, zone file', 'bind', caches, mixed);
       const threadCounts = caches === 'off' && !quick ? [3, 6, 12] : [3];
-      for (const t of threadCounts) await run('(b) multisite backend, same zone', 'remote', caches, mixed, t);
-      for (const t of threadCounts) await run('(c) multisite balanced name', 'remote', caches, balanced, t);
+      // Cached runs take turns `repeat` times (a, b, c, a, b, c, ...): each row is their median.
+      for (let k = 0; k < (caches === 'default' ? repeat : 1); k++) {
+        await run('(a) bind backend, zone file', 'bind', caches, mixed);
+        for (const t of threadCounts) await run('(b) multisite backend, same zone', 'remote', caches, mixed, t);
+        for (const t of threadCounts) await run('(c) multisite balanced name', 'remote', caches, balanced, t);
+      }
       if (caches === 'off') {
         // The ceiling of any Node remote backend through PowerDNS here: canned answers, same queries, same run.
         const canned = startProcess(process.execPath, ['bench/lib/canned-backend.mjs', `${dir}/canned.sock`]);
@@ -188,6 +209,7 @@ probes: { networks: [127.0.0.0/8] }
         }
       }
     }
+    medianOfRepeats(rows);
     const bindQps = (caches: string) =>
       Number(rows.find((r) => r.caches === caches && String(r.run).startsWith('(a)'))?.qps);
     for (const r of rows) r['× bind'] = +(Number(r.qps) / bindQps(String(r.caches))).toFixed(2);
@@ -196,45 +218,9 @@ probes: { networks: [127.0.0.0/8] }
     if (!only || only === 'ecs') {
       // Client-dependent names: ECS from 1000 networks, caches at their defaults (these answers are not packet-cached).
       const nets = subnets(1000);
-      const ecsRun = async (label: string, backendKind: 'bind' | 'remote', qname: string) => {
-        const file = writeEcsQueries(join(dir, `ecs-${qname}.bin`), [qname], nets, 20_000);
-        const pdns = await startPdns({
-          host: '127.0.0.9',
-          backend:
-            backendKind === 'bind'
-              ? { kind: 'bind', zones: [{ name: 'bench.example', file: luaZone }] }
-              : { kind: 'remote', connection: `unix:path=${dir}/backend.sock` },
-          settings: {
-            'edns-subnet-processing': 'yes',
-            'enable-lua-records': backendKind === 'bind' ? 'yes' : 'no',
-            'distributor-threads': 3,
-            loglevel: 3,
-          },
-          probeName: 'bench.example.',
-        });
-        try {
-          const r = await dnsperf(pdns, file, true);
-          ecsRows.push({
-            run: label,
-            name: qname,
-            networks: nets.length,
-            qps: Math.round(r.qps),
-            'avg ms': +r.avgMs.toFixed(3),
-            lost: r.lost,
-          });
-          process.stdout.write(`${label} ${qname}: ${Math.round(r.qps)} qps\n`);
-        } finally {
-          await pdns.stop();
-        }
-      };
-      await ecsRun('LUA view+ifportup (bind backend)', 'bind', 'topo.bench.example');
-      await ecsRun('multisite topology', 'remote', 'topo.bench.example');
-      await ecsRun('LUA pickclosest (bind backend)', 'bind', 'near.bench.example');
-      await ecsRun('multisite closest', 'remote', 'near.bench.example');
-      for (const r of ecsRows) {
-        const lua = ecsRows.find((x) => x.name === r.name && String(x.run).startsWith('LUA'));
-        r['× LUA'] = +(Number(r.qps) / Number(lua?.qps)).toFixed(2);
-      }
+      ecsRows.push(
+        ...(await ecsRuns({ dir, nets, zone, luaZone, mixed, backendSock: `${dir}/backend.sock`, dnsperf })),
+      );
       latency = backendLookupLatency(config, nets);
     }
     const alone: Record<string, string | number>[] = [];

@@ -34,6 +34,20 @@ export const OURS_YAML = `
     addresses: { a: [192.0.2.11], b: [198.51.100.11] }
 `;
 
+/** The bench backend's config: the zone file, a balanced name `www`, and the client-dependent names above. */
+export function benchConfig(dir: string, zone: string): string {
+  return `site: a
+sites: [{ name: a }, { name: b }]
+backend: { socket: ${dir}/backend.sock, control: ${dir}/control.sock, state-file: ${dir}/state.json, log-level: warn }
+zones: [{ name: bench.example, file: ${zone} }]
+balanced:
+  - name: www.bench.example
+    addresses: { a: [192.0.2.10, 192.0.2.11], b: [198.51.100.10] }
+${OURS_YAML}
+probes: { networks: [127.0.0.0/8] }
+`;
+}
+
 /** The same jobs as LUA records in the bind zone (needs enable-lua-records=yes). */
 export function luaRecords(upPort: number): string[] {
   return [

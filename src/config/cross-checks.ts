@@ -75,6 +75,13 @@ function checkPeersAndCoordinator(cfg: Config, ctx: Ctx): void {
   // The backend flushes PowerDNS's caches with this key; without one it cannot start.
   if (cfg.pdns && !cfg.pdns['api-key-file'] && !cfg.pdns['api-key-env'])
     issue(ctx, ['pdns'], 'give api-key-file or api-key-env (the PowerDNS api-key) so the backend can flush caches');
+  if (cfg.dnsdist && !cfg.dnsdist['api-key-file'] && !cfg.dnsdist['api-key-env'])
+    issue(
+      ctx,
+      ['dnsdist'],
+      'give api-key-file or api-key-env (the dnsdist web server key) so the backend can flush its cache',
+    );
+  checkDnsdistPrefixes(cfg, ctx);
   if (cfg.coordinator) {
     if (!cfg.backend.metrics)
       issue(ctx, ['coordinator'], 'the coordinator needs backend.metrics: its endpoint is served there');
@@ -83,6 +90,29 @@ function checkPeersAndCoordinator(cfg: Config, ctx: Ctx): void {
     if (!cfg.coordinator.servers && !cfg.agent)
       issue(ctx, ['coordinator'], 'give coordinator.servers (or agent.servers)');
   }
+}
+
+/**
+ * dnsdist adds ECS cut to ecs-prefix-v4/-v6 for a client that sent none, and caches per that
+ * network: a topology entry longer than it would be answered as the whole network (a /28 inside a
+ * /24 gets the /24's answer), so such a map needs a longer prefix there.
+ */
+function checkDnsdistPrefixes(cfg: Config, ctx: Ctx): void {
+  const d = cfg.dnsdist;
+  if (!d) return;
+  cfg.balanced.forEach((b, i) => {
+    for (const net of Object.keys(b.topology ?? {})) {
+      const [addr, bits] = net.split('/');
+      const v6 = isIP(addr ?? '') === 6;
+      const limit = v6 ? d['ecs-prefix-v6'] : d['ecs-prefix-v4'];
+      if (Number(bits) > limit)
+        issue(
+          ctx,
+          ['balanced', i, 'topology', net],
+          `${net} is longer than dnsdist.ecs-prefix-${v6 ? 'v6' : 'v4'} (${limit}): dnsdist would answer its clients as the whole /${limit}; raise it to ${bits}`,
+        );
+    }
+  });
 }
 
 /**

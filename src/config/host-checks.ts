@@ -68,6 +68,7 @@ export function checkHost(loaded: LoadedConfig, parts: Part[]): string[] {
     place(['backend', 'state-file'], c.backend['state-file'], 'file');
     if (c.partitions) place(['partitions', 'state-file'], c.partitions['state-file'], 'file');
     secret(['pdns'], c.pdns, ['api-key-file', 'api-key-env'], { text: true });
+    if (c.dnsdist) secret(['dnsdist'], c.dnsdist, ['api-key-file', 'api-key-env'], { text: true });
     secret(['peers'], c.peers, keyNames, key);
     secret(['coordinator'], c.coordinator, keyNames, key);
     secret(['load-reports'], c['load-reports'], keyNames, key);

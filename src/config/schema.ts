@@ -94,6 +94,29 @@ export const pdnsApiSchema = z
   })
   .refine((p) => !(p['api-key-file'] && p['api-key-env']), 'give api-key-file or api-key-env, not both');
 
+/**
+ * dnsdist in front of PowerDNS (docs/performance.md "Client-dependent names"): where it listens and
+ * what it forwards to (used by `multisite dnsdist-config`), and its web server, through which the
+ * backend flushes its cache after PowerDNS's.
+ */
+export const dnsdistSchema = z
+  .strictObject({
+    /** Its web server (the flush endpoint of the generated config). */
+    url: z.string().url().default('http://127.0.0.1:8083'),
+    ...secretSource,
+    /** Where it answers DNS. */
+    listen: listenAddress.default(() => ({ host: '127.0.0.1', port: 53 })),
+    /** PowerDNS's DNS address behind it (pdns.conf local-address, local-port). */
+    pdns: listenAddress.default(() => ({ host: '127.0.0.1', port: 5300 })),
+    /** Client networks it caches per, for a query without ECS: IPv4 and IPv6 prefix lengths. */
+    'ecs-prefix-v4': z.number().int().min(8).max(32).default(24),
+    'ecs-prefix-v6': z.number().int().min(16).max(128).default(56),
+    'cache-entries': z.number().int().min(1000).default(200_000),
+    'timeout-ms': z.number().int().min(10).max(60_000).default(1000),
+    retries: z.number().int().min(0).max(20).default(5),
+  })
+  .refine((p) => !(p['api-key-file'] && p['api-key-env']), 'give api-key-file or api-key-env, not both');
+
 export const zoneSchema = z
   .strictObject({
     name: dnsName,
@@ -137,6 +160,7 @@ export const configSchema = z.strictObject({
   sites: z.array(siteSchema).min(1),
   backend: backendSchema.default(backendSchema.parse({})),
   pdns: pdnsApiSchema.optional(),
+  dnsdist: dnsdistSchema.optional(),
   zones: z.array(zoneSchema).default([]),
   balanced: z.array(balancedSchema).default([]),
   health: healthSchema.optional(),

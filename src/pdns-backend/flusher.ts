@@ -2,10 +2,13 @@ import { Agent } from 'node:http';
 import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from '../shared/log.js';
 import { flushTargets } from './flush-targets.js';
+import { DNSDIST_FLUSH_PATH } from './dnsdist-conf.js';
 import type { BackendMetrics } from './metrics.js';
 
 export interface FlusherOptions {
   url: string;
+  /** PowerDNS's API (PUT .../cache/flush), or dnsdist's flush endpoint of its generated config. */
+  target?: 'pdns' | 'dnsdist';
   serverId: string;
   apiKey: string;
   timeoutMs: number;
@@ -22,6 +25,11 @@ export interface FlusherOptions {
   zones?: readonly string[];
   /** PowerDNS API calls in flight at most (its web server has few threads; lookups come first). */
   concurrency?: number;
+  /**
+   * A cache in front of this one (dnsdist before PowerDNS): flushed with the same targets after
+   * each pass here has finished, so it cannot refill from this cache's old entry.
+   */
+  next?: Flusher;
 }
 
 /**
@@ -52,6 +60,10 @@ export class Flusher {
   /** performance.now() of the first refused connection since the last flush that worked. */
   private refusedSince: number | undefined;
   private refusedWarned = false;
+  /** "PowerDNS" or "dnsdist", in log lines. */
+  private readonly what: string;
+  private readonly counter: BackendMetrics['flushes'] | undefined;
+  private readonly counterName: string;
 
   constructor(
     private readonly opts: FlusherOptions,
@@ -59,6 +71,10 @@ export class Flusher {
     private readonly metrics?: BackendMetrics,
   ) {
     this.concurrency = opts.concurrency ?? 4;
+    const dnsdist = opts.target === 'dnsdist';
+    this.what = dnsdist ? 'dnsdist' : 'PowerDNS';
+    this.counter = dnsdist ? metrics?.dnsdistFlushes : metrics?.flushes;
+    this.counterName = `multisite_backend_${dnsdist ? 'dnsdist_' : ''}cache_flushes_total`;
     this.http = axios.create({
       baseURL: opts.url.replace(/\/+$/, ''),
       timeout: opts.timeoutMs,
@@ -69,33 +85,45 @@ export class Flusher {
   }
 
   /**
-   * Resolves true once PowerDNS acknowledged a flush of every target that started after this call
-   * (a target in flight is waited for in its repeat), false when some target failed or the flusher
-   * stopped first. Callers need not wait: lookups never do.
+   * Resolves true once PowerDNS (and `next`, dnsdist in front of it) acknowledged a flush of every
+   * target that started after this call (a target in flight is waited for in its repeat), false
+   * when some target failed or the flusher stopped first. Callers need not wait: lookups never do.
    */
   flush(names: Iterable<string>): Promise<boolean> {
     const targets = flushTargets(names, this.opts.zones);
     if (targets.length === 0) return Promise.resolve(true);
     const started = performance.now();
     const settle = this.opts.settleMs ?? 250;
-    const batch = this.enqueue(targets);
-    const done = batch.then((results) => {
-      const ok = results.every((r) => r.status === 'fulfilled' && r.value);
+    const { here, all } = this.pass(targets);
+    void here.then((results) => {
       // Failures and a PowerDNS not running are said by flushWithRetry, once.
-      if (!results.some((r) => r.status === 'fulfilled' && r.value)) return ok;
+      if (!results.some((r) => r.status === 'fulfilled' && r.value)) return;
       this.logger.info(
         { targets: targets.slice(0, 5), calls: targets.length, ms: +(performance.now() - started).toFixed(2) },
-        'flushed PowerDNS caches',
+        `flushed ${this.what} caches`,
       );
       // Once more at once: PowerDNS purges its packet cache, then its query cache
       // (auth-caches.cc purgeAuthCaches); a lookup between the two refills the packet cache with
       // the old answer from the query cache, which only the next flush clears. Measured: a name
       // asked every few ms kept its old answer until the settle flush (+250 ms) in most changes.
-      if (!this.stopped && settle > 0) void this.enqueue(targets);
-      return ok;
+      if (!this.stopped && settle > 0) void this.pass(targets);
     });
-    if (settle > 0) setTimeout(() => void this.enqueue(targets), settle).unref();
-    return done;
+    if (settle > 0) setTimeout(() => void this.pass(targets), settle).unref();
+    return all;
+  }
+
+  /**
+   * One pass over the targets here, then (whatever its result) the same targets in `next`. `all`:
+   * true once every target was flushed here and in `next`.
+   */
+  private pass(targets: string[]): { here: Promise<PromiseSettledResult<boolean>[]>; all: Promise<boolean> } {
+    const here = this.enqueue(targets);
+    const next = this.opts.next;
+    const after = next ? here.then(() => (this.stopped ? [] : next.enqueue(targets))) : Promise.resolve([]);
+    const all = Promise.all([here, after]).then(([a, b]) =>
+      [...a, ...b].every((r) => r.status === 'fulfilled' && r.value),
+    );
+    return { here, all };
   }
 
   /** Resolves when each target's next flush (one not yet started when asked) has finished. */
@@ -153,30 +181,36 @@ export class Flusher {
     await Promise.race([pending, new Promise((r) => setTimeout(r, this.opts.timeoutMs).unref())]);
   }
 
-  /** True when PowerDNS flushed it. */
+  /** True when PowerDNS (dnsdist) flushed it. */
   private async flushWithRetry(name: string): Promise<boolean> {
-    const path = `/api/v1/servers/${encodeURIComponent(this.opts.serverId)}/cache/flush`;
     let delay = this.opts.backoffMs ?? 50;
     for (let attempt = 0; ; attempt++) {
       const started = performance.now();
       let refused = false;
-      const why = await this.http.put(path, undefined, { params: { domain: name } }).then(
+      const why = await this.request(name).then(
         (res) => (res.status === 200 ? undefined : `HTTP ${res.status} ${JSON.stringify(res.data).slice(0, 200)}`),
         (err: Error & { code?: string }) => ((refused = err.code === 'ECONNREFUSED'), err.message),
       );
       if (why === undefined) return (this.succeeded(name, started), true);
       if (refused) return (this.notRunning(name), false);
       if (this.stopped || attempt >= this.opts.retries) return (this.gaveUp(name, why, attempt + 1), false);
-      this.metrics?.flushes.inc({ result: 'retry' });
+      this.counter?.inc({ result: 'retry' });
       if (!this.retrying && this.failing === 0)
         this.logger.warn(
           { name, why, retryInMs: delay },
-          'PowerDNS cache flush failed; retrying (further retries are counted in multisite_backend_cache_flushes_total, not logged)',
+          `${this.what} cache flush failed; retrying (further retries are counted in ${this.counterName}, not logged)`,
         );
       this.retrying = true;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 5000);
     }
+  }
+
+  /** PowerDNS: PUT /api/v1/servers/ID/cache/flush?domain=NAME; dnsdist: GET of the generated config's endpoint. */
+  private request(name: string) {
+    const params = { params: { domain: name } };
+    if (this.opts.target === 'dnsdist') return this.http.get(DNSDIST_FLUSH_PATH, params);
+    return this.http.put(`/api/v1/servers/${encodeURIComponent(this.opts.serverId)}/cache/flush`, undefined, params);
   }
 
   /**
@@ -186,39 +220,41 @@ export class Flusher {
    * answers until their TTL.
    */
   private notRunning(name: string): void {
-    this.metrics?.flushes.inc({ result: 'not-running' });
+    this.counter?.inc({ result: 'not-running' });
     const now = performance.now();
     if (this.refusedSince === undefined) {
       this.refusedSince = now;
       this.logger.info(
         { name, url: this.opts.url },
-        'PowerDNS API refuses connections: PowerDNS not running yet, nothing cached to flush',
+        `${this.what} API refuses connections: ${this.what} not running yet, nothing cached to flush`,
       );
     } else if (!this.refusedWarned && now - this.refusedSince >= REFUSED_WARN_MS) {
       this.refusedWarned = true;
       this.logger.warn(
         { url: this.opts.url, forMs: Math.round(now - this.refusedSince) },
-        'PowerDNS API still refuses connections: if PowerDNS runs, its API is off (webserver=yes, api=yes) or pdns.url is wrong, and cached answers live until their TTL',
+        this.what === 'dnsdist'
+          ? 'dnsdist web server still refuses connections: if dnsdist runs, its config is not the one multisite dnsdist-config writes or dnsdist.url is wrong, and cached answers live until their TTL'
+          : 'PowerDNS API still refuses connections: if PowerDNS runs, its API is off (webserver=yes, api=yes) or pdns.url is wrong, and cached answers live until their TTL',
       );
     }
   }
 
   private succeeded(name: string, started: number): void {
-    this.metrics?.flushes.inc({ result: 'ok' });
+    this.counter?.inc({ result: 'ok' });
     this.refusedSince = undefined;
     this.refusedWarned = false;
     this.retrying = false;
-    if (this.failing > 0) this.logger.info({ failedMeanwhile: this.failing }, 'PowerDNS cache flushes work again');
+    if (this.failing > 0) this.logger.info({ failedMeanwhile: this.failing }, `${this.what} cache flushes work again`);
     this.failing = 0;
-    this.logger.debug({ name, ms: +(performance.now() - started).toFixed(2) }, 'flushed PowerDNS cache');
+    this.logger.debug({ name, ms: +(performance.now() - started).toFixed(2) }, `flushed ${this.what} cache`);
   }
 
   private gaveUp(name: string, why: string, attempts: number): void {
-    this.metrics?.flushes.inc({ result: 'failed' });
+    this.counter?.inc({ result: 'failed' });
     if (this.failing++ === 0)
       this.logger.error(
         { name, why, attempts },
-        'could not flush PowerDNS cache; old answers live until their TTL (further failures are counted, logged again when flushes work)',
+        `could not flush ${this.what} cache; old answers live until their TTL (further failures are counted, logged again when flushes work)`,
       );
   }
 }

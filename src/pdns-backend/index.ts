@@ -34,6 +34,7 @@ export {
   type Stage,
   type StageTime,
 } from './failover-log.js';
+export { dnsdistConf, DNSDIST_FLUSH_PATH, type DnsdistConfOptions } from './dnsdist-conf.js';
 export { Handler } from './handler.js';
 export { BackendMetrics } from './metrics.js';
 export { buildZone, type ServedZone } from './zone-index.js';

@@ -7,6 +7,7 @@ export class BackendMetrics {
   readonly latency: FastHistogram;
   readonly errors: Counter<'kind'>;
   readonly flushes: Counter<'result'>;
+  readonly dnsdistFlushes: Counter<'result'>;
   readonly connections: Counter<'connector'>;
   /** Zone problems found at start (loadZones): records left out, zones not served. */
   readonly skippedRecords: Counter<'zone'>;
@@ -30,6 +31,12 @@ export class BackendMetrics {
     this.flushes = new Counter({
       name: 'multisite_backend_cache_flushes_total',
       help: 'PowerDNS cache flushes, by result',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.dnsdistFlushes = new Counter({
+      name: 'multisite_backend_dnsdist_cache_flushes_total',
+      help: 'dnsdist cache flushes (dnsdist: in multisite.yaml), by result',
       labelNames: ['result'],
       registers: [registry],
     });

@@ -37,10 +37,15 @@ export interface ClientDecision {
  * Emits 'changed' with the names whose cacheable (scopeMask 0) answer changed: exactly those
  * are flushed from PowerDNS.
  */
-export class Orderings extends EventEmitter<{ changed: [string[]] }> {
+export class Orderings extends EventEmitter<{ changed: [string[]]; clientChanged: [string[]] }> {
   version = 0;
   /** Names whose cacheable answer the latest recompute changed. */
   lastChanged: string[] = [];
+  /**
+   * Per client-dependent name: what its answers are decided from, besides the client (the usable
+   * sites in preference order, the stale ones). A change of it may change any client's answer.
+   */
+  private readonly clientInputs = new Map<string, string>();
   private readonly clock: () => number;
   private readonly shared = new Map<string, { decision: Decision; key: string; since: number }>();
   private readonly perQuery = new Map<string, { version: number; decisions: Decision[]; counter: number }>();
@@ -78,6 +83,7 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
         this.shared.set(b.name, { decision: d, key: keyOf(d), since: -Infinity });
       }
       if (b.decidedBy) this.remote.set(b.name, new Map());
+      if (b.dependence === 'client') this.clientInputs.set(b.name, this.clientInputsKey(b));
     }
     table.on('change', () => this.recompute('sites'));
     this.metrics.on('change', (c) => this.recompute(c.kind));
@@ -178,8 +184,42 @@ export class Orderings extends EventEmitter<{ changed: [string[]] }> {
     });
   }
 
-  /** Re-decides every shared name; names whose answer changed are emitted for flushing. */
-  recompute(_why: string): void {
+  /**
+   * Re-decides every shared name; names whose answer changed are emitted for flushing ('changed').
+   * Client-dependent names whose answers may have changed for some client are emitted as
+   * 'clientChanged': PowerDNS does not cache them (they carry a scope), a cache keyed on the
+   * client subnet in front of it (dnsdist) does.
+   */
+  recompute(why: string): void {
+    this.recomputeShared();
+    const clientChanged = this.clientNamesChanged(why);
+    if (clientChanged.length > 0) this.emit('clientChanged', clientChanged);
+  }
+
+  /**
+   * Client-dependent names whose answer may differ now: their usable or stale sites changed, or
+   * what else they read moved (a probe for closest, a decision from the deciding site). Coarse on
+   * purpose: flushing a name whose answers did not change costs a cache miss per client network;
+   * missing one would serve an old order for the TTL.
+   */
+  private clientNamesChanged(why: string): string[] {
+    const out: string[] = [];
+    for (const b of this.names) {
+      if (b.dependence !== 'client') continue;
+      const key = this.clientInputsKey(b);
+      const moved = this.clientInputs.get(b.name) !== key;
+      if (moved) this.clientInputs.set(b.name, key);
+      if (moved || (why === 'probe' && b.policy === 'closest') || (b.decidedBy && why.startsWith('remote')))
+        out.push(b.name);
+    }
+    return out;
+  }
+
+  private clientInputsKey(b: BalancedName): string {
+    return `${b.preference.filter(this.usable).join(',')}|${b.preference.filter(this.stale).join(',')}`;
+  }
+
+  private recomputeShared(): void {
     this.lastTableVersion = this.table.version;
     this.version++;
     this.unprobedAsked.clear();

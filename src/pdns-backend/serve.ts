@@ -64,13 +64,12 @@ export function createBackend(loaded: LoadedConfig, deps: BackendDeps): Backend 
     ),
   );
   const handler = new Handler(zones, table, metrics, orderings);
-  const flusher = createFlusher(
-    loaded,
-    logger,
-    metrics,
-    zones.map((z) => z.name),
-  );
-  watchOrder(table, orderings, logger, flusher, deps.failovers);
+  const zoneList = zones.map((z) => z.name);
+  const dnsdist = createDnsdistFlusher(loaded, logger, metrics, zoneList);
+  const flusher = createFlusher(loaded, logger, metrics, zoneList, dnsdist);
+  watchOrder(table, orderings, logger, flusher ?? dnsdist, deps.failovers);
+  // Client-dependent answers are cached only in front of PowerDNS (they carry a scope).
+  if (dnsdist) orderings.on('clientChanged', (names) => void dnsdist.flush(names));
   const connectorDeps: ConnectorDeps = {
     handleLine: (l) => handler.handleLine(l),
     handle: (r) => handler.handle(r),
@@ -98,6 +97,7 @@ export function createBackend(loaded: LoadedConfig, deps: BackendDeps): Backend 
     },
     async stopFlusher() {
       await flusher?.stop();
+      await dnsdist?.stop();
     },
   };
 }
@@ -125,7 +125,7 @@ function controlServer(loaded: LoadedConfig, deps: BackendDeps): ControlServer {
 /**
  * Flush exactly the names whose cacheable answer changed (site states, a load-based order past its
  * hysteresis, a decision from another site). Client-dependent names are never in this list: they
- * carry a scope and PowerDNS does not cache them.
+ * carry a scope and PowerDNS does not cache them (dnsdist does: see 'clientChanged' above).
  */
 function watchOrder(
   table: SiteStateTable,
@@ -164,6 +164,7 @@ function createFlusher(
   logger: Logger,
   metrics: BackendMetrics,
   zones: string[],
+  next?: Flusher,
 ): Flusher | undefined {
   const api = loaded.config.pdns;
   if (!api) {
@@ -172,22 +173,47 @@ function createFlusher(
     );
     return undefined;
   }
-  const apiKey = apiKeyOf(loaded, api['api-key-file'], api['api-key-env']);
+  const apiKey = apiKeyOf(loaded, 'pdns', api['api-key-file'], api['api-key-env']);
   return new Flusher(
-    { url: api.url, serverId: api['server-id'], apiKey, timeoutMs: api['timeout-ms'], retries: api.retries, zones },
+    {
+      url: api.url,
+      serverId: api['server-id'],
+      apiKey,
+      timeoutMs: api['timeout-ms'],
+      retries: api.retries,
+      zones,
+      ...(next ? { next } : {}),
+    },
+    logger,
+    metrics,
+  );
+}
+
+/** dnsdist's cache (the `dnsdist:` section), flushed after PowerDNS's and for client-dependent names. */
+function createDnsdistFlusher(
+  loaded: LoadedConfig,
+  logger: Logger,
+  metrics: BackendMetrics,
+  zones: string[],
+): Flusher | undefined {
+  const d = loaded.config.dnsdist;
+  if (!d) return undefined;
+  const apiKey = apiKeyOf(loaded, 'dnsdist', d['api-key-file'], d['api-key-env']);
+  return new Flusher(
+    { url: d.url, target: 'dnsdist', serverId: '', apiKey, timeoutMs: d['timeout-ms'], retries: d.retries, zones },
     logger,
     metrics,
   );
 }
 
 /** Secrets come from a file or the environment, never from the config file or logs (src/shared/secrets.ts). */
-function apiKeyOf(loaded: LoadedConfig, file?: string, env?: string): string {
+function apiKeyOf(loaded: LoadedConfig, section: 'pdns' | 'dnsdist', file?: string, env?: string): string {
   if (!file && !env)
-    throw new Error('pdns: give api-key-file or api-key-env (PowerDNS api-key) so the backend can flush caches');
+    throw new Error(`${section}: give api-key-file or api-key-env (its API key) so the backend can flush caches`);
   try {
     return readSecret(file ? { file: resolvePath(loaded, file) } : { env }, { text: true }).toString('utf8');
   } catch (err) {
-    throw new Error(`pdns.${file ? 'api-key-file' : 'api-key-env'}: ${(err as Error).message}`);
+    throw new Error(`${section}.${file ? 'api-key-file' : 'api-key-env'}: ${(err as Error).message}`);
   }
 }
 

@@ -8,6 +8,7 @@ export {
   initConfig,
   initHaproxy,
   initPdnsConf,
+  hashApiKey,
   parseSites,
   INIT_PORTS,
   type InitOptions,

@@ -70,6 +70,10 @@ pdns:                           # cache flushes through the PowerDNS API (pdns.c
   url: http://127.0.0.1:${P.pdnsApi}
   api-key-file: pdns-api-key    # the one copy of the key; mode 600
 
+# dnsdist:                      # optional, in front of PowerDNS: caches topology/closest answers per
+#   api-key-file: dnsdist-api-key  # client subnet (README "Client-dependent names, fast";
+#   listen: ${hp(me.ip, 53)}           # then multisite dnsdist-config --out /etc/dnsdist/dnsdist.conf)
+
 peers:                          # heartbeats between the sites' backends (docs/peers.md)
   listen: ${hp(me.ip, P.heartbeat)}
   key-file: peers.key           # the same file at every site: copy it; mode 600
@@ -117,6 +121,9 @@ launch=remote
 remote-connection-string=unix:path=/run/multisite/backend.sock
 # Answers are ordered: PowerDNS must not shuffle them.
 no-shuffle=yes
+# One backend round trip per query for client-dependent names (topology, closest), not two:
+# with yes, PowerDNS's NS-referral lookup is an ANY lookup, uncacheable when the answer has a scope.
+consistent-backends=no
 # The backend flushes changed names through the API. The key itself is only in pdns-api-key:
 # this is its salted scrypt hash (PowerDNS >= 4.6 checks the key against it).
 api=yes

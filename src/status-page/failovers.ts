@@ -15,7 +15,7 @@ const LABELS: Record<Stage, string> = {
   informed: 'backend informed',
   state: 'site state changed',
   orderings: 'answers recomputed',
-  flushed: 'PowerDNS flushed',
+  flushed: 'caches flushed',
 };
 
 const CLOCKS: Record<StageTime['clock'], string> = {
@@ -49,7 +49,7 @@ function flushNote(r: FailoverRecord): string {
   if (r.names === 0) return 'no answer changed';
   const names = `${r.names} name${r.names === 1 ? '' : 's'}`;
   if (r.flush === 'pending') return `${names}; flush in progress`;
-  if (r.flush === 'failed') return `${names}; PowerDNS flush failed (old answers until their TTL)`;
+  if (r.flush === 'failed') return `${names}; cache flush failed (old answers until their TTL)`;
   if (r.flush === 'off') return `${names}; not flushed (no pdns: section)`;
   return names;
 }

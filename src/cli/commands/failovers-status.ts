@@ -35,7 +35,7 @@ export function formatFailovers(records: FailoverRecord[], now: number): string 
   const lines = records.slice(0, SHOWN).map((r) => {
     const first = r.stages[0];
     const stages = r.stages.map((s) => `${s.stage} ${s === first ? '0' : signed(s.at - first!.at)} ms`).join(' → ');
-    const flush = r.flush === 'failed' ? ' (PowerDNS flush failed)' : r.flush === 'pending' ? ' (flushing)' : '';
+    const flush = r.flush === 'failed' ? ' (cache flush failed)' : r.flush === 'pending' ? ' (flushing)' : '';
     return `  site ${r.site} ${r.kind} ${first ? localTime(first.at, now) : '?'}: ${stages}${flush}; ${r.reason}`;
   });
   const more = records.length > SHOWN ? `  ... ${records.length - SHOWN} more (--json)\n` : '';

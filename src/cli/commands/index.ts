@@ -31,6 +31,13 @@ export const commands: Record<string, CommandEntry> = {
     example: 'multisite backend --config /etc/multisite/site-a.yaml',
     load: () => import('./backend.js'),
   },
+  'dnsdist-config': {
+    summary:
+      'print the dnsdist.conf for the dnsdist: section (a packet cache per client subnet in front of PowerDNS, flushed by the backend)',
+    usage: '--config FILE [--out FILE]',
+    example: 'multisite dnsdist-config --config /etc/multisite/site-a.yaml --out /etc/dnsdist/dnsdist.conf',
+    load: () => import('./dnsdist-config.js'),
+  },
   'check-config': {
     summary: 'validate a config file without starting anything',
     usage: 'FILE',

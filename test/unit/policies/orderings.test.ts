@@ -116,6 +116,26 @@ describe('orderings: caching, flushing, hysteresis in virtual time', () => {
     expect(t.order('topo.example.com.', '10.1.2.0/24')).toEqual([B]);
   });
 
+  it('client-dependent names are emitted as clientChanged when what they read moves, and only then', () => {
+    const t = setup();
+    const client: string[][] = [];
+    t.orderings.on('clientChanged', (n) => client.push(n));
+    // Load figures: no client-dependent name reads them.
+    t.metrics.setFigures('b', { load: 0.5 });
+    expect(client).toEqual([]);
+    // A site down: topology and closest answers may change for any client.
+    t.table.setHealth('b', 'test', false, 'dead');
+    expect(client).toEqual([['topo.example.com.', 'near.example.com.']]);
+    // A probe: closest only.
+    t.metrics.setProbe('a', '10.1.2.0/24', { rttMs: 5, completion: 1, at: 0, method: 'icmp' });
+    expect(client.at(-1)).toEqual(['near.example.com.']);
+    // Stale replica data demotes a site: both again.
+    t.table.setHealth('b', 'test', true, 'ok');
+    client.length = 0;
+    t.metrics.setStale('b', true);
+    expect(client).toEqual([['topo.example.com.', 'near.example.com.']]);
+  });
+
   it('names deciding alike are decided once per change; a name differing in any input keeps its own decision', () => {
     let now = 0;
     const table = new SiteStateTable(['a', 'b', 'c'], () => now);

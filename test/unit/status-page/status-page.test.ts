@@ -178,7 +178,7 @@ describe('the Timeline: failovers and recoveries with their stage times', () => 
       'informed: backend informed +9.50 ms',
       'state: site state changed +12.5 ms',
       'orderings: answers recomputed +12.8 ms',
-      'flushed: PowerDNS flushed +53.0 ms', // the clock moved on for b's change too
+      'flushed: caches flushed +53.0 ms', // the clock moved on for b's change too
     ]);
     expect(rows[1]).toContain('data-site="a"');
     expect(rows[1]).toContain('title="HAProxy&#39;s clock (its log timestamp)"');
@@ -193,12 +193,12 @@ describe('the Timeline: failovers and recoveries with their stage times', () => 
     table.setHealth('b', 'peer', false, 'gone');
     await timers.advance(100);
     expect(c.data()).toHaveLength(2);
-    expect(c.data()[1]).not.toContain('PowerDNS flushed');
+    expect(c.data()[1]).not.toContain('caches flushed');
     failovers.flushes[0]!(true);
     await new Promise((r) => setImmediate(r));
     await timers.advance(100);
     expect(c.data()).toHaveLength(3);
-    expect(c.data()[2]).toContain('PowerDNS flushed');
+    expect(c.data()[2]).toContain('caches flushed');
   });
 });
 
