@@ -22,6 +22,11 @@ export interface AgentOptions {
   checks?: (name: string) => ServerChecks;
   /** Sees every check run as it happens (tests follow rise/fall with it). */
   onCheck?: ServerHealthHooks['onCheck'];
+  /**
+   * Sees each verdict change as it is made (`multisite run`: the backend in the same process
+   * records it as a failover's first stage); `haproxy` is the server as HAProxy names it.
+   */
+  onVerdict?(server: string, haproxy: HaproxyRef | undefined, up: boolean): void;
 }
 
 /** A status line per server, for `multisite agent status`. */
@@ -86,6 +91,7 @@ export function createServers(ctx: AgentContext, pusher: HaproxyPusher, opts: Ag
         logger.info({ server, reply: reply.trimEnd(), previous: previous.trimEnd() }, 'agent reply changed'),
       onVerdict: (server, up) => {
         metrics.verdict(server);
+        opts.onVerdict?.(server, ref, up);
         if (ref) pusher.verdict(server, ref, up);
       },
     });

@@ -23,12 +23,17 @@ export interface ServerEvent {
   kind: ServerEventKind;
   /** The message, without the syslog header. */
   message: string;
+  /** HAProxy's clock when it logged the line (epoch ms, µs fraction): rfc5424 only, see headerOf. */
+  loggedAt?: number;
+  /** "check duration: Nms" of the check that changed the state (HAProxy's own or agent check; not a CLI change). */
+  checkMs?: number;
 }
 
 export interface BackendEvent {
   type: 'backend';
   backend: string;
   message: string;
+  loggedAt?: number;
 }
 
 /** Any other line: other log messages, or HAProxy's CLI answer ("No such event sink"). */
@@ -46,14 +51,40 @@ const NAME = '[A-Za-z0-9_.:-]+';
 const SERVER_RE = new RegExp(`(?:^|\\s)(?:Backup )?Server (${NAME})/(${NAME}) (.*)$`);
 const BACKEND_RE = new RegExp(`(?:^|\\s)backend (${NAME}) has no server available!`);
 /** `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG` (RFC 5424, `-` for an empty field). */
-const RFC5424_RE = /^<\d{1,3}>1 \S+ \S+ \S+ \S+ \S+ (?:-|\[.*?\]) ?(.*)$/;
+const RFC5424_RE = /^<\d{1,3}>1 (\S+) \S+ \S+ \S+ \S+ (?:-|\[.*?\]) ?(.*)$/;
+/** HAProxy 2.6 writes `2026-12-06T03:15:45.746225+00:00`: its wall clock, in microseconds. */
+const TIME_RE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/;
+const CHECK_MS_RE = /check duration: (\d+)ms/;
 /** `<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG` (RFC 3164) or `<PRI>MSG` (short). */
 const RFC3164_RE = /^<\d{1,3}>(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ \S+?: )?(.*)$/;
 
 /** The message of one log line, whatever the ring's format. */
 export function messageOf(line: string): string {
-  const m = RFC5424_RE.exec(line) ?? RFC3164_RE.exec(line);
-  return (m ? m[1]! : line).trim();
+  return headerOf(line).message;
+}
+
+/**
+ * The message and, in rfc5424 only, HAProxy's timestamp of the line. rfc3164 says the second
+ * without the year and `short`/`raw` say nothing: too coarse to time a sub-second failover, so
+ * those lines carry no time (never a guessed one).
+ */
+export function headerOf(line: string): { message: string; loggedAt?: number } {
+  const r = RFC5424_RE.exec(line);
+  if (r) {
+    const loggedAt = rfc5424Time(r[1]!);
+    return { message: r[2]!.trim(), ...(loggedAt !== undefined ? { loggedAt } : {}) };
+  }
+  const m = RFC3164_RE.exec(line);
+  return { message: (m ? m[1]! : line).trim() };
+}
+
+/** Epoch ms with the sub-millisecond digits kept (Date.parse drops them); undefined when not a time. */
+export function rfc5424Time(ts: string): number | undefined {
+  const t = TIME_RE.exec(ts);
+  if (!t) return undefined;
+  const base = Date.parse(`${t[1]}${t[3]}`);
+  if (Number.isNaN(base)) return undefined;
+  return base + (t[2] ? Number(`0.${t[2]}`) * 1000 : 0);
 }
 
 function kindOf(rest: string): ServerEventKind {
@@ -66,12 +97,17 @@ function kindOf(rest: string): ServerEventKind {
 
 /** One complete line (without its newline) → an event; empty lines give nothing. */
 export function parseEventLine(line: string): HaproxyEvent | undefined {
-  const message = messageOf(line);
+  const { message, loggedAt } = headerOf(line);
   if (message === '') return undefined;
+  const at = loggedAt !== undefined ? { loggedAt } : {};
   const s = SERVER_RE.exec(message);
-  if (s) return { type: 'server', backend: s[1]!, server: s[2]!, kind: kindOf(s[3]!), message };
+  if (s) {
+    const check = CHECK_MS_RE.exec(s[3]!);
+    const checkMs = check ? { checkMs: Number(check[1]) } : {};
+    return { type: 'server', backend: s[1]!, server: s[2]!, kind: kindOf(s[3]!), message, ...at, ...checkMs };
+  }
   const b = BACKEND_RE.exec(message);
-  if (b) return { type: 'backend', backend: b[1]!, message };
+  if (b) return { type: 'backend', backend: b[1]!, message, ...at };
   return { type: 'text', message };
 }
 

@@ -13,6 +13,8 @@ export {
   EventLineParser,
   parseEventLine,
   messageOf,
+  headerOf,
+  rfc5424Time,
   MAX_EVENT_LINE,
   type HaproxyEvent,
   type ServerEvent,

@@ -48,6 +48,8 @@ export class Flusher {
   private readonly http: AxiosInstance;
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private readonly again = new Set<string>();
+  /** Callers waiting for a target's next flush (enqueue), resolved when it finishes. */
+  private readonly waiting = new Map<string, { promise: Promise<boolean>; resolve: (ok: boolean) => void }>();
   /** Targets waiting for a free slot, in order. */
   private readonly queue = new Set<string>();
   private readonly concurrency: number;
@@ -82,13 +84,18 @@ export class Flusher {
     });
   }
 
-  flush(names: Iterable<string>): void {
+  /**
+   * Resolves true once PowerDNS (and `next`, dnsdist in front of it) acknowledged a flush of every
+   * target that started after this call (a target in flight is waited for in its repeat), false
+   * when some target failed or the flusher stopped first. Callers need not wait: lookups never do.
+   */
+  flush(names: Iterable<string>): Promise<boolean> {
     const targets = flushTargets(names, this.opts.zones);
-    if (targets.length === 0) return;
+    if (targets.length === 0) return Promise.resolve(true);
     const started = performance.now();
     const settle = this.opts.settleMs ?? 250;
-    const batch = this.pass(targets);
-    void batch.then((results) => {
+    const { here, all } = this.pass(targets);
+    void here.then((results) => {
       // Failures and a PowerDNS not running are said by flushWithRetry, once.
       if (!results.some((r) => r.status === 'fulfilled' && r.value)) return;
       this.logger.info(
@@ -102,41 +109,59 @@ export class Flusher {
       if (!this.stopped && settle > 0) void this.pass(targets);
     });
     if (settle > 0) setTimeout(() => void this.pass(targets), settle).unref();
+    return all;
   }
 
-  /** One pass over the targets here, then (whatever its result) the same targets in `next`. */
-  private pass(targets: string[]): Promise<PromiseSettledResult<boolean>[]> {
-    const done = this.enqueue(targets);
+  /**
+   * One pass over the targets here, then (whatever its result) the same targets in `next`. `all`:
+   * true once every target was flushed here and in `next`.
+   */
+  private pass(targets: string[]): { here: Promise<PromiseSettledResult<boolean>[]>; all: Promise<boolean> } {
+    const here = this.enqueue(targets);
     const next = this.opts.next;
-    if (next) void done.then(() => (this.stopped ? undefined : next.enqueue(targets)));
-    return done;
+    const after = next ? here.then(() => (this.stopped ? [] : next.enqueue(targets))) : Promise.resolve([]);
+    const all = Promise.all([here, after]).then(([a, b]) =>
+      [...a, ...b].every((r) => r.status === 'fulfilled' && r.value),
+    );
+    return { here, all };
   }
 
-  /** Resolves when these targets' flushes (or their repeats) have finished. */
+  /** Resolves when each target's next flush (one not yet started when asked) has finished. */
   private enqueue(targets: string[]): Promise<PromiseSettledResult<boolean>[]> {
     const waits: Promise<boolean>[] = [];
     for (const t of targets) {
       if (this.stopped) break;
       if (this.inFlight.has(t)) this.again.add(t);
       else this.queue.add(t);
+      waits.push(this.nextFlushOf(t));
     }
     this.pump();
-    for (const t of targets) {
-      const p = this.inFlight.get(t);
-      if (p) waits.push(p);
-    }
     return Promise.allSettled(waits);
+  }
+
+  private nextFlushOf(target: string): Promise<boolean> {
+    let w = this.waiting.get(target);
+    if (!w) {
+      let resolve!: (ok: boolean) => void;
+      const promise = new Promise<boolean>((r) => (resolve = r));
+      w = { promise, resolve };
+      this.waiting.set(target, w);
+    }
+    return w.promise;
   }
 
   private pump(): void {
     for (const t of this.queue) {
       if (this.stopped || this.inFlight.size >= this.concurrency) return;
       this.queue.delete(t);
+      const waiter = this.waiting.get(t);
+      this.waiting.delete(t);
       const p = this.flushWithRetry(t).finally(() => {
         this.inFlight.delete(t);
         if (this.again.delete(t)) this.queue.add(t);
         this.pump();
       });
+      if (waiter) void p.then(waiter.resolve, () => waiter.resolve(false));
       this.inFlight.set(t, p);
     }
   }
@@ -151,6 +176,8 @@ export class Flusher {
     const pending = Promise.allSettled([...this.inFlight.values()]);
     this.stopped = true;
     this.queue.clear();
+    for (const w of this.waiting.values()) w.resolve(false);
+    this.waiting.clear();
     await Promise.race([pending, new Promise((r) => setTimeout(r, this.opts.timeoutMs).unref())]);
   }
 

@@ -26,6 +26,14 @@ export { explain, formatExplanation, type Explanation } from './explain.js';
 export { ControlServer, controlRequest, drainSite, type ControlRequest, type ControlResponse } from './control.js';
 export { DrainRelay, DRAIN_PATH, type DrainResult } from './drain-everywhere.js';
 export { Flusher } from './flusher.js';
+export {
+  FailoverLog,
+  FAILOVERS_PATH,
+  STAGES,
+  type FailoverRecord,
+  type Stage,
+  type StageTime,
+} from './failover-log.js';
 export { dnsdistConf, DNSDIST_FLUSH_PATH, type DnsdistConfOptions } from './dnsdist-conf.js';
 export { Handler } from './handler.js';
 export { BackendMetrics } from './metrics.js';

@@ -9,6 +9,7 @@ import { UnixConnector } from './connectors/unix.js';
 import { ControlServer } from './control.js';
 import type { DrainResult } from './drain-everywhere.js';
 import { explain } from './explain.js';
+import type { FailoverLog } from './failover-log.js';
 import { Flusher } from './flusher.js';
 import { Handler } from './handler.js';
 import type { BackendMetrics } from './metrics.js';
@@ -35,6 +36,8 @@ export interface BackendDeps {
   saveDrains(drained: string[]): void;
   /** `drain SITE --everywhere` (DrainRelay.everywhere), when peers are configured. */
   drainEverywhere?(site: string, drained: boolean): Promise<DrainResult[]>;
+  /** Told of each change of answers and its flush, for the failover stages. */
+  failovers?: FailoverLog;
 }
 
 /** The DNS backend of one site: zones, PowerDNS connectors, cache flushes and the control socket. */
@@ -64,9 +67,9 @@ export function createBackend(loaded: LoadedConfig, deps: BackendDeps): Backend 
   const zoneList = zones.map((z) => z.name);
   const dnsdist = createDnsdistFlusher(loaded, logger, metrics, zoneList);
   const flusher = createFlusher(loaded, logger, metrics, zoneList, dnsdist);
-  watchOrder(table, orderings, logger, flusher ?? dnsdist);
+  watchOrder(table, orderings, logger, flusher ?? dnsdist, deps.failovers);
   // Client-dependent answers are cached only in front of PowerDNS (they carry a scope).
-  if (dnsdist) orderings.on('clientChanged', (names) => dnsdist.flush(names));
+  if (dnsdist) orderings.on('clientChanged', (names) => void dnsdist.flush(names));
   const connectorDeps: ConnectorDeps = {
     handleLine: (l) => handler.handleLine(l),
     handle: (r) => handler.handle(r),
@@ -124,8 +127,17 @@ function controlServer(loaded: LoadedConfig, deps: BackendDeps): ControlServer {
  * hysteresis, a decision from another site). Client-dependent names are never in this list: they
  * carry a scope and PowerDNS does not cache them (dnsdist does: see 'clientChanged' above).
  */
-function watchOrder(table: SiteStateTable, orderings: Orderings, logger: Logger, flusher?: Flusher): void {
-  orderings.on('changed', (names) => flusher?.flush(names));
+function watchOrder(
+  table: SiteStateTable,
+  orderings: Orderings,
+  logger: Logger,
+  flusher?: Flusher,
+  failovers?: FailoverLog,
+): void {
+  const flush = flusher && ((names: readonly string[]) => () => flusher.flush(names));
+  orderings.on('changed', (names) =>
+    failovers ? failovers.recomputed(names, flush?.(names)) : void flusher?.flush(names),
+  );
   // Registered after the orderings' own listener: lastChanged is this change's.
   table.on('change', ({ sites }) => {
     logger.info(

@@ -14,3 +14,11 @@ export const realTimers: Timers = {
   },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
+
+/**
+ * Epoch ms with microsecond digits, for stage times that are compared with another process's wall
+ * clock (HAProxy's log timestamps): the monotonic clock (never steps back between two stages),
+ * anchored at the wall clock when the process started. A step of the system clock after the start
+ * (not NTP's slewing, which both follow) shifts it against the wall clock until a restart.
+ */
+export const sharedWallClock = (): number => performance.timeOrigin + performance.now();

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { isUsable, type HaproxyEvent, type RuntimeClient, type StatRow } from '../haproxy/index.js';
-import type { Timers } from '../shared/timers.js';
+import { sharedWallClock, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 
 export interface PoolWatcherOptions {
@@ -21,11 +21,38 @@ export interface PoolWatcherOptions {
   timers: Timers;
   logger: Logger;
   registry?: Registry;
-  /** Called when the verdict (up, and the reason when down) changes; first call after the first read. */
-  onChange(up: boolean, reason: string): void;
+  /**
+   * Stamps an event's arrival for `PoolCause.receivedAt` (epoch ms; the recorder of failover stages
+   * uses the same clock). Default: the monotonic clock anchored at the wall clock (sharedWallClock).
+   */
+  wallClock?: () => number;
+  /**
+   * Called when the verdict (up, and the reason when down) changes; first call after the first read.
+   * `cause`: the first HAProxy event the changing read followed, when an event triggered it.
+   */
+  onChange(up: boolean, reason: string, cause?: PoolCause): void;
   /** Called when any server's row changed (state, weight, the agent's or HAProxy's last check), verdict or not. */
   onServersChange?(): void;
 }
+
+/** The HAProxy state-change event behind a verdict change, and when each clock saw it. */
+export interface PoolCause {
+  /** HAProxy's message ("Server web/w1 is DOWN, reason: ..."). */
+  message: string;
+  /** `backend/server` when the event is a server's ("web/w1"). */
+  server?: string;
+  /** HAProxy's clock when it logged the change (rfc5424 rings only). */
+  loggedAt?: number;
+  /** The duration HAProxy logged for the check that changed the state (its own or agent check). */
+  checkMs?: number;
+  /** Our clock (wallClock) when the line arrived. */
+  receivedAt: number;
+  /** Events the same read followed (the first is described here). */
+  events: number;
+}
+
+/** Events kept between reads at most; only the earliest becomes the cause, the rest are counted. */
+const MAX_PENDING = 64;
 
 export interface StreamHandlers {
   onOpen(): void;
@@ -107,6 +134,10 @@ export class PoolWatcher {
   private dirty = false;
   private readonly streams: FollowedStream[] = [];
   private readonly closeWhy = new Map<string, string>();
+  /** Events received since the last read started (that read could not have seen them). */
+  private pending: Omit<PoolCause, 'events'>[] = [];
+  private pendingCount = 0;
+  private readonly wallClock: () => number;
   views: LoadBalancerView[] = [];
   private readonly usableGauge?: Gauge<'lb'>;
   private readonly upGauge?: Gauge;
@@ -115,6 +146,7 @@ export class PoolWatcher {
   private readonly reads?: Counter<'why'>;
 
   constructor(private readonly opts: PoolWatcherOptions) {
+    this.wallClock = opts.wallClock ?? sharedWallClock;
     if (opts.registry) {
       const registers = [opts.registry];
       this.usableGauge = new Gauge({
@@ -209,6 +241,18 @@ export class PoolWatcher {
     if (ev.type === 'text' || ev.backend !== this.opts.backend) return;
     this.events?.inc({ kind: ev.type === 'server' ? ev.kind : 'backend-empty' });
     this.opts.logger.debug({ event: ev.message }, 'HAProxy state-change event');
+    this.pendingCount++;
+    if (this.pending.length < MAX_PENDING) {
+      const { message, loggedAt } = ev;
+      const checkMs = ev.type === 'server' ? ev.checkMs : undefined;
+      this.pending.push({
+        message,
+        ...(ev.type === 'server' ? { server: `${ev.backend}/${ev.server}` } : {}),
+        receivedAt: this.wallClock(),
+        ...(loggedAt !== undefined ? { loggedAt } : {}),
+        ...(checkMs !== undefined ? { checkMs } : {}),
+      });
+    }
     this.refresh('event');
   }
 
@@ -280,7 +324,17 @@ export class PoolWatcher {
     this.opts.onServersChange();
   }
 
+  /** The events this read follows: those received before it started. */
+  private takeCause(): PoolCause | undefined {
+    const first = this.pending[0];
+    const cause = first && { ...first, events: this.pendingCount };
+    this.pending = [];
+    this.pendingCount = 0;
+    return cause;
+  }
+
   private async readRound(started: number): Promise<void> {
+    const cause = this.takeCause();
     try {
       const verdict = await this.readOnce();
       this.readSeconds?.observe((this.opts.timers.now() - started) / 1000);
@@ -293,7 +347,7 @@ export class PoolWatcher {
         this.last = key;
         if (!first || !verdict.up)
           this.opts.logger.info({ up: verdict.up, reason: verdict.reason }, 'local pool verdict changed');
-        this.opts.onChange(verdict.up, verdict.reason);
+        this.opts.onChange(verdict.up, verdict.reason, cause);
       }
     } catch (err) {
       this.opts.logger.error({ err }, 'pool read failed');

@@ -3,12 +3,12 @@ import { resolvePath, type LoadedConfig } from '../config/index.js';
 import { EventStream, RuntimeClient } from '../haproxy/index.js';
 import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
-import { PoolWatcher, type LoadBalancerView, type StreamHandlers } from './haproxy-pool.js';
+import { PoolWatcher, type LoadBalancerView, type PoolCause, type StreamHandlers } from './haproxy-pool.js';
 import { startPeers, type Peers, type SummaryHooks } from './peers/index.js';
 import type { SiteStateTable } from './state-table.js';
 
 export { SiteStateTable, UnknownSiteError, type SiteState, type StateChange } from './state-table.js';
-export { PoolWatcher, poolVerdict, type LoadBalancerView, type PoolServer } from './haproxy-pool.js';
+export { PoolWatcher, poolVerdict, type LoadBalancerView, type PoolCause, type PoolServer } from './haproxy-pool.js';
 export { type ClientNet, commonBits, contains, parseClient, probeBits, probeKey, probeTarget } from './client.js';
 export { LoadAggregator, LoadReportListener } from './load-reports.js';
 export { MetricsTable, type ProbeFigures, type SiteFigures } from './metrics-table.js';
@@ -33,6 +33,12 @@ export interface HealthSources {
 export const POOL_SOURCE = 'pool';
 
 /**
+ * Runs `apply` (the pool verdict set in the table) knowing the HAProxy event behind it: the
+ * backend's record of failover stages takes the event's times (src/pdns-backend/failover-log.ts).
+ */
+export type PoolCauseHook = (site: string, cause: PoolCause | undefined, apply: () => void) => void;
+
+/**
  * Starts every source that feeds the site-state table (the local HAProxy pools, later peer
  * heartbeats). Called by the backend after the table exists and before it serves.
  * With `health:` configured, the local site is up while its pool has `min-servers` usable servers
@@ -47,6 +53,7 @@ export async function startHealthSources(
   registry: Registry,
   timers: Timers = realTimers,
   hooks?: SummaryHooks,
+  withCause: PoolCauseHook = (_site, _cause, apply) => apply(),
 ): Promise<HealthSources> {
   const peers = await startPeers(loaded, table, logger, registry, timers, hooks);
   const health = loaded.config.health;
@@ -68,8 +75,8 @@ export async function startHealthSources(
     timers,
     logger,
     registry,
-    onChange: (up, reason) => {
-      table.setHealth(site, POOL_SOURCE, up, reason);
+    onChange: (up, reason, cause) => {
+      withCause(site, cause, () => table.setHealth(site, POOL_SOURCE, up, reason));
       // Peers learn the change from the next heartbeat: send it now.
       peers.service?.heartbeatNow();
     },

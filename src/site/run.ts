@@ -72,7 +72,13 @@ export async function startRun(loaded: LoadedConfig, opts: RunOptions = {}): Pro
   ];
   if (config.agent) {
     const logger = log('agent', 'agent');
-    steps.push({ part: 'agent', start: async () => (running.agent = await startAgent(loaded, { logger })) });
+    // The agent's verdicts are the first stage of the backend's failover records (same process, same clock).
+    const onVerdict = (_server: string, ref: { backend: string; server: string } | undefined, up: boolean) =>
+      ref && running.site?.failovers.agentVerdict(`${ref.backend}/${ref.server}`, up);
+    steps.push({
+      part: 'agent',
+      start: async () => (running.agent = await startAgent(loaded, { logger, onVerdict })),
+    });
   }
   if (config.replication) {
     const logger = log('replication', 'replicate');

@@ -11,6 +11,7 @@ import {
   decideRoute,
   DrainRelay,
   drainSite,
+  FailoverLog,
   Orderings,
   RemoteDecider,
   registerAnswerMetrics,
@@ -24,7 +25,13 @@ import { DrainStore } from '../shared/drain-store.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { createRegistry, serveMetrics, type Route } from '../shared/metrics.js';
 import { realTimers } from '../shared/timers.js';
-import { SiteStateTable, startHealthSources, type MetricsTable, type Prober } from '../site-health/index.js';
+import {
+  SiteStateTable,
+  startHealthSources,
+  type MetricsTable,
+  type PoolCause,
+  type Prober,
+} from '../site-health/index.js';
 import { statusPageFor, type SiteView, type StatusPage } from '../status-page/index.js';
 import { SiteFigures } from './figures.js';
 
@@ -52,6 +59,8 @@ export interface RunningSite {
   partitions?: RunningPartitions;
   /** Live order of every balanced name, and the figures it reads (load, response time, probes). */
   orderings: Orderings;
+  /** The last failovers and recoveries with their stage times (GET /failovers, the status page). */
+  failovers: FailoverLog;
   metricsTable: MetricsTable;
   prober?: Prober;
   /** Where agents' load reports are received (the bound address). */
@@ -68,6 +77,7 @@ interface SiteParts {
   table: SiteStateTable;
   figures: SiteFigures;
   orderings: Orderings;
+  failovers: FailoverLog;
   backend: Backend;
   decider?: RemoteDecider;
   peersKey?: Buffer;
@@ -114,6 +124,7 @@ export async function startSite(loaded: LoadedConfig, opts: SiteOptions = {}): P
     table: parts.table,
     handler: parts.backend.handler,
     orderings: parts.orderings,
+    failovers: parts.failovers,
     metricsTable: parts.figures.table,
     ...(parts.figures.prober ? { prober: parts.figures.prober } : {}),
     ...(started.loadReports ? { loadReports: started.loadReports } : {}),
@@ -143,6 +154,8 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     onRemoteMiss: (b, client, key) => decider?.miss(b, client, key),
   });
   registerAnswerMetrics(registry, orderings);
+  const failovers = new FailoverLog({ registry });
+  failovers.attach(table);
   // The peers key signs decided-by requests and replies; every site with peers answers /decide.
   const peersKey = sharedKey(loaded);
   const pageKey = statusPageKey(loaded);
@@ -179,6 +192,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     metrics,
     logger,
     saveDrains,
+    failovers,
     ...(relay ? { drainEverywhere: (site: string, drained: boolean) => relay.everywhere(site, drained) } : {}),
     ...(opts.socket ? { socket: opts.socket } : {}),
   });
@@ -190,6 +204,7 @@ function buildSite(loaded: LoadedConfig, opts: SiteOptions): SiteParts {
     table,
     figures,
     orderings,
+    failovers,
     backend,
     ...(decider ? { decider } : {}),
     ...(peersKey ? { peersKey } : {}),
@@ -213,10 +228,20 @@ function restoreDrains(loaded: LoadedConfig, table: SiteStateTable, logger: Logg
 /** Health sources first (they fill the table), then what reads it, then what serves it. */
 async function startParts(p: SiteParts, s: Started): Promise<void> {
   const { loaded, logger, registry, figures, orderings, backend } = p;
-  s.health = await startHealthSources(loaded, p.table, logger, registry, realTimers, figures.heartbeatHooks());
+  const withCause = (site: string, cause: PoolCause | undefined, apply: () => void) =>
+    p.failovers.withCause(site, cause, apply);
+  s.health = await startHealthSources(
+    loaded,
+    p.table,
+    logger,
+    registry,
+    realTimers,
+    figures.heartbeatHooks(),
+    withCause,
+  );
   figures.health = s.health;
   s.coordinator = startCoordinator(loaded, logger, registry);
-  const flush = backend.flusher && ((names: string[]) => backend.flusher!.flush(names));
+  const flush = backend.flusher && ((names: string[]) => void backend.flusher!.flush(names));
   const reorder = () => orderings.recompute('partition');
   s.partitions = await startPartitions(loaded, { table: p.table, balanced: p.balanced, flush, reorder, logger });
   await backend.start();
@@ -229,6 +254,7 @@ async function startParts(p: SiteParts, s: Started): Promise<void> {
     ...s.partitions.routes,
     ...(p.peersKey ? [decideRoute(orderings, p.peersKey, logger)] : []),
     ...(p.relay ? [p.relay.route()] : []),
+    p.failovers.route(),
   ];
   s.statusPage = statusPageFor(loaded, p.statusPageKey, pageView(p, s));
   routes.push(...(s.statusPage?.routes ?? []));
@@ -238,7 +264,7 @@ async function startParts(p: SiteParts, s: Started): Promise<void> {
 
 /** What the status page reads and does: the site's live parts, and the agent's drain path when `agent:` is here. */
 function pageView(p: SiteParts, s: Started): SiteView {
-  const { loaded, table, orderings, balanced, drain, logger, figures } = p;
+  const { loaded, table, orderings, balanced, drain, logger, figures, failovers } = p;
   const agent = loaded.config.agent;
   const control = agent && resolvePath(loaded, agent.control);
   // The agent's control socket, as `multisite agent drain` uses it: the same path whether the agent
@@ -254,6 +280,7 @@ function pageView(p: SiteParts, s: Started): SiteView {
     orderings,
     balanced,
     metricsTable: figures.table,
+    failovers,
     ownLagMs: () => figures.lagReporter?.lagMs,
     replicationFigures: () => figures.lagReporter?.status,
     drain,

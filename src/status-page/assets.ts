@@ -7,7 +7,7 @@ th{background:#f3f3f3}.st{font-weight:bold;padding:0 .4em;border-radius:3px}
 .st-up{background:#c8efc8}.st-down{background:#f6c1c1}.st-suspect{background:#fde7a6}.st-draining{background:#cfd8f6}
 .st-lagging{background:#f6dcb5}.none{color:#666}.err{color:#a00}.notice{background:#eef;padding:.4em}
 section{margin-bottom:1.2em}h2{margin:.6em 0 .2em;font-size:1.2em}h3{font-size:1em;margin:.4em 0}
-form label{margin-right:1em}`;
+form label{margin-right:1em}.stage{white-space:nowrap}`;
 
 /**
  * Live updates and the confirm step. Server-sent events replace each section's body with HTML the

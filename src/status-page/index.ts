@@ -140,6 +140,9 @@ export function createStatusPage(cfg: StatusPageConfig, key: Buffer | undefined,
   deps.onPoolChange?.(() => {
     if (!stopped) live.changed();
   });
+  // A failover's flush ends after the table change: its stage arrives with this event only.
+  const onFailover = () => live.changed();
+  deps.failovers?.on('change', onFailover);
   const servers = deps.servers ?? [];
   const drainServer = deps.drainServer;
   const action = actionRoute({
@@ -168,6 +171,7 @@ export function createStatusPage(cfg: StatusPageConfig, key: Buffer | undefined,
       stopped = true;
       deps.table.off('change', onTable);
       deps.orderings.off('changed', onOrder);
+      deps.failovers?.off('change', onFailover);
       live.stop();
     },
   };

@@ -1,4 +1,12 @@
-import { currentAnswers, explain, type BalancedName, type Explanation, type Orderings } from '../pdns-backend/index.js';
+import {
+  currentAnswers,
+  explain,
+  type BalancedName,
+  type Explanation,
+  type FailoverLog,
+  type FailoverRecord,
+  type Orderings,
+} from '../pdns-backend/index.js';
 import type { LoadBalancerView, MetricsTable, SiteStateTable } from '../site-health/index.js';
 import type { TimelineEntry } from './timeline.js';
 
@@ -73,7 +81,12 @@ export interface PageSources {
   partitions?(): PartitionView[];
   /** Pending changes and recent conflicts, when the backend reads replication (undefined until read). */
   replicationFigures?(): ReplicationFigures | undefined;
+  /** The backend's record of failovers and recoveries with their stage times. */
+  failovers?: Pick<FailoverLog, 'list' | 'on' | 'off'>;
 }
+
+/** Failovers the page lists (the newest); GET /failovers has every one the backend keeps. */
+export const FAILOVERS_SHOWN = 20;
 
 export type SiteLabel = 'up' | 'suspect' | 'down' | 'draining' | 'lagging';
 
@@ -105,6 +118,8 @@ export interface Model {
   inbound?: ReplicationFigures;
   partitions?: PartitionView[];
   timeline: TimelineEntry[];
+  /** Newest first; absent when the backend records none (a fake in tests). */
+  failovers?: FailoverRecord[];
 }
 
 /** One site's label: draining beats down beats suspect beats lagging. */
@@ -150,6 +165,7 @@ export function buildModel(src: PageSources, timeline: TimelineEntry[], maxNames
   if (partitions) model.partitions = partitions;
   const inbound = src.replicationFigures?.();
   if (inbound) model.inbound = inbound;
+  if (src.failovers) model.failovers = src.failovers.list().slice(0, FAILOVERS_SHOWN);
   return model;
 }
 

@@ -1,33 +1,18 @@
 import type { Explanation } from '../pdns-backend/index.js';
 import type { LoadBalancerView } from '../site-health/index.js';
 import { ago, localTime } from '../shared/local-time.js';
+import { esc, state, table, when } from './html.js';
 import { CLIENT_SCRIPT, STYLE } from './assets.js';
+import { failoversPart } from './failovers.js';
 import type { Model } from './model.js';
+
+export { esc } from './html.js';
 
 /**
  * Server-rendered HTML. Every value that comes from the config, the network or the request goes
  * through `esc` (a zone, server or site name may hold `<script>`); the only unescaped strings are
  * this file's own markup and assets.ts.
  */
-
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-export function esc(value: unknown): string {
-  return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]!);
-}
-
-function when(ms: number, now: number): string {
-  return `<time datetime="${esc(new Date(ms).toISOString())}">${esc(localTime(ms, now))}</time>`;
-}
-
-function table(head: string[], rows: string[][], empty: string): string {
-  if (rows.length === 0) return `<p class="none">${esc(empty)}</p>`;
-  const th = head.map((h) => `<th>${esc(h)}</th>`).join('');
-  const tr = rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('\n');
-  return `<table><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
-}
-
-const state = (s: string) => `<span class="st st-${esc(s.replace(/[^a-z-]/g, ''))}">${esc(s)}</span>`;
 
 export function sitesBody(m: Model): string {
   const rows = m.sites.map((s) => [
@@ -140,6 +125,10 @@ export function partitionsBody(m: Model): string {
 }
 
 export function timelineBody(m: Model): string {
+  return `${failoversPart(m)}<h3>state changes</h3>${changesTable(m)}`;
+}
+
+function changesTable(m: Model): string {
   const rows = m.timeline.map((e) => [
     when(e.at, m.now),
     esc(e.subject),

@@ -137,6 +137,13 @@ describe('multisite CLI', () => {
       expect(degraded.stdout).toMatch(
         /^b +drained +- +answers drained (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d \(.* ago\) .*drained by an operator$/m,
       );
+      // The drain is a failover of b: recorded from the state change on (no balanced name here: no answer changed).
+      expect(degraded.stdout).toMatch(/^ {2}site b failover .*\(.* ago\): state 0 ms; drained by an operator$/m);
+      const json = JSON.parse((await multisite('status', '--config', withMetrics, '--json')).stdout) as {
+        failovers: { site: string; kind: string; stages: { stage: string }[] }[];
+      };
+      expect(json.failovers[0]).toMatchObject({ site: 'b', kind: 'failover' });
+      expect(json.failovers[0]!.stages.map((x) => x.stage)).toEqual(['state']);
       await multisite('site', 'undrain', 'b', '--config', withMetrics);
     } finally {
       expect(await p.stop()).toBe(0);

@@ -28,13 +28,14 @@ interface Section {
 /**
  * multisite status --config FILE [--json]
  * One section per part of the cluster: sites (state, last change, why, last heartbeat, from the
- * backend's /status), replication (lag per peer, recent conflicts), partitions. Exit code: EXIT.
+ * backend's /status), the last failovers with their stage times (its /failovers), replication (lag
+ * per peer, recent conflicts), partitions. Exit code: EXIT.
  */
 export async function run(args: string[]): Promise<number> {
   const { values } = parse(args, { config: { type: 'string' }, json: { type: 'boolean', default: false } });
   const loaded = loadConfig(required(values.config, '--config'));
   const sections: Section[] = [];
-  if (loaded.config.backend.metrics) sections.push(await sites(loaded));
+  if (loaded.config.backend.metrics) sections.push(await sites(loaded), await failovers(loaded));
   if (loaded.config.replication) sections.push(await replication(loaded));
   if (loaded.config.partitions) sections.push(await partitions(loaded));
   const health = overall(sections.map((s) => s.health));
@@ -60,6 +61,11 @@ async function sites(loaded: LoadedConfig): Promise<Section> {
   if (!body.sites) return { ...s, health: 'unknown' };
   const bad = body.sites.some((x) => !x.usable || x.drained || (x.peer !== undefined && x.peer.state !== 'up'));
   return { ...s, health: bad ? 'degraded' : 'ok' };
+}
+
+async function failovers(loaded: LoadedConfig): Promise<Section> {
+  const { reachable, ...s } = await (await import('./failovers-status.js')).failoversSection(loaded);
+  return { ...s, health: reachable ? 'ok' : 'unknown' };
 }
 
 async function replication(loaded: LoadedConfig): Promise<Section> {

@@ -56,6 +56,21 @@ function waitForCell(page: Page, selector: string, col: number, text: string, ti
   );
 }
 
+/**
+ * a's failover in the Timeline, and the stages a killed web server must show there: every one from
+ * HAProxy's on, and before it the agent's verdict (this run's agent, pushed to HAProxy) or, when
+ * HAProxy's own check happened to see the death first, that check's start (from its log line).
+ */
+const FAILOVER_ROW = '#timeline-body [data-failover="failover"][data-site="a"]';
+const FAILOVER_STAGES = { all: ['haproxy', 'informed', 'state', 'orderings', 'flushed'], first: ['verdict', 'check'] };
+
+/** In the page: the newest failover of a lists every stage of `all`, and first one of `first`. */
+function failoverShown(wanted: { all: string[]; first: string[] }): boolean {
+  const row = document.querySelector('#timeline-body [data-failover="failover"][data-site="a"]')?.closest('tr');
+  const seen = [...(row?.querySelectorAll<HTMLElement>('[data-stage]') ?? [])].map((e) => e.dataset.stage!);
+  return wanted.all.every((s) => seen.includes(s)) && wanted.first.includes(seen[0] ?? '');
+}
+
 /** A page; every confirm() it asks is recorded and answered with `accept`. */
 async function open(js = true, accept = true): Promise<{ page: Page; dialogs: string[] }> {
   const page = await browser.newPage();
@@ -252,11 +267,18 @@ describe('status page of `multisite run`', () => {
     const answerMs = performance.now() - t0;
     expect(await page.$eval('#timeline-body', (el) => el.textContent)).toContain('site a');
     await waitFor('a answers b only', async () => (await cluster.a.answer()).join() === cluster.b.address, 10_000);
+    // The failover in the Timeline with each stage the backend observed, live (the flush ends last).
+    await page.waitForFunction(failoverShown, { timeout: 10_000, polling: 'mutation' }, FAILOVER_STAGES);
+    const stages = await page.$eval(FAILOVER_ROW, (el) => el.closest('tr')!.querySelector('.stages')!.textContent!);
     await page.screenshot({ path: join(OUT, 'site-down.png'), fullPage: true });
     console.log(
       `status page saw: a server killed → its row down in ${Math.round(oneMs)} ms; ` +
-        `the last one → site down in ${Math.round(siteMs)} ms, answer changed in ${Math.round(answerMs)} ms`,
+        `the last one → site down in ${Math.round(siteMs)} ms, answer changed in ${Math.round(answerMs)} ms; ` +
+        `the backend's stages: ${stages}`,
     );
     await page.close();
+    const still = await open(false); // with JavaScript off, the same failover as of load
+    expect(await still.page.evaluate(failoverShown, FAILOVER_STAGES)).toBe(true);
+    await still.page.close();
   }, 60_000);
 });

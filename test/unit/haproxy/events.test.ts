@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EventLineParser, MAX_EVENT_LINE, parseEventLine, type HaproxyEvent } from '../../../src/haproxy/index.js';
+import {
+  EventLineParser,
+  MAX_EVENT_LINE,
+  parseEventLine,
+  rfc5424Time,
+  type HaproxyEvent,
+} from '../../../src/haproxy/index.js';
 
 /** What HAProxy 2.6.12 (Debian 12) printed for `show events RING -w` with `format rfc5424`. */
 const STREAM = [
@@ -21,14 +27,22 @@ const EXPECTED: HaproxyEvent[] = [
     server: 'w1',
     kind: 'down',
     message: expect.stringMatching(/^Server web\/w1 is DOWN, reason: Layer4/) as unknown as string,
+    loggedAt: Date.UTC(2026, 11, 5, 9, 6, 41) + 199.046,
+    checkMs: 0,
   },
-  { type: 'backend', backend: 'web', message: 'backend web has no server available!' },
+  {
+    type: 'backend',
+    backend: 'web',
+    message: 'backend web has no server available!',
+    loggedAt: Date.UTC(2026, 11, 5, 9, 6, 41) + 264.956,
+  },
   {
     type: 'server',
     backend: 'web',
     server: 'w2',
     kind: 'maint',
     message: 'Server web/w2 was DOWN and now enters maintenance.',
+    loggedAt: Date.UTC(2026, 11, 5, 9, 6, 42) + 611.601,
   },
   {
     type: 'server',
@@ -36,6 +50,7 @@ const EXPECTED: HaproxyEvent[] = [
     server: 'w1',
     kind: 'ready',
     message: 'Server web/w1 is UP/READY (leaving forced maintenance).',
+    loggedAt: Date.UTC(2026, 11, 5, 9, 8, 19) + 208.005,
   },
   {
     type: 'server',
@@ -43,8 +58,17 @@ const EXPECTED: HaproxyEvent[] = [
     server: 'w3',
     kind: 'up',
     message: expect.stringMatching(/^Backup Server part-x\/w3 is UP/) as unknown as string,
+    loggedAt: Date.UTC(2026, 11, 5, 9, 8, 19) + 208.005,
+    checkMs: 1,
   },
-  { type: 'server', backend: 'web', server: 'w1', kind: 'drain', message: 'Server web/w1 enters drain state.' },
+  {
+    type: 'server',
+    backend: 'web',
+    server: 'w1',
+    kind: 'drain',
+    message: 'Server web/w1 enters drain state.',
+    loggedAt: Date.UTC(2026, 11, 5, 9, 8, 19) + 300,
+  },
   { type: 'text', message: 'Proxy web started. é' },
 ];
 
@@ -57,8 +81,9 @@ describe('HAProxy ring events', () => {
       `<129>Dec  5 09:06:41 host haproxy[21042]: ${msg}`,
       `<129>${msg}`,
       msg,
-      `<129>1 2026-12-05T09:06:41Z host haproxy 1 - [x@1 a="b"] ${msg}`,
+      `<129>1 not-a-time host haproxy 1 - [x@1 a="b"] ${msg}`,
     ]) {
+      // Only rfc5424 says the time finely enough to time a failover: the others carry none.
       expect(parseEventLine(line)).toEqual({
         type: 'server',
         backend: 'web',
@@ -69,6 +94,14 @@ describe('HAProxy ring events', () => {
     }
     expect(parseEventLine('No such event sink')).toEqual({ type: 'text', message: 'No such event sink' });
     expect(parseEventLine('   ')).toBeUndefined();
+  });
+
+  it("reads HAProxy's rfc5424 time to the microsecond, in any offset, and nothing from a malformed one", () => {
+    expect(rfc5424Time('2026-12-05T09:06:41Z')).toBe(Date.UTC(2026, 11, 5, 9, 6, 41));
+    expect(rfc5424Time('2026-12-05T10:06:41.000001+01:00')).toBeCloseTo(Date.UTC(2026, 11, 5, 9, 6, 41) + 0.001, 6);
+    expect(rfc5424Time('2026-12-05T09:06:41.5-02:30')).toBe(Date.UTC(2026, 11, 5, 11, 36, 41) + 500);
+    for (const bad of ['-', '2026-12-05', '2026-13-45T99:99:99Z', '2026-12-05T09:06:41.x+00:00'])
+      expect(rfc5424Time(bad)).toBeUndefined();
   });
 
   it('gives the same events whatever byte offset the stream is split at (even inside a UTF-8 character)', () => {

@@ -76,6 +76,27 @@ describe('dnsdist cache flushes', () => {
     expect(ok).toBe(3);
   });
 
+  it("resolves a flush once dnsdist acknowledged it too (a failover's `flushed` stage), false when dnsdist did not", async () => {
+    const log: string[] = [];
+    const make = (url: string, next?: Flusher) =>
+      new Flusher(
+        { url, serverId: 'localhost', apiKey: 'k', timeoutMs: 500, retries: 0, settleMs: 0, ...(next ? { next } : {}) },
+        silent,
+        new BackendMetrics(new Registry()),
+      );
+    const dnsdist = (url: string) =>
+      new Flusher(
+        { url, target: 'dnsdist', serverId: '', apiKey: 'dk', timeoutMs: 500, retries: 0, settleMs: 0 },
+        silent,
+        new BackendMetrics(new Registry()),
+      );
+    const pdns = make(await fake('pdns', log), dnsdist(await fake('dnsdist', log, 30)));
+    expect(await pdns.flush(['www.example.com.'])).toBe(true);
+    expect(log.map((l) => l.split(' ')[0])).toEqual(['pdns', 'dnsdist']); // dnsdist's (slow) answer was waited for
+    const refused = make(await fake('pdns', log), dnsdist('http://127.0.0.1:1'));
+    expect(await refused.flush(['www.example.com.'])).toBe(false);
+  });
+
   it('the generated dnsdist.conf keys its cache on ECS, leaves per-query names uncached, and registers the flush', () => {
     const conf = dnsdistConf({
       listen: '192.0.2.1:53',

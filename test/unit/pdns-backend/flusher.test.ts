@@ -189,4 +189,27 @@ describe('PowerDNS cache flusher', () => {
     expect(await count('ok')).toBeGreaterThanOrEqual(1);
     expect(logs.filter((l) => l.startsWith('could not flush'))).toHaveLength(1);
   });
+
+  it("resolves once PowerDNS acknowledged every target, waiting for the repeat of one in flight (failover stage 'flushed')", async () => {
+    const api = await fakeApi([], 30);
+    const { flusher } = make(api.url, 0, 0, { zones: ['example.com.', 'example.net.'] });
+    const first = flusher.flush(['a.example.com.']);
+    const second = flusher.flush(['a.example.com.', 'c.example.net.']);
+    expect(await second).toBe(true);
+    // a.example.com. was in flight for the first change when the second came: its repeat was waited for.
+    expect(api.seen.map((s) => s.url?.split('=')[1])).toEqual(['a.example.com.', 'c.example.net.', 'a.example.com.']);
+    expect(await first).toBe(true);
+    expect(await flusher.flush([])).toBe(true);
+  });
+
+  it('resolves false when a target could not be flushed, or the flusher stopped before it', async () => {
+    const api = await fakeApi([500]);
+    const { flusher } = make(api.url, 0);
+    expect(await flusher.flush(['a.example.com.'])).toBe(false);
+    const slow = await fakeApi([], 200);
+    const stopping = make(slow.url, 0, 0, { concurrency: 1, zones: ['example.com.', 'example.net.'] });
+    const done = stopping.flusher.flush(['a.example.com.', 'b.example.net.']);
+    await stopping.flusher.stop();
+    expect(await done).toBe(false);
+  });
 });

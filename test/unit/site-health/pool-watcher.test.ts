@@ -1,7 +1,13 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { RuntimeUnavailableError, type StatRow } from '../../../src/haproxy/index.js';
-import { PoolWatcher, poolVerdict, type StreamHandlers } from '../../../src/site-health/haproxy-pool.js';
+import { RuntimeUnavailableError, type RuntimeClient, type StatRow } from '../../../src/haproxy/index.js';
+import {
+  PoolWatcher,
+  poolVerdict,
+  type PoolCause,
+  type PoolWatcherOptions,
+  type StreamHandlers,
+} from '../../../src/site-health/haproxy-pool.js';
 import { SiteStateTable } from '../../../src/site-health/state-table.js';
 import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 
@@ -34,6 +40,52 @@ function lb(socket: string) {
       },
     }),
   };
+}
+
+/** A stream the test opens, closes and feeds. */
+function fakeStream() {
+  let h: StreamHandlers | undefined;
+  const s = {
+    open: false,
+    start: () => {},
+    stop: () => {},
+    handlers: () => h!,
+    follow: (_socket: string, handlers: StreamHandlers) => ((h = handlers), s),
+  };
+  return s;
+}
+
+/** A load balancer whose reads wait until the test releases them (pending), each seeing `servers()` as asked. */
+function heldLb(servers: () => Srv[]) {
+  const pending: (() => void)[] = [];
+  const client = {
+    socket: 'lb',
+    showStat: () => {
+      const seen = servers();
+      return new Promise<StatRow[]>((r) => pending.push(() => r(seen.map(row))));
+    },
+  };
+  return { pending, client };
+}
+
+/** A watcher following `stream` of one load balancer, with a safety net too long to matter. */
+function followingWatcher(
+  client: Pick<RuntimeClient, 'socket' | 'showStat'>,
+  stream: ReturnType<typeof fakeStream>,
+  timers: VirtualTimers,
+  extra: Pick<PoolWatcherOptions, 'onChange' | 'wallClock'>,
+): PoolWatcher {
+  return new PoolWatcher({
+    backend: 'web',
+    clients: [client],
+    intervalMs: 250,
+    safetyIntervalMs: 60_000,
+    follow: stream.follow,
+    minServers: 1,
+    timers,
+    logger: pino({ level: 'silent' }),
+    ...extra,
+  });
 }
 
 describe('the local pool verdict', () => {
@@ -104,36 +156,13 @@ describe('PoolWatcher → site-state table', () => {
 });
 
 describe('PoolWatcher following HAProxy state-change events', () => {
-  /** A stream the test opens, closes and feeds. */
-  function fakeStream() {
-    let h: StreamHandlers | undefined;
-    const s = {
-      open: false,
-      start: () => {},
-      stop: () => {},
-      handlers: () => h!,
-      follow: (_socket: string, handlers: StreamHandlers) => ((h = handlers), s),
-    };
-    return s;
-  }
-
   it('reads at once on an event of its backend, on every (re)open, and polls slowly only while the stream is open', async () => {
     const timers = new VirtualTimers();
     const lb1 = lb('/run/lb1.sock');
     lb1.set([['w1', 'UP', 100]]);
     const verdicts: boolean[] = [];
     const stream = fakeStream();
-    const watcher = new PoolWatcher({
-      backend: 'web',
-      clients: [lb1.client(timers)],
-      intervalMs: 250,
-      safetyIntervalMs: 60_000,
-      follow: stream.follow,
-      minServers: 1,
-      timers,
-      logger: pino({ level: 'silent' }),
-      onChange: (up) => verdicts.push(up),
-    });
+    const watcher = followingWatcher(lb1.client(timers), stream, timers, { onChange: (up) => verdicts.push(up) });
     watcher.start();
     await timers.advance(0);
     stream.open = true;
@@ -175,27 +204,10 @@ describe('PoolWatcher following HAProxy state-change events', () => {
   it('reads once more after a read in progress when events arrive during it (never loses the last change)', async () => {
     const timers = new VirtualTimers();
     const status = { now: 'UP' };
-    const pending: (() => void)[] = [];
-    const client = {
-      socket: 'lb',
-      showStat: () => {
-        const seen = status.now;
-        return new Promise<StatRow[]>((r) => pending.push(() => r([row(['w1', seen, 100])])));
-      },
-    };
+    const { pending, client } = heldLb(() => [['w1', status.now, 100]]);
     const verdicts: boolean[] = [];
     const stream = fakeStream();
-    const watcher = new PoolWatcher({
-      backend: 'web',
-      clients: [client],
-      intervalMs: 250,
-      safetyIntervalMs: 60_000,
-      follow: stream.follow,
-      minServers: 1,
-      timers,
-      logger: pino({ level: 'silent' }),
-      onChange: (up) => verdicts.push(up),
-    });
+    const watcher = followingWatcher(client, stream, timers, { onChange: (up) => verdicts.push(up) });
     watcher.start();
     expect(pending).toHaveLength(1);
     status.now = 'DOWN';
@@ -207,6 +219,85 @@ describe('PoolWatcher following HAProxy state-change events', () => {
     pending.shift()!();
     await timers.advance(0);
     expect(verdicts).toEqual([true, false]);
+    watcher.stop();
+  });
+});
+
+describe('PoolWatcher: the HAProxy event behind a verdict change (failover stages)', () => {
+  it('hands the earliest event the changing read followed, with both clocks; events of reads that changed nothing are dropped', async () => {
+    const timers = new VirtualTimers();
+    let wall = 1_000_000;
+    const status = { now: ['UP', 'UP'] };
+    const { pending, client } = heldLb(() => [
+      ['w1', status.now[0]!, 100],
+      ['w2', status.now[1]!, 100],
+    ]);
+    const changes: { up: boolean; cause?: PoolCause }[] = [];
+    const stream = fakeStream();
+    const watcher = followingWatcher(client, stream, timers, {
+      wallClock: () => wall,
+      onChange: (up, _reason, cause) => changes.push({ up, ...(cause ? { cause } : {}) }),
+    });
+    const ev = (server: string, loggedAt?: number, checkMs?: number) =>
+      stream.handlers().onEvent({
+        type: 'server',
+        backend: 'web',
+        server,
+        kind: 'down',
+        message: `Server web/${server} is DOWN`,
+        ...(loggedAt !== undefined ? { loggedAt } : {}),
+        ...(checkMs !== undefined ? { checkMs } : {}),
+      });
+    watcher.start();
+    pending.shift()!();
+    await timers.advance(0);
+    expect(changes).toEqual([{ up: true }]); // the first read: no event behind it
+    status.now = ['DOWN', 'UP'];
+    wall = 1_000_010;
+    ev('w1', 999_990.5, 3);
+    pending.shift()!(); // w1 down, w2 up: the verdict stays up; w1's event is spent
+    await timers.advance(0);
+    status.now = ['DOWN', 'DOWN'];
+    wall = 1_000_500;
+    ev('w2', 1_000_499.25); // starts a read at once
+    expect(pending).toHaveLength(1);
+    wall = 1_000_501;
+    ev('w1'); // these arrive while the read runs: the next read's, not this one's
+    ev('w2');
+    pending.shift()!();
+    await timers.advance(0);
+    expect(changes.slice(1)).toEqual([
+      {
+        up: false,
+        cause: {
+          message: 'Server web/w2 is DOWN',
+          server: 'web/w2',
+          loggedAt: 1_000_499.25,
+          receivedAt: 1_000_500,
+          events: 1,
+        },
+      },
+    ]);
+    pending.shift()!(); // the read for the two that came during the last one: nothing changes
+    await timers.advance(0);
+    expect(changes).toHaveLength(2);
+    status.now = ['UP', 'DOWN'];
+    wall = 1_001_000;
+    ev('w1', 1_000_999, 1);
+    ev('w2');
+    pending.shift()!();
+    await timers.advance(0);
+    expect(changes[2]).toEqual({
+      up: true,
+      cause: {
+        message: 'Server web/w1 is DOWN',
+        server: 'web/w1',
+        loggedAt: 1_000_999,
+        checkMs: 1,
+        receivedAt: 1_001_000,
+        events: 1,
+      },
+    });
     watcher.stop();
   });
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { preflight } from '../../../src/cli/preflight.js';
 import { ConfigErrors, loadConfig, parseConfig, statusPageKey } from '../../../src/config/index.js';
-import type { BalancedName, Orderings } from '../../../src/pdns-backend/index.js';
+import { FailoverLog, type BalancedName, type Orderings } from '../../../src/pdns-backend/index.js';
 import { SiteStateTable } from '../../../src/site-health/index.js';
 import { createStatusPage, statusPageFor, type StatusPage } from '../../../src/status-page/index.js';
 import { createLogger } from '../../../src/shared/log.js';
@@ -48,8 +48,25 @@ const REPLICATION = {
   ],
 };
 
+/**
+ * The backend's failover log on the table, as the site wires it: the recompute (the fake orderings
+ * emit nothing) is told from a listener between the log's first and last, and its flush waits.
+ */
+function failoverLog(table: SiteStateTable) {
+  const clock = { t: Date.UTC(2026, 0, 1) };
+  const log = new FailoverLog({ clock: () => clock.t });
+  const flushes: ((ok: boolean) => void)[] = [];
+  table.on('change', () => {
+    clock.t += 0.25;
+    log.recomputed(['www.example.com.'], () => new Promise((r) => flushes.push(r)));
+  });
+  log.attach(table);
+  return { log, clock, flushes };
+}
+
 function setup(opts: { key?: Buffer; timers?: VirtualTimers; agentFails?: boolean } = {}) {
   const table = new SiteStateTable(['a', 'b']);
+  const failovers = failoverLog(table);
   const drains: [string, boolean][] = [];
   const serverDrains: [string, boolean][] = [];
   const poolListeners: (() => void)[] = [];
@@ -79,11 +96,12 @@ function setup(opts: { key?: Buffer; timers?: VirtualTimers; agentFails?: boolea
       },
       onPoolChange: (fn) => poolListeners.push(fn),
       replicationFigures: () => REPLICATION,
+      failovers: failovers.log,
       logger,
       ...(opts.timers ? { timers: opts.timers } : {}),
     },
   );
-  return { table, page, drains, serverDrains, poolChanged: () => poolListeners.forEach((f) => f()) };
+  return { table, page, drains, serverDrains, failovers, poolChanged: () => poolListeners.forEach((f) => f()) };
 }
 
 let server: Server | undefined;
@@ -132,18 +150,72 @@ describe('status page rendering', () => {
   });
 });
 
+describe('the Timeline: failovers and recoveries with their stage times', () => {
+  it('lists each with the stages observed, after the first, escaped; with JavaScript off too', async () => {
+    const { table, page, failovers } = setup();
+    const cause = { message: `Server web/${EVIL} is DOWN, check duration: 2ms`, events: 1 };
+    const t0 = failovers.clock.t;
+    failovers.log.withCause('a', { ...cause, loggedAt: t0 - 10.5, checkMs: 2, receivedAt: t0 - 3 }, () =>
+      table.setHealth('a', 'pool', false, `pool web: ${EVIL} DOWN`),
+    );
+    table.setHealth('b', 'peer', false, 'heartbeats missed, probe failed');
+    failovers.clock.t += 40;
+    failovers.flushes[0]!(true);
+    await new Promise((r) => setImmediate(r));
+    const html = await (await fetch(`${await serve(page)}/status-page`)).text();
+    const timeline = html.slice(html.indexOf('<section id="timeline">'), html.indexOf('<section id="actions">'));
+    expect(timeline).not.toContain(EVIL);
+    expect(timeline).toContain('Server web/&lt;script&gt;');
+    const rows = timeline.split('<tr>').filter((r) => r.includes('data-failover'));
+    expect(rows).toHaveLength(2);
+    const stages = (row: string) =>
+      [...row.matchAll(/data-stage="([a-z]+)"[^>]*>([^<]*)</g)].map((m) => `${m[1]}: ${m[2]}`);
+    expect(stages(rows[0]!)).toEqual(['state: site state changed 0 ms', 'orderings: answers recomputed +0.25 ms']);
+    expect(rows[0]).toContain('flush in progress');
+    expect(stages(rows[1]!)).toEqual([
+      'check: check began 0 ms',
+      'haproxy: HAProxy changed state +2.00 ms',
+      'informed: backend informed +9.50 ms',
+      'state: site state changed +12.5 ms',
+      'orderings: answers recomputed +12.8 ms',
+      'flushed: caches flushed +53.0 ms', // the clock moved on for b's change too
+    ]);
+    expect(rows[1]).toContain('data-site="a"');
+    expect(rows[1]).toContain('title="HAProxy&#39;s clock (its log timestamp)"');
+  });
+
+  it("pushes a failover's flush to open pages when PowerDNS acknowledges it, after the state change", async () => {
+    const timers = new VirtualTimers();
+    const { table, page, failovers } = setup({ timers });
+    stopPage = page;
+    const c = liveClient();
+    page.live.serve(c.req, c.res);
+    table.setHealth('b', 'peer', false, 'gone');
+    await timers.advance(100);
+    expect(c.data()).toHaveLength(2);
+    expect(c.data()[1]).not.toContain('caches flushed');
+    failovers.flushes[0]!(true);
+    await new Promise((r) => setImmediate(r));
+    await timers.advance(100);
+    expect(c.data()).toHaveLength(3);
+    expect(c.data()[2]).toContain('caches flushed');
+  });
+});
+
+function liveClient() {
+  const req = new EventEmitter() as IncomingMessage;
+  const writes: string[] = [];
+  const res = {
+    destroyed: false,
+    writeHead: () => res,
+    write: (s: string) => (writes.push(s), true),
+    end: () => undefined,
+  } as unknown as ServerResponse;
+  return { req, res, data: () => writes.filter((w) => w.startsWith('data: ')) };
+}
+
 describe('live updates', () => {
-  function fakeClient() {
-    const req = new EventEmitter() as IncomingMessage;
-    const writes: string[] = [];
-    const res = {
-      destroyed: false,
-      writeHead: () => res,
-      write: (s: string) => (writes.push(s), true),
-      end: () => undefined,
-    } as unknown as ServerResponse;
-    return { req, res, data: () => writes.filter((w) => w.startsWith('data: ')) };
-  }
+  const fakeClient = liveClient;
 
   it('pushes a burst of changes as one update, and nothing while no page is open', async () => {
     const timers = new VirtualTimers();
