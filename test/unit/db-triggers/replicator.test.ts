@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ReadBatch, Source } from '../../../src/db-triggers/reader.js';
-import { nextDelay, Replicator } from '../../../src/db-triggers/replicator.js';
+import { isHot, nextDelay, Replicator } from '../../../src/db-triggers/replicator.js';
 import type { BatchOutcome, Sink } from '../../../src/db-triggers/sink.js';
 import type { RawChange } from '../../../src/db-triggers/types.js';
 import type { Watermark } from '../../../src/db-triggers/watermark.js';
@@ -222,5 +222,18 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     expect(nextDelay({ found: false, more: false, failed: false }, 0, o)).toBe(25);
     expect(nextDelay({ found: false, more: false, failed: false }, 600, o)).toBe(1000);
     expect(nextDelay({ found: false, more: false, failed: true }, 0, o)).toBe(5000);
+    // a hot round (a few rows rewritten many times) waits longer: fewer versions of them shipped
+    expect(nextDelay({ found: true, more: false, failed: false, hot: true }, 0, o)).toBe(800);
+    expect(nextDelay({ found: true, more: false, failed: false, hot: true }, 0, { ...o, pollIntervalMs: 500 })).toBe(
+      500,
+    );
+  });
+
+  it('isHot: many changes consolidated into few rows, not a small or spread batch', () => {
+    expect(isHot({ changes: 250, rows: 1 })).toBe(true);
+    expect(isHot({ changes: 400, rows: 50 })).toBe(true);
+    expect(isHot({ changes: 400, rows: 211 })).toBe(false); // pgbench tpcb-like: ~2 changes per row
+    expect(isHot({ changes: 20, rows: 1 })).toBe(false); // too few to matter
+    expect(isHot({ changes: 0, rows: 0 })).toBe(false);
   });
 });
