@@ -291,6 +291,9 @@ export class Replicator {
 
   private async round(): Promise<Round> {
     const r: Round = { found: false, more: false, failed: false, hot: false };
+    // this site's own new changes stamped off the peers' reads and off this site's apply
+    // transactions (which would stamp them while holding the rows' locks the writers wait for)
+    await this.sink.stampOwn().catch((err: Error) => this.log?.warn({ err: err.message }, 'stamping failed'));
     for (const p of this.sources) {
       if (this.stopping) break;
       // a sync that hangs is a stall too: said (log + metric) while it lasts; every query of a

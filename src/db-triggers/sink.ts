@@ -22,6 +22,12 @@ export interface Sink {
    * the batch with capture off, raise the clock floor, store `batch.next`. `safe`: row by row.
    */
   apply(peer: string, from: Watermark, batch: ReadBatch, safe: boolean): Promise<BatchOutcome>;
+  /**
+   * Stamps this site's committed unstamped changes (multisite.stamp), in a short transaction of
+   * its own: the peers' reads and this site's applies (which stamp under the rows' locks) then
+   * find little left to stamp. Returns how many it stamped.
+   */
+  stampOwn(): Promise<number>;
   /** Deletes local changes every peer acknowledged (row_clock already has their clocks), old conflict-log rows. */
   trim(peers: readonly string[], conflictRetentionDays: number): Promise<number>;
   /** Deletes row clocks of rows deleted longer than `olderThanMs` ago. */
@@ -49,17 +55,21 @@ export class SchemaVersionError extends Error {
 /** Logs a batch that falls back to row-by-row apply. */
 export type FallbackLog = (peer: string, err: Error) => void;
 
-export function dbSink(local: Db, me: string, policy: Policy, onFallback?: FallbackLog): Sink {
-  const catalog = new TableCatalog();
-  let versionChecked = false;
-  /** Once per sink: this code relies on version 5's row_clock (applies read it, trims no longer fold). */
-  const checkVersion = async (): Promise<void> => {
-    if (versionChecked) return;
+/** Checks once (per sink) that the schema is at least version 5: this code relies on its row_clock. */
+function versionGuard(local: Db): () => Promise<void> {
+  let checked = false;
+  return async () => {
+    if (checked) return;
     const v = await local.query<{ v: number }>(`SELECT schema_version AS v FROM multisite.site`);
     const found = v.rows[0]?.v ?? null;
     if (found === null || found < SCHEMA_VERSION) throw new SchemaVersionError(found);
-    versionChecked = true;
+    checked = true;
   };
+}
+
+export function dbSink(local: Db, me: string, policy: Policy, onFallback?: FallbackLog): Sink {
+  const catalog = new TableCatalog();
+  const checkVersion = versionGuard(local);
   return {
     async readWatermark(peer) {
       const r = await local.query<{ xmin: string; applied: string }>(
@@ -128,6 +138,12 @@ export function dbSink(local: Db, me: string, policy: Policy, onFallback?: Fallb
         );
         return { rows: applied.rows, conflicts: applied.conflicts.length, errors: applied.errors, lagMs, newest };
       });
+    },
+
+    async stampOwn() {
+      await checkVersion();
+      const r = await local.query<{ n: number }>(`SELECT multisite.stamp() AS n`);
+      return r.rows[0]?.n ?? 0;
     },
 
     async trim(peers, conflictRetentionDays) {

@@ -55,6 +55,8 @@ function fakePeer() {
 function fakeSink(opts: { failApply?: () => boolean } = {}) {
   let wm: Watermark = { xmin: 0n, applied: [] };
   const applied: number[] = [];
+  /** Batches applied when each stampOwn call came. */
+  const stamps: number[] = [];
   const sink: Sink = {
     readWatermark: async () => wm,
     async apply(_peer, from, batch): Promise<BatchOutcome> {
@@ -66,8 +68,12 @@ function fakeSink(opts: { failApply?: () => boolean } = {}) {
     },
     trim: async () => 0,
     trimTombstones: async () => 0,
+    stampOwn: async () => {
+      stamps.push(applied.length);
+      return 0;
+    },
   };
-  return { sink, applied, consumed: () => applied.reduce((a, b) => a + b, 0) };
+  return { sink, applied, stamps, consumed: () => applied.reduce((a, b) => a + b, 0) };
 }
 
 describe('replicator loop (virtual time, fake peer and sink)', () => {
@@ -89,6 +95,20 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     await timers.advance(1000);
     expect(sink.consumed()).toBe(1);
     await rep.stop();
+  });
+
+  it("stamps this site's own changes every round, before reading the peers", async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    const sink = fakeSink();
+    peer.write(3);
+    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, busyPollMs: 200 });
+    await rep.start();
+    await timers.advance(1000);
+    await rep.stop();
+    // the first stamping came before the first batch, and one came with every round after it
+    expect(sink.stamps[0]).toBe(0);
+    expect(sink.stamps.length).toBeGreaterThanOrEqual(peer.reads.length);
   });
 
   it('backs off when idle (doubling to the ceiling), polls again at once while a backlog remains', async () => {
