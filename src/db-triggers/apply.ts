@@ -82,11 +82,12 @@ async function loadLocal(
     .map((c) => `[${JSON.stringify(c.tbl)},${c.pk}]`)
     .join(',')}]`;
   await tx.query(`SELECT multisite.stamp($1::jsonb)`, [keys]);
-  // the current clock of each row (row_clock or its latest local change): index probes per key
+  // the current clock of each row: since schema version 5 the stamper keeps row_clock current
+  // (sql/004), so one join, not a clock_of call per key
   const rc = await tx.query<{ tbl: string; pk: string; s: string; top: string }>(
-    `SELECT x ->> 0 AS tbl, (x -> 1)::text AS pk, p.s::text AS s, p.top::text AS top
-       FROM jsonb_array_elements($1::jsonb) x CROSS JOIN LATERAL multisite.clock_of(x ->> 0, x -> 1) p
-      WHERE p.s IS NOT NULL`,
+    `SELECT r.tbl, r.pk::text AS pk, r.s::text AS s, r.top::text AS top
+       FROM (SELECT DISTINCT x ->> 0 AS t, x -> 1 AS p FROM jsonb_array_elements($1::jsonb) x) x
+       JOIN multisite.row_clock r ON r.tbl = x.t AND r.pk = x.p`,
     [keys],
   );
   const clocks = new Map<string, { s: ClockState; top: number }>();

@@ -274,7 +274,7 @@ export class Replicator {
     while (!this.stopping) {
       // nothing may end this loop but stop(): an unexpected error (a bug, a metrics failure) is
       // logged and the loop goes on, instead of a daemon that runs on and replicates nothing
-      let round: Round = { found: false, more: false, failed: true };
+      let round: Round = { found: false, more: false, failed: true, hot: false };
       try {
         round = await this.round();
         if (!this.stopping && this.timers.now() - this.lastTrim >= this.o.trimIntervalMs) {
@@ -290,7 +290,10 @@ export class Replicator {
   }
 
   private async round(): Promise<Round> {
-    const r: Round = { found: false, more: false, failed: false };
+    const r: Round = { found: false, more: false, failed: false, hot: false };
+    // this site's own new changes stamped off the peers' reads and off this site's apply
+    // transactions (which would stamp them while holding the rows' locks the writers wait for)
+    await this.sink.stampOwn().catch((err: Error) => this.log?.warn({ err: err.message }, 'stamping failed'));
     for (const p of this.sources) {
       if (this.stopping) break;
       // a sync that hangs is a stall too: said (log + metric) while it lasts; every query of a
@@ -309,6 +312,7 @@ export class Replicator {
         const s = await this.syncPeer(p);
         r.found ||= s.changes > 0;
         r.more ||= s.more;
+        r.hot ||= isHot(s);
       } catch {
         r.failed = true; // logged by failed()
       } finally {
@@ -342,14 +346,33 @@ interface Round {
   found: boolean;
   more: boolean;
   failed: boolean;
+  /** A batch was mostly rewrites of a few rows (see isHot). */
+  hot?: boolean;
+}
+
+/** Changes per applied row from which a batch counts as hot rows being rewritten. */
+const HOT_CHANGES_PER_ROW = 8;
+const HOT_MIN_CHANGES = 64;
+
+/**
+ * A batch whose changes consolidated into few rows (a hot row or counter rewritten over and
+ * over): each batch ships such a row's latest state once, so the rows shipped are the batches
+ * taken. Waiting longer before the next batch ships fewer versions of the same rows.
+ */
+export function isHot(r: { changes: number; rows: number }): boolean {
+  return r.changes >= HOT_MIN_CHANGES && r.changes >= HOT_CHANGES_PER_ROW * Math.max(1, r.rows);
 }
 
 /**
  * The adaptive poll: after a round that found changes wait `busyPollMs` (the next batch gathers
- * what arrives meanwhile); when idle double the wait up to `pollIntervalMs`; after a failure back off.
+ * what arrives meanwhile), or 4× that, up to `pollIntervalMs`, when the round was hot (a row
+ * rewritten many times ships one version per batch: fewer batches, fewer versions; the lag
+ * stays below the wait plus one apply); when idle double the wait up to `pollIntervalMs`; after
+ * a failure back off.
  */
 export function nextDelay(r: Round, prevMs: number, o: { busyPollMs: number; pollIntervalMs: number }): number {
   if (r.failed) return Math.min(o.pollIntervalMs * 5, 5000);
+  if (r.found && r.hot) return Math.min(o.pollIntervalMs, o.busyPollMs * 4);
   if (r.found) return o.busyPollMs;
   return Math.min(o.pollIntervalMs, Math.max(IDLE_FLOOR_MS, prevMs * 2));
 }

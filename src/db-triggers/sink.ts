@@ -22,7 +22,13 @@ export interface Sink {
    * the batch with capture off, raise the clock floor, store `batch.next`. `safe`: row by row.
    */
   apply(peer: string, from: Watermark, batch: ReadBatch, safe: boolean): Promise<BatchOutcome>;
-  /** Deletes local changes every peer acknowledged (folding their clocks), old conflict-log rows. */
+  /**
+   * Stamps this site's committed unstamped changes (multisite.stamp), in a short transaction of
+   * its own: the peers' reads and this site's applies (which stamp under the rows' locks) then
+   * find little left to stamp. Returns how many it stamped.
+   */
+  stampOwn(): Promise<number>;
+  /** Deletes local changes every peer acknowledged (row_clock already has their clocks), old conflict-log rows. */
   trim(peers: readonly string[], conflictRetentionDays: number): Promise<number>;
   /** Deletes row clocks of rows deleted longer than `olderThanMs` ago. */
   trimTombstones(olderThanMs: number): Promise<number>;
@@ -33,11 +39,37 @@ const RETRYABLE = new Set(['40001', '40P01', '55P03']);
 /** No replicator statement runs longer (a full catch-up batch takes seconds). */
 export const STATEMENT_TIMEOUT_S = 120;
 
+/** The schema version this code applies against (sql/004: row_clock is every row's current clock). */
+export const SCHEMA_VERSION = 5;
+
+/** This site's database has an older replication schema than the running code needs. */
+export class SchemaVersionError extends Error {
+  override name = 'SchemaVersionError';
+  constructor(found: number | null) {
+    super(
+      `this site's replication schema is version ${found ?? 'none'}, this multisite needs ${SCHEMA_VERSION}: run multisite migrate (it upgrades in place)`,
+    );
+  }
+}
+
 /** Logs a batch that falls back to row-by-row apply. */
 export type FallbackLog = (peer: string, err: Error) => void;
 
+/** Checks once (per sink) that the schema is at least version 5: this code relies on its row_clock. */
+function versionGuard(local: Db): () => Promise<void> {
+  let checked = false;
+  return async () => {
+    if (checked) return;
+    const v = await local.query<{ v: number }>(`SELECT schema_version AS v FROM multisite.site`);
+    const found = v.rows[0]?.v ?? null;
+    if (found === null || found < SCHEMA_VERSION) throw new SchemaVersionError(found);
+    checked = true;
+  };
+}
+
 export function dbSink(local: Db, me: string, policy: Policy, onFallback?: FallbackLog): Sink {
   const catalog = new TableCatalog();
+  const checkVersion = versionGuard(local);
   return {
     async readWatermark(peer) {
       const r = await local.query<{ xmin: string; applied: string }>(
@@ -49,6 +81,7 @@ export function dbSink(local: Db, me: string, policy: Policy, onFallback?: Fallb
     },
 
     async apply(peer, from, batch, safe) {
+      await checkVersion();
       return local.transaction(async (tx) => {
         await tx.query(`SET LOCAL multisite.applying = 'on'`);
         await tx.query(`SET CONSTRAINTS ALL DEFERRED`);
@@ -107,16 +140,19 @@ export function dbSink(local: Db, me: string, policy: Policy, onFallback?: Fallb
       });
     },
 
+    async stampOwn() {
+      await checkVersion();
+      const r = await local.query<{ n: number }>(`SELECT multisite.stamp() AS n`);
+      return r.rows[0]?.n ?? 0;
+    },
+
     async trim(peers, conflictRetentionDays) {
-      // the latest state of each trimmed row moves to row_clock (unless row_clock is as new): the
-      // row's clock stays derivable once its changes are gone (sql/002, multisite.clock_of)
+      // no clock to fold into row_clock first: since version 5 the stamper keeps it current
+      // (version 4 upserted every trimmed row's state here, ~18 µs per row)
+      await checkVersion();
       const r = await local.query<{ n: string }>(
         `WITH a AS (SELECT count(*) AS n, min(xid_floor) AS xmin FROM multisite.ack WHERE site = ANY($1::text[])),
-         del AS (DELETE FROM multisite.change c USING a WHERE a.n = $2 AND c.xid < a.xmin RETURNING c.tbl, c.pk, c.id, c.s, c.h),
-         latest AS (SELECT DISTINCT ON (tbl, pk) tbl, pk, s, h FROM del WHERE s IS NOT NULL ORDER BY tbl, pk, id DESC),
-         fold AS (
-           INSERT INTO multisite.row_clock AS rc (tbl, pk, s, top) SELECT tbl, pk, s, h FROM latest
-           ON CONFLICT (tbl, pk) DO UPDATE SET s = excluded.s, top = excluded.top WHERE rc.top < excluded.top)
+         del AS (DELETE FROM multisite.change c USING a WHERE a.n = $2 AND c.xid < a.xmin RETURNING 1)
          SELECT count(*)::text AS n FROM del`,
         [peers, peers.length],
       );

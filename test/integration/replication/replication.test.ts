@@ -346,6 +346,23 @@ describe('three sites', () => {
   });
 });
 
+/**
+ * After an upgrade: b takes a's changes, then both sites write one column of row 2 at once; both
+ * sites must end identical (one winner). Returns the end state's digest.
+ */
+async function concurrentWritesAfterUpgrade(dbs: Db[]): Promise<string> {
+  const reps = dbs.map(
+    (db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }),
+  );
+  await reps[1]!.syncAll();
+  await dbs[0]!.query(`UPDATE t SET v = 'from a' WHERE id = 2`);
+  await dbs[1]!.query(`UPDATE t SET v = 'from b' WHERE id = 2`);
+  for (let i = 0; i < 2; i++) for (const r of reps) await r.syncAll();
+  const [da, dbb] = await Promise.all(dbs.map((d) => digest(d, ['t'])));
+  expect(dbb).toBe(da);
+  return da!;
+}
+
 describe('migrate', () => {
   const created: string[] = [];
   afterAll(async () => {
@@ -398,11 +415,11 @@ describe('migrate', () => {
           CREATE TRIGGER multisite_notify AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH STATEMENT EXECUTE FUNCTION multisite.notify();
           INSERT INTO multisite.replicated_table (tbl, pk_columns) VALUES ('public.t', '{id}');`);
       }
-      const [A1, B1] = dbs as [Db, Db];
+      const [A1] = dbs as [Db, Db];
       await A1.query(`INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')`);
       await A1.query(`UPDATE t SET v = 'a2' WHERE id = 1`);
       for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
-      expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 4 }]);
+      expect((await A1.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 5 }]);
       // version 1's capture functions are gone with its triggers
       const v1 = await A1.query(
         `SELECT proname FROM pg_proc WHERE pronamespace = 'multisite'::regnamespace AND proname IN ('capture', 'capture_row', 'pk_of', 'notify')`,
@@ -437,16 +454,7 @@ describe('migrate', () => {
         ['U', true],
       ]);
       expect(BigInt(h.rows[3]!.h!)).toBeGreaterThan(BigInt(h.rows[2]!.h!));
-      const reps = dbs.map(
-        (db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }),
-      );
-      await reps[1]!.syncAll();
-      // concurrent writes of one column after the upgrade: one winner at both sites, logged
-      await A1.query(`UPDATE t SET v = 'from a' WHERE id = 2`);
-      await B1.query(`UPDATE t SET v = 'from b' WHERE id = 2`);
-      for (let i = 0; i < 2; i++) for (const r of reps) await r.syncAll();
-      const [da, dbb] = await Promise.all(dbs.map((d) => digest(d, ['t'])));
-      expect(dbb).toBe(da);
+      const da = await concurrentWritesAfterUpgrade(dbs);
       expect(da).toContain('(1,a2,a3)');
       // a synced first: it logged the conflict and dropped its losing change, so b never saw it
       expect((await A1.query(`SELECT kind, winner_site, loser_site FROM multisite.conflict`)).rows).toEqual([
@@ -476,7 +484,7 @@ describe('migrate', () => {
           CREATE TRIGGER multisite_capture_d AFTER DELETE ON t REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();
           INSERT INTO multisite.replicated_table (tbl, pk_columns) VALUES ('public.t', '{id}');`);
       }
-      const [A, B] = dbs as [Db, Db];
+      const [A] = dbs as [Db, Db];
       await A.query(`INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a'), (3, 'a', 'a')`);
       await A.query(`UPDATE t SET v = 'a2' WHERE id = 1`);
       // stamped by the version-3 trigger, carrying its row
@@ -485,7 +493,7 @@ describe('migrate', () => {
       );
       expect(v3.rows).toEqual([{ n: 4 }]);
       for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
-      expect((await A.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 4 }]);
+      expect((await A.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 5 }]);
       // after the upgrade: key-only, unstamped; stamped after the version-3 change of the same row
       await A.query(`UPDATE t SET w = 'a3' WHERE id = 1`);
       await A.query(`DELETE FROM t WHERE id = 3`);
@@ -496,21 +504,13 @@ describe('migrate', () => {
         { row: false, h: null },
         { row: false, h: null },
       ]);
-      const reps = dbs.map(
-        (db, i) => new Replicator({ site: 'ab'[i]!, local: db, peers: [{ name: 'ab'[1 - i]!, db: dbs[1 - i]! }] }),
-      );
-      await reps[1]!.syncAll();
+      const da = await concurrentWritesAfterUpgrade(dbs);
+      // b's reader stamped the key-only changes after the version-3 change of their row
       const h = await A.query<{ h: string }>(`SELECT h::text FROM multisite.change WHERE pk = '{"id": 1}' ORDER BY id`);
       expect(h.rows.map((r) => BigInt(r.h))).toEqual(
         [...h.rows.map((r) => BigInt(r.h))].sort((x, y) => (x < y ? -1 : 1)),
       );
       expect(new Set(h.rows.map((r) => r.h)).size).toBe(3);
-      // concurrent writes of one column after the upgrade: one winner at both sites, logged
-      await A.query(`UPDATE t SET v = 'from a' WHERE id = 2`);
-      await B.query(`UPDATE t SET v = 'from b' WHERE id = 2`);
-      for (let i = 0; i < 2; i++) for (const r of reps) await r.syncAll();
-      const [da, dbb] = await Promise.all(dbs.map((d) => digest(d, ['t'])));
-      expect(dbb).toBe(da);
       expect(da).toContain('(1,a2,a3)');
       expect(da).not.toContain('(3,');
       const logged = await A.query<{ n: number }>(
@@ -519,6 +519,85 @@ describe('migrate', () => {
       expect(logged.rows).toEqual([{ n: 1 }]);
     } finally {
       await Promise.all(dbs.map((d) => d.close()));
+    }
+  });
+
+  it('upgrades a version-4 install in place: clocks of changes version 4 stamped carry on into row_clock', async () => {
+    const names = await createDatabases('upg4', 2);
+    created.push(...names);
+    const dbs = await Promise.all(names.map((n) => openDb(dbUrl(n))));
+    try {
+      // version 4: sql/001-003 (003 defines its loop stamper, which stored clocks only in change rows)
+      const v4 = readFileSync(join(sqlDir(), '003_key_capture.sql'), 'utf8');
+      const stampV4 = /CREATE OR REPLACE FUNCTION multisite\.stamp\(p_keys[\s\S]*?END \$\$;/.exec(v4)![0];
+      for (const [i, db] of dbs.entries()) {
+        await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, w text)`);
+        await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
+        await db.exec(`${stampV4}; UPDATE multisite.site SET schema_version = 4`);
+      }
+      const [A, B] = dbs as [Db, Db];
+      // stamped by version 4 (a peer's reader did it): clocks in the change rows, none in row_clock
+      await A.query(`INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')`);
+      await A.query(`UPDATE t SET v = 'a2' WHERE id = 1`);
+      await A.query(`SELECT multisite.stamp()`);
+      expect((await A.query(`SELECT count(*)::int AS n FROM multisite.row_clock`)).rows).toEqual([{ n: 0 }]);
+      const before = await A.query<{ h: string }>(
+        `SELECT max(h)::text AS h FROM multisite.change WHERE pk = '{"id": 1}'`,
+      );
+      // the new code refuses a version-4 schema (its row_clock is not every row's clock yet)
+      const early = new Replicator({ site: 'b', local: B, peers: [{ name: 'a', db: A }] });
+      await expect(early.syncPeer({ name: 'a' })).rejects.toThrow(/schema is version 4.*run multisite migrate/);
+      for (const [i, db] of dbs.entries()) await migrate(db, { site: 'ab'[i]!, tables: ['t'] });
+      expect((await A.query(`SELECT schema_version FROM multisite.site`)).rows).toEqual([{ schema_version: 5 }]);
+      // the upgrade folded each row's latest version-4 clock into row_clock
+      const folded = await A.query<{ id: string; top: string }>(
+        `SELECT pk ->> 'id' AS id, top::text AS top FROM multisite.row_clock ORDER BY 1`,
+      );
+      expect(folded.rows.map((r) => r.id)).toEqual(['1', '2']);
+      expect(folded.rows[0]!.top).toBe(before.rows[0]!.h);
+      // a write after the upgrade stamps above the version-4 stamp of its row
+      await A.query(`UPDATE t SET w = 'a3' WHERE id = 1`);
+      await A.query(`SELECT multisite.stamp()`);
+      const h = await A.query<{ h: string }>(`SELECT h::text FROM multisite.change WHERE pk = '{"id": 1}' ORDER BY id`);
+      expect(BigInt(h.rows[2]!.h)).toBeGreaterThan(BigInt(before.rows[0]!.h));
+      const da = await concurrentWritesAfterUpgrade(dbs);
+      expect(da).toContain('(1,a2,a3)');
+      const logged = await A.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM multisite.conflict WHERE kind = 'update-update'`,
+      );
+      expect(logged.rows).toEqual([{ n: 1 }]);
+    } finally {
+      await Promise.all(dbs.map((d) => d.close()));
+    }
+  });
+
+  it('captures the changed columns after a column is added or dropped without migrate (compared as JSON)', async () => {
+    const [name] = await createDatabases('cols', 1);
+    created.push(name!);
+    const db = await openDb(dbUrl(name!));
+    try {
+      await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, gone text)`);
+      await migrate(db, { site: 'a', tables: ['t'] });
+      await db.query(`INSERT INTO t VALUES (1, 'x', 'y')`);
+      const cols = async () =>
+        (
+          await db.query<{ cols: string[] }>(
+            `SELECT cols FROM multisite.change WHERE op = 'U' ORDER BY id DESC LIMIT 1`,
+          )
+        ).rows[0]?.cols;
+      await db.query(`UPDATE t SET v = 'typed' WHERE id = 1`);
+      expect(await cols()).toEqual(['v']);
+      await db.exec(`ALTER TABLE t ADD COLUMN extra int`);
+      await db.query(`UPDATE t SET extra = 1 WHERE id = 1`);
+      expect(await cols()).toEqual(['extra']);
+      await db.exec(`ALTER TABLE t DROP COLUMN gone`);
+      await db.query(`UPDATE t SET v = 'after drop', extra = 2 WHERE id = 1`);
+      expect(await cols()).toEqual(['extra', 'v']);
+      await migrate(db, { site: 'a', tables: ['t'] });
+      await db.query(`UPDATE t SET extra = 3 WHERE id = 1`);
+      expect(await cols()).toEqual(['extra']);
+    } finally {
+      await db.close();
     }
   });
 

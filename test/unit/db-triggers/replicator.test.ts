@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ReadBatch, Source } from '../../../src/db-triggers/reader.js';
-import { nextDelay, Replicator } from '../../../src/db-triggers/replicator.js';
+import { isHot, nextDelay, Replicator } from '../../../src/db-triggers/replicator.js';
 import type { BatchOutcome, Sink } from '../../../src/db-triggers/sink.js';
 import type { RawChange } from '../../../src/db-triggers/types.js';
 import type { Watermark } from '../../../src/db-triggers/watermark.js';
@@ -55,6 +55,8 @@ function fakePeer() {
 function fakeSink(opts: { failApply?: () => boolean } = {}) {
   let wm: Watermark = { xmin: 0n, applied: [] };
   const applied: number[] = [];
+  /** Batches applied when each stampOwn call came. */
+  const stamps: number[] = [];
   const sink: Sink = {
     readWatermark: async () => wm,
     async apply(_peer, from, batch): Promise<BatchOutcome> {
@@ -66,8 +68,12 @@ function fakeSink(opts: { failApply?: () => boolean } = {}) {
     },
     trim: async () => 0,
     trimTombstones: async () => 0,
+    stampOwn: async () => {
+      stamps.push(applied.length);
+      return 0;
+    },
   };
-  return { sink, applied, consumed: () => applied.reduce((a, b) => a + b, 0) };
+  return { sink, applied, stamps, consumed: () => applied.reduce((a, b) => a + b, 0) };
 }
 
 describe('replicator loop (virtual time, fake peer and sink)', () => {
@@ -89,6 +95,20 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     await timers.advance(1000);
     expect(sink.consumed()).toBe(1);
     await rep.stop();
+  });
+
+  it("stamps this site's own changes every round, before reading the peers", async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    const sink = fakeSink();
+    peer.write(3);
+    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, busyPollMs: 200 });
+    await rep.start();
+    await timers.advance(1000);
+    await rep.stop();
+    // the first stamping came before the first batch, and one came with every round after it
+    expect(sink.stamps[0]).toBe(0);
+    expect(sink.stamps.length).toBeGreaterThanOrEqual(peer.reads.length);
   });
 
   it('backs off when idle (doubling to the ceiling), polls again at once while a backlog remains', async () => {
@@ -222,5 +242,18 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     expect(nextDelay({ found: false, more: false, failed: false }, 0, o)).toBe(25);
     expect(nextDelay({ found: false, more: false, failed: false }, 600, o)).toBe(1000);
     expect(nextDelay({ found: false, more: false, failed: true }, 0, o)).toBe(5000);
+    // a hot round (a few rows rewritten many times) waits longer: fewer versions of them shipped
+    expect(nextDelay({ found: true, more: false, failed: false, hot: true }, 0, o)).toBe(800);
+    expect(nextDelay({ found: true, more: false, failed: false, hot: true }, 0, { ...o, pollIntervalMs: 500 })).toBe(
+      500,
+    );
+  });
+
+  it('isHot: many changes consolidated into few rows, not a small or spread batch', () => {
+    expect(isHot({ changes: 250, rows: 1 })).toBe(true);
+    expect(isHot({ changes: 400, rows: 50 })).toBe(true);
+    expect(isHot({ changes: 400, rows: 211 })).toBe(false); // pgbench tpcb-like: ~2 changes per row
+    expect(isHot({ changes: 20, rows: 1 })).toBe(false); // too few to matter
+    expect(isHot({ changes: 0, rows: 0 })).toBe(false);
   });
 });

@@ -1,0 +1,255 @@
+/**
+ * Where the write path's time goes under pgbench at both sites (issue 14): the same pgbench run
+ * on fresh database pairs (copies of one template) in three modes, interleaved over rounds so the
+ * neighbours' load hits each mode alike:
+ *
+ *   off      multisite installed, capture triggers disabled, no replicator (the plain write)
+ *   capture  capture triggers on, no replicator (the trigger's own cost)
+ *   full     capture on and both replicators running (what bench/replication.ts measures)
+ *
+ * Every 200 ms it samples pg_stat_activity and /proc: CPU seconds of the pgbench backends, of the
+ * replicators' backends and of the replicator processes, and how often a pgbench backend waits on
+ * a lock held by a replicator backend (vs by another pgbench backend). It prints one table.
+ *
+ *   npx tsx bench/replication-profile.ts      (PROFILE_SECONDS per run, default 8; PROFILE_ROUNDS, 2;
+ *                                              PROFILE_BUILTIN tpcb-like | simple-update; PROFILE_MODES)
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { migrate } from '../src/db-triggers/migrate.js';
+import { openDb } from '../src/db/index.js';
+import { report } from './lib/table.js';
+
+const run = promisify(execFile);
+const BASE = process.env.BENCH_PGURL ?? 'postgres://postgres@127.0.0.1:5432';
+const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
+const ROUNDS = Number(process.env.PROFILE_ROUNDS ?? 2);
+const BUILTIN = process.env.PROFILE_BUILTIN ?? 'tpcb-like';
+const MODES = (process.env.PROFILE_MODES ?? 'off,capture,full').split(',') as Mode[];
+const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
+const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'];
+const TICK = Number(process.env.PROFILE_TICK_HZ ?? 100);
+const url = (db: string) => `${BASE}/${db}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+type Mode = 'off' | 'capture' | 'full';
+
+async function sql(db: string, text: string): Promise<pg.QueryResult> {
+  const c = new pg.Client({ connectionString: url(db) });
+  await c.connect();
+  try {
+    return await c.query(text);
+  } finally {
+    await c.end();
+  }
+}
+
+/** utime + stime of a process, in seconds (undefined once it is gone). */
+function cpu(pid: number): number | undefined {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / TICK;
+  } catch {
+    return undefined;
+  }
+}
+
+function machineBusy(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const idle = f[3]! + f[4]!;
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: (total - idle) / TICK, total: total / TICK };
+}
+
+interface Sample {
+  pgbenchCpu: number;
+  replBackendCpu: number;
+  replProcCpu: number;
+  machineBusy: number;
+  waits: number;
+  waitsOnRepl: number;
+  samples: number;
+}
+
+/** Samples CPU and lock waits of the pair's sessions until stop() is called. */
+function sampler(dbs: string[], procs: () => number[]) {
+  const last = new Map<number, number>();
+  const s: Sample = {
+    pgbenchCpu: 0,
+    replBackendCpu: 0,
+    replProcCpu: 0,
+    machineBusy: 0,
+    waits: 0,
+    waitsOnRepl: 0,
+    samples: 0,
+  };
+  const m0 = machineBusy();
+  let stop = false;
+  const client = new pg.Client({ connectionString: url('postgres') });
+  const loop = (async () => {
+    await client.connect();
+    while (!stop) {
+      const r = await client.query<{ pid: number; app: string; blockers: number[]; waiting: boolean }>(
+        `SELECT pid, application_name AS app, pg_blocking_pids(pid) AS blockers, wait_event_type = 'Lock' AS waiting
+           FROM pg_stat_activity WHERE datname = ANY ($1)`,
+        [dbs],
+      );
+      const apps = new Map(r.rows.map((x) => [x.pid, x.app]));
+      for (const x of r.rows) {
+        const c = cpu(x.pid);
+        if (c === undefined) continue;
+        const d = c - (last.get(x.pid) ?? c);
+        last.set(x.pid, c);
+        if (x.app === 'pgbench') {
+          s.pgbenchCpu += d;
+          if (x.waiting) {
+            s.waits++;
+            if (x.blockers.some((b) => apps.get(b)?.startsWith('multisite'))) s.waitsOnRepl++;
+          }
+        } else if (x.app.startsWith('multisite')) s.replBackendCpu += d;
+      }
+      for (const pid of procs()) {
+        const c = cpu(pid);
+        if (c === undefined) continue;
+        s.replProcCpu += c - (last.get(-pid) ?? c);
+        last.set(-pid, c);
+      }
+      s.samples++;
+      await sleep(200);
+    }
+    await client.end();
+  })();
+  return async (): Promise<Sample> => {
+    stop = true;
+    await loop;
+    s.machineBusy = machineBusy().busy - m0.busy;
+    return s;
+  };
+}
+
+async function pgbench(db: string): Promise<number> {
+  const r = await run(
+    PGBENCH,
+    ['-n', '-b', BUILTIN, '-c', '4', '-j', '2', '-T', String(SECONDS), '-h', '127.0.0.1', '-U', 'postgres', db],
+    { maxBuffer: 1 << 24 },
+  );
+  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
+  if (!m) throw new Error(`pgbench printed no tps:\n${r.stdout}\n${r.stderr}`);
+  return Number(m[1]);
+}
+
+async function template(): Promise<string> {
+  const t = `ms_prof_tpl_${Math.random().toString(16).slice(2, 8)}`;
+  await sql('postgres', `CREATE DATABASE "${t}"`);
+  await run(PGBENCH, ['-i', '-q', '-s', '1', '-h', '127.0.0.1', '-U', 'postgres', t]);
+  return t;
+}
+
+async function once(tpl: string, mode: Mode, round: number): Promise<Record<string, string>> {
+  const names = ['a', 'b'].map((s) => `${tpl}_${mode}_${round}_${s}`);
+  const dir = mkdtempSync(join(tmpdir(), 'ms-prof-'));
+  const children: ChildProcess[] = [];
+  try {
+    for (const [i, d] of names.entries()) {
+      await sql('postgres', `CREATE DATABASE "${d}" TEMPLATE "${tpl}"`);
+      await sql(
+        d,
+        `ALTER TABLE pgbench_history ADD COLUMN hid bigint GENERATED BY DEFAULT AS IDENTITY (START WITH ${i + 1} INCREMENT BY 2) PRIMARY KEY`,
+      );
+      const db = await openDb(url(d), { max: 1 });
+      await migrate(db, { site: 'ab'[i]!, tables: TABLES });
+      await db.close();
+      if (mode === 'off') for (const t of TABLES) await sql(d, `ALTER TABLE ${t} DISABLE TRIGGER USER`);
+      writeFileSync(
+        join(dir, `${'ab'[i]}.yaml`),
+        `site: ${'ab'[i]}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [${TABLES.join(', ')}]\n  sites:\n    a: { db: "${url(names[0]!)}" }\n    b: { db: "${url(names[1]!)}" }\n  log-level: warn\n`,
+      );
+    }
+    if (mode === 'full') {
+      for (const s of 'ab')
+        children.push(
+          spawn(
+            process.execPath,
+            ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', join(dir, `${s}.yaml`)],
+            {
+              stdio: ['ignore', 'ignore', 'inherit'],
+            },
+          ),
+        );
+      for (const d of names) {
+        for (let t = 0; ; t++) {
+          const r = await sql(
+            d,
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'multisite%'`,
+          );
+          if ((r.rows[0] as { n: number }).n >= 2) break;
+          if (t > 600) throw new Error('replicators did not start');
+          await sleep(100);
+        }
+      }
+    }
+    const stop = sampler(names, () => children.map((c) => c.pid!));
+    const tps = await Promise.all(names.map(pgbench));
+    const s = await stop();
+    const total = tps[0]! + tps[1]!;
+    const tx = total * SECONDS;
+    const us = (x: number) => ((x / tx) * 1e6).toFixed(0);
+    let batches = '';
+    if (mode === 'full') {
+      const w = await Promise.all(
+        names.map((d) =>
+          sql(
+            d,
+            `SELECT coalesce(sum(batches), 0)::int AS b, coalesce(sum(changes), 0)::int AS c FROM multisite.watermark`,
+          ),
+        ),
+      );
+      const b = w.reduce((a, r) => a + (r.rows[0] as { b: number }).b, 0);
+      const c = w.reduce((a, r) => a + (r.rows[0] as { c: number }).c, 0);
+      batches = `${b} × ${b ? (c / b).toFixed(0) : 0}`;
+    }
+    return {
+      mode,
+      round: String(round),
+      tps: total.toFixed(0),
+      'pgbench backend µs/tx': us(s.pgbenchCpu),
+      'repl backend µs/tx': us(s.replBackendCpu),
+      'repl process µs/tx': us(s.replProcCpu),
+      'machine busy s': s.machineBusy.toFixed(1),
+      'lock-wait samples (by repl)': `${s.waits} (${s.waitsOnRepl})`,
+      'batches × changes': batches,
+    };
+  } finally {
+    for (const c of children) {
+      const done = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      await done;
+    }
+    for (const d of names) await sql('postgres', `DROP DATABASE IF EXISTS "${d}" WITH (FORCE)`).catch(() => undefined);
+  }
+}
+
+async function main(): Promise<void> {
+  const tpl = await template();
+  const rows: Record<string, string>[] = [];
+  try {
+    for (let r = 0; r < ROUNDS; r++)
+      for (const m of MODES) {
+        const row = await once(tpl, m, r);
+        rows.push(row);
+        process.stdout.write(`${JSON.stringify(row)}\n`);
+      }
+  } finally {
+    await sql('postgres', `DROP DATABASE IF EXISTS "${tpl}" WITH (FORCE)`);
+  }
+  report('replication-profile', rows, { seconds: SECONDS, rounds: ROUNDS, builtin: BUILTIN });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});
