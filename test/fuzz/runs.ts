@@ -1,11 +1,12 @@
 /**
  * How many cases a fuzz property runs. `make test` uses the default (fixed seed, quick);
  * `make fuzz` sets FUZZ_RUNS higher and FC_SEED=random to explore (a failure prints its seed).
+ * `max` bounds a property whose every case is slow (a network round trip and a wait).
  */
-export function fuzzRuns(defaultRuns: number): number {
+export function fuzzRuns(defaultRuns: number, max = Infinity): number {
   const env = process.env.FUZZ_RUNS;
   const n = env === undefined ? NaN : Number(env);
-  return Number.isInteger(n) && n > 0 ? n : defaultRuns;
+  return Math.min(Number.isInteger(n) && n > 0 ? n : defaultRuns, max);
 }
 
 /**

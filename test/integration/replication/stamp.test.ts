@@ -80,7 +80,10 @@ describe('set-based stamping = version 4 stamping (real PostgreSQL)', () => {
     for (const [i, db] of dbs.entries()) await db.query(`SELECT multisite.${i === 0 ? 'stamp_v4' : 'stamp'}()`);
     const stamped = (db: Db) =>
       db.query(`SELECT id, op::text, h::text, ins::text, base::text, s::text FROM multisite.change ORDER BY id`);
-    const [v4, v5] = await Promise.all(dbs.map(stamped));
+    const [v4, v5] = (await Promise.all(dbs.map(stamped))) as [
+      Awaited<ReturnType<typeof stamped>>,
+      Awaited<ReturnType<typeof stamped>>,
+    ];
     expect(v4.rows.length).toBeGreaterThan(100);
     expect(v5.rows).toEqual(v4.rows);
     // the tie rule was exercised: some stamps came from the previous one, not the capture time
