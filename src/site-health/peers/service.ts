@@ -247,7 +247,7 @@ export class PeerService {
    * down), and peers apply a heartbeat's pool at once. Rate-limited to one per `minGapMs` (a
    * flapping pool cannot flood the peers); a call within the gap sends at its end, once. The gap
    * counts from the last immediate heartbeat only: a periodic one just before a change used to
-   * hold the change back up to 50 ms (2 of 30 changes in bench/failover.ts --scenario peer).
+   * hold the change back up to 50 ms (2 of 45 changes in bench/failover.ts --scenario peer).
    */
   heartbeatNow(): void {
     if (this.stopped || this.urgentTimer !== undefined) return;
