@@ -9,87 +9,35 @@
  * The web server is killed at a random phase of every check cycle, then revived; each stage's time
  * is taken from its own signal (the agent's reply, HAProxy's ring event, the backend's table, the
  * flush log line, DNS answers polled every 5 ms).
- *   npx tsx bench/failover.ts [--runs 10] [--names 1000,10000]
+ *   npx tsx bench/failover.ts [--scenario local|peer|all] [--runs 10] [--names 1000,10000]
+ * --scenario peer (bench/lib/peer-failover.ts): site b with its own stack (HAProxy, agent,
+ * backend), its pool's failure and recovery carried to site a by heartbeats; 5 runs by default,
+ * at the first --names size. `all` (the default, `make bench`) runs both.
  * Components run at their defaults (agent checks, HAProxy line of docs/agent.md, health, pdns).
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../src/config/index.js';
-import { realTimers } from '../src/shared/timers.js';
-import { EventStream } from '../src/haproxy/index.js';
-import { startHaproxy, startWebServer, type WebServer } from '../src/lab/haproxy.js';
+import { join } from 'node:path';
+import { startWebServer, type WebServer } from '../src/lab/haproxy.js';
 import { startPdns } from '../src/lab/pdns.js';
 import { freePort } from '../src/lab/ports.js';
-import { startProcess } from '../src/lab/processes.js';
-import { aRecords, median } from './lib/agent-failover.js';
+import { aRecords, median, when } from './lib/agent-failover.js';
+import { commonPort, daemon, runCleanup, startLua, startSiteLb, type Cleanup } from './lib/stack.js';
+import { peerFailover } from './lib/peer-failover.js';
 import { report } from './lib/table.js';
 
 const argValue = (name: string) =>
   process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
+const scenarioArg = argValue('--scenario') ?? 'all';
 const runs = Number(argValue('--runs') ?? 10);
 const sizes = (argValue('--names') ?? '1000,10000').split(',').map(Number);
+if (!['local', 'peer', 'all'].includes(scenarioArg)) throw new Error('--scenario is local, peer or all');
 const A = '127.0.0.21';
 const B = '127.0.0.22';
 const OURS = '127.0.0.24';
 const LUA = '127.0.0.23';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const isDone = (s: { old: number; unanswered: number }) => s.old === 0 && s.unanswered === 0;
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '../dist/cli/main.js');
-
-/**
- * A multisite daemon as operators run it (`node dist/cli/main.js agent|backend --config FILE`);
- * `on(msg, fn)` gets each of its JSON log lines with that message and the line's time as
- * performance.now() (pino's `time` is the wall clock at the moment of logging; the daemons log to stderr).
- */
-function daemon(command: string, config: string) {
-  const proc = startProcess(process.execPath, [CLI, command, '--config', config]);
-  const handlers = new Map<string, (line: Record<string, unknown>, at: number) => void>();
-  let rest = '';
-  proc.child.stderr!.on('data', (d: Buffer) => {
-    const lines = (rest + d.toString()).split('\n');
-    rest = lines.pop()!;
-    for (const l of lines) {
-      if (!l.startsWith('{')) continue;
-      const j = JSON.parse(l) as Record<string, unknown>;
-      handlers.get(j.msg as string)?.(
-        j,
-        (typeof j.time === 'string' ? Date.parse(j.time) : (j.time as number)) - performance.timeOrigin,
-      );
-    }
-  });
-  return { proc, on: (msg: string, fn: (line: Record<string, unknown>, at: number) => void) => handlers.set(msg, fn) };
-}
-
-/** performance.now() when `check` first holds, polled every `everyMs`. */
-async function when(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-  everyMs = 1,
-): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (await check()) return performance.now();
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-/** A port free on both web addresses (the LUA record checks one port on each). */
-async function commonPort(): Promise<number> {
-  for (;;) {
-    const p = await freePort(A);
-    try {
-      const s = await startWebServer({ host: B, port: p, database: 'unused' });
-      await s.kill();
-      return p;
-    } catch {
-      /* taken on B: another */
-    }
-  }
-}
 
 interface Times {
   check?: number;
@@ -109,52 +57,15 @@ async function scenario(names: number): Promise<{
   settings: Record<string, unknown>;
 }> {
   const dir = mkdtempSync(join(tmpdir(), 'ms-bench-failover-'));
-  const cleanup: (() => Promise<unknown> | unknown)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  const cleanup: Cleanup = [() => rmSync(dir, { recursive: true, force: true })];
   try {
-    const port = await commonPort();
-    const webA: WebServer = await startWebServer({ host: A, port, database: 'unused' });
+    const port = await commonPort(A, B);
+    // Site a's pool (web server, HAProxy, agent); site b is only an address here (bench --scenario peer has its stack).
+    const site = await startSiteLb(dir, 'a', A, port, cleanup);
+    const { haproxy, verdicts, ring, pushes, web: webA } = site;
+    const reply = () => site.reply();
     const webB: WebServer = await startWebServer({ host: B, port, database: 'unused' });
-    cleanup.push(
-      () => webA.kill().catch(() => {}),
-      () => webB.kill().catch(() => {}),
-    );
-
-    // HAProxy: the server line of docs/agent.md; the ring of docs/agent.md (the lab's default).
-    const agentPort = await freePort('127.0.0.1');
-    const haproxy = await startHaproxy({
-      body: `backend web\n    server w1 ${A}:${port} weight 100 check inter 2s fastinter 100ms downinter 100ms agent-check agent-addr 127.0.0.1 agent-port ${agentPort} agent-send "web/w1\\n" agent-inter 500ms\n`,
-    });
-    cleanup.push(() => haproxy.stop());
-
-    // The agent at its defaults; it pushes verdicts to HAProxy where it can (agent.haproxy).
-    const agentYaml = (push: boolean) => `site: a
-sites: [{ name: a }, { name: b }]
-agent:
-  listen: 127.0.0.1:${agentPort}
-  control: ${dir}/agent.sock
-  state-file: ${dir}/agent-state.json
-${push ? `  haproxy: { runtime-api: [${haproxy.socket}] }\n` : ''}  servers:
-    - name: web/w1
-      address: ${A}:${port}
-      checks:
-        message: { path: /health }
-`;
-    let pushes = true;
-    try {
-      parseConfig(agentYaml(true), join(dir, 'agent.yaml'));
-    } catch {
-      pushes = false; // an agent without the Runtime API push (before issue 13's agent stages)
-    }
-    writeFileSync(join(dir, 'agent.yaml'), agentYaml(pushes));
-    const agent = daemon('agent', join(dir, 'agent.yaml'));
-    cleanup.push(() => agent.proc.stop());
-    const verdicts: { down: number[]; up: number[] } = { down: [], up: [] };
-    let reply = '';
-    agent.on('agent reply changed', (l, at) => {
-      reply = String(l.reply);
-      if (reply.startsWith('down')) verdicts.down.push(at);
-      else if (reply.startsWith('up')) verdicts.up.push(at);
-    });
+    cleanup.push(() => webB.kill().catch(() => {}));
 
     // Our backend, every health/pdns setting at its default; its log lines timed.
     const flushes: number[] = [];
@@ -193,34 +104,7 @@ ${balanced}
     cleanup.push(() => ours.stop());
 
     // PowerDNS LUA records on the same two web servers, the same run.
-    const zoneFile = join(dir, 'lua.test.zone');
-    writeFileSync(
-      zoneFile,
-      `$ORIGIN lua.test.\n@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\nwww 5 IN LUA A "ifportup(${port}, {'${A}', '${B}'}, {selector='all'})"\n`,
-    );
-    const lua = await startPdns({
-      host: LUA,
-      backend: { kind: 'bind', zones: [{ name: 'lua.test', file: zoneFile }] },
-      probeName: 'lua.test.',
-      settings: { 'enable-lua-records': 'yes', 'lua-health-checks-interval': 1 },
-    });
-    cleanup.push(() => lua.stop());
-
-    // Signals: HAProxy's own event stream, the backend's table.
-    const ring: { down: number[]; up: number[] } = { down: [], up: [] };
-    const follow = new EventStream({
-      socket: haproxy.socket,
-      ring: 'multisite',
-      timers: realTimers,
-      onOpen: () => {},
-      onClose: () => {},
-      onEvent: (ev) => {
-        if (ev.type === 'server' && ev.server === 'w1' && (ev.kind === 'down' || ev.kind === 'up'))
-          ring[ev.kind].push(performance.now());
-      },
-    });
-    follow.start();
-    cleanup.push(() => follow.stop());
+    const lua = await startLua(dir, LUA, port, [A, B], "selector='all'", cleanup);
 
     const ourAnswer = async (i = 0) => (await aRecords(OURS, ours.port, `n${i}.example.com.`)).join();
     const luaAnswer = async () => (await aRecords(LUA, lua.port, 'www.lua.test.')).sort().join();
@@ -264,7 +148,7 @@ ${balanced}
 
     const steady = async (up: boolean) => {
       const want = up ? both : B;
-      await when('the agent verdict', () => (reply === '' ? up : reply.startsWith(up ? 'up' : 'down')), 20_000, 5);
+      await when('the agent verdict', () => (reply() === '' ? up : reply().startsWith(up ? 'up' : 'down')), 20_000, 5);
       await when('our answer', async () => (await ourAnswer()) === want, 20_000, 5);
       await when('the LUA answer', async () => (await luaAnswer()) === want, 20_000, 5);
       await when('every name cached with its answer', async () => isDone(await staleNames(want)), 60_000, 50);
@@ -308,7 +192,7 @@ ${balanced}
     await sampler;
     return { down, up, wrong, answers, stales, settings: { agentPushesToHaproxy: pushes } };
   } finally {
-    for (const c of cleanup.reverse()) await Promise.resolve(c()).catch((err: unknown) => console.error(err));
+    await runCleanup(cleanup);
   }
 }
 
@@ -322,6 +206,12 @@ const STAGES: [keyof Times, string][] = [
 ];
 
 async function main(): Promise<void> {
+  if (scenarioArg !== 'peer') await localFailover();
+  // A peer's pool: 5 runs of each event unless --runs says otherwise, at the first --names size.
+  if (scenarioArg !== 'local') await peerFailover(Number(argValue('--runs') ?? 5), sizes[0]!);
+}
+
+async function localFailover(): Promise<void> {
   const rows: Record<string, string | number>[] = [];
   const raw: Record<string, unknown> = {};
   const context: Record<string, unknown> = {

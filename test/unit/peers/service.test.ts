@@ -330,4 +330,24 @@ describe('peer service (virtual time, fake network)', () => {
     await timers.advance(1000);
     expect(fromB()).toEqual([0, 300, 350, 1350]);
   });
+
+  it('heartbeatNow right after a periodic heartbeat sends at once: only immediate heartbeats count for the gap', async () => {
+    const { timers, net, nodes, start } = cluster();
+    await start();
+    const fromB = () => net.sent.filter((s) => s.from === 'b' && s.to === 'a').map((s) => s.at);
+    await timers.advance(1010); // the periodic heartbeat went out at 1000
+    expect(fromB()).toEqual([0, 1000]);
+    nodes.b!.pool = 'down';
+    nodes.b!.service.heartbeatNow();
+    expect(fromB()).toEqual([0, 1000, 1010]);
+    expect(nodes.a!.table.isUsable('b')).toBe(false); // no virtual time passed
+    // The next change within 50 ms of that immediate one still waits for the gap's end.
+    await timers.advance(20);
+    nodes.b!.pool = 'up';
+    nodes.b!.service.heartbeatNow();
+    expect(fromB()).toEqual([0, 1000, 1010]);
+    await timers.advance(30);
+    expect(fromB()).toEqual([0, 1000, 1010, 1060]);
+    expect(nodes.a!.table.isUsable('b')).toBe(true);
+  });
 });
