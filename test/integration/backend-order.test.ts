@@ -3,6 +3,7 @@ import { controlRequest } from '../../src/pdns-backend/control.js';
 import { addresses, query, rcode } from './support/dns.js';
 import { startSite, type SiteUnderTest } from './support/cluster.js';
 import { waitFor } from './support/ports.js';
+import { EXAMPLE_ZONE_YAML } from './support/example-zone.js';
 
 const config = `site: a
 sites: [{ name: a }, { name: b }, { name: c }]
@@ -14,12 +15,7 @@ backend:
 pdns:
   url: {{API_URL}}
   api-key-file: api-key
-zones:
-  - name: example.com
-    records:
-      - "@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 60"
-      - "@ NS ns1"
-      - "ns1 A 192.0.2.53"
+${EXAMPLE_ZONE_YAML}
       - "www TXT \\"balanced names keep their other records\\""
 balanced:
   - name: www.example.com

@@ -7,6 +7,7 @@ import { startDnsdist, type Dnsdist } from '../../src/lab/dnsdist.js';
 import { startSite, type SiteUnderTest } from './support/cluster.js';
 import { addresses, query } from './support/dns.js';
 import { freePort, waitFor } from './support/ports.js';
+import { EXAMPLE_ZONE_YAML } from './support/example-zone.js';
 
 const HOST = '127.0.0.47';
 
@@ -22,12 +23,7 @@ pdns:
 dnsdist:
   url: http://${HOST}:${webPort}
   api-key-file: ${keyFile}
-zones:
-  - name: example.com
-    records:
-      - "@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 60"
-      - "@ NS ns1"
-      - "ns1 A 192.0.2.53"
+${EXAMPLE_ZONE_YAML}
 balanced:
   - name: geo.example.com
     ttl: 300

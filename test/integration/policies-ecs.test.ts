@@ -8,6 +8,7 @@ import { encodeLoadReport } from '../../src/site-health/load-reports.js';
 import { startSite, type SiteUnderTest } from './support/cluster.js';
 import { addresses, query } from './support/dns.js';
 import { freePort, waitFor } from './support/ports.js';
+import { EXAMPLE_ZONE_YAML } from './support/example-zone.js';
 
 const HOST = '127.0.0.4';
 const KEY = 'load-report-test-key-0123456789';
@@ -25,12 +26,7 @@ load-reports:
   listen: ${HOST}:${lrPort}
   key-file: lr.key
   stale-after-ms: 5000
-zones:
-  - name: example.com
-    records:
-      - "@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 60"
-      - "@ NS ns1"
-      - "ns1 A 192.0.2.53"
+${EXAMPLE_ZONE_YAML}
 balanced:
   - name: geo.example.com
     ttl: 300
