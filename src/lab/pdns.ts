@@ -35,6 +35,19 @@ export interface Pdns {
  * API on) and waits until it answers DNS and its API. Its directory is removed on stop.
  */
 export async function startPdns(opts: PdnsOptions): Promise<Pdns> {
+  // Ports we picked can be taken by another process between the pick and pdns_server's bind
+  // (two test suites side by side): then pick again. Ports the caller chose are tried once.
+  const attempts = opts.port === undefined && opts.apiPort === undefined ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPdnsOnce(opts);
+    } catch (err) {
+      if (attempt >= attempts || !/Address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startPdnsOnce(opts: PdnsOptions): Promise<Pdns> {
   const dir = mkdtempSync(join(tmpdir(), 'ms-pdns-'));
   const port = opts.port ?? (await freePort(opts.host));
   const apiPort = opts.apiPort ?? (await freePort(opts.host));
@@ -84,19 +97,29 @@ export async function startPdns(opts: PdnsOptions): Promise<Pdns> {
     await proc.stop();
     rmSync(dir, { recursive: true, force: true });
   };
+  // An exit ends the wait at once (a taken port is fatal to pdns_server) instead of at its deadline.
+  const exited = proc.exited.then((code) => {
+    throw new Error(`pdns_server exited (${code}):\n${proc.output().slice(-3000)}`);
+  });
+  exited.catch(() => {});
   try {
-    await waitFor('pdns_server to answer DNS', async () => {
-      if (proc.child.exitCode !== null) throw new Error(`pdns_server exited:\n${proc.output().slice(-3000)}`);
-      await query(opts.host, port, opts.probeName ?? 'readiness.invalid.', 'SOA', { timeoutMs: 200 });
-      return true;
-    });
-    await waitFor('the PowerDNS API', async () => {
-      const res = await fetch(`${apiUrl}/api/v1/servers/localhost`, { headers: { 'X-API-Key': apiKey } });
-      return res.ok;
-    });
+    await Promise.race([exited, waitUntilServing(opts, port, apiUrl, apiKey, proc)]);
   } catch (err) {
     await stop();
     throw err;
   }
   return { host: opts.host, port, apiUrl, apiKey, dir, proc, stop };
+}
+
+async function waitUntilServing(opts: PdnsOptions, port: number, apiUrl: string, apiKey: string, proc: Started) {
+  await waitFor('pdns_server to answer DNS', async () => {
+    if (proc.child.exitCode !== null) return true; // the race is already lost to `exited`
+    await query(opts.host, port, opts.probeName ?? 'readiness.invalid.', 'SOA', { timeoutMs: 200 });
+    return true;
+  });
+  await waitFor('the PowerDNS API', async () => {
+    if (proc.child.exitCode !== null) return true;
+    const res = await fetch(`${apiUrl}/api/v1/servers/localhost`, { headers: { 'X-API-Key': apiKey } });
+    return res.ok;
+  });
 }
