@@ -103,11 +103,18 @@ export function reply(res: ServerResponse, status: number, body: unknown, key?: 
  * sees the 405 (the HTTP fuzz suite found this with a large body).
  */
 export function refuseMethod(req: IncomingMessage, res: ServerResponse, allow: string): void {
+  afterBody(req, () => {
+    res.setHeader('allow', allow);
+    reply(res, 405, { error: `method ${req.method ?? '?'} not allowed here; use ${allow}` });
+  });
+}
+
+/**
+ * Runs `answer` once the request body has been read and dropped, unless the client has gone:
+ * answering with the body unread makes the close a reset that loses the reply.
+ */
+export function afterBody(req: IncomingMessage, answer: () => void): void {
   void readBody(req, 0)
     .catch(() => undefined)
-    .finally(() => {
-      if (req.socket.destroyed) return;
-      res.setHeader('allow', allow);
-      reply(res, 405, { error: `method ${req.method ?? '?'} not allowed here; use ${allow}` });
-    });
+    .finally(() => req.socket.destroyed || answer());
 }
