@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS multisite.replicated_table (
 );
 
 -- Local changes (captured by the trigger), read by every peer's replicator.
---   h     hybrid logical clock stamp: wall-clock ms * 1024 + logical counter (origin site breaks ties)
+--   h     hybrid logical clock stamp in 1/1024 ms: capture time, raised past what was seen (origin site breaks ties)
 --   ins   the incarnation of the row this change applies to: [h, site] of the insert that created it
 --   base  what the writer had seen: per changed column the stamp it overwrote (update), the row's
 --         highest stamp (insert), or the row's clock {i, c} (delete); tells a concurrent write from a later one

@@ -27,7 +27,7 @@ ALTER TABLE multisite.change SET (fillfactor = 50);
 -- of a row is written under the row's lock, so a later change takes a later id (the id sequence
 -- has no CACHE, which would hand each session its own range and break that order).
 -- For each change, as the version-3 trigger did at write time:
---   h    = greatest(capture wall-clock ms × 1024, hlc_floor + 1, the row's previous stamp + 1)
+--   h    = greatest(capture time in 1/1024 ms, hlc_floor + 1, the row's previous stamp + 1)
 --   ins  = the incarnation it applies to, base = what its writer had seen, s = the row's clock after.
 -- Stampers are serialized by a transaction-level advisory lock: a reader (REPEATABLE READ) that
 -- finds a change another stamper stamped after its snapshot fails with a serialization error and
@@ -68,7 +68,7 @@ BEGIN
       ) z ORDER BY z.top DESC, z.pri DESC LIMIT 1;
       top := coalesce(top, 0);
     END IF;
-    h := greatest(((extract(epoch FROM c.ts) * 1000)::bigint + st.clock_offset_ms) * 1024, st.hlc_floor + 1, top + 1);
+    h := greatest(floor(extract(epoch FROM c.ts) * 1024000)::bigint + st.clock_offset_ms * 1024, st.hlc_floor + 1, top + 1);
     stamp := jsonb_build_array(h, st.name);
     -- a row never stamped (older than the trigger, or written while capture was off) has an
     -- unknown incarnation; an update or delete after a tombstone starts from nothing

@@ -33,7 +33,9 @@ CREATE OR REPLACE AGGREGATE multisite.jsonb_merge(jsonb) (SFUNC = jsonb_concat, 
 
 -- Stamps this site's unstamped changes (all, or those of the given rows: a JSON array of
 -- [tbl, pk] pairs), each row's in change-id order (its history: see 003), in one statement.
--- For change k of a row whose clock before it is (s_0, top_0) and wall clock w_k:
+-- For change k of a row whose clock before it is (s_0, top_0) and wall clock w_k (its capture time
+-- in 1/1024 ms, floored: a write a few hundred µs after another site's must stamp later, and whole
+-- milliseconds made those two tie, which the site name then broke against the later write):
 --   h    = greatest(w_k, hlc_floor + 1, h_{k-1} + 1)            (h_0 = top_0)
 --   q    = the row's clock before it: s_{k-1}, but nothing after a delete unless k inserts
 --   ins  = [h, site] (insert) or q.i;  base = h_{k-1} (insert), the stamp each changed column had
@@ -65,7 +67,7 @@ BEGIN
            CASE WHEN rc.s IS NULL OR jsonb_typeof(rc.s -> 'd') = 'object'
                 THEN '{"i": null, "c": {}, "d": null}'::jsonb ELSE rc.s END AS q0,
            row_number() OVER w AS k,
-           greatest(((extract(epoch FROM t.ts) * 1000)::bigint + st.clock_offset_ms) * 1024, st.hlc_floor + 1) AS wall
+           greatest(floor(extract(epoch FROM t.ts) * 1024000)::bigint + st.clock_offset_ms * 1024, st.hlc_floor + 1) AS wall
       FROM todo t LEFT JOIN multisite.row_clock rc ON rc.tbl = t.tbl AND rc.pk = t.pk
     WINDOW w AS (PARTITION BY t.tbl, t.pk ORDER BY t.id)
   ),

@@ -3,7 +3,10 @@
  * parsed in JavaScript), so numeric, bigint and bytea values keep every digit.
  */
 
-/** A hybrid-logical-clock stamp and the site that made it: [h, site]. h = wall ms * 1024 + counter. */
+/**
+ * A hybrid-logical-clock stamp and the site that made it: [h, site]. h is in 1/1024 ms: wall ms *
+ * 1024 plus the capture's sub-millisecond part or a logical counter.
+ */
 export type Stamp = readonly [number, string];
 
 export const ZERO: Stamp = [0, ''];

@@ -117,6 +117,26 @@ describe('replication between two sites on PostgreSQL', () => {
     }
   });
 
+  it("a write 0.3 ms after the other site's, in the same millisecond, still wins (latest)", async () => {
+    await A.query(`INSERT INTO item (region, id, label) VALUES ('ms', 1, 'orig')`);
+    await c.syncAll();
+    await B.query(`UPDATE item SET label = 'b-first' WHERE region = 'ms'`);
+    await A.query(`UPDATE item SET label = 'a-later' WHERE region = 'ms'`);
+    // the capture times, pinned into one millisecond (ahead of every clock already seen): b's at
+    // .1 ms, a's at .4 ms; whole milliseconds tied them and the site name then picked b
+    const ms = new Date(Math.floor(Date.now() / 1000) * 1000 + 2000).toISOString();
+    const pin = (db: Db, us: number) =>
+      db.query(`UPDATE multisite.change SET ts = $1::timestamptz + make_interval(secs => $2) WHERE h IS NULL`, [
+        ms,
+        us / 1e6,
+      ]);
+    await pin(B, 100);
+    await pin(A, 400);
+    await c.syncAll();
+    for (const site of [A, B])
+      expect(await rows(site, `SELECT label FROM item WHERE region = 'ms'`)).toEqual([{ label: 'a-later' }]);
+  });
+
   it('delete vs update: the delete wins at both sites, the update is logged', async () => {
     await A.query(`INSERT INTO item (region, id, label) VALUES ('d', 1, 'orig')`);
     await c.syncAll();
