@@ -20,16 +20,19 @@ const A = '192.0.2.1';
 const B = '198.51.100.1';
 const HOST = '127.0.0.5';
 
+// A check may take seconds on a loaded machine (the default timeout is `inter`): these tests change
+// server states through the Runtime API only, and a check timing out would change them too.
 const haproxyBody = (web: WebServer[], disabled = false) => `backend web
+    timeout check 5s
 ${web.map((w, i) => `    server w${i + 1} 127.0.0.1:${w.port} check inter 200ms${disabled ? ' disabled' : ''}`).join('\n')}
 `;
 
-const siteConfig = (lbSocket: string, apiUrl: string, balanced: string) => `site: a
+const siteConfig = (lbPath: string, apiUrl: string, balanced: string) => `site: a
 sites: [{ name: a }, { name: b }]
 backend: { socket: "{{DIR}}/backend.sock", control: "{{DIR}}/control.sock", state-file: "{{DIR}}/state.json" }
 pdns: { url: "${apiUrl}", api-key-file: api-key, retries: 20 }
 health:
-  load-balancers: [${lbSocket}]
+  load-balancers: [${lbPath}]
   backend: web
   interval-ms: 60000
   safety-interval-ms: 600000
@@ -48,6 +51,7 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
   let lbRelay: Awaited<ReturnType<typeof startRelay>>;
   let apiRelay: Awaited<ReturnType<typeof startRelay>>;
   let lb: RuntimeClient;
+  let lbSocket: string;
   const flushCalls: string[] = [];
 
   const answer = async (name = 'www.example.com.') =>
@@ -61,7 +65,8 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
       web.push(await startWebServer({ host: '127.0.0.1', port: await freePort('127.0.0.1'), database: 'unused' }));
     haproxy = await startHaproxy({ body: haproxyBody(web) });
     lb = new RuntimeClient(haproxy.socket);
-    lbRelay = await startRelay(join(dir, 'lb.sock'), haproxy.socket);
+    lbSocket = join(dir, 'lb.sock');
+    lbRelay = await startRelay(lbSocket, haproxy.socket);
     const apiPort = await freePort(HOST);
     // Until the site is up, the relay points nowhere useful; then at the real PowerDNS API.
     apiRelay = await startRelay({ host: HOST, port: apiPort }, { host: HOST, port: 1 }, (d) => {
@@ -71,7 +76,7 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
     site = await startSite({
       host: HOST,
       config: siteConfig(
-        join(dir, 'lb.sock'),
+        lbSocket,
         `http://${HOST}:${apiPort}`,
         `  - name: www.example.com\n    ttl: 300\n    addresses: { a: [${A}], b: [${B}] }\n`,
       ),
@@ -107,6 +112,16 @@ describe('HAProxy state-change events → backend → PowerDNS (real haproxy, pd
   });
 
   it('the event stream cut: a change made while it is cut is read when it reconnects (nothing missed)', async () => {
+    // The last test ends when PowerDNS answers with a again, which one ready server already gives:
+    // the other server's event may still be starting a read, which the cut would fail (HAProxy
+    // unreachable: the site is rightly unusable). Cut once that read is done: both servers read
+    // usable, and only the event stream open.
+    await until(
+      'both servers read usable, no read in flight',
+      async () =>
+        (await site.metric('multisite_backend_pool_usable_servers', { lb: lbSocket })) === 2 && lbRelay.open === 1,
+      performance.now(),
+    );
     const before = lbRelay.connections;
     await lbRelay.pause(); // the stream is cut; reconnects are refused
     await setAll(lb, 'maint'); // HAProxy logs this while nobody follows

@@ -18,6 +18,10 @@ export async function startRelay(listen: Endpoint, target: Endpoint, tap?: (toTa
   const relay = {
     target,
     connections: 0,
+    /** Relayed connections open now. */
+    get open(): number {
+      return conns.size / 2;
+    },
     async resume(): Promise<void> {
       stalled = false;
       for (const c of held) c.destroy();
