@@ -4,9 +4,10 @@ import { realTimers, type Timers } from '../shared/timers.js';
 import type { Logger } from '../shared/log.js';
 import { sameWatermark } from './apply.js';
 import type { ReplicationMetrics } from './metrics.js';
-import { dbSource, type Source } from './reader.js';
+import { dbSource, type ReadBatch, type Source } from './reader.js';
 import { dbSink, RETRYABLE, type Sink } from './sink.js';
 import type { Policy } from './types.js';
+import type { Watermark } from './watermark.js';
 
 export interface Peer {
   name: string;
@@ -58,6 +59,15 @@ interface PeerState {
   failingSince?: number;
   failures: number;
   stalled: boolean;
+  /** The next batch, read while the previous one applied (a backlog only). */
+  ahead?: ReadAhead;
+}
+
+/** A read started early: used only if the watermark is still the one it was read from. */
+interface ReadAhead {
+  from: Watermark;
+  limit: number;
+  batch: Promise<ReadBatch>;
 }
 
 const IDLE_FLOOR_MS = 25;
@@ -148,11 +158,20 @@ export class Replicator {
 
   private async syncOnce(peer: Source, st: PeerState, safe: boolean): Promise<SyncResult> {
     const from = await this.sink.readWatermark(peer.name);
-    const batch = await peer.read(from, st.limit);
+    const batch = await this.readBatch(peer, st, from);
     if (batch.changes.length === 0 && sameWatermark(batch.next, from)) {
       this.metrics?.observeIdle(peer.name);
+      // nothing new, but the peer may not know what we applied: a restart after a kill between
+      // the apply's commit and its ack, or a failed ack (else it keeps those changes forever)
+      await this.ack(peer, from.xmin);
       return { changes: 0, rows: 0, conflicts: 0, errors: 0, more: false };
     }
+    // batches grow with the backlog, and shrink back when it is gone
+    if (batch.limited) st.limit = Math.min(st.limit * 2, this.o.batchSize * MAX_LIMIT_FACTOR);
+    else if (batch.changes.length < st.limit / 4) st.limit = Math.max(this.o.batchSize, Math.floor(st.limit / 2));
+    // a backlog: the peer reads the next batch while this site applies this one (two databases,
+    // two cores), instead of each waiting for the other
+    if (batch.limited && !safe) st.ahead = readAhead(peer, batch.next, st.limit);
     const t0 = this.timers.now();
     const out = await this.sink.apply(peer.name, from, batch, safe);
     const res: SyncResult = {
@@ -171,16 +190,28 @@ export class Replicator {
       if (res.conflicts > 0)
         this.log?.info({ peer: peer.name, conflicts: res.conflicts, errors: res.errors }, 'conflicts logged');
     }
-    // batches grow with the backlog, and shrink back when it is gone
-    if (batch.limited) st.limit = Math.min(st.limit * 2, this.o.batchSize * MAX_LIMIT_FACTOR);
-    else if (batch.changes.length < st.limit / 4) st.limit = Math.max(this.o.batchSize, Math.floor(st.limit / 2));
-    if (this.lastAck.get(peer.name) !== batch.next.xmin) {
-      await peer.ack(this.site, batch.next.xmin).then(
-        () => this.lastAck.set(peer.name, batch.next.xmin),
-        (err: Error) => this.log?.warn({ peer: peer.name, err: err.message }, 'ack failed'),
-      );
-    }
+    await this.ack(peer, batch.next.xmin);
     return res;
+  }
+
+  /** Tells the peer what this site has applied, unless it was told already (a failure is retried next sync). */
+  private async ack(peer: Source, xmin: bigint): Promise<void> {
+    if (this.lastAck.get(peer.name) === xmin) return;
+    await peer.ack(this.site, xmin).then(
+      () => this.lastAck.set(peer.name, xmin),
+      (err: Error) => this.log?.warn({ peer: peer.name, err: err.message }, 'ack failed; will retry'),
+    );
+  }
+
+  /** The read-ahead batch if it was read from this watermark (and did not fail), else a new read. */
+  private async readBatch(peer: Source, st: PeerState, from: Watermark): Promise<ReadBatch> {
+    const ahead = st.ahead;
+    st.ahead = undefined;
+    if (ahead && ahead.limit === st.limit && sameWatermark(ahead.from, from)) {
+      const b = await ahead.batch.catch(() => undefined);
+      if (b) return b;
+    }
+    return peer.read(from, st.limit);
   }
 
   private progress(peer: string, st: PeerState, r: SyncResult): void {
@@ -339,6 +370,8 @@ export class Replicator {
     this.stopping = true;
     this.wake?.();
     await this.loop;
+    // a read started ahead finishes before the caller closes the pools
+    await Promise.all([...this.state.values()].map((st) => st.ahead?.batch.catch(() => undefined)));
   }
 }
 
@@ -375,6 +408,13 @@ export function nextDelay(r: Round, prevMs: number, o: { busyPollMs: number; pol
   if (r.found && r.hot) return Math.min(o.pollIntervalMs, o.busyPollMs * 4);
   if (r.found) return o.busyPollMs;
   return Math.min(o.pollIntervalMs, Math.max(IDLE_FLOOR_MS, prevMs * 2));
+}
+
+/** Starts a read now; a failure is kept for readBatch (which then reads again), never unhandled. */
+function readAhead(peer: Source, from: Watermark, limit: number): ReadAhead {
+  const batch = peer.read(from, limit);
+  batch.catch(() => undefined);
+  return { from, limit, batch };
 }
 
 function required<T>(v: T | undefined, what: string): T {

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../../src/db/index.js';
 import { captureFunction, migrate, MigrationError, sqlDir, uninstall } from '../../../src/db-triggers/migrate.js';
+import { dbSource } from '../../../src/db-triggers/reader.js';
 import { Replicator } from '../../../src/db-triggers/replicator.js';
 import { replicationStatus } from '../../../src/db-triggers/status.js';
 import { createDatabases, dbUrl, dropDatabases, waitFor } from '../support/pg.js';
@@ -721,17 +722,54 @@ describe('the replicate daemon', () => {
 });
 
 describe('PGlite behind the same interface', () => {
-  it('replicates between two embedded databases', async () => {
+  /** Sites a and b as two in-memory PGlite databases, each with table t made by ddl and migrated. */
+  async function twoLiteSites(ddl: string) {
     const a = await openDb('pglite:memory');
     const b = await openDb('pglite:memory');
+    for (const [db, site] of [
+      [a, 'a'],
+      [b, 'b'],
+    ] as const) {
+      await db.exec(ddl);
+      await migrate(db, { site, tables: ['t'] });
+    }
+    return [a, b] as const;
+  }
+
+  it('a replicator killed between its apply and its ack acknowledges once restarted, the peer idle (it trims)', async () => {
+    // embedded databases: each has transaction ids of its own, so nothing else moves a's snapshot
+    // (on a shared PostgreSQL any other transaction does, and the next read would ack anyway)
+    const [a, b] = await twoLiteSites(`CREATE TABLE t (id int PRIMARY KEY, v text)`);
     try {
-      for (const [db, site] of [
-        [a, 'a'],
-        [b, 'b'],
-      ] as const) {
-        await db.exec(`CREATE TABLE t (id int PRIMARY KEY, v text, n numeric)`);
-        await migrate(db, { site, tables: ['t'] });
-      }
+      await a.query(`INSERT INTO t SELECT g, 'x' FROM generate_series(1, 20) g`);
+      const src = dbSource('a', a);
+      const dying = new Replicator({
+        site: 'b',
+        local: b,
+        sources: [
+          { name: 'a', read: (wm, limit) => src.read(wm, limit), ack: () => Promise.reject(new Error('killed')) },
+        ],
+      });
+      expect(await dying.syncAll()).toBe(20);
+      const queued = async () =>
+        (await a.query<{ n: number }>(`SELECT count(*)::int AS n FROM multisite.change`)).rows[0]!.n;
+      const ra = new Replicator({ site: 'a', local: a, peers: [{ name: 'b', db: b }] });
+      await ra.trim();
+      expect(await queued()).toBe(20);
+      // restarted with nothing new to read: it still tells a what it applied, and a trims it
+      const restarted = new Replicator({ site: 'b', local: b, peers: [{ name: 'a', db: a }] });
+      expect(await restarted.syncAll()).toBe(0);
+      await ra.trim();
+      expect(await queued()).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }, 600_000);
+
+  it('replicates between two embedded databases', async () => {
+    const [a, b] = await twoLiteSites(`CREATE TABLE t (id int PRIMARY KEY, v text, n numeric)`);
+    try {
       const ra = new Replicator({ site: 'a', local: a, peers: [{ name: 'b', db: b }] });
       const rb = new Replicator({ site: 'b', local: b, peers: [{ name: 'a', db: a }] });
       await a.query(`INSERT INTO t VALUES (1, 'lite', 1.5)`);

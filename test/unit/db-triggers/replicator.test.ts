@@ -13,11 +13,13 @@ import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 function fakePeer() {
   const queue: RawChange[] = [];
   let xid = 0n;
-  const reads: { at: number; limit: number }[] = [];
+  const reads: { at: number; limit: number; from: bigint }[] = [];
+  const acks: bigint[] = [];
+  let failAcks = 0;
   const source = (timers: VirtualTimers): Source => ({
     name: 'a',
     async read(wm: Watermark, limit: number): Promise<ReadBatch> {
-      reads.push({ at: timers.now(), limit });
+      reads.push({ at: timers.now(), limit, from: wm.xmin });
       const fresh = queue.filter((c) => BigInt(c.xid) >= wm.xmin);
       const take = fresh.slice(0, limit);
       const last = take.length ? BigInt(take[take.length - 1]!.xid) + 1n : wm.xmin;
@@ -28,7 +30,13 @@ function fakePeer() {
         remaining: Math.max(0, fresh.length - limit),
       };
     },
-    async ack() {},
+    async ack(_site: string, xmin: bigint) {
+      if (failAcks > 0) {
+        failAcks--;
+        throw new Error('connection reset');
+      }
+      acks.push(xmin);
+    },
   });
   const write = (count = 1) => {
     for (let i = 0; i < count; i++) {
@@ -49,12 +57,16 @@ function fakePeer() {
       });
     }
   };
-  return { source, write, reads };
+  return { source, write, reads, acks, failNextAcks: (n: number) => (failAcks = n) };
 }
 
-function fakeSink(opts: { failApply?: () => boolean } = {}) {
-  let wm: Watermark = { xmin: 0n, applied: [] };
+function fakeSink(opts: { failApply?: () => boolean; start?: Watermark } = {}) {
+  let wm: Watermark = opts.start ?? { xmin: 0n, applied: [] };
   const applied: number[] = [];
+  /** Change ids in the order they were applied. */
+  const ids: string[] = [];
+  /** Per apply: the watermark it started from, and whether it had finished. */
+  const applies: { from: bigint; done: boolean }[] = [];
   /** Batches applied when each stampOwn call came. */
   const stamps: number[] = [];
   const sink: Sink = {
@@ -62,8 +74,13 @@ function fakeSink(opts: { failApply?: () => boolean } = {}) {
     async apply(_peer, from, batch): Promise<BatchOutcome> {
       if (opts.failApply?.()) throw Object.assign(new Error('poisoned batch'), { code: 'XX000' });
       if (from !== wm) throw Object.assign(new Error('watermark moved'), { code: 'RETRY' });
+      const entry = { from: from.xmin, done: false };
+      applies.push(entry);
+      await Promise.resolve();
       wm = batch.next;
       applied.push(batch.changes.length);
+      ids.push(...batch.changes.map((c) => c.id));
+      entry.done = true;
       return { rows: batch.changes.length, conflicts: 0, errors: 0, lagMs: 0, newest: 0 };
     },
     trim: async () => 0,
@@ -73,7 +90,7 @@ function fakeSink(opts: { failApply?: () => boolean } = {}) {
       return 0;
     },
   };
-  return { sink, applied, stamps, consumed: () => applied.reduce((a, b) => a + b, 0) };
+  return { sink, applied, ids, applies, stamps, consumed: () => applied.reduce((a, b) => a + b, 0) };
 }
 
 describe('replicator loop (virtual time, fake peer and sink)', () => {
@@ -134,6 +151,64 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     expect(gaps.slice(0, 6)).toEqual([0, 0, 200, 400, 800, 800]);
     expect(Math.max(...gaps)).toBe(800);
     await rep.stop();
+  });
+
+  it('with a backlog, reads the next batch while this one applies; each change applied once, in order', async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    const sink = fakeSink();
+    peer.write(70);
+    const source = peer.source(timers);
+    /** Per read: how many applies had finished when it started. */
+    const finished: number[] = [];
+    const read: Source['read'] = (wm, limit) => {
+      finished.push(sink.applies.filter((a) => a.done).length);
+      return source.read(wm, limit);
+    };
+    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [{ ...source, read }], timers, batchSize: 10 });
+    await rep.start();
+    await timers.advance(1000);
+    await rep.stop();
+    expect(sink.applied).toEqual([10, 20, 40]);
+    // the read of 20 from xid 11 started before the apply of the first 10 had finished, and so on
+    expect(peer.reads[1]).toMatchObject({ from: 11n, limit: 20 });
+    expect(finished.slice(0, 3)).toEqual([0, 0, 1]);
+    expect(peer.reads.slice(0, 3).map((r) => r.from)).toEqual([0n, 11n, 31n]);
+    expect(sink.ids).toEqual(Array.from({ length: 70 }, (_, i) => String(i + 1)));
+  });
+
+  it('a batch read ahead is dropped when the apply before it failed (the watermark did not move)', async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    let calls = 0;
+    // the second apply fails once: the batch read ahead of it starts from a watermark never reached
+    const sink = fakeSink({ failApply: () => ++calls === 2 });
+    peer.write(70);
+    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, batchSize: 10 });
+    await rep.start();
+    await timers.advance(20_000);
+    await rep.stop();
+    expect(sink.ids).toEqual(Array.from({ length: 70 }, (_, i) => String(i + 1)));
+    // every apply started from the watermark the previous one left
+    const froms = sink.applies.map((a) => a.from);
+    expect(froms).toEqual([0n, 11n, ...froms.slice(2)]);
+    expect(new Set(froms).size).toBe(froms.length);
+  });
+
+  it('acknowledges what was applied before a restart, and retries a failed ack, with nothing new to read', async () => {
+    const timers = new VirtualTimers();
+    const peer = fakePeer();
+    // killed after the apply of everything up to xid 50 committed, before its ack was sent
+    peer.write(50);
+    const sink = fakeSink({ start: { xmin: 51n, applied: [] } });
+    peer.failNextAcks(1);
+    const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers });
+    await rep.start();
+    await timers.advance(5000);
+    await rep.stop();
+    // the first ack failed, the next idle sync sent it again, and once told the peer is not told again
+    expect(sink.applied).toEqual([]);
+    expect(peer.acks).toEqual([51n]);
   });
 
   it('a batch that keeps failing is a stall: logged, counted, then retried in smaller batches until it moves', async () => {
