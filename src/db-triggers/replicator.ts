@@ -67,7 +67,8 @@ interface PeerState {
 interface ReadAhead {
   from: Watermark;
   limit: number;
-  batch: Promise<ReadBatch>;
+  /** undefined: the read failed (readBatch then reads again). */
+  batch: Promise<ReadBatch | undefined>;
 }
 
 const IDLE_FLOOR_MS = 25;
@@ -208,7 +209,7 @@ export class Replicator {
     const ahead = st.ahead;
     st.ahead = undefined;
     if (ahead && ahead.limit === st.limit && sameWatermark(ahead.from, from)) {
-      const b = await ahead.batch.catch(() => undefined);
+      const b = await ahead.batch;
       if (b) return b;
     }
     return peer.read(from, st.limit);
@@ -371,7 +372,7 @@ export class Replicator {
     this.wake?.();
     await this.loop;
     // a read started ahead finishes before the caller closes the pools
-    await Promise.all([...this.state.values()].map((st) => st.ahead?.batch.catch(() => undefined)));
+    await Promise.all([...this.state.values()].map((st) => st.ahead?.batch));
   }
 }
 
@@ -410,11 +411,9 @@ export function nextDelay(r: Round, prevMs: number, o: { busyPollMs: number; pol
   return Math.min(o.pollIntervalMs, Math.max(IDLE_FLOOR_MS, prevMs * 2));
 }
 
-/** Starts a read now; a failure is kept for readBatch (which then reads again), never unhandled. */
+/** Starts a read now; a failure becomes undefined (readBatch then reads again), never unhandled. */
 function readAhead(peer: Source, from: Watermark, limit: number): ReadAhead {
-  const batch = peer.read(from, limit);
-  batch.catch(() => undefined);
-  return { from, limit, batch };
+  return { from, limit, batch: peer.read(from, limit).catch(() => undefined) };
 }
 
 function required<T>(v: T | undefined, what: string): T {
