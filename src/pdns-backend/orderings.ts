@@ -3,6 +3,7 @@ import { MetricsTable, type SiteStateTable, parseClient, probeKey, type ClientNe
 import { decide, type BalancedName, type Decision } from './balanced.js';
 import { smoothSchedule, type PolicyInputs } from './policies.js';
 import { setNewest } from '../shared/bounded-map.js';
+import { realTimers, type Timers } from '../shared/timers.js';
 
 /** A decision made by another site's backend (`decided-by`), kept for the name's TTL. */
 export interface RemoteDecision {
@@ -14,6 +15,12 @@ export interface RemoteDecision {
 
 export interface OrderingsOptions {
   clock?: () => number;
+  /**
+   * Schedules the re-decision when a load-based name's hold-ms ends (default: real timers,
+   * unref'd). Figures that moved during the hold change no answer then; without it they would
+   * wait for the next figure that differs, which steady figures never send.
+   */
+  timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /** Client-dependent decisions kept per name (per real-remote), then the oldest are dropped. */
   maxClientEntries?: number;
   /** closest: called (at most once per network and version) when no site has probed a client network. */
@@ -56,6 +63,9 @@ export class Orderings extends EventEmitter<{ changed: [string[]]; clientChanged
   private readonly stale: (s: string) => boolean;
   private readonly maxClientEntries: number;
   private lastTableVersion: number;
+  private readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
+  /** The pending re-decision at the end of a hold: its clock time and timer. */
+  private holdEnd?: { at: number; handle: unknown };
   /**
    * Per name (index in `names`): the id of its decision's inputs when they are its configuration
    * alone (dependence none, no decided-by), else undefined. Names with the same id decide alike, so
@@ -71,6 +81,7 @@ export class Orderings extends EventEmitter<{ changed: [string[]]; clientChanged
   ) {
     super();
     this.clock = opts.clock ?? Date.now;
+    this.timers = opts.timers ?? realTimers;
     this.maxClientEntries = opts.maxClientEntries ?? 10_000;
     this.usable = (s) => table.isUsable(s);
     this.stale = (s) => this.metrics.isStale(s);
@@ -245,7 +256,34 @@ export class Orderings extends EventEmitter<{ changed: [string[]]; clientChanged
       }
     }
     this.lastChanged = changed;
+    this.scheduleHoldEnd(now);
     if (changed.length > 0) this.emit('changed', changed);
+  }
+
+  /** Stops the pending re-decision (the site is stopping). */
+  close(): void {
+    if (this.holdEnd) this.timers.clearTimeout(this.holdEnd.handle);
+    this.holdEnd = undefined;
+  }
+
+  /**
+   * One timer at the earliest end of a running hold: figures that moved during a hold are
+   * decided on when it ends (each recompute schedules the next end).
+   */
+  private scheduleHoldEnd(now: number): void {
+    let at = Infinity;
+    for (const b of this.names) {
+      if (b.dependence !== 'metrics') continue;
+      const end = (this.shared.get(b.name)?.since ?? -Infinity) + b.hysteresis.holdMs;
+      if (end > now && end < at) at = end;
+    }
+    if (at === Infinity || (this.holdEnd && this.holdEnd.at <= at)) return;
+    this.close();
+    const handle = this.timers.setTimeout(() => {
+      this.holdEnd = undefined;
+      this.recompute('hold ended');
+    }, at - now);
+    this.holdEnd = { at, handle };
   }
 
   /** The table may be changed by code that did not go through 'change' listeners yet (same tick). */

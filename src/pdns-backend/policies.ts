@@ -217,7 +217,7 @@ export function byFigure(
   }
   // The previous order, with sites that were not in it placed by their figure.
   const start = [...prev];
-  for (const s of fresh) if (!start.includes(s)) insertBy(start, s, key);
+  for (const s of fresh) if (!start.includes(s)) insertBy(start, s, key, pref);
   const held = inp.now !== undefined && inp.previousSince !== undefined && inp.now - inp.previousSince < h.holdMs;
   if (held) {
     t?.push(
@@ -247,8 +247,9 @@ function passes(challenger: number, ahead: number, h: Hysteresis): boolean {
   return ahead - challenger > Math.max(h.ratio * ahead, h.min);
 }
 
-function insertBy(arr: string[], s: string, key: (s: string) => number): void {
-  const i = arr.findIndex((x) => key(x) > key(s));
+/** Before the first site with a worse figure, or an equal one (unknown included) later in preference. */
+function insertBy(arr: string[], s: string, key: (s: string) => number, pref: (s: string) => number): void {
+  const i = arr.findIndex((x) => key(x) > key(s) || (key(x) === key(s) && pref(x) > pref(s)));
   if (i < 0) arr.push(s);
   else arr.splice(i, 0, s);
 }

@@ -300,6 +300,7 @@ async function stopParts(p: SiteParts, s: Started): Promise<void> {
     s.partitions?.stop(),
   ]);
   p.decider?.stop();
+  p.orderings.close();
   s.statusPage?.stop();
   await p.figures.stop();
   await p.backend.stopFlusher();

@@ -6,6 +6,7 @@ import { Orderings } from '../../../src/pdns-backend/orderings.js';
 import { buildZone } from '../../../src/pdns-backend/zone-index.js';
 import { MetricsTable } from '../../../src/site-health/metrics-table.js';
 import { SiteStateTable } from '../../../src/site-health/state-table.js';
+import { VirtualTimers } from '../haproxy-agent/virtual-timers.js';
 import { exampleZone } from '../pdns-backend/fixtures.js';
 
 const sites = ['a', 'b'];
@@ -23,8 +24,8 @@ const name = (n: string, over: Partial<BalancedConfig>) =>
   );
 
 function setup() {
-  let now = 0;
-  const clock = () => now;
+  const timers = new VirtualTimers();
+  const clock = () => timers.now();
   const table = new SiteStateTable(sites, clock);
   const metrics = new MetricsTable(sites, clock);
   const names = [
@@ -35,7 +36,11 @@ function setup() {
     name('near', { policy: 'closest' }),
   ];
   const unprobed: string[] = [];
-  const orderings = new Orderings(names, table, metrics, { clock, onUnprobed: (_c, key) => unprobed.push(key) });
+  const orderings = new Orderings(names, table, metrics, {
+    clock,
+    timers,
+    onUnprobed: (_c, key) => unprobed.push(key),
+  });
   const flushed: string[][] = [];
   orderings.on('changed', (n) => flushed.push(n));
   const handler = new Handler([buildZone(exampleZone(), names)], table, undefined, orderings);
@@ -56,14 +61,24 @@ function setup() {
       ),
     ).result as { content: string; scopeMask: number }[];
   const order = (qname: string, realRemote = '127.0.0.1/32') => lookup(qname, realRemote).map((r) => r.content);
-  return { table, metrics, orderings, flushed, lookup, order, unprobed, advance: (ms: number) => (now += ms) };
+  return {
+    table,
+    metrics,
+    orderings,
+    flushed,
+    lookup,
+    order,
+    unprobed,
+    advance: (ms: number) => timers.advance(ms),
+    timers,
+  };
 }
 
 const A = '192.0.2.1';
 const B = '198.51.100.1';
 
 describe('orderings: caching, flushing, hysteresis in virtual time', () => {
-  it('load reports move a least-load name between sites and back; noise neither reorders nor flushes', () => {
+  it('load reports move a least-load name between sites and back; noise neither reorders nor flushes', async () => {
     const t = setup();
     const load = 'load.example.com.';
     expect(t.order(load)).toEqual([A, B]);
@@ -80,13 +95,34 @@ describe('orderings: caching, flushing, hysteresis in virtual time', () => {
     ];
     let now = 0;
     for (const [at, la, lb, first, flushes] of schedule) {
-      t.advance(at - now);
+      await t.advance(at - now);
       now = at;
       t.metrics.setFigures('a', { load: la });
       t.metrics.setFigures('b', { load: lb });
       expect(t.order(load)[0], `at ${at}`).toBe(first);
       expect(t.flushed.filter((f) => f.includes(load)).length, `flushes at ${at}`).toBe(flushes);
     }
+  });
+
+  it('figures that moved during a hold decide the order when it ends, with no further report (one flush)', async () => {
+    const t = setup();
+    const load = 'load.example.com.';
+    await t.advance(6_000);
+    t.metrics.setFigures('a', { load: 0.9 });
+    t.metrics.setFigures('b', { load: 0.3 });
+    expect(t.order(load)[0]).toBe(B); // moved: held until 16 s
+    await t.advance(2_000);
+    t.metrics.setFigures('a', { load: 0.2 });
+    t.metrics.setFigures('b', { load: 0.9 });
+    expect(t.order(load)[0]).toBe(B); // a clearly better, but within the hold
+    await t.advance(7_999);
+    expect([t.order(load)[0], t.flushed.filter((f) => f.includes(load)).length]).toEqual([B, 1]);
+    // The same figures, never sent again: the hold's end alone re-decides, and PowerDNS is flushed.
+    await t.advance(1);
+    expect([t.order(load)[0], t.flushed.filter((f) => f.includes(load)).length]).toEqual([A, 2]);
+    expect(t.timers.pending()).toBe(1); // the next hold's end (26 s), nothing more
+    t.orderings.close();
+    expect(t.timers.pending()).toBe(0);
   });
 
   it("a site whose replica is stale goes last in every policy's answer (rotations too), flushed once per flip", () => {

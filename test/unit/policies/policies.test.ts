@@ -168,6 +168,16 @@ describe('least-load and fastest', () => {
       }),
     ).toEqual(['b', 'a']);
   });
+
+  it('a site coming back joins by its figure; among equal figures (none known included) in preference order', () => {
+    const back = (sites: string[], fig: Record<string, number>) =>
+      byFigure(sites, (s) => fig[s], 'load', '', h, { previous: sites.slice(1), previousSince: 0, now: 60_000 });
+    // a drained then undrained before anyone reported: first again, as before the drain.
+    expect(back(['a', 'b', 'c'], {})).toEqual(['a', 'b', 'c']);
+    expect(back(['a', 'b'], { a: 1, b: 1 })).toEqual(['a', 'b']);
+    expect(back(['a', 'b'], { a: 2, b: 1 })).toEqual(['b', 'a']);
+    expect(back(['a', 'b'], { b: 1 })).toEqual(['b', 'a']);
+  });
 });
 
 describe('topology', () => {
