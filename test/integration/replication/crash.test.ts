@@ -6,7 +6,8 @@
  * by an outage that lasts until the peer's backlog passes three batches, so the next batch is big. Then the daemons
  * run on their own until the sites
  * converge: nothing lost, nothing applied twice (every site consumed exactly the number of changes
- * its peer produced), no conflict.
+ * its peer produced), no conflict, and every change acknowledged and trimmed. Site b's database
+ * is in a PostgreSQL cluster of its own, as at a real second site.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../../src/db/index.js';
 import { migrate } from '../../../src/db-triggers/migrate.js';
-import { createDatabases, dbUrl, dropDatabases, waitFor } from '../support/pg.js';
+import { createDatabases, dbUrl, dropDatabases, startCluster, waitFor, type Cluster } from '../support/pg.js';
 import { digest } from './harness.js';
 
 const KILLS = Number(process.env.KILLS ?? 20);
@@ -26,15 +27,20 @@ const OUTAGE_BACKLOG = 1000;
 
 describe('crash safety: kill -9 during apply', () => {
   let names: string[] = [];
+  /** Site b's PostgreSQL: a cluster of its own, as at a real second site (a's is the shared one). */
+  let clusterB: Cluster | undefined;
+  const urls: string[] = [];
   const dbs: Db[] = [];
   let dir = '';
   const children = new Set<ChildProcess>();
 
   beforeAll(async () => {
-    names = await createDatabases('crash', 2);
+    clusterB = await startCluster();
+    names = [...(await createDatabases('crash', 1)), ...(await clusterB.createDatabases('crash', 1))];
+    urls.push(dbUrl(names[0]!), clusterB.url(names[1]!));
     dir = mkdtempSync(join(tmpdir(), 'ms-crash-'));
-    for (const [i, n] of names.entries()) {
-      const db = await openDb(dbUrl(n), { max: 4 });
+    for (const [i, url] of urls.entries()) {
+      const db = await openDb(url, { max: 4 });
       dbs.push(db);
       await db.exec(`
         CREATE TABLE ledger (site text, n int, v text, PRIMARY KEY (site, n));
@@ -43,7 +49,7 @@ describe('crash safety: kill -9 during apply', () => {
       await migrate(db, { site: SITES[i]!, tables: TABLES });
       writeFileSync(
         join(dir, `${SITES[i]}.yaml`),
-        `site: ${SITES[i]}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [ledger, counter]\n  batch-size: 300\n  poll-interval-ms: 50\n  sites:\n    a: { db: "${dbUrl(names[0]!)}" }\n    b: { db: "${dbUrl(names[1]!)}" }\n  log-level: warn\n`,
+        `site: ${SITES[i]}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [ledger, counter]\n  batch-size: 300\n  poll-interval-ms: 50\n  sites:\n    a: { db: "${urls[0]}" }\n    b: { db: "${urls[1]}" }\n  log-level: warn\n`,
       );
     }
   });
@@ -52,8 +58,10 @@ describe('crash safety: kill -9 during apply', () => {
     for (const c of children) c.kill('SIGKILL');
     await Promise.all(dbs.map((d) => d.close().catch(() => undefined)));
     if (bundle) rmSync(bundle, { force: true });
-    if (!process.env.KEEP) await dropDatabases(names);
-    else console.log('KEPT', names);
+    if (!process.env.KEEP) {
+      await dropDatabases(names.slice(0, 1));
+      await clusterB?.stop();
+    } else console.log('KEPT', urls);
   });
 
   /** The child's entry: bundled once with esbuild (fast start), or run through tsx if that fails. */
@@ -225,6 +233,17 @@ describe('crash safety: kill -9 during apply', () => {
         'both sites to consume every change of their peer',
         async () => (await consumed(0)) >= produced[1]! && (await consumed(1)) >= produced[0]!,
         600_000,
+        200,
+      );
+      // and, idle, to acknowledge them: each site then trims its change table to nothing (a
+      // replicator killed between its apply and its ack once left an idle peer's table full)
+      await waitFor(
+        'both change tables trimmed once every change is acknowledged',
+        async () => {
+          const left = await Promise.all(dbs.map((d) => d.query(`SELECT 1 FROM multisite.change LIMIT 1`)));
+          return left.every((r) => r.rowCount === 0);
+        },
+        120_000,
         200,
       );
     } finally {
