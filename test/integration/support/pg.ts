@@ -4,12 +4,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort, waitFor } from '../../../src/lab/ports.js';
-import { startProcess } from '../../../src/lab/processes.js';
+import { freePort, waitFor, waitForValue } from '../../../src/lab/ports.js';
+import { startProcess, type Started } from '../../../src/lab/processes.js';
 
 export const PG_HOST = process.env.MULTISITE_TEST_PGHOST ?? '127.0.0.1';
 export const PG_PORT = Number(process.env.MULTISITE_TEST_PGPORT ?? 5432);
@@ -19,8 +19,8 @@ export function dbUrl(name: string): string {
   return `postgres://${PG_USER}@${PG_HOST}:${PG_PORT}/${name}`;
 }
 
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: dbUrl('postgres') });
+async function admin<T>(fn: (c: pg.Client) => Promise<T>, url = dbUrl): Promise<T> {
+  const c = new pg.Client({ connectionString: url('postgres') });
   await c.connect();
   try {
     return await fn(c);
@@ -29,13 +29,16 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** Creates `count` empty databases named ms_<prefix>_<random>_<i>; returns their names. */
-export async function createDatabases(prefix: string, count: number): Promise<string[]> {
+/**
+ * Creates `count` empty databases named ms_<prefix>_<random>_<i>; returns their names. `url`
+ * names the server (the local PostgreSQL by default, or a Cluster's).
+ */
+export async function createDatabases(prefix: string, count: number, url = dbUrl): Promise<string[]> {
   const tag = randomBytes(4).toString('hex');
   const names = Array.from({ length: count }, (_, i) => `ms_${prefix}_${tag}_${i}`.toLowerCase());
   await admin(async (c) => {
     for (const n of names) await c.query(`CREATE DATABASE "${n}"`);
-  });
+  }, url);
   return names;
 }
 
@@ -72,79 +75,89 @@ export interface Cluster {
  */
 export async function startCluster(): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'ms-pg-'));
-  const asPostgres = process.getuid?.() === 0;
-  if (asPostgres) execFileSync('chown', ['-R', 'postgres:', dir]);
-  const run = (bin: string, args: string[]) =>
-    asPostgres
-      ? (['runuser', ['-u', 'postgres', '--', join(PG_BIN, bin), ...args]] as const)
-      : ([join(PG_BIN, bin), args] as const);
+  // initdb refuses root: as root, the server runs as postgres (spawned as that user directly, so
+  // our signals reach the server itself, not a wrapper that may not pass them on)
+  const user: { uid?: number; gid?: number } = process.getuid?.() === 0 ? postgresIds() : {};
+  if (user.uid !== undefined && user.gid !== undefined) chownSync(dir, user.uid, user.gid);
   const data = join(dir, 'data');
-  const [initCmd, initArgs] = run('initdb', ['-D', data, '-A', 'trust', '-U', PG_USER, '--no-sync', '-E', 'UTF8']);
   try {
-    execFileSync(initCmd, [...initArgs], { stdio: 'pipe' });
+    execFileSync(join(PG_BIN, 'initdb'), ['-D', data, '-A', 'trust', '-U', PG_USER, '--no-sync', '-E', 'UTF8'], {
+      stdio: 'pipe',
+      ...user,
+    });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? String(e)}`);
   }
-  const port = await freePort('127.0.0.1');
-  const [cmd, args] = run('postgres', [
-    '-D',
-    data,
-    '-p',
-    String(port),
-    '-c',
-    'listen_addresses=127.0.0.1',
-    '-c',
-    `unix_socket_directories=${dir}`,
-    '-c',
-    'fsync=off',
-    '-c',
-    'max_connections=100',
-  ]);
-  const server = startProcess(cmd, [...args]);
-  let stopped = false;
+  let server: Started | undefined;
+  let port = 0;
+  // a free port can be taken between picking and binding it: another pick, at most three times
+  for (let attempt = 1; !server; attempt++) {
+    port = await freePort('127.0.0.1');
+    const s = startProcess(
+      join(PG_BIN, 'postgres'),
+      [
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        `unix_socket_directories=${dir}`,
+        '-c',
+        'fsync=off',
+      ],
+      user,
+    );
+    const ready = await waitForValue(
+      `the test cluster on port ${port}`,
+      async () => s.child.exitCode !== null || (await accepts(port)),
+      (ok) => ok,
+      60_000,
+      50,
+    ).catch((e: Error) => e);
+    if (ready instanceof Error || s.child.exitCode !== null) {
+      await s.stop();
+      if (attempt < 3 && /could not bind|in use/i.test(s.output())) continue;
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`the test cluster did not start: ${ready instanceof Error ? ready.message : ''}\n${s.output()}`);
+    }
+    server = s;
+  }
   const url = (db: string) => `postgres://${PG_USER}@127.0.0.1:${port}/${db}`;
+  let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    server.child.kill('SIGINT'); // fast shutdown: ends the connections, no checkpoint wait
-    const t = setTimeout(() => server.child.kill('SIGKILL'), 10_000);
-    await server.exited;
+    server!.child.kill('SIGINT'); // fast shutdown: ends the connections, no checkpoint wait
+    const t = setTimeout(() => server!.child.kill('SIGKILL'), 10_000);
+    await server!.exited;
     clearTimeout(t);
     rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    await waitFor(
-      `the test cluster on port ${port}`,
-      async () => {
-        if (server.child.exitCode !== null) throw new Error(`postgres exited: ${server.output()}`);
-        const c = new pg.Client({ connectionString: url('postgres') });
-        await c.connect();
-        await c.end();
-        return true;
-      },
-      60_000,
-      50,
-    );
-  } catch (e) {
-    await stop();
-    throw new Error(`${(e as Error).message}\n${server.output()}`);
-  }
   return {
     port,
     url,
-    async createDatabases(prefix, count) {
-      const tag = randomBytes(4).toString('hex');
-      const names = Array.from({ length: count }, (_, i) => `ms_${prefix}_${tag}_${i}`.toLowerCase());
-      const c = new pg.Client({ connectionString: url('postgres') });
-      await c.connect();
-      try {
-        for (const n of names) await c.query(`CREATE DATABASE "${n}"`);
-      } finally {
-        await c.end();
-      }
-      return names;
-    },
+    createDatabases: (prefix, count) => createDatabases(prefix, count, url),
     stop,
   };
+}
+
+function postgresIds(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+async function accepts(port: number): Promise<boolean> {
+  const c = new pg.Client({ connectionString: `postgres://${PG_USER}@127.0.0.1:${port}/postgres` });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
 }
