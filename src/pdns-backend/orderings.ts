@@ -237,6 +237,7 @@ export class Orderings extends EventEmitter<{ changed: [string[]]; clientChanged
     const changed: string[] = [];
     const now = this.clock();
     const byShape = new Map<string, { d: Decision; key: string }>();
+    let holdEnd = Infinity;
     for (let i = 0; i < this.names.length; i++) {
       const b = this.names[i]!;
       const cur = this.shared.get(b.name);
@@ -250,13 +251,16 @@ export class Orderings extends EventEmitter<{ changed: [string[]]; clientChanged
         if (shape !== undefined) byShape.set(shape, hit);
       }
       const { d, key } = hit;
+      const since = key !== cur.key ? now : cur.since;
       if (key !== cur.key) {
-        this.shared.set(b.name, { decision: d, key, since: now });
+        this.shared.set(b.name, { decision: d, key, since });
         changed.push(b.name);
       }
+      const end = since + b.hysteresis.holdMs;
+      if (b.dependence === 'metrics' && end > now) holdEnd = Math.min(holdEnd, end);
     }
     this.lastChanged = changed;
-    this.scheduleHoldEnd(now);
+    this.scheduleHoldEnd(holdEnd, now);
     if (changed.length > 0) this.emit('changed', changed);
   }
 
@@ -267,16 +271,10 @@ export class Orderings extends EventEmitter<{ changed: [string[]]; clientChanged
   }
 
   /**
-   * One timer at the earliest end of a running hold: figures that moved during a hold are
+   * One timer at `at`, the earliest end of a running hold: figures that moved during a hold are
    * decided on when it ends (each recompute schedules the next end).
    */
-  private scheduleHoldEnd(now: number): void {
-    let at = Infinity;
-    for (const b of this.names) {
-      if (b.dependence !== 'metrics') continue;
-      const end = (this.shared.get(b.name)?.since ?? -Infinity) + b.hysteresis.holdMs;
-      if (end > now && end < at) at = end;
-    }
+  private scheduleHoldEnd(at: number, now: number): void {
     if (at === Infinity || (this.holdEnd && this.holdEnd.at <= at)) return;
     this.close();
     const handle = this.timers.setTimeout(() => {
