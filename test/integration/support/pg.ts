@@ -8,7 +8,7 @@ import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort, waitFor, waitForValue } from '../../../src/lab/ports.js';
+import { freePort, waitFor } from '../../../src/lab/ports.js';
 import { startProcess, type Started } from '../../../src/lab/processes.js';
 
 export const PG_HOST = process.env.MULTISITE_TEST_PGHOST ?? '127.0.0.1';
@@ -110,10 +110,9 @@ export async function startCluster(): Promise<Cluster> {
       ],
       user,
     );
-    const ready = await waitForValue(
+    const ready = await waitFor(
       `the test cluster on port ${port}`,
-      async () => s.child.exitCode !== null || (await accepts(port)),
-      (ok) => ok,
+      async () => s.child.exitCode !== null || (await accepts(clusterUrl(port, 'postgres'))),
       60_000,
       50,
     ).catch((e: Error) => e);
@@ -125,7 +124,7 @@ export async function startCluster(): Promise<Cluster> {
     }
     server = s;
   }
-  const url = (db: string) => `postgres://${PG_USER}@127.0.0.1:${port}/${db}`;
+  const url = (db: string) => clusterUrl(port, db);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -149,8 +148,12 @@ function postgresIds(): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-async function accepts(port: number): Promise<boolean> {
-  const c = new pg.Client({ connectionString: `postgres://${PG_USER}@127.0.0.1:${port}/postgres` });
+function clusterUrl(port: number, db: string): string {
+  return `postgres://${PG_USER}@127.0.0.1:${port}/${db}`;
+}
+
+async function accepts(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url });
   c.on('error', () => undefined);
   try {
     await c.connect();
