@@ -1,8 +1,11 @@
 # multisite: one command each for a new user: `make demo`, `make test`.
 SHELL := /bin/bash
-DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf chromium dnsdist
+DEB_PACKAGES := pdns-server pdns-backend-remote pdns-backend-bind pdns-tools haproxy dnsutils dnsperf chromium dnsdist \
+  postgresql-server-dev-15
+PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt npm build lint test test-unit test-integration fuzz demo bench clean install uninstall
+.PHONY: deps apt npm native build lint test test-unit test-integration fuzz demo bench clean install uninstall
 
 deps: apt npm
 
@@ -19,6 +22,14 @@ node_modules/.installed: package-lock.json
 build: npm
 	npx tsc -p tsconfig.json
 
+# The native capture trigger (native/multisite_capture.c), built with PostgreSQL 15's PGXS and
+# installed into the server's library directory (as root: the directory is the server's), only
+# when the built library differs. `multisite migrate` (capture: auto) uses it once it is there.
+native: apt
+	$(MAKE) --no-print-directory -C native PG_CONFIG=$(PG_CONFIG)
+	@cmp -s native/multisite_capture.so "$$($(PG_CONFIG) --pkglibdir)/multisite_capture.so" || \
+	  $(SUDO) $(MAKE) --no-print-directory -C native PG_CONFIG=$(PG_CONFIG) install
+
 # ESLint (typescript-eslint; line and function length), Prettier's check, and the import
 # boundaries between parts (dependency-cruiser, fed from boundaries.json). `npx prettier --write .`
 # fixes the formatting.
@@ -27,7 +38,7 @@ lint: npm
 	npx prettier --check .
 	npx depcruise src --config .dependency-cruiser.cjs --output-type err
 
-test: deps build
+test: deps build native
 	npx tsc -p tsconfig.test.json
 	$(MAKE) --no-print-directory lint
 	npx vitest run
@@ -35,7 +46,7 @@ test: deps build
 test-unit: npm
 	npx vitest run test/unit
 
-test-integration: deps build
+test-integration: deps build native
 	npx vitest run test/integration
 
 # The wire-protocol fuzz suites with random seeds and many more cases (make test runs them from a
@@ -48,10 +59,10 @@ demo: deps build
 	node dist/cli/main.js demo
 
 # Every bench/*.ts prints a table and writes bench/results/<name>.json; `make bench-NAME` runs one.
-bench: deps build
+bench: deps build native
 	@for f in bench/*.ts; do echo "== $$f"; npx tsx $$f || exit 1; done
 
-bench-%: deps build
+bench-%: deps build native
 	npx tsx bench/$*.ts
 
 # `make install [PREFIX=/usr/local] [DESTDIR=staging]`: the packed package (what `npm pack` ships)
@@ -80,3 +91,4 @@ uninstall:
 
 clean:
 	rm -rf dist bench/results .tmp/pack
+	rm -f native/*.o native/*.so native/*.bc

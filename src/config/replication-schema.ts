@@ -34,6 +34,12 @@ export const replicationSchema = z
     tables: z.array(z.string().min(1)).default([]),
     /** The database of every site, this one included, by site name. */
     sites: z.record(z.string(), siteDbSchema).default({}),
+    /**
+     * The capture trigger `multisite migrate` installs: `native` (native/multisite_capture.c, in
+     * the server's library directory; a superuser migrates), `plpgsql`, or `auto`: native when the
+     * server can load it, else plpgsql (migrate says which, and why).
+     */
+    capture: z.enum(['auto', 'native', 'plpgsql']).default('auto'),
     /** Who wins when the same column is changed at two sites concurrently. */
     policy: z.enum(['latest', 'site-priority']).default('latest'),
     /** For site-priority: the sites, strongest first (default: the order of `sites:`). */

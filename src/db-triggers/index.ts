@@ -1,6 +1,6 @@
 export { ReplicaLagReporter } from './lag-reporter.js';
 export { ReplicationMetrics } from './metrics.js';
-export { MigrationError, migrate, uninstall } from './migrate.js';
+export { MigrationError, migrate, uninstall, type CaptureMode } from './migrate.js';
 export {
   ownerWinsPolicy,
   installOwnerWins,

@@ -12,15 +12,30 @@ export class MigrationError extends Error {
   override name = 'MigrationError';
 }
 
+/**
+ * The capture trigger: `native` is native/multisite_capture.c (installed into the server's
+ * library directory by `make -C native install`; needs a superuser to create), `plpgsql` the
+ * generated PL/pgSQL functions, `auto` native when the server has it, else plpgsql.
+ */
+export type CaptureMode = 'auto' | 'native' | 'plpgsql';
+
 export interface MigrateOptions {
   site: string;
   /** Tables to replicate ("schema.table" or "table" in public). Replaces the previous list. */
   tables: string[];
+  /** Default `auto`. */
+  capture?: CaptureMode;
+  /** Where the server finds the native library (default `$libdir/multisite_capture`). */
+  nativeLibrary?: string;
 }
 
 export interface MigrateResult {
   tables: { tbl: string; pk: string[] }[];
   removed: string[];
+  /** The capture the triggers now use. */
+  capture: 'native' | 'plpgsql';
+  /** Why `auto` chose plpgsql (the server's error creating the native function). */
+  fallback?: string;
 }
 
 /** Version 1's row-level capture and per-statement NOTIFY triggers (dropped on upgrade). */
@@ -61,19 +76,26 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResu
       await dropTriggers(tx, tbl);
       await tx.query(`DELETE FROM multisite.replicated_table WHERE tbl = $1`, [tbl]);
     }
+    const chosen = await installCapture(tx, opts.capture ?? 'auto', opts.nativeLibrary ?? '$libdir/multisite_capture');
     for (const w of wanted) {
       await dropTriggers(tx, w.tbl);
-      const fn = captureFunction(w.tbl);
-      const cols = await comparableColumns(tx, w.tbl);
-      await tx.query(captureFunctionSql(fn, w.tbl, w.pk, cols, await lastAttnum(tx, w.tbl)));
+      let call: string;
+      if (chosen.capture === 'native') {
+        call = `${NATIVE_FUNCTION}(${[w.tbl, ...w.pk].map(literal).join(', ')})`;
+      } else {
+        const fn = captureFunction(w.tbl);
+        const cols = await comparableColumns(tx, w.tbl);
+        await tx.query(captureFunctionSql(fn, w.tbl, w.pk, cols, await lastAttnum(tx, w.tbl)));
+        call = `${fn}()`;
+      }
       await tx.query(
-        `CREATE TRIGGER ${TRIGGERS.INSERT} AFTER INSERT ON ${w.tbl} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+        `CREATE TRIGGER ${TRIGGERS.INSERT} AFTER INSERT ON ${w.tbl} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${call}`,
       );
       await tx.query(
-        `CREATE TRIGGER ${TRIGGERS.UPDATE} AFTER UPDATE ON ${w.tbl} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+        `CREATE TRIGGER ${TRIGGERS.UPDATE} AFTER UPDATE ON ${w.tbl} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${call}`,
       );
       await tx.query(
-        `CREATE TRIGGER ${TRIGGERS.DELETE} AFTER DELETE ON ${w.tbl} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+        `CREATE TRIGGER ${TRIGGERS.DELETE} AFTER DELETE ON ${w.tbl} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${call}`,
       );
       await tx.query(
         `INSERT INTO multisite.replicated_table (tbl, pk_columns) VALUES ($1, $2) ON CONFLICT (tbl) DO UPDATE SET pk_columns = excluded.pk_columns`,
@@ -81,8 +103,43 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResu
       );
     }
     for (const st of DROP_V1_CAPTURE) await tx.query(st);
-    return { tables: wanted.map((w) => ({ tbl: w.tbl, pk: w.pk })), removed };
+    return { tables: wanted.map((w) => ({ tbl: w.tbl, pk: w.pk })), removed, ...chosen };
   });
+}
+
+/** The C capture function (native/multisite_capture.c); its arguments: the table, its key columns. */
+const NATIVE_FUNCTION = 'multisite.capture_native';
+
+const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/**
+ * Creates the native capture function when asked (or, for `auto`, when the server can load it),
+ * in a savepoint: a server without the library, or a role that may not create C functions,
+ * leaves the transaction usable. `native` without it fails the migrate with what to do.
+ */
+async function installCapture(
+  tx: Queryable,
+  mode: CaptureMode,
+  library: string,
+): Promise<Pick<MigrateResult, 'capture' | 'fallback'>> {
+  if (mode === 'plpgsql') return { capture: 'plpgsql' };
+  await tx.query('SAVEPOINT native_capture');
+  try {
+    await tx.query(
+      `CREATE OR REPLACE FUNCTION ${NATIVE_FUNCTION}() RETURNS trigger LANGUAGE c AS ${literal(library)}, 'multisite_capture'`,
+    );
+    await tx.query('RELEASE SAVEPOINT native_capture');
+    return { capture: 'native' };
+  } catch (err) {
+    await tx.query('ROLLBACK TO SAVEPOINT native_capture');
+    const why = (err as Error).message;
+    if (mode === 'native') {
+      throw new MigrationError(
+        `capture: native, but the server cannot create ${NATIVE_FUNCTION} (${why}): install the library on the database server (make -C native install, as root) and migrate as a superuser, or set capture: plpgsql`,
+      );
+    }
+    return { capture: 'plpgsql', fallback: why };
+  }
 }
 
 /**

@@ -66,7 +66,8 @@ export const commands: Record<string, CommandEntry> = {
   },
   migrate: {
     summary: 'install (or --uninstall) replication in a database: change table, conflict log, capture triggers',
-    usage: '--db URL --site NAME --tables t1,t2 [--password-file F] [--uninstall] | --config FILE [--uninstall]',
+    usage:
+      '--db URL --site NAME --tables t1,t2 [--password-file F] [--capture auto|native|plpgsql] [--uninstall] | --config FILE [--capture MODE] [--uninstall]',
     example: 'multisite migrate --config /etc/multisite/site-a.yaml',
     load: () => import('./migrate.js'),
   },
