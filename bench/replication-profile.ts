@@ -15,7 +15,8 @@
  * a lock held by a replicator backend (vs by another pgbench backend). It prints one table.
  *
  *   npx tsx bench/replication-profile.ts      (PROFILE_SECONDS per run, default 8; PROFILE_ROUNDS, 2;
- *                                              PROFILE_BUILTIN tpcb-like | simple-update; PROFILE_MODES)
+ *                                              PROFILE_BUILTIN tpcb-like | simple-update; PROFILE_MODES;
+ *                                              PROFILE_NODE_ARGS: node options of the replicators)
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../src/db-triggers/migrate.js';
 import { openDb } from '../src/db/index.js';
+import { pgbenchConnection } from './lib/pgbench-args.js';
 import { report } from './lib/table.js';
 
 const run = promisify(execFile);
@@ -35,6 +37,10 @@ const BUILTIN = process.env.PROFILE_BUILTIN ?? 'tpcb-like';
 const MODES = (process.env.PROFILE_MODES ?? 'off,capture,native,full,native-full').split(',') as Mode[];
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'];
+/** Extra node options for the replicators, e.g. PROFILE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const NODE_ARGS = (process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter((x) => x !== '');
+/** pgbench clients per site (PROFILE_CLIENTS, default 4). */
+const CLIENTS = Number(process.env.PROFILE_CLIENTS ?? 4);
 const TICK = Number(process.env.PROFILE_TICK_HZ ?? 100);
 const url = (db: string) => `${BASE}/${db}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -139,7 +145,19 @@ function sampler(dbs: string[], procs: () => number[]) {
 async function pgbench(db: string): Promise<number> {
   const r = await run(
     PGBENCH,
-    ['-n', '-b', BUILTIN, '-c', '4', '-j', '2', '-T', String(SECONDS), '-h', '127.0.0.1', '-U', 'postgres', db],
+    [
+      '-n',
+      '-b',
+      BUILTIN,
+      '-c',
+      String(CLIENTS),
+      '-j',
+      String(Math.min(2, CLIENTS)),
+      '-T',
+      String(SECONDS),
+      ...pgbenchConnection(BASE),
+      db,
+    ],
     { maxBuffer: 1 << 24 },
   );
   const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
@@ -150,7 +168,7 @@ async function pgbench(db: string): Promise<number> {
 async function template(): Promise<string> {
   const t = `ms_prof_tpl_${Math.random().toString(16).slice(2, 8)}`;
   await sql('postgres', `CREATE DATABASE "${t}"`);
-  await run(PGBENCH, ['-i', '-q', '-s', '1', '-h', '127.0.0.1', '-U', 'postgres', t]);
+  await run(PGBENCH, ['-i', '-q', '-s', '1', ...pgbenchConnection(BASE), t]);
   return t;
 }
 
@@ -179,7 +197,7 @@ async function once(tpl: string, mode: Mode, round: number): Promise<Record<stri
         children.push(
           spawn(
             process.execPath,
-            ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', join(dir, `${s}.yaml`)],
+            [...NODE_ARGS, '--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', join(dir, `${s}.yaml`)],
             {
               stdio: ['ignore', 'ignore', 'inherit'],
             },

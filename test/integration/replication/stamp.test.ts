@@ -101,4 +101,28 @@ describe('set-based stamping = version 4 stamping (real PostgreSQL)', () => {
     expect(clocks.rows.length).toBeGreaterThan(2);
     expect(clocks.rows.every((r) => r.same)).toBe(true);
   });
+  it('stamps a change whose transaction was still open while the stamped tail moved past it', async () => {
+    // sql/004's tail: an unkeyed stamp remembers that every transaction below its snapshot's
+    // xmin is stamped. One still open then is not below it, so its changes are found once it commits.
+    const db = dbs[1]!;
+    const open = await openDb(dbUrl(names[1]!), { max: 1 });
+    try {
+      await open.exec(`BEGIN; INSERT INTO t VALUES (900, 1, 1)`);
+      await db.exec(`INSERT INTO t VALUES (901, 1, 1)`);
+      await db.query(`SELECT multisite.stamp()`); // 901 stamped; the tail stops below the open transaction
+      await open.exec(`COMMIT`);
+      await db.exec(`INSERT INTO t VALUES (902, 1, 1)`);
+      await db.query(`SELECT multisite.stamp()`);
+      const r = await db.query<{ id: string; stamped: boolean }>(
+        `SELECT pk ->> 'id' AS id, h IS NOT NULL AS stamped FROM multisite.change WHERE (pk ->> 'id')::int >= 900 ORDER BY id`,
+      );
+      expect(r.rows).toEqual([
+        { id: '900', stamped: true },
+        { id: '901', stamped: true },
+        { id: '902', stamped: true },
+      ]);
+    } finally {
+      await open.close();
+    }
+  });
 });
