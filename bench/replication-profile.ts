@@ -16,7 +16,8 @@
  *
  *   npx tsx bench/replication-profile.ts      (PROFILE_SECONDS per run, default 8; PROFILE_ROUNDS, 2;
  *                                              PROFILE_BUILTIN tpcb-like | simple-update; PROFILE_MODES;
- *                                              PROFILE_NODE_ARGS: node options of the replicators)
+ *                                              PROFILE_NODE_ARGS: node options of the replicators;
+ *                                              PROFILE_DIST=1: replicators from dist/)
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -41,6 +42,8 @@ const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbe
 const NODE_ARGS = (process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter((x) => x !== '');
 /** pgbench clients per site (PROFILE_CLIENTS, default 4). */
 const CLIENTS = Number(process.env.PROFILE_CLIENTS ?? 4);
+/** The replicators from dist/ (PROFILE_DIST=1, what `multisite` runs installed; build first) or the source tree. */
+const ENTRY = process.env.PROFILE_DIST === '1' ? ['dist/cli/main.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
 const TICK = Number(process.env.PROFILE_TICK_HZ ?? 100);
 const url = (db: string) => `${BASE}/${db}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -195,13 +198,9 @@ async function once(tpl: string, mode: Mode, round: number): Promise<Record<stri
     if (replicated(mode)) {
       for (const s of 'ab')
         children.push(
-          spawn(
-            process.execPath,
-            [...NODE_ARGS, '--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', join(dir, `${s}.yaml`)],
-            {
-              stdio: ['ignore', 'ignore', 'inherit'],
-            },
-          ),
+          spawn(process.execPath, [...NODE_ARGS, ...ENTRY, 'replicate', '--config', join(dir, `${s}.yaml`)], {
+            stdio: ['ignore', 'ignore', 'inherit'],
+          }),
         );
       for (const d of names) {
         for (let t = 0; ; t++) {

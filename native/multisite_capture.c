@@ -124,7 +124,8 @@ joined_args(Trigger *tg)
 static bool
 entry_current(TableEntry *e, TupleDesc td, const char *args)
 {
-	if (e->cxt == NULL || e->natts != td->natts || strcmp(e->args, args) != 0)
+	/* no insert plan: an error interrupted the entry's last build (it is built again) */
+	if (e->cxt == NULL || e->insert == NULL || e->natts != td->natts || strcmp(e->args, args) != 0)
 		return false;
 	for (int i = 0; i < td->natts; i++)
 	{
