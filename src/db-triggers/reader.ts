@@ -60,15 +60,16 @@ export function dbSource(name: string, db: Db): Source {
 /**
  * Reads a peer's committed changes after the watermark, whole transactions, in one REPEATABLE READ
  * snapshot (gap-free: see watermark.ts; a transaction that commits late is read late, never
- * skipped). Changes not stamped yet are stamped first (sql/003, multisite.stamp: a stamper that
- * got there after this snapshot makes this read fail with a serialization error, and it is read
- * again). Each insert or update carries the row as it is in this snapshot: a row changed again
+ * skipped). The peer's unstamped changes are stamped first, in a statement of their own
+ * (multisite.stamp_batch); a transaction that committed after that and before the snapshot ends
+ * the batch (or, at its head, is stamped in the snapshot: a stamper that got there after this
+ * snapshot then makes the read fail with a serialization error, and it is read again). Each insert or update carries the row as it is in this snapshot: a row changed again
  * since ships its latest state, and one deleted since ships nothing (marked gone: its delete follows).
  */
 export async function readChanges(db: Db, wm: Watermark, limit: number): Promise<ReadBatch> {
   const applied = `{${wm.applied.join(',')}}`;
-  // stamp what this read will take first, outside its snapshot (no serialization errors there);
-  // a little more than the limit: the read finishes its last transaction
+  // stamp the peer's unstamped changes first, outside this read's snapshot (no serialization
+  // errors there); since sql/004's tail this stamps all of them (the arguments are not used)
   await db.query(`SELECT multisite.stamp_batch($1::xid8, $2::xid8[], $3)`, [wm.xmin.toString(), applied, limit * 2]);
   return db.transaction(
     async (tx) => {
@@ -77,12 +78,18 @@ export async function readChanges(db: Db, wm: Watermark, limit: number): Promise
       const snapXmin = BigInt(s.rows[0]!.xmin);
       await tx.query(`SET LOCAL statement_timeout = '${READ_TIMEOUT_S}s'`);
       let rows = await selectBatch(tx, wm.xmin, applied, limit);
-      const unstamped = rows.filter((x) => x.h === null);
-      if (unstamped.length > 0) {
-        await tx.query(`SELECT multisite.stamp($1::jsonb)`, [keysJson(unstamped)]);
+      const limited = rows.length >= limit;
+      // changes committed after stamp_batch and before this snapshot are not stamped: the batch
+      // ends before the first transaction that has one (the next read finds them stamped).
+      // Stamping them here would update rows a later stamper may have updated since this
+      // snapshot: a serialization failure, the read retried (under a hot row, often)
+      const cut = firstUnstampedTransaction(rows);
+      if (cut > 0) rows = rows.slice(0, cut);
+      else if (cut === 0) {
+        // the batch's first transaction itself: stamp in this snapshot, or the read could stall
+        await tx.query(`SELECT multisite.stamp($1::jsonb)`, [keysJson(rows.filter((x) => x.h === null))]);
         rows = await selectBatch(tx, wm.xmin, applied, limit);
       }
-      const limited = rows.length >= limit;
       let remaining = 0;
       if (limited) {
         const last = rows[rows.length - 1]!;
@@ -99,7 +106,7 @@ export async function readChanges(db: Db, wm: Watermark, limit: number): Promise
         prev = x.xid;
       }
       const changes = await withRowData(tx, rows);
-      return { changes, next: nextWatermark(wm, snapXmin, xids, limited), limited, remaining };
+      return { changes, next: nextWatermark(wm, snapXmin, xids, limited || cut > 0), limited, remaining };
     },
     { isolation: 'repeatable read' },
   );
@@ -125,6 +132,12 @@ async function selectBatch(tx: Queryable, xmin: bigint, applied: string, limit: 
     rows.push(...rest.rows);
   }
   return rows;
+}
+
+/** Index of the first row of the first transaction (rows in xid order) with an unstamped change; -1: none. */
+function firstUnstampedTransaction(rows: readonly ChangeRow[]): number {
+  const i = rows.findIndex((x) => x.h === null);
+  return i < 0 ? -1 : rows.findIndex((x) => x.xid === rows[i]!.xid);
 }
 
 /** [[tbl, pk], ...] of the given changes, as JSON text (pk embedded as the jsonb text it is). */

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../../src/db/index.js';
 import { captureFunction, migrate, MigrationError, sqlDir, uninstall } from '../../../src/db-triggers/migrate.js';
-import { dbSource } from '../../../src/db-triggers/reader.js';
+import { dbSource, readChanges } from '../../../src/db-triggers/reader.js';
 import { Replicator } from '../../../src/db-triggers/replicator.js';
 import { replicationStatus } from '../../../src/db-triggers/status.js';
 import { createDatabases, dbUrl, dropDatabases, waitFor } from '../support/pg.js';
@@ -326,6 +326,42 @@ describe('batches', () => {
     const B = c.site('b').db;
     expect(await rows(B, `SELECT count(*)::int AS n FROM t`)).toEqual([{ n: 11201 }]);
     expect(await rows(B, `SELECT changes::int AS n FROM multisite.watermark WHERE peer = 'a'`)).toEqual([{ n: 11201 }]);
+  });
+});
+
+describe('a read that finds unstamped changes', () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await createCluster('cut', ['a', 'b'], `CREATE TABLE t (id int PRIMARY KEY, v int);`, ['t']);
+    // changes committed after a read's stamp_batch and before its snapshot: here, all of them
+    await c
+      .site('a')
+      .db.exec(
+        `CREATE OR REPLACE FUNCTION multisite.stamp_batch(p_xmin xid8, p_applied xid8[], p_limit int) RETURNS int LANGUAGE sql AS 'SELECT 0'`,
+      );
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+  it('ends the batch before them (they come in the next read, once), or stamps them at its head', async () => {
+    const A = c.site('a').db;
+    const ids = (b: Awaited<ReturnType<typeof readChanges>>) => b.changes.map((x) => JSON.parse(x.pk).id as number);
+    await A.query(`INSERT INTO t VALUES (1, 1)`);
+    await A.query(`SELECT multisite.stamp()`);
+    await A.query(`INSERT INTO t VALUES (2, 2)`);
+    await A.query(`INSERT INTO t VALUES (3, 3)`);
+    const first = await readChanges(A, { xmin: 0n, applied: [] }, 100);
+    expect(ids(first)).toEqual([1]);
+    await A.query(`SELECT multisite.stamp()`);
+    const second = await readChanges(A, first.next, 100);
+    expect(ids(second)).toEqual([2, 3]);
+    expect((await readChanges(A, second.next, 100)).changes).toEqual([]);
+    // the batch's first transaction unstamped: stamped in the read's snapshot, read once
+    await A.query(`INSERT INTO t VALUES (4, 4)`);
+    const head = await readChanges(A, second.next, 100);
+    expect(ids(head)).toEqual([4]);
+    expect(head.changes[0]!.h).toBeGreaterThan(0);
+    expect((await readChanges(A, head.next, 100)).changes).toEqual([]);
   });
 });
 

@@ -60,7 +60,7 @@ function fakePeer() {
   return { source, write, reads, acks, failNextAcks: (n: number) => (failAcks = n) };
 }
 
-function fakeSink(opts: { failApply?: () => boolean; start?: Watermark } = {}) {
+function fakeSink(opts: { failApply?: () => string | false; start?: Watermark } = {}) {
   let wm: Watermark = opts.start ?? { xmin: 0n, applied: [] };
   const applied: number[] = [];
   /** Change ids in the order they were applied. */
@@ -69,10 +69,14 @@ function fakeSink(opts: { failApply?: () => boolean; start?: Watermark } = {}) {
   const applies: { from: bigint; done: boolean }[] = [];
   /** Batches applied when each stampOwn call came. */
   const stamps: number[] = [];
+  /** The `safe` flag of every apply call. */
+  const safe: boolean[] = [];
   const sink: Sink = {
     readWatermark: async () => wm,
-    async apply(_peer, from, batch): Promise<BatchOutcome> {
-      if (opts.failApply?.()) throw Object.assign(new Error('poisoned batch'), { code: 'XX000' });
+    async apply(_peer, from, batch, isSafe): Promise<BatchOutcome> {
+      safe.push(isSafe);
+      const code = opts.failApply?.();
+      if (code) throw Object.assign(new Error(`apply failed (${code})`), { code: code === 'none' ? undefined : code });
       if (from !== wm) throw Object.assign(new Error('watermark moved'), { code: 'RETRY' });
       const entry = { from: from.xmin, done: false };
       applies.push(entry);
@@ -90,7 +94,7 @@ function fakeSink(opts: { failApply?: () => boolean; start?: Watermark } = {}) {
       return 0;
     },
   };
-  return { sink, applied, ids, applies, stamps, consumed: () => applied.reduce((a, b) => a + b, 0) };
+  return { sink, applied, ids, applies, stamps, safe, consumed: () => applied.reduce((a, b) => a + b, 0) };
 }
 
 describe('replicator loop (virtual time, fake peer and sink)', () => {
@@ -182,7 +186,7 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     const peer = fakePeer();
     let calls = 0;
     // the second apply fails once: the batch read ahead of it starts from a watermark never reached
-    const sink = fakeSink({ failApply: () => ++calls === 2 });
+    const sink = fakeSink({ failApply: () => (++calls === 2 ? 'XX000' : false) });
     peer.write(70);
     const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers, batchSize: 10 });
     await rep.start();
@@ -215,7 +219,7 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     const timers = new VirtualTimers();
     const peer = fakePeer();
     let poisoned = true;
-    const sink = fakeSink({ failApply: () => poisoned });
+    const sink = fakeSink({ failApply: () => (poisoned ? 'XX000' : false) });
     const logs: string[] = [];
     const logger = {
       error: (_o: unknown, m: string) => logs.push(m),
@@ -309,6 +313,27 @@ describe('replicator loop (virtual time, fake peer and sink)', () => {
     expect(stalled.at(-1)).toBe(false);
     expect(logs).toContain('replication progressing again');
     await rep.stop();
+  });
+
+  it('retries a transient failure as it was (not row by row), an unknown one row by row', async () => {
+    for (const [code, second] of [
+      ['40001', false], // a serialization failure
+      ['40P01', false], // a deadlock
+      ['RETRY', false], // the watermark moved
+      ['none', true], // an error without a code: what it was is not known
+    ] as const) {
+      const timers = new VirtualTimers();
+      const peer = fakePeer();
+      let fails = 1;
+      const sink = fakeSink({ failApply: () => (fails-- > 0 ? code : false) });
+      peer.write(3);
+      const rep = new Replicator({ site: 'b', sink: sink.sink, sources: [peer.source(timers)], timers });
+      await rep.start();
+      await timers.advance(100);
+      await rep.stop();
+      expect([code, sink.safe.slice(0, 2)]).toEqual([code, [false, second]]);
+      expect(sink.consumed()).toBe(3);
+    }
   });
 
   it('nextDelay: full batch → 0 is handled by the loop; work → busy; idle → doubling to the ceiling; failure → backoff', () => {
