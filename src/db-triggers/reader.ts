@@ -63,8 +63,9 @@ export function dbSource(name: string, db: Db): Source {
  * skipped). The peer's unstamped changes are stamped first, in a statement of their own
  * (multisite.stamp_batch); a transaction that committed after that and before the snapshot ends
  * the batch (or, at its head, is stamped in the snapshot: a stamper that got there after this
- * snapshot then makes the read fail with a serialization error, and it is read again). Each insert or update carries the row as it is in this snapshot: a row changed again
- * since ships its latest state, and one deleted since ships nothing (marked gone: its delete follows).
+ * snapshot then makes the read fail with a serialization error, and it is read again). Each
+ * insert or update carries the row as it is in this snapshot: a row changed again since ships its
+ * latest state, and one deleted since ships nothing (marked gone: its delete follows).
  */
 export async function readChanges(db: Db, wm: Watermark, limit: number): Promise<ReadBatch> {
   const applied = `{${wm.applied.join(',')}}`;
