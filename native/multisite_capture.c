@@ -48,7 +48,8 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(multisite_capture);
 
-#define MAX_PK 16
+/* a primary key has at most INDEX_MAX_KEYS (32) columns */
+#define MAX_PK INDEX_MAX_KEYS
 
 /* How two values of one column are compared. */
 typedef struct ColumnCompare

@@ -19,7 +19,7 @@ const SCHEMA = `
                   g int GENERATED ALWAYS AS (v * 2) STORED);
   CREATE TABLE k (a int, b text, v int, PRIMARY KEY (a, b));
   CREATE TABLE s (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, v int);
-  CREATE TABLE "Odd ""Name""" ("Id" text PRIMARY KEY, "Value" int);
+  CREATE TABLE "Odd ""Name""" ("I'd" text, "Id" int, "Value" int, big text, PRIMARY KEY ("I'd", "Id"));
 `;
 const TABLES = ['t', 'k', 's', '"Odd ""Name"""'];
 
@@ -52,9 +52,11 @@ const STATEMENTS = [
   `UPDATE s SET id = CASE id WHEN 1 THEN 2 WHEN 2 THEN 1 ELSE id END WHERE id IN (1, 2)`, // a swap
   `UPDATE s SET id = 7 - id, v = v + 1 WHERE id BETWEEN 3 AND 4`, // a swap with a changed column
   `UPDATE s SET v = v + 1 WHERE id = 5`,
-  `INSERT INTO "Odd ""Name""" VALUES ('o''1', 1), ('two', 2)`,
-  `UPDATE "Odd ""Name""" SET "Value" = 3 WHERE "Id" = 'o''1'`,
-  `DELETE FROM "Odd ""Name""" WHERE "Id" = 'two'`,
+  `INSERT INTO "Odd ""Name""" VALUES ('o''1', 1, 1, repeat('x', 300000)), ('two', 2, 2, NULL)`,
+  `UPDATE "Odd ""Name""" SET "Value" = 3 WHERE "Id" = 1`, // its big value (TOAST) untouched: not changed
+  `UPDATE "Odd ""Name""" SET big = repeat('x', 299999) || 'y' WHERE "Id" = 1`,
+  `UPDATE "Odd ""Name""" SET big = repeat('x', 299999) || 'y' WHERE "Id" = 1`, // the same value again
+  `DELETE FROM "Odd ""Name""" WHERE "Id" = 2`,
   // the replicator's apply is not captured
   `BEGIN; SET LOCAL multisite.applying = 'on'; INSERT INTO t (id, v) VALUES (500, 1); UPDATE t SET v = 9 WHERE id = 1; COMMIT`,
   `UPDATE t SET v = 10 WHERE id = 500`,
@@ -110,6 +112,7 @@ describe('native capture = PL/pgSQL capture (real PostgreSQL)', () => {
     expect(native['public.t {"id": 1}']).toEqual(['I', 'U j', 'U p', 'U a,w', 'U d,w', 'U v,w']);
     expect(native['public.s {"id": 1}']).toEqual(['I', 'U v']);
     expect(native['public.t {"id": 500}']).toEqual(['U v']);
+    expect(native[`public."Odd ""Name""" {"Id": 1, "I'd": "o'1"}`]).toEqual(['I', 'U Value', 'U big']);
     expect(Object.keys(native).length).toBeGreaterThan(45);
   });
 
