@@ -36,8 +36,12 @@ export interface ConflictSummary {
 /** How much of each version a status shows (the conflict log keeps them whole). */
 export const CONFLICT_ROW_CHARS = 200;
 
+/** The capture triggers of this site's replicated tables: native (C), plpgsql, both, or none. */
+export type CaptureInUse = 'native' | 'plpgsql' | 'mixed' | 'none';
+
 export interface ReplicationStatus {
   site: string;
+  capture: CaptureInUse;
   localPending: number;
   peers: PeerStatus[];
   recentConflicts: ConflictSummary[];
@@ -64,6 +68,7 @@ export async function replicationStatus(
             to_char(updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.MSOF') AS updated_at, last_lag_ms::text
        FROM multisite.watermark`,
   );
+  const capture = await captureInUse(local);
   const localPending = Number(
     (await local.query<{ n: string }>(`SELECT count(*)::text AS n FROM multisite.change`)).rows[0]?.n ?? 0,
   );
@@ -119,6 +124,7 @@ export async function replicationStatus(
   );
   return {
     site,
+    capture,
     localPending,
     peers: out,
     recentConflicts: c.rows.map((r) => ({
@@ -137,9 +143,22 @@ export async function replicationStatus(
   };
 }
 
+/** Which capture function this site's capture triggers call (migrate's `capture` decides). */
+async function captureInUse(local: Db): Promise<CaptureInUse> {
+  const r = await local.query<{ native: number; other: number }>(
+    `SELECT count(*) FILTER (WHERE p.proname = 'capture_native')::int AS native,
+            count(*) FILTER (WHERE p.proname <> 'capture_native')::int AS other
+       FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+      WHERE t.tgname IN ('multisite_capture_i', 'multisite_capture_u', 'multisite_capture_d')`,
+  );
+  const { native = 0, other = 0 } = r.rows[0] ?? {};
+  if (native > 0) return other > 0 ? 'mixed' : 'native';
+  return other > 0 ? 'plpgsql' : 'none';
+}
+
 /** The status as text: one section, for `multisite status`. */
 export function formatReplicationStatus(s: ReplicationStatus): string {
-  const lines = [`replication (site ${s.site}, ${s.localPending} local changes not yet trimmed)`];
+  const lines = [`replication (site ${s.site}, capture ${s.capture}, ${s.localPending} local changes not yet trimmed)`];
   lines.push(
     `  ${'peer'.padEnd(12)} ${'pending'.padStart(8)} ${'lag'.padStart(9)} ${'applied'.padStart(10)} ${'conflicts'.padStart(9)}  last batch`,
   );

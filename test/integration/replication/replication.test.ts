@@ -679,7 +679,13 @@ describe('migrate', () => {
       run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: process.cwd() });
     const m = await cli('migrate', '--config', cfg('a'));
     expect(m.stdout).toMatch(/replication installed for site a: public\.t \(id\)/);
-    await cli('migrate', '--db', dbUrl(names[1]!), '--site', 'b', '--tables', 't');
+    expect(m.stdout).toMatch(/^capture: native$/m); // make test installs the library: auto takes it
+    const mb = await cli('migrate', '--db', dbUrl(names[1]!), '--site', 'b', '--tables', 't', '--capture', 'plpgsql');
+    expect(mb.stdout).toMatch(/^capture: plpgsql$/m);
+    const badMode = await cli('migrate', '--config', cfg('a'), '--capture', 'fast').catch((e: { stderr: string }) => e);
+    expect((badMode as { stderr: string }).stderr).toMatch(
+      /--capture must be one of auto, native, plpgsql, not 'fast'/,
+    );
     const bad = await cli('migrate', '--db', dbUrl(names[1]!), '--site', 'b', '--tables', 'nope').catch(
       (e: { code: number; stderr: string }) => e,
     );
@@ -691,7 +697,9 @@ describe('migrate', () => {
       await cli('replicate', '--config', cfg('b'), '--once');
       expect((await b.query(`SELECT v FROM t`)).rows).toEqual([{ v: 'via cli' }]);
       const st = await cli('status', '--config', cfg('b'));
-      expect(st.stdout).toMatch(/replication \(site b/);
+      expect(st.stdout).toMatch(/replication \(site b, capture plpgsql,/);
+      const sa = await cli('status', '--config', cfg('a'));
+      expect(sa.stdout).toMatch(/replication \(site a, capture native,/);
       expect(st.stdout).toMatch(/^\s+a\s+0\s+0\.00s\s+1\s+0/m);
     } finally {
       await a.close();
