@@ -1,7 +1,7 @@
 import { quoteIdent, type Queryable } from '../db/index.js';
 import { consolidate } from './consolidate.js';
 import { tableColumns } from './migrate.js';
-import { bookkeeping, plan, rowKey, safeStatement, type Planned, type TableMeta } from './plan.js';
+import { applyPhases, bookkeeping, plan, rowKey, safeStatement, type Planned, type TableMeta } from './plan.js';
 import type { LocalRow } from './resolve.js';
 import {
   cmpStamp,
@@ -124,9 +124,29 @@ export async function applyBatch(
   safe: boolean,
 ): Promise<ApplyResult> {
   const merged = consolidate(changes);
-  if (merged.length === 0) return { rows: 0, conflicts: [], errors: 0 };
+  const out: ApplyResult = { rows: 0, conflicts: [], errors: 0 };
   const metas = new Map<string, TableMeta | undefined>();
   for (const inc of merged) if (!metas.has(inc.tbl)) metas.set(inc.tbl, await catalog.get(tx, inc.tbl));
+  // hot tables last, each phase locking its own rows: see applyPhases
+  for (const part of applyPhases(changes, merged, metas)) {
+    const r = await applyPart(tx, part, metas, peer, me, policy, safe);
+    out.rows += r.rows;
+    out.conflicts.push(...r.conflicts);
+    out.errors += r.errors;
+  }
+  return out;
+}
+
+/** One phase of a batch: lock and read its rows, plan, run the statements, then the bookkeeping. */
+async function applyPart(
+  tx: Queryable,
+  merged: readonly Consolidated[],
+  metas: ReadonlyMap<string, TableMeta | undefined>,
+  peer: string,
+  me: string,
+  policy: Policy,
+  safe: boolean,
+): Promise<ApplyResult> {
   const p = plan(merged, metas, await loadLocal(tx, merged, metas), policy);
   const failed = new Map<Planned, string>();
   if (p.actions.length && safe) {

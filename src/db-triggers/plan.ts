@@ -1,6 +1,6 @@
 import { quoteIdent } from '../db/index.js';
 import { decide, type Decision, type LocalRow } from './resolve.js';
-import type { ConflictRecord, Consolidated, Policy } from './types.js';
+import type { ConflictRecord, Consolidated, Policy, RawChange } from './types.js';
 
 /**
  * The planner (pure): a peer's changes and this site's state of the rows they touch in;
@@ -43,6 +43,37 @@ export interface Plan {
   statements: Statement[];
   /** The decisions that change a row (the safe path runs them one by one). */
   actions: Planned[];
+}
+
+/** A table whose rows a batch changed at least this many times each, on average, is hot. */
+export const HOT_CHANGES_PER_ROW = 2;
+
+/**
+ * The batch's rows in the order of their apply phases. An apply holds every row it changes locked
+ * until it commits, and a row rewritten over and over at the origin (a counter, pgbench's branch)
+ * is most likely written just as often here, where each local writer of it then waits for the
+ * whole apply. So the tables of such rows go in a last phase of their own, locked after everything
+ * else is applied: those writers wait for that phase only. One phase when no table is hot, all
+ * are, or any takes part in foreign keys (parents must stay before children across tables).
+ * A table's rows stay together, so the order within a table (a delete, then an insert reusing its
+ * unique value) is kept.
+ */
+export function applyPhases(
+  changes: readonly RawChange[],
+  merged: readonly Consolidated[],
+  tables: ReadonlyMap<string, TableMeta | undefined>,
+): Consolidated[][] {
+  if (merged.length === 0) return [];
+  if ([...tables.values()].some((t) => t?.fk === true)) return [[...merged]];
+  const raw = new Map<string, number>();
+  for (const c of changes) raw.set(c.tbl, (raw.get(c.tbl) ?? 0) + 1);
+  const rows = new Map<string, number>();
+  for (const m of merged) rows.set(m.tbl, (rows.get(m.tbl) ?? 0) + 1);
+  const hot = (m: Consolidated) =>
+    tables.get(m.tbl) !== undefined && (raw.get(m.tbl) ?? 0) >= HOT_CHANGES_PER_ROW * rows.get(m.tbl)!;
+  const cold = merged.filter((m) => !hot(m));
+  const last = merged.filter(hot);
+  return cold.length === 0 || last.length === 0 ? [[...merged]] : [cold, last];
 }
 
 /** The map key of a row. */

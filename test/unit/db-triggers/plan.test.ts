@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { consolidate } from '../../../src/db-triggers/consolidate.js';
-import { bookkeeping, plan, rowKey, type TableMeta } from '../../../src/db-triggers/plan.js';
+import { applyPhases, bookkeeping, plan, rowKey, type TableMeta } from '../../../src/db-triggers/plan.js';
 import type { LocalRow } from '../../../src/db-triggers/resolve.js';
 import { hlcFromMs, type RawChange } from '../../../src/db-triggers/types.js';
 
@@ -221,5 +221,69 @@ describe('planner', () => {
         'INSERT',
       ]);
     });
+  });
+});
+
+describe('apply phases', () => {
+  // pgbench's shape: every transaction changes one account, one of 10 tellers and the one branch
+  const meta = (fk = false): TableMeta => ({ pk: ['id'], columns: ['id', 'v'], fk });
+  const pgbench = (fk = false) =>
+    new Map<string, TableMeta | undefined>([
+      ['accounts', meta(fk)],
+      ['tellers', meta()],
+      ['branches', meta()],
+    ]);
+  const batch = (): RawChange[] => {
+    const list: RawChange[] = [];
+    for (let i = 0; i < 40; i++) {
+      for (const [tbl, id] of [
+        ['accounts', 1000 + i],
+        ['tellers', i % 10],
+        ['branches', 1],
+      ] as const)
+        list.push(
+          change({
+            tbl,
+            op: 'U',
+            h: H + list.length,
+            cols: ['v'],
+            pk: `{"id": ${id}}`,
+            row: `{"id": ${id}, "v": ${i}}`,
+          }),
+        );
+    }
+    return list;
+  };
+  const tablesOf = (part: { tbl: string }[]) => [...new Set(part.map((m) => m.tbl))];
+
+  it('rows changed over and over (at least 2 changes a row) are applied last, in a phase of their own', () => {
+    const list = batch();
+    const phases = applyPhases(list, consolidate(list), pgbench());
+    expect(phases.map(tablesOf)).toEqual([['accounts'], ['tellers', 'branches']]);
+    expect(phases[0]).toHaveLength(40);
+    expect(phases[1]).toHaveLength(11);
+  });
+
+  it('one phase when a table takes part in foreign keys, when none is hot, or when all are', () => {
+    const list = batch();
+    expect(applyPhases(list, consolidate(list), pgbench(true))).toHaveLength(1);
+    const cold = list.filter((c) => c.tbl === 'accounts');
+    expect(applyPhases(cold, consolidate(cold), pgbench())).toHaveLength(1);
+    const hot = list.filter((c) => c.tbl !== 'accounts');
+    expect(applyPhases(hot, consolidate(hot), pgbench())).toHaveLength(1);
+    expect(applyPhases([], [], pgbench())).toEqual([]);
+  });
+
+  it('a table this site does not replicate stays in the first phase (its changes become apply errors there)', () => {
+    const list = [
+      ...batch(),
+      change({ tbl: 'gone', op: 'U', h: H, cols: ['v'] }),
+      change({ tbl: 'gone', op: 'U', h: H + 1, cols: ['v'] }),
+    ];
+    const phases = applyPhases(list, consolidate(list), pgbench());
+    expect(phases.map(tablesOf)).toEqual([
+      ['accounts', 'gone'],
+      ['tellers', 'branches'],
+    ]);
   });
 });
