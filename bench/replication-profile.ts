@@ -27,7 +27,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../src/db-triggers/migrate.js';
 import { openDb } from '../src/db/index.js';
-import { pgbenchConnection } from './lib/pgbench-args.js';
+import { PGBENCH, pgbenchConnection, pgbenchTps } from './lib/pgbench.js';
 import { report } from './lib/table.js';
 
 const run = promisify(execFile);
@@ -36,7 +36,6 @@ const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
 const ROUNDS = Number(process.env.PROFILE_ROUNDS ?? 2);
 const BUILTIN = process.env.PROFILE_BUILTIN ?? 'tpcb-like';
 const MODES = (process.env.PROFILE_MODES ?? 'off,capture,native,full,native-full').split(',') as Mode[];
-const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'];
 /** Extra node options for the replicators, e.g. PROFILE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const NODE_ARGS = (process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter((x) => x !== '');
@@ -146,26 +145,19 @@ function sampler(dbs: string[], procs: () => number[]) {
 }
 
 async function pgbench(db: string): Promise<number> {
-  const r = await run(
-    PGBENCH,
-    [
-      '-n',
-      '-b',
-      BUILTIN,
-      '-c',
-      String(CLIENTS),
-      '-j',
-      String(Math.min(2, CLIENTS)),
-      '-T',
-      String(SECONDS),
-      ...pgbenchConnection(BASE),
-      db,
-    ],
-    { maxBuffer: 1 << 24 },
-  );
-  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
-  if (!m) throw new Error(`pgbench printed no tps:\n${r.stdout}\n${r.stderr}`);
-  return Number(m[1]);
+  return pgbenchTps([
+    '-n',
+    '-b',
+    BUILTIN,
+    '-c',
+    String(CLIENTS),
+    '-j',
+    String(Math.min(2, CLIENTS)),
+    '-T',
+    String(SECONDS),
+    ...pgbenchConnection(BASE),
+    db,
+  ]);
 }
 
 async function template(): Promise<string> {

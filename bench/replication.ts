@@ -27,14 +27,13 @@ import { migrate } from '../src/db-triggers/migrate.js';
 import { Replicator } from '../src/db-triggers/replicator.js';
 import { replicaLagMs } from '../src/db-triggers/status.js';
 import { openDb, type Db } from '../src/db/index.js';
-import { pgbenchConnection } from './lib/pgbench-args.js';
+import { PGBENCH, pgbenchConnection, pgbenchTps } from './lib/pgbench.js';
 import { report } from './lib/table.js';
 
 const run = promisify(execFile);
 const BASE = process.env.BENCH_PGURL ?? 'postgres://postgres@127.0.0.1:5432';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 const n = (x: number) => Math.max(1, Math.round(x * SCALE));
 const CLIENTS = 4;
 /** The capture trigger multisite installs (migrate's `capture`): auto takes the native one where the server has it. */
@@ -281,14 +280,19 @@ async function pgbenchInit(dbName: string, site: number): Promise<void> {
 }
 
 async function pgbench(dbName: string, builtin: 'tpcb-like' | 'simple-update'): Promise<number> {
-  const r = await run(
-    PGBENCH,
-    ['-n', '-b', builtin, '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), ...pgbenchConnection(BASE), dbName],
-    { maxBuffer: 1 << 24 },
-  );
-  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
-  if (!m) throw new Error(`pgbench printed no tps:\n${r.stdout}\n${r.stderr}`);
-  return Number(m[1]);
+  return pgbenchTps([
+    '-n',
+    '-b',
+    builtin,
+    '-c',
+    String(CLIENTS),
+    '-j',
+    '2',
+    '-T',
+    String(SECONDS),
+    ...pgbenchConnection(BASE),
+    dbName,
+  ]);
 }
 
 interface Row {

@@ -71,9 +71,10 @@ export interface Cluster {
  * clients are killed in these tests, never the server), listening on 127.0.0.1 and a free port.
  * Two sites in one cluster share transaction ids and snapshots, which real sites never do: a
  * peer's snapshot moves there whenever anything commits anywhere, and hides bugs that only an
- * idle peer on its own server shows. Runs the server as `postgres` when we are root.
+ * idle peer on its own server shows. Runs the server as `postgres` when we are root. `settings`:
+ * more server settings (`-c name=value`), e.g. `wal_level: 'logical'` for a logical-replication peer.
  */
-export async function startCluster(): Promise<Cluster> {
+export async function startCluster(settings: Record<string, string> = {}): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'ms-pg-'));
   // initdb refuses root: as root, the server runs as postgres (spawned as that user directly, so
   // our signals reach the server itself, not a wrapper that may not pass them on)
@@ -107,6 +108,7 @@ export async function startCluster(): Promise<Cluster> {
         `unix_socket_directories=${dir}`,
         '-c',
         'fsync=off',
+        ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
       ],
       user,
     );
