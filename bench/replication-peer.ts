@@ -14,6 +14,10 @@
  * identical to a, and writes bench/results/replication-peer.json.
  *
  *   npx tsx bench/replication-peer.ts    (BENCH_SECONDS, default 15; BENCH_ROUNDS, default 2)
+ *
+ * BENCH_PIN=1 gives each site a core of its own, as two machines would: site a's server, its
+ * pgbench and its replicator on CPU 0, site b's on CPU 1 (taskset). The apply then costs b's core,
+ * not a's; without it every process shares both cores.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -35,6 +39,9 @@ const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbe
 const MODES = ['none', 'logical', 'multisite'] as const;
 type Mode = (typeof MODES)[number];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PIN = process.env.BENCH_PIN === '1';
+/** What a process of site i runs under: `taskset -c i` when pinned. */
+const onSite = (i: number): string[] => (PIN ? ['taskset', '-c', String(i)] : []);
 
 async function sql(url: string, text: string): Promise<pg.QueryResult> {
   const c = new pg.Client({ connectionString: url });
@@ -95,11 +102,12 @@ async function replicate(mode: Mode, urls: string[], tag: string): Promise<() =>
       cfg,
       `site: ${'ab'[i]}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [${TABLES.join(', ')}]\n  sites:\n    a: { db: "${a}" }\n    b: { db: "${b}" }\n  log-level: warn\n`,
     );
-    children.push(
-      spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', cfg], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      }),
-    );
+    const [cmd, ...args] = [
+      ...onSite(i),
+      process.execPath,
+      ...['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', cfg],
+    ];
+    children.push(spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'inherit'] }));
   }
   // both connected (its own pool and the peer's reader at each database) before pgbench starts
   for (const url of urls) {
@@ -140,19 +148,10 @@ async function lagS(mode: Mode, urls: string[], tag: string): Promise<number> {
 }
 
 async function pgbench(url: string, name: string): Promise<number> {
-  return pgbenchTps([
-    '-n',
-    '-b',
-    'tpcb-like',
-    '-c',
-    '4',
-    '-j',
-    '2',
-    '-T',
-    String(SECONDS),
-    ...pgbenchConnection(url),
-    name,
-  ]);
+  return pgbenchTps(
+    ['-n', '-b', 'tpcb-like', '-c', '4', '-j', '2', '-T', String(SECONDS), ...pgbenchConnection(url), name],
+    onSite(0),
+  );
 }
 
 interface Result {
@@ -196,7 +195,10 @@ async function once(clusters: Cluster[], mode: Mode, round: number): Promise<Res
 }
 
 async function main(): Promise<void> {
-  const clusters = [await startCluster({ wal_level: 'logical' }), await startCluster({ wal_level: 'logical' })];
+  const clusters = [
+    await startCluster({ wal_level: 'logical' }, PIN ? { cpus: '0' } : {}),
+    await startCluster({ wal_level: 'logical' }, PIN ? { cpus: '1' } : {}),
+  ];
   const results: Result[] = [];
   try {
     for (let r = 0; r < ROUNDS; r++)
@@ -220,7 +222,12 @@ async function main(): Promise<void> {
       'b identical': x.mode === 'none' ? '' : x.identical ? 'yes' : 'NO',
     };
   });
-  report('replication-peer', rows, { seconds: SECONDS, rounds: ROUNDS, results });
+  report(PIN ? 'replication-peer-pinned' : 'replication-peer', rows, {
+    seconds: SECONDS,
+    rounds: ROUNDS,
+    pinned: PIN,
+    results,
+  });
 }
 
 main().catch((err: unknown) => {

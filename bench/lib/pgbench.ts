@@ -10,9 +10,13 @@ export function pgbenchConnection(base: string): string[] {
   return ['-h', u.hostname || '127.0.0.1', '-p', u.port || '5432', '-U', decodeURIComponent(u.username) || 'postgres'];
 }
 
-/** Runs pgbench with `args` and returns its tps (without the initial connection time). */
-export async function pgbenchTps(args: string[]): Promise<number> {
-  const r = await promisify(execFile)(PGBENCH, args, { maxBuffer: 1 << 24 });
+/**
+ * Runs pgbench with `args` and returns its tps (without the initial connection time). `prefix`:
+ * a command pgbench runs under, e.g. `['taskset', '-c', '0']`.
+ */
+export async function pgbenchTps(args: string[], prefix: string[] = []): Promise<number> {
+  const [cmd, ...rest] = [...prefix, PGBENCH, ...args];
+  const r = await promisify(execFile)(cmd!, rest, { maxBuffer: 1 << 24 });
   const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
   if (!m) throw new Error(`pgbench printed no tps:\n${r.stdout}\n${r.stderr}`);
   return Number(m[1]);

@@ -72,9 +72,13 @@ export interface Cluster {
  * Two sites in one cluster share transaction ids and snapshots, which real sites never do: a
  * peer's snapshot moves there whenever anything commits anywhere, and hides bugs that only an
  * idle peer on its own server shows. Runs the server as `postgres` when we are root. `settings`:
- * more server settings (`-c name=value`), e.g. `wal_level: 'logical'` for a logical-replication peer.
+ * more server settings (`-c name=value`), e.g. `wal_level: 'logical'` for a logical-replication peer;
+ * `opts.cpus`: pin the server to those CPUs (`taskset -c`), e.g. one site per core in a benchmark.
  */
-export async function startCluster(settings: Record<string, string> = {}): Promise<Cluster> {
+export async function startCluster(
+  settings: Record<string, string> = {},
+  opts: { cpus?: string } = {},
+): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'ms-pg-'));
   // initdb refuses root: as root, the server runs as postgres (spawned as that user directly, so
   // our signals reach the server itself, not a wrapper that may not pass them on)
@@ -95,9 +99,13 @@ export async function startCluster(settings: Record<string, string> = {}): Promi
   // a free port can be taken between picking and binding it: another pick, at most three times
   for (let attempt = 1; !server; attempt++) {
     port = await freePort('127.0.0.1');
+    // opts.cpus: the server and every backend on those CPUs only (taskset execs postgres in place)
+    const pin = opts.cpus !== undefined ? ['taskset', '-c', opts.cpus] : [];
     const s = startProcess(
-      join(PG_BIN, 'postgres'),
+      pin[0] ?? join(PG_BIN, 'postgres'),
       [
+        ...pin.slice(1),
+        ...(pin.length ? [join(PG_BIN, 'postgres')] : []),
         '-D',
         data,
         '-p',
