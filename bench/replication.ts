@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { migrate } from '../src/db-triggers/migrate.js';
+import { migrate, type CaptureMode } from '../src/db-triggers/migrate.js';
 import { Replicator } from '../src/db-triggers/replicator.js';
 import { replicaLagMs } from '../src/db-triggers/status.js';
 import { openDb, type Db } from '../src/db/index.js';
@@ -37,7 +37,7 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const n = (x: number) => Math.max(1, Math.round(x * SCALE));
 const CLIENTS = 4;
 /** The capture trigger multisite installs (migrate's `capture`): auto takes the native one where the server has it. */
-const CAPTURE = (process.env.BENCH_CAPTURE ?? 'auto') as 'auto' | 'native' | 'plpgsql';
+const CAPTURE = (process.env.BENCH_CAPTURE ?? 'auto') as CaptureMode;
 const SITES = ['a', 'b'] as const;
 const url = (db: string) => `${BASE}/${db}`;
 const now = () => performance.now();

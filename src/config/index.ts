@@ -20,5 +20,10 @@ export {
   standbyOf,
 } from './partitions-schema.js';
 export { type ProbesConfig, probesSchema } from './policy-schema.js';
-export { REPLICATION_DEFAULTS, type ReplicationConfig, type ReplicationSiteDb } from './replication-schema.js';
+export {
+  CAPTURE_MODES,
+  REPLICATION_DEFAULTS,
+  type ReplicationConfig,
+  type ReplicationSiteDb,
+} from './replication-schema.js';
 export { type StatusPageConfig } from './status-page-schema.js';

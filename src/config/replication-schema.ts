@@ -28,6 +28,9 @@ export const REPLICATION_DEFAULTS = {
   'max-lag-seconds': 30,
 } as const;
 
+/** The capture triggers `multisite migrate` can install (replication.capture, migrate --capture). */
+export const CAPTURE_MODES = ['auto', 'native', 'plpgsql'] as const;
+
 export const replicationSchema = z
   .strictObject({
     /** Tables replicated at every site ("schema.table" or "table" in public). */
@@ -39,7 +42,7 @@ export const replicationSchema = z
      * the server's library directory; a superuser migrates), `plpgsql`, or `auto`: native when the
      * server can load it, else plpgsql (migrate says which, and why).
      */
-    capture: z.enum(['auto', 'native', 'plpgsql']).default('auto'),
+    capture: z.enum(CAPTURE_MODES).default('auto'),
     /** Who wins when the same column is changed at two sites concurrently. */
     policy: z.enum(['latest', 'site-priority']).default('latest'),
     /** For site-priority: the sites, strongest first (default: the order of `sites:`). */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { CAPTURE_MODES } from '../config/index.js';
 import { qualifiedName, quoteIdent, type Db, type Queryable } from '../db/index.js';
 
 /** The sql/ folder of the package (works from src/ under tsx and from dist/). */
@@ -17,7 +18,7 @@ export class MigrationError extends Error {
  * library directory by `make -C native install`; needs a superuser to create), `plpgsql` the
  * generated PL/pgSQL functions, `auto` native when the server has it, else plpgsql.
  */
-export type CaptureMode = 'auto' | 'native' | 'plpgsql';
+export type CaptureMode = (typeof CAPTURE_MODES)[number];
 
 export interface MigrateOptions {
   site: string;
@@ -41,7 +42,7 @@ export interface MigrateResult {
 /** Version 1's row-level capture and per-statement NOTIFY triggers (dropped on upgrade). */
 const OLD_TRIGGERS = ['multisite_capture', 'multisite_notify'];
 /** One statement-level trigger per operation: a trigger with transition tables takes one event. */
-const TRIGGERS = {
+export const TRIGGERS = {
   INSERT: 'multisite_capture_i',
   UPDATE: 'multisite_capture_u',
   DELETE: 'multisite_capture_d',
@@ -108,7 +109,7 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResu
 }
 
 /** The C capture function (native/multisite_capture.c); its arguments: the table, its key columns. */
-const NATIVE_FUNCTION = 'multisite.capture_native';
+export const NATIVE_FUNCTION = 'multisite.capture_native';
 
 const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 

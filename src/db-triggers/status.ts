@@ -1,4 +1,5 @@
 import type { Db } from '../db/index.js';
+import { NATIVE_FUNCTION, TRIGGERS } from './migrate.js';
 
 export interface PeerStatus {
   peer: string;
@@ -146,10 +147,10 @@ export async function replicationStatus(
 /** Which capture function this site's capture triggers call (migrate's `capture` decides). */
 async function captureInUse(local: Db): Promise<CaptureInUse> {
   const r = await local.query<{ native: number; other: number }>(
-    `SELECT count(*) FILTER (WHERE p.proname = 'capture_native')::int AS native,
-            count(*) FILTER (WHERE p.proname <> 'capture_native')::int AS other
-       FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-      WHERE t.tgname IN ('multisite_capture_i', 'multisite_capture_u', 'multisite_capture_d')`,
+    `SELECT count(*) FILTER (WHERE t.tgfoid = to_regprocedure($1))::int AS native,
+            count(*) FILTER (WHERE t.tgfoid IS DISTINCT FROM to_regprocedure($1))::int AS other
+       FROM pg_trigger t WHERE t.tgname = ANY ($2::text[])`,
+    [`${NATIVE_FUNCTION}()`, Object.values(TRIGGERS)],
   );
   const { native = 0, other = 0 } = r.rows[0] ?? {};
   if (native > 0) return other > 0 ? 'mixed' : 'native';

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../config/index.js';
+import { CAPTURE_MODES, loadConfig } from '../../config/index.js';
 import { openDb, redactUrl, type Db } from '../../db/index.js';
 import {
   migrate,
@@ -82,8 +82,6 @@ export async function run(args: string[]): Promise<number> {
     await db.close();
   }
 }
-
-const CAPTURE_MODES: readonly CaptureMode[] = ['auto', 'native', 'plpgsql'];
 
 function captureMode(v: string | undefined): CaptureMode {
   if (v === undefined) return 'auto';
