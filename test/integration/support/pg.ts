@@ -94,18 +94,17 @@ export async function startCluster(
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? String(e)}`);
   }
+  // opts.cpus: the server and every backend on those CPUs only (taskset execs postgres in place)
+  const [cmd, ...before] = [...(opts.cpus !== undefined ? ['taskset', '-c', opts.cpus] : []), join(PG_BIN, 'postgres')];
   let server: Started | undefined;
   let port = 0;
   // a free port can be taken between picking and binding it: another pick, at most three times
   for (let attempt = 1; !server; attempt++) {
     port = await freePort('127.0.0.1');
-    // opts.cpus: the server and every backend on those CPUs only (taskset execs postgres in place)
-    const pin = opts.cpus !== undefined ? ['taskset', '-c', opts.cpus] : [];
     const s = startProcess(
-      pin[0] ?? join(PG_BIN, 'postgres'),
+      cmd!,
       [
-        ...pin.slice(1),
-        ...(pin.length ? [join(PG_BIN, 'postgres')] : []),
+        ...before,
         '-D',
         data,
         '-p',
