@@ -19,10 +19,7 @@
  * pgbench and its replicator on CPU 0, site b's on CPU 1 (taskset). The apply then costs b's core,
  * not a's; without it every process shares both cores.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../src/db-triggers/migrate.js';
@@ -30,6 +27,7 @@ import { replicaLagMs } from '../src/db-triggers/status.js';
 import { openDb } from '../src/db/index.js';
 import { startCluster, type Cluster } from '../test/integration/support/pg.js';
 import { PGBENCH, pgbenchConnection, pgbenchTps } from './lib/pgbench.js';
+import { interleaved, SITE_NAMES, startReplicators } from './lib/replicators.js';
 import { report } from './lib/table.js';
 
 const run = promisify(execFile);
@@ -91,43 +89,12 @@ async function replicate(mode: Mode, urls: string[], tag: string): Promise<() =>
       await sql(b, `DROP SUBSCRIPTION s_${tag}`);
     };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'ms-peer-'));
-  const children: ChildProcess[] = [];
   for (const [i, url] of urls.entries()) {
     const db = await openDb(url, { max: 1 });
-    await migrate(db, { site: 'ab'[i]!, tables: TABLES });
+    await migrate(db, { site: SITE_NAMES[i]!, tables: TABLES });
     await db.close();
-    const cfg = join(dir, `${'ab'[i]}.yaml`);
-    writeFileSync(
-      cfg,
-      `site: ${'ab'[i]}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [${TABLES.join(', ')}]\n  sites:\n    a: { db: "${a}" }\n    b: { db: "${b}" }\n  log-level: warn\n`,
-    );
-    const [cmd, ...args] = [
-      ...onSite(i),
-      process.execPath,
-      ...['--import', 'tsx', 'src/cli/main.ts', 'replicate', '--config', cfg],
-    ];
-    children.push(spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'inherit'] }));
   }
-  // both connected (its own pool and the peer's reader at each database) before pgbench starts
-  for (const url of urls) {
-    for (let t = 0; ; t++) {
-      const r = await sql(
-        url,
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'multisite%'`,
-      );
-      if ((r.rows[0] as { n: number }).n >= 2) break;
-      if (t > 600) throw new Error('replicators did not start');
-      await sleep(100);
-    }
-  }
-  return async () => {
-    for (const c of children) {
-      const done = new Promise((r) => c.once('exit', r));
-      c.kill('SIGTERM');
-      await done;
-    }
-  };
+  return (await startReplicators(urls, TABLES, { prefix: onSite })).stop;
 }
 
 /** b's lag behind a now, in seconds (0 when caught up). */
@@ -199,14 +166,9 @@ async function main(): Promise<void> {
     await startCluster({ wal_level: 'logical' }, PIN ? { cpus: '0' } : {}),
     await startCluster({ wal_level: 'logical' }, PIN ? { cpus: '1' } : {}),
   ];
-  const results: Result[] = [];
+  let results: Result[] = [];
   try {
-    for (let r = 0; r < ROUNDS; r++)
-      for (const m of MODES) {
-        const x = await once(clusters, m, r);
-        results.push(x);
-        process.stdout.write(`${JSON.stringify(x)}\n`);
-      }
+    results = await interleaved(ROUNDS, MODES, (m, r) => once(clusters, m, r));
   } finally {
     for (const c of clusters) await c.stop();
   }

@@ -28,6 +28,7 @@ import { Replicator } from '../src/db-triggers/replicator.js';
 import { replicaLagMs } from '../src/db-triggers/status.js';
 import { openDb, type Db } from '../src/db/index.js';
 import { PGBENCH, pgbenchConnection, pgbenchTps } from './lib/pgbench.js';
+import { replicatorYaml } from './lib/replicators.js';
 import { report } from './lib/table.js';
 
 const run = promisify(execFile);
@@ -89,10 +90,7 @@ class Pair {
       await db.exec(schema);
       if (mode === 'multisite') {
         captureUsed = (await migrate(db, { site: SITES[i]!, tables, capture: CAPTURE })).capture;
-        writeFileSync(
-          join(p.dir, `${SITES[i]}.yaml`),
-          `site: ${SITES[i]}\nsites:\n  - name: a\n  - name: b\nreplication:\n  tables: [${tables.join(', ')}]\n  sites:\n    a: { db: "${url(p.names[0]!)}" }\n    b: { db: "${url(p.names[1]!)}" }\n  log-level: warn\n`,
-        );
+        writeFileSync(join(p.dir, `${SITES[i]}.yaml`), replicatorYaml(SITES[i]!, p.names.map(url), tables));
       }
     }
     if (mode === 'multisite') {
