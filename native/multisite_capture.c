@@ -99,13 +99,11 @@ static const char *const PAIRED_SQL =
 " WHERE y.op <> 'U' OR cardinality(y.cols) > 0 "
 " ORDER BY y.ord";
 
-static TupleDesc sort_desc;
-
 static int
-by_attname(const void *a, const void *b)
+by_attname(const void *a, const void *b, void *desc)
 {
-	Form_pg_attribute x = TupleDescAttr(sort_desc, *(const int *) a);
-	Form_pg_attribute y = TupleDescAttr(sort_desc, *(const int *) b);
+	Form_pg_attribute x = TupleDescAttr((TupleDesc) desc, *(const int *) a);
+	Form_pg_attribute y = TupleDescAttr((TupleDesc) desc, *(const int *) b);
 
 	return strcmp(NameStr(x->attname), NameStr(y->attname));
 }
@@ -193,8 +191,7 @@ describe_columns(TableEntry *e, TupleDesc td)
 			}
 		}
 	}
-	sort_desc = td;
-	qsort(e->by_name, e->ncounted, sizeof(int), by_attname);
+	qsort_arg(e->by_name, e->ncounted, sizeof(int), by_attname, td);
 }
 
 static void
@@ -392,8 +389,9 @@ static bool
 capture_update_in_place(TableEntry *e, text *tbl, TriggerData *td, TupleTableSlot *o, TupleTableSlot *n,
 						MemoryContext tmp)
 {
-	Tuplestorestate *olds = transition_table(td->tg_oldtable, "old", "");
-	Tuplestorestate *news = transition_table(td->tg_newtable, "new", "");
+	const char *tblname = td->tg_trigger->tgargs[0];
+	Tuplestorestate *olds = transition_table(td->tg_oldtable, "old", tblname);
+	Tuplestorestate *news = transition_table(td->tg_newtable, "new", tblname);
 
 	for (;;)
 	{
