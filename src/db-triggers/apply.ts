@@ -1,4 +1,4 @@
-import { quoteIdent, type Queryable } from '../db/index.js';
+import { quoteIdent, quoteLiteral, type Queryable } from '../db/index.js';
 import { consolidate } from './consolidate.js';
 import { tableColumns } from './migrate.js';
 import { applyPhases, bookkeeping, plan, rowKey, safeStatement, type Planned, type TableMeta } from './plan.js';
@@ -215,7 +215,7 @@ async function uniqueClash(
   );
   if (cols.rows.length === 0) return null;
   const uq = cols.rows.map((r) => quoteIdent(r.col));
-  const pkObj = `jsonb_build_object(${pk.map((c) => `'${c.replace(/'/g, "''")}', t.${quoteIdent(c)}`).join(', ')})`;
+  const pkObj = `jsonb_build_object(${pk.map((c) => `${quoteLiteral(c)}, t.${quoteIdent(c)}`).join(', ')})`;
   const other = await tx.query<{ pk: string; row: string }>(
     `SELECT ${pkObj}::text AS pk, to_jsonb(t)::text AS row FROM ${tbl} t
       WHERE (${uq.map((c) => `t.${c}`).join(', ')}) = (SELECT ${uq.map((c) => `r.${c}`).join(', ')} FROM jsonb_populate_record(NULL::${tbl}, $1::jsonb) r)

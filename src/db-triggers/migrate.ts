@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CAPTURE_MODES } from '../config/index.js';
-import { qualifiedName, quoteIdent, type Db, type Queryable } from '../db/index.js';
+import { qualifiedName, quoteIdent, quoteLiteral, type Db, type Queryable } from '../db/index.js';
 
 /** The sql/ folder of the package (works from src/ under tsx and from dist/). */
 export function sqlDir(): string {
@@ -82,7 +82,7 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResu
       await dropTriggers(tx, w.tbl);
       let call: string;
       if (chosen.capture === 'native') {
-        call = `${NATIVE_FUNCTION}(${[w.tbl, ...w.pk].map(literal).join(', ')})`;
+        call = `${NATIVE_FUNCTION}(${[w.tbl, ...w.pk].map(quoteLiteral).join(', ')})`;
       } else {
         const fn = captureFunction(w.tbl);
         const cols = await comparableColumns(tx, w.tbl);
@@ -111,8 +111,6 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<MigrateResu
 /** The C capture function (native/multisite_capture.c); its arguments: the table, its key columns. */
 export const NATIVE_FUNCTION = 'multisite.capture_native';
 
-const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
-
 /**
  * Creates the native capture function when asked (or, for `auto`, when the server can load it),
  * in a savepoint: a server without the library, or a role that may not create C functions,
@@ -127,7 +125,7 @@ async function installCapture(
   await tx.query('SAVEPOINT native_capture');
   try {
     await tx.query(
-      `CREATE OR REPLACE FUNCTION ${NATIVE_FUNCTION}() RETURNS trigger LANGUAGE c AS ${literal(library)}, 'multisite_capture'`,
+      `CREATE OR REPLACE FUNCTION ${NATIVE_FUNCTION}() RETURNS trigger LANGUAGE c AS ${quoteLiteral(library)}, 'multisite_capture'`,
     );
     await tx.query('RELEASE SAVEPOINT native_capture');
     return { capture: 'native' };
@@ -241,16 +239,15 @@ export function captureFunctionSql(
   columns: ComparableColumn[],
   last: number,
 ): string {
-  const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
   const pkOf = (alias: string) =>
-    `jsonb_build_object(${pk.map((c) => `${lit(c)}, ${alias}.${quoteIdent(c)}`).join(', ')})`;
+    `jsonb_build_object(${pk.map((c) => `${quoteLiteral(c)}, ${alias}.${quoteIdent(c)}`).join(', ')})`;
   const on = pk.map((c) => `n.${quoteIdent(c)} = o.${quoteIdent(c)}`).join(' AND ');
   const first = quoteIdent(pk[0]!);
   const differs = (c: ComparableColumn) =>
     c.native
       ? `n.${quoteIdent(c.col)} IS DISTINCT FROM o.${quoteIdent(c.col)}`
       : `n.${quoteIdent(c.col)}::text IS DISTINCT FROM o.${quoteIdent(c.col)}::text`;
-  const changed = `array_remove(ARRAY[${columns.map((c) => `CASE WHEN ${differs(c)} THEN ${lit(c.col)} END`).join(', ')}]::text[], NULL)`;
+  const changed = `array_remove(ARRAY[${columns.map((c) => `CASE WHEN ${differs(c)} THEN ${quoteLiteral(c.col)} END`).join(', ')}]::text[], NULL)`;
   const changedJson = `coalesce((SELECT array_agg(e.key ORDER BY e.key) FROM jsonb_each(to_jsonb(n.*)) e WHERE e.value IS DISTINCT FROM to_jsonb(o.*) -> e.key), '{}')`;
   const insert = `INSERT INTO multisite.change (tbl, pk, op, cols)`;
   // An update's old and new rows paired by key; a changed key is a delete plus an insert (the
@@ -258,7 +255,7 @@ export function captureFunctionSql(
   // when the table's columns changed since this function was generated).
   const paired = (cols: string) => `
     ${insert}
-    SELECT ${lit(tbl)}, y.pk, y.op, y.cols FROM (
+    SELECT ${quoteLiteral(tbl)}, y.pk, y.op, y.cols FROM (
       SELECT CASE WHEN o.${first} IS NULL THEN 'I' WHEN n.${first} IS NULL THEN 'D' ELSE 'U' END::"char" AS op,
              CASE WHEN n.${first} IS NULL THEN ${pkOf('o')} ELSE ${pkOf('n')} END AS pk,
              CASE WHEN n.${first} IS NOT NULL AND o.${first} IS NOT NULL THEN ${cols} END AS cols,
@@ -271,9 +268,9 @@ BEGIN
   -- apply sessions (SET LOCAL multisite.applying = 'on') are not captured: no echo
   IF current_setting('multisite.applying', true) = 'on' THEN RETURN NULL; END IF;
   IF TG_OP = 'INSERT' THEN
-    ${insert} SELECT ${lit(tbl)}, ${pkOf('n')}, 'I', NULL FROM new_rows n;
+    ${insert} SELECT ${quoteLiteral(tbl)}, ${pkOf('n')}, 'I', NULL FROM new_rows n;
   ELSIF TG_OP = 'DELETE' THEN
-    ${insert} SELECT ${lit(tbl)}, ${pkOf('o')}, 'D', NULL FROM old_rows o;
+    ${insert} SELECT ${quoteLiteral(tbl)}, ${pkOf('o')}, 'D', NULL FROM old_rows o;
   ELSIF ${sameColumnsCheck(columns, last)} THEN${paired(changed)}
   ELSE
     -- the table's columns changed since migrate generated this function (run migrate again):

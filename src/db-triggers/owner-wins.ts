@@ -1,5 +1,5 @@
 import type { PartitionsConfig } from '../config/index.js';
-import { qualifiedName, quoteIdent, type Db, type Queryable } from '../db/index.js';
+import { qualifiedName, quoteIdent, quoteLiteral, type Db, type Queryable } from '../db/index.js';
 import type { Policy } from './types.js';
 
 /** A partition's ownership as replication stores it (src/partitions/ownership.ts's Ownership fits). */
@@ -151,7 +151,7 @@ export async function installOwnerWins(db: Db, p: PartitionsConfig, ownership: I
       await tx.query(`ALTER TABLE ${q.quoted} ADD COLUMN IF NOT EXISTS ${quoteIdent(p['epoch-column'])} text`);
       await tx.query(`DROP TRIGGER IF EXISTS ${EPOCH_TRIGGER} ON ${q.quoted}`);
       await tx.query(
-        `CREATE TRIGGER ${EPOCH_TRIGGER} BEFORE INSERT OR UPDATE ON ${q.quoted} FOR EACH ROW EXECUTE FUNCTION ${s}.stamp(${lit(tenantCol)}, ${lit(p['epoch-column'])})`,
+        `CREATE TRIGGER ${EPOCH_TRIGGER} BEFORE INSERT OR UPDATE ON ${q.quoted} FOR EACH ROW EXECUTE FUNCTION ${s}.stamp(${quoteLiteral(tenantCol)}, ${quoteLiteral(p['epoch-column'])})`,
       );
     }
   });
@@ -171,8 +171,4 @@ export async function uninstallOwnerWins(db: Db, p: PartitionsConfig): Promise<v
   for (const table of Object.keys(p.tables))
     await db.exec(`DROP TRIGGER IF EXISTS ${EPOCH_TRIGGER} ON ${qualifiedName(table).quoted}`);
   await db.exec(`DROP SCHEMA IF EXISTS ${quoteIdent(PARTITION_SCHEMA)} CASCADE`);
-}
-
-function lit(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }

@@ -53,6 +53,11 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/** A string as an SQL literal ('it''s'; standard_conforming_strings, PostgreSQL's default since 9.1). */
+export function quoteLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
 /** Splits "schema.table" or "table" (default schema public) and quotes both parts. */
 export function qualifiedName(name: string): { schema: string; table: string; quoted: string } {
   const m = /^(?:("(?:[^"]|"")+"|[^."]+)\.)?("(?:[^"]|"")+"|[^."]+)$/.exec(name.trim());
